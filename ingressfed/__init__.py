@@ -1,0 +1,10 @@
+"""ingressfed: federated global ingress and DNS for Kubernetes."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("ingressfed")
+except PackageNotFoundError:  # running from a source tree without install
+    __version__ = "0.0.0"
+
+__all__ = ["__version__"]

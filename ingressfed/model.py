@@ -1,0 +1,273 @@
+"""Domain values shared by every layer: frozen, hashable, no behaviour beyond normalising.
+
+Names are absolute DNS names in lower case *without* the trailing dot
+(``k8shserver.default.federation.svc.example.com``); IDNA labels are kept in
+their ``xn--`` form. Record values are in presentation format: addresses as
+text, CNAME targets as names (same convention), TXT as one or more quoted
+strings (``"heritage=ingressfed,..."``), exactly as Route53 and Cloud DNS
+show them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "RecordType",
+    "Policy",
+    "ClusterStatus",
+    "Location",
+    "Routing",
+    "RecordSet",
+    "RecordKey",
+    "ChangeAction",
+    "Change",
+    "Changes",
+    "Cluster",
+    "ServiceObservation",
+    "IngressRule",
+    "IngressObservation",
+    "Federation",
+    "Snapshot",
+    "Backend",
+    "Route",
+    "ADDRESS_TYPES",
+]
+
+
+class RecordType(StrEnum):
+    A = "A"
+    AAAA = "AAAA"
+    CNAME = "CNAME"
+    TXT = "TXT"
+    NS = "NS"
+    SOA = "SOA"
+
+
+# Record types the controller publishes for a name; a CNAME excludes the other two.
+ADDRESS_TYPES: frozenset[RecordType] = frozenset({RecordType.A, RecordType.AAAA, RecordType.CNAME})
+
+
+class Policy(StrEnum):
+    """What the controller may do to records it owns (external-dns semantics)."""
+
+    SYNC = "sync"  # create, update, delete
+    UPSERT_ONLY = "upsert-only"  # create, update; never delete
+    CREATE_ONLY = "create-only"  # create only
+
+
+class ClusterStatus(StrEnum):
+    """Member cluster status as ``kubectl get clusters`` printed it in Federation v1."""
+
+    READY = "Ready"
+    NOT_READY = "NotReady"
+    OFFLINE = "Offline"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """Per-cluster routing data for providers that answer per client (Route53
+    latency/geolocation records, the embedded server's geo answers).
+
+    A record set with routing carries ``set_identifier`` = the cluster name.
+    """
+
+    cluster: str
+    region: str
+    location: Location | None = None
+    weight: int = 100
+    continent: str | None = None  # Route53 geolocation continent code, e.g. "EU"
+    country: str | None = None  # ISO 3166-1 alpha-2
+
+
+RecordKey = tuple[str, RecordType, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSet:
+    name: str
+    type: RecordType
+    ttl: int
+    values: tuple[str, ...]
+    set_identifier: str | None = None
+    routing: Routing | None = field(default=None, compare=True)
+
+    def __post_init__(self) -> None:
+        # Normalise so that equal content compares equal whatever the source.
+        object.__setattr__(self, "name", self.name.rstrip(".").lower())
+        vals = self.values
+        if self.type in (RecordType.CNAME, RecordType.NS):
+            vals = tuple(v.rstrip(".").lower() for v in vals)
+        object.__setattr__(self, "values", tuple(sorted(set(vals))))
+
+    @property
+    def key(self) -> RecordKey:
+        return (self.name, self.type, self.set_identifier)
+
+
+class ChangeAction(StrEnum):
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change to one record set.
+
+    UPDATE carries ``old`` and ``new``; they share name and set identifier but
+    may differ in type (an A set replaced by a CNAME is *one* change).
+    """
+
+    action: ChangeAction
+    old: RecordSet | None = None
+    new: RecordSet | None = None
+
+    def __post_init__(self) -> None:
+        need_old = self.action in (ChangeAction.UPDATE, ChangeAction.DELETE)
+        need_new = self.action in (ChangeAction.UPDATE, ChangeAction.CREATE)
+        if need_old != (self.old is not None) or need_new != (self.new is not None):
+            raise ValueError(f"{self.action} change needs old={need_old} new={need_new}")
+
+    @property
+    def record(self) -> RecordSet:
+        """The record set this change leaves in place, or removes."""
+        rs = self.new if self.new is not None else self.old
+        assert rs is not None
+        return rs
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """An ordered batch: providers apply it atomically where they can."""
+
+    items: tuple[Change, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def creates(self) -> tuple[RecordSet, ...]:
+        return tuple(c.new for c in self.items if c.action is ChangeAction.CREATE and c.new)
+
+    @property
+    def updates(self) -> tuple[tuple[RecordSet, RecordSet], ...]:
+        return tuple(
+            (c.old, c.new) for c in self.items if c.action is ChangeAction.UPDATE and c.old and c.new
+        )
+
+    @property
+    def deletes(self) -> tuple[RecordSet, ...]:
+        return tuple(c.old for c in self.items if c.action is ChangeAction.DELETE and c.old)
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """A member cluster as the core sees it.
+
+    ``status`` is API-server health; ``data_plane_healthy`` is what active and
+    passive HTTP checks of its ingress/LB say (None: not checked).
+    """
+
+    name: str
+    region: str
+    zone: str
+    location: Location | None = None
+    weight: int = 100
+    status: ClusterStatus = ClusterStatus.READY
+    data_plane_healthy: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceObservation:
+    """One federated Service as seen in one member cluster."""
+
+    cluster: str
+    namespace: str
+    name: str
+    ready_endpoints: int
+    addresses: tuple[str, ...] = ()  # load-balancer IPs (v4 and v6)
+    hostnames: tuple[str, ...] = ()  # load-balancer hostnames (e.g. AWS ELB)
+    ttl: int | None = None  # per-object override
+
+
+@dataclass(frozen=True, slots=True)
+class IngressRule:
+    host: str
+    path: str = "/"
+    path_type: str = "Prefix"  # Prefix | Exact | ImplementationSpecific
+
+
+@dataclass(frozen=True, slots=True)
+class IngressObservation:
+    """One federated Ingress as seen in one member cluster.
+
+    ``addresses``/``hostnames`` are its load balancer's; ``port`` is where that
+    load balancer serves HTTP (the proxy's upstream).
+    """
+
+    cluster: str
+    namespace: str
+    name: str
+    rules: tuple[IngressRule, ...]
+    addresses: tuple[str, ...] = ()
+    hostnames: tuple[str, ...] = ()
+    port: int = 80
+    ttl: int | None = None
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(sorted({r.host for r in self.rules}))
+
+
+@dataclass(frozen=True, slots=True)
+class Federation:
+    name: str  # e.g. "federation"
+    suffix: str  # DNS zone suffix, e.g. "example.com"
+    owner_id: str = "ingressfed"
+    ttl: int = 30
+    policy: Policy = Policy.SYNC
+    global_addresses: tuple[str, ...] = ()  # the proxy's LB addresses ("global IP")
+    global_hostnames: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the controller knows at one instant; the only input of ``desired``."""
+
+    clusters: tuple[Cluster, ...] = ()
+    services: tuple[ServiceObservation, ...] = ()
+    ingresses: tuple[IngressObservation, ...] = ()
+
+    def cluster(self, name: str) -> Cluster | None:
+        for c in self.clusters:
+            if c.name == name:
+                return c
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """Where the proxy sends a host's traffic in one cluster."""
+
+    cluster: str
+    host: str  # IP or hostname of the cluster's ingress load balancer
+    port: int = 80
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    host: str
+    path: str = "/"
+    path_type: str = "Prefix"
+    backends: tuple[Backend, ...] = ()
