@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ingressfed.model import Changes, RecordSet, RecordType
 
-__all__ = ["Capabilities", "Provider", "ProviderFactory", "ApplyResult", "BaseProvider"]
+__all__ = ["ApplyResult", "BaseProvider", "Capabilities", "Provider", "ProviderFactory"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +84,15 @@ class BaseProvider:
             if rs.type not in caps.record_types:
                 continue
             if rs.ttl < caps.min_ttl:
-                rs = RecordSet(rs.name, rs.type, caps.min_ttl, rs.values, rs.set_identifier, rs.routing)
-            out.append(rs)
+                out.append(
+                    RecordSet(rs.name, rs.type, caps.min_ttl, rs.values, rs.set_identifier, rs.routing)
+                )
+            else:
+                out.append(rs)
         for rs in merged.values():
             if rs.type in caps.record_types:
-                out.append(rs if rs.ttl >= caps.min_ttl else RecordSet(rs.name, rs.type, caps.min_ttl, rs.values))
+                ttl = max(rs.ttl, caps.min_ttl)
+                out.append(RecordSet(rs.name, rs.type, ttl, rs.values))
         return out
 
     async def close(self) -> None:

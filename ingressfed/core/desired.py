@@ -1,0 +1,320 @@
+"""The record sets a snapshot calls for: a purely computational function.
+
+For each federated Service, at each level (zone, region, global) of
+Federation v1 naming: A/AAAA of the load-balancer addresses of the clusters
+at that level that serve it (cluster may serve, Service has ready endpoints);
+a level with none gets a CNAME to the next level up; the global level with
+none gets no record. A lone load-balancer hostname is published as a CNAME.
+Ingress hosts inside the zone point at the federation's global addresses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ingressfed.core.health import cluster_serves
+from ingressfed.core.naming import in_zone, name_problem, service_level_names
+from ingressfed.core.ownership import companion, companion_name
+from ingressfed.model import (
+    Cluster,
+    Federation,
+    IngressObservation,
+    RecordSet,
+    RecordType,
+    Routing,
+    ServiceObservation,
+    Snapshot,
+)
+
+__all__ = [
+    "Desired",
+    "DesiredState",
+    "Problem",
+    "desired_records",
+    "desired_state",
+    "ingress_resource",
+    "service_resource",
+    "with_companions",
+]
+
+
+_COMPANION_EXTRA = len(companion_name(""))
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    record: RecordSet
+    resource: str  # "service/<ns>/<name>" or "ingress/<ns>/<name>"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    resource: str
+    message: str
+    cluster: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    records: tuple[Desired, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    # resource -> names published and the clusters serving each (for status write-back)
+    published: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+
+
+def service_resource(namespace: str, name: str) -> str:
+    return f"service/{namespace}/{name}"
+
+
+def ingress_resource(namespace: str, name: str) -> str:
+    return f"ingress/{namespace}/{name}"
+
+
+@dataclass(slots=True)
+class _Targets:
+    v4: set[str] = field(default_factory=set)
+    v6: set[str] = field(default_factory=set)
+    hostnames: set[str] = field(default_factory=set)
+    clusters: set[str] = field(default_factory=set)
+
+    def add(self, obs: ServiceObservation, cluster: str) -> None:
+        v4, v6 = _split_addresses(obs.addresses)
+        self.v4 |= v4
+        self.v6 |= v6
+        self.hostnames |= {h.rstrip(".").lower() for h in obs.hostnames}
+        self.clusters.add(cluster)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.v4 or self.v6 or self.hostnames)
+
+
+def _split_addresses(addresses: Iterable[str]) -> tuple[set[str], set[str]]:
+    v4: set[str] = set()
+    v6: set[str] = set()
+    for a in addresses:
+        try:
+            ip = ipaddress.ip_address(a)
+        except ValueError:
+            continue
+        (v4 if ip.version == 4 else v6).add(ip.compressed)
+    return v4, v6
+
+
+def _address_sets(name: str, ttl: int, t: _Targets) -> list[RecordSet]:
+    """A/AAAA for addresses; a CNAME when a single hostname is the only target."""
+    if not t.v4 and not t.v6 and len(t.hostnames) == 1:
+        return [RecordSet(name, RecordType.CNAME, ttl, tuple(t.hostnames))]
+    out: list[RecordSet] = []
+    if t.v4:
+        out.append(RecordSet(name, RecordType.A, ttl, tuple(t.v4)))
+    if t.v6:
+        out.append(RecordSet(name, RecordType.AAAA, ttl, tuple(t.v6)))
+    return out
+
+
+def _routed_sets(
+    name: str, ttl: int, per_cluster: dict[str, _Targets], clusters: dict[str, Cluster]
+) -> list[RecordSet]:
+    """One set per serving cluster, tagged so routing-capable providers answer per client."""
+    out: list[RecordSet] = []
+    for cname in sorted(per_cluster):
+        t = per_cluster[cname]
+        c = clusters[cname]
+        routing = Routing(cluster=c.name, region=c.region, location=c.location, weight=c.weight)
+        if t.v4:
+            out.append(RecordSet(name, RecordType.A, ttl, tuple(t.v4), c.name, routing))
+        if t.v6:
+            out.append(RecordSet(name, RecordType.AAAA, ttl, tuple(t.v6), c.name, routing))
+    return out
+
+
+def _ttl(default: int, overrides: Iterable[int | None]) -> int:
+    chosen = [t for t in overrides if t is not None and t > 0]
+    return min(chosen) if chosen else default
+
+
+def _service_records(
+    fed: Federation,
+    namespace: str,
+    name: str,
+    observations: Sequence[ServiceObservation],
+    clusters: dict[str, Cluster],
+    *,
+    routed: bool,
+) -> tuple[list[RecordSet], list[Problem], dict[str, tuple[str, ...]]]:
+    resource = service_resource(namespace, name)
+    problems: list[Problem] = []
+    ttl = _ttl(fed.ttl, (o.ttl for o in observations))
+    # (region, zone) -> level names; all clusters that have the Service, healthy or not,
+    # so that a level whose clusters are all down still gets its CNAME fallback.
+    levels: dict[str, set[tuple[str, str]]] = {}
+    serving: dict[str, ServiceObservation] = {}
+    for obs in observations:
+        c = clusters.get(obs.cluster)
+        if c is None:
+            problems.append(Problem(resource, "cluster is not a federation member", obs.cluster))
+            continue
+        if not c.region or not c.zone:
+            problems.append(Problem(resource, "cluster region/zone unknown; not published", obs.cluster))
+            continue
+        levels.setdefault(c.region, set()).add((c.region, c.zone))
+        has_targets = bool(obs.addresses or obs.hostnames)
+        if not has_targets:
+            problems.append(Problem(resource, "no load-balancer address yet", obs.cluster))
+        if has_targets and obs.ready_endpoints > 0 and cluster_serves(c):
+            serving[obs.cluster] = obs
+
+    out: list[RecordSet] = []
+    published: dict[str, tuple[str, ...]] = {}
+    if not levels:
+        return out, problems, published
+
+    def targets_where(pred: Callable[[Cluster], bool]) -> tuple[_Targets, dict[str, _Targets]]:
+        union = _Targets()
+        per: dict[str, _Targets] = {}
+        for cname, obs in serving.items():
+            if pred(clusters[cname]):
+                union.add(obs, cname)
+                per.setdefault(cname, _Targets()).add(obs, cname)
+        return union, per
+
+    def emit(level_name: str, pred: Callable[[Cluster], bool], fallback: str | None) -> bool:
+        problem = name_problem(level_name, reserve=_COMPANION_EXTRA)
+        if problem:
+            problems.append(Problem(resource, f"cannot publish {level_name}: {problem}"))
+            return False
+        union, per = targets_where(pred)
+        if union.empty:
+            if fallback is not None:
+                out.append(RecordSet(level_name, RecordType.CNAME, ttl, (fallback,)))
+                published[level_name] = ()
+            return True
+        if routed and len(per) > 1 and (union.v4 or union.v6):
+            out.extend(_routed_sets(level_name, ttl, per, clusters))
+        elif not union.v4 and not union.v6 and len(union.hostnames) > 1:
+            # Several hostnames and no addresses: the source could not resolve them.
+            problems.append(
+                Problem(resource, f"{level_name}: several load-balancer hostnames and no resolved addresses")
+            )
+            return True
+        else:
+            out.extend(_address_sets(level_name, ttl, union))
+        published[level_name] = tuple(sorted(union.clusters))
+        return True
+
+    region0 = min(levels)
+    zone0 = min(levels[region0])[1]
+    top = service_level_names(fed, namespace=namespace, service=name, region=region0, zone=zone0)
+    if not emit(top.global_, lambda c: True, None):
+        return [], problems, {}
+    for region in sorted(levels):
+        for reg, zone in sorted(levels[region]):
+            names = service_level_names(fed, namespace=namespace, service=name, region=reg, zone=zone)
+            if names.region not in published:
+                emit(names.region, _in_region(reg), names.global_)
+            emit(names.zone, _in_zone(reg, zone), names.region)
+    return _dedupe(out), problems, published
+
+
+def _in_region(region: str) -> Callable[[Cluster], bool]:
+    return lambda c: c.region == region
+
+
+def _in_zone(region: str, zone: str) -> Callable[[Cluster], bool]:
+    return lambda c: (c.region, c.zone) == (region, zone)
+
+
+def _dedupe(records: list[RecordSet]) -> list[RecordSet]:
+    seen: dict[tuple[str, RecordType, str | None], RecordSet] = {}
+    for rs in records:
+        seen.setdefault(rs.key, rs)
+    return list(seen.values())
+
+
+def _ingress_records(
+    fed: Federation, ingresses: Sequence[IngressObservation]
+) -> tuple[list[Desired], list[Problem], dict[str, dict[str, tuple[str, ...]]]]:
+    problems: list[Problem] = []
+    published: dict[str, dict[str, tuple[str, ...]]] = defaultdict(dict)
+    by_host: dict[str, list[IngressObservation]] = defaultdict(list)
+    for ing in ingresses:
+        for host in ing.hosts:
+            by_host[host.rstrip(".").lower()].append(ing)
+    out: list[Desired] = []
+    targets = _Targets()
+    targets.v4, targets.v6 = _split_addresses(fed.global_addresses)
+    targets.hostnames = {h.rstrip(".").lower() for h in fed.global_hostnames}
+    for host in sorted(by_host):
+        claimants = sorted(by_host[host], key=lambda i: (i.namespace, i.name, i.cluster))
+        owner = claimants[0]
+        resource = ingress_resource(owner.namespace, owner.name)
+        if not in_zone(host, fed.suffix):
+            problems.append(Problem(resource, f"host {host} is outside the federation zone {fed.suffix}"))
+            continue
+        problem = name_problem(host, reserve=_COMPANION_EXTRA)
+        if problem:
+            problems.append(Problem(resource, f"cannot publish {host}: {problem}"))
+            continue
+        for other in claimants[1:]:
+            other_res = ingress_resource(other.namespace, other.name)
+            if other_res != resource:
+                problems.append(Problem(other_res, f"host {host} is already published for {resource}"))
+        if targets.empty:
+            problems.append(Problem(resource, "federation has no global address configured"))
+            continue
+        ttl = _ttl(fed.ttl, (i.ttl for i in claimants))
+        for rs in _address_sets(host, ttl, targets):
+            out.append(Desired(rs, resource))
+        published[resource][host] = tuple(sorted({i.cluster for i in claimants}))
+    return out, problems, dict(published)
+
+
+def desired_state(fed: Federation, snap: Snapshot, *, routed: bool = False) -> DesiredState:
+    """Everything to publish for ``snap``, with the problems that kept objects out."""
+    clusters = {c.name: c for c in snap.clusters}
+    grouped: dict[tuple[str, str], list[ServiceObservation]] = defaultdict(list)
+    for obs in snap.services:
+        grouped[(obs.namespace, obs.name)].append(obs)
+    records: list[Desired] = []
+    problems: list[Problem] = []
+    published: dict[str, dict[str, tuple[str, ...]]] = {}
+    claimed: set[str] = set()
+    for (ns, name), observations in sorted(grouped.items()):
+        resource = service_resource(ns, name)
+        recs, probs, pub = _service_records(fed, ns, name, observations, clusters, routed=routed)
+        problems.extend(probs)
+        published[resource] = pub
+        for rs in recs:
+            records.append(Desired(rs, resource))
+            claimed.add(rs.name)
+    ing_records, ing_problems, ing_pub = _ingress_records(fed, snap.ingresses)
+    problems.extend(ing_problems)
+    for d in ing_records:
+        if d.record.name in claimed:
+            problems.append(Problem(d.resource, f"{d.record.name} is already published for a Service"))
+            continue
+        records.append(d)
+    published.update(ing_pub)
+    return DesiredState(records=tuple(records), problems=tuple(problems), published=published)
+
+
+def desired_records(fed: Federation, snap: Snapshot, *, routed: bool = False) -> list[Desired]:
+    return list(desired_state(fed, snap, routed=routed).records)
+
+
+def with_companions(desired: Sequence[Desired], owner_id: str) -> list[RecordSet]:
+    """The address sets plus one TXT companion per name (TTL of the name's sets)."""
+    out: list[RecordSet] = []
+    per_name: dict[str, tuple[str, int]] = {}
+    for d in desired:
+        out.append(d.record)
+        prev = per_name.get(d.record.name)
+        ttl = d.record.ttl if prev is None else min(prev[1], d.record.ttl)
+        per_name[d.record.name] = (d.resource, ttl)
+    for name, (resource, ttl) in per_name.items():
+        out.append(companion(name, owner_id=owner_id, resource=resource, ttl=ttl))
+    return out

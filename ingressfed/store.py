@@ -1,0 +1,159 @@
+"""The controller's picture of the world, fed by sources, read as Snapshots.
+
+Sources (a static file, Kubernetes informers, probes, the proxy's health
+checks) only *record* what they saw here. Any real change bumps
+``generation`` and calls ``on_change`` so the controller schedules a
+reconcile; a write that changes nothing is silent, so a resync of unchanged
+objects costs no reconcile. Used from the event loop only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import TypeVar
+
+from ingressfed.model import (
+    Cluster,
+    ClusterStatus,
+    IngressObservation,
+    ServiceObservation,
+    Snapshot,
+)
+
+__all__ = ["Store"]
+
+log = logging.getLogger(__name__)
+
+ObjKey = tuple[str, str, str]  # cluster, namespace, name
+_T = TypeVar("_T")
+
+
+class Store:
+    def __init__(self, *, on_change: Callable[[], None] | None = None) -> None:
+        self._clusters: dict[str, Cluster] = {}
+        self._services: dict[ObjKey, ServiceObservation] = {}
+        self._ingresses: dict[ObjKey, IngressObservation] = {}
+        self.generation = 0
+        self.on_change = on_change
+        self._snapshot: Snapshot | None = None
+
+    def _changed(self) -> None:
+        self.generation += 1
+        self._snapshot = None
+        if self.on_change is not None:
+            self.on_change()
+
+    # clusters
+    def set_cluster(self, cluster: Cluster) -> None:
+        prev = self._clusters.get(cluster.name)
+        if prev is not None:
+            # Health is owned by probes; a re-declared cluster keeps what they found.
+            cluster = replace(cluster, status=prev.status, data_plane_healthy=prev.data_plane_healthy)
+        if prev != cluster:
+            self._clusters[cluster.name] = cluster
+            self._changed()
+
+    def remove_cluster(self, name: str) -> None:
+        removed = self._clusters.pop(name, None) is not None
+        for table in (self._services, self._ingresses):
+            for key in [k for k in table if k[0] == name]:
+                del table[key]
+                removed = True
+        if removed:
+            self._changed()
+
+    def cluster(self, name: str) -> Cluster | None:
+        return self._clusters.get(name)
+
+    def cluster_names(self) -> list[str]:
+        return sorted(self._clusters)
+
+    def set_cluster_status(self, name: str, status: ClusterStatus) -> None:
+        self._update_cluster(name, status=status)
+
+    def set_data_plane_health(self, name: str, healthy: bool | None) -> None:
+        self._update_cluster(name, data_plane_healthy=healthy)
+
+    def set_cluster_topology(self, name: str, *, region: str, zone: str) -> None:
+        self._update_cluster(name, region=region, zone=zone)
+
+    def _update_cluster(self, name: str, **fields: object) -> None:
+        prev = self._clusters.get(name)
+        if prev is None:
+            log.debug("ignoring update for unknown cluster", extra={"cluster": name})
+            return
+        nxt = replace(prev, **fields)  # type: ignore[arg-type]
+        if nxt != prev:
+            self._clusters[name] = nxt
+            self._changed()
+
+    # objects
+    def upsert_service(self, obs: ServiceObservation) -> None:
+        key = (obs.cluster, obs.namespace, obs.name)
+        if self._services.get(key) != obs:
+            self._services[key] = obs
+            self._changed()
+
+    def delete_service(self, cluster: str, namespace: str, name: str) -> None:
+        if self._services.pop((cluster, namespace, name), None) is not None:
+            self._changed()
+
+    def upsert_ingress(self, obs: IngressObservation) -> None:
+        key = (obs.cluster, obs.namespace, obs.name)
+        if self._ingresses.get(key) != obs:
+            self._ingresses[key] = obs
+            self._changed()
+
+    def delete_ingress(self, cluster: str, namespace: str, name: str) -> None:
+        if self._ingresses.pop((cluster, namespace, name), None) is not None:
+            self._changed()
+
+    def replace_objects(
+        self,
+        cluster: str,
+        services: Iterable[ServiceObservation] | None = None,
+        ingresses: Iterable[IngressObservation] | None = None,
+    ) -> None:
+        """Make the cluster's objects exactly these (after a relist): nothing lost, nothing doubled."""
+        changed = False
+        if services is not None:
+            changed |= _replace(
+                self._services, cluster, {(o.cluster, o.namespace, o.name): o for o in services}
+            )
+        if ingresses is not None:
+            changed |= _replace(
+                self._ingresses, cluster, {(o.cluster, o.namespace, o.name): o for o in ingresses}
+            )
+        if changed:
+            self._changed()
+
+    def snapshot(self) -> Snapshot:
+        if self._snapshot is None:
+            self._snapshot = Snapshot(
+                clusters=tuple(self._clusters[k] for k in sorted(self._clusters)),
+                services=tuple(self._services[k] for k in sorted(self._services)),
+                ingresses=tuple(self._ingresses[k] for k in sorted(self._ingresses)),
+            )
+        return self._snapshot
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            "clusters": len(self._clusters),
+            "services": len(self._services),
+            "ingresses": len(self._ingresses),
+        }
+
+
+def _replace(table: dict[ObjKey, _T], cluster: str, new: dict[ObjKey, _T]) -> bool:
+    for key in new:
+        if key[0] != cluster:
+            raise ValueError(f"object {key} does not belong to cluster {cluster}")
+    old = {k: v for k, v in table.items() if k[0] == cluster}
+    if old == new:
+        return False
+    for key in old:
+        del table[key]
+    table.update(new)
+    return True
