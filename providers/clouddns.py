@@ -1,0 +1,400 @@
+"""Google Cloud DNS provider (google-cloud-dns, blocking calls run off the event loop).
+
+Cloud DNS changes are atomic: one ``Change`` holds deletions, which must match
+the *current* record sets exactly (name, type, TTL and data), and additions,
+which must not collide with a set that remains. An UPDATE is therefore a
+deletion of the old set plus an addition of the new one in the same Change.
+
+When somebody else changed the zone between our read and our write, Cloud DNS
+answers 409 (an addition collides) or 412/404 (a deletion no longer matches).
+We then re-read the zone, rebase the batch on what is really there and retry a
+bounded number of times before reporting a transient error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ingressfed.errors import (
+    ConfigError,
+    InvalidRecordError,
+    PermanentProviderError,
+    ProviderError,
+    RecordConflictError,
+    TransientProviderError,
+)
+from ingressfed.model import ChangeAction, Changes, RecordSet, RecordType
+from providers.base import ApplyResult, BaseProvider, Capabilities
+from providers.batching import Backoff, BatchLimits, apply_in_batches, retrying
+
+__all__ = ["CloudDNSOptions", "CloudDNSProvider"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_NAME_VALUED = (RecordType.CNAME, RecordType.NS)
+_SCOPE = "https://www.googleapis.com/auth/ndev.clouddns.readwrite"
+
+
+class CloudDNSOptions(BaseModel):
+    """``dns.options`` for ``provider: clouddns``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    project: str = Field(min_length=1)
+    managed_zone: str | None = Field(default=None, alias="managedZone", min_length=1)
+    dns_name: str | None = Field(default=None, alias="dnsName", min_length=1)
+    endpoint: str | None = None
+    anonymous: bool = False
+    credentials_file: str | None = Field(default=None, alias="credentialsFile")
+    conflict_retries: int = Field(default=3, alias="conflictRetries", ge=0, le=20)
+    transient_retries: int = Field(default=3, alias="transientRetries", ge=0, le=20)
+    backoff: float = Field(default=0.5, ge=0.0, le=60.0)
+    wait_for_change: bool = Field(default=False, alias="waitForChange")
+    change_timeout: float = Field(default=120.0, alias="changeTimeout", gt=0)
+    max_batch: int = Field(default=1000, alias="maxBatch", ge=1, le=10000)
+
+
+def parse_options(options: Mapping[str, Any]) -> CloudDNSOptions:
+    # ``zone`` is accepted as a short alias of ``managedZone``.
+    raw = dict(options)
+    if "zone" in raw:
+        if "managedZone" in raw:
+            raise ConfigError(["dns.options: give either zone or managedZone, not both"])
+        raw["managedZone"] = raw.pop("zone")
+    try:
+        return CloudDNSOptions.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(
+            [f"dns.options.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
+        ) from e
+
+
+@dataclass(frozen=True, slots=True)
+class _Wire:
+    """A record set as Cloud DNS spells it (absolute names with a trailing dot)."""
+
+    name: str
+    type: str
+    ttl: int
+    rrdatas: tuple[str, ...]
+
+    @classmethod
+    def of(cls, rs: RecordSet) -> _Wire:
+        values = rs.values
+        if rs.type in _NAME_VALUED:
+            values = tuple(v + "." for v in values)
+        return cls(rs.name + ".", rs.type.value, rs.ttl, values)
+
+
+def to_record_set(name: str, rtype: str, ttl: int, rrdatas: Sequence[str]) -> RecordSet | None:
+    """Cloud DNS answer -> RecordSet; None for types ingressfed does not model."""
+    try:
+        t = RecordType(rtype)
+    except ValueError:
+        return None
+    return RecordSet(name, t, int(ttl), tuple(rrdatas))
+
+
+class _ConcurrentEdit(TransientProviderError):
+    """The zone no longer matches what the batch was planned against (409/412/404 on a Change)."""
+
+
+class CloudDNSProvider(BaseProvider):
+    """One Cloud DNS managed zone, found by name (``managedZone``) or by DNS name."""
+
+    name = "clouddns"
+
+    def __init__(self, *, zone: str, options: Mapping[str, Any], client: Any = None) -> None:
+        self.opts = parse_options(options)
+        self.zone = (self.opts.dns_name or zone).rstrip(".").lower()
+        if not self.zone:
+            raise ConfigError(["dns.options.dnsName: the zone's DNS name is required (or federation.zone)"])
+        self.capabilities = Capabilities(routing=False, max_batch=self.opts.max_batch)
+        self._client = client
+        self._zone_handle: Any = None
+        self._lock = asyncio.Lock()
+        self._backoff = Backoff(base=self.opts.backoff, cap=30.0, attempts=self.opts.transient_retries + 1)
+        self.calls: dict[str, int] = {"list": 0, "change": 0}
+
+    # -- client and zone -------------------------------------------------------------------------
+
+    def _make_client(self) -> Any:
+        from google.cloud import dns
+
+        kwargs: dict[str, Any] = {"project": self.opts.project}
+        if self.opts.endpoint:
+            kwargs["client_options"] = {"api_endpoint": self.opts.endpoint.rstrip("/")}
+        if self.opts.anonymous:
+            from google.auth.credentials import AnonymousCredentials
+
+            kwargs["credentials"] = AnonymousCredentials()  # type: ignore[no-untyped-call]
+        elif self.opts.credentials_file:
+            from google.oauth2 import service_account
+
+            kwargs["credentials"] = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+                self.opts.credentials_file, scopes=[_SCOPE]
+            )
+        return dns.Client(**kwargs)
+
+    def _find_zone(self) -> Any:
+        if self._client is None:
+            self._client = self._make_client()
+        client = self._client
+        want = self.zone + "."
+        if self.opts.managed_zone:
+            mz = client.zone(self.opts.managed_zone)
+            mz.reload()
+            if (mz.dns_name or "").lower() != want:
+                raise PermanentProviderError(
+                    f"managed zone {self.opts.managed_zone!r} serves {mz.dns_name!r}, not {want!r}: "
+                    "fix dns.options.managedZone or dns.options.dnsName",
+                    provider=self.name,
+                )
+            return mz
+        found = [z for z in client.list_zones() if (z.dns_name or "").lower() == want]
+        if not found:
+            raise PermanentProviderError(
+                f"no managed zone with DNS name {want!r} in project {self.opts.project!r}: "
+                "create it or set dns.options.managedZone",
+                provider=self.name,
+            )
+        if len(found) > 1:
+            names = ", ".join(sorted(z.name for z in found))
+            raise PermanentProviderError(
+                f"several managed zones serve {want!r} ({names}): set dns.options.managedZone",
+                provider=self.name,
+            )
+        return found[0]
+
+    async def _zone(self) -> Any:
+        if self._zone_handle is None:
+            self._zone_handle = await self._call(self._find_zone)
+        return self._zone_handle
+
+    async def _call(self, fn: Callable[[], _T]) -> _T:
+        """Run one blocking SDK call in a thread, retrying 429/5xx with jittered backoff."""
+
+        async def once() -> _T:
+            try:
+                return await asyncio.to_thread(fn)
+            except ProviderError:
+                raise
+            except Exception as e:
+                raise self._wrap(e) from e
+
+        def throttled(err: BaseException) -> bool:
+            status = _status(err.__cause__) if err.__cause__ is not None else None
+            return isinstance(err, TransientProviderError) and status is not None
+
+        return await retrying(once, self._backoff, retry_on=throttled)
+
+    def _wrap(self, e: BaseException) -> ProviderError:
+        if isinstance(e, ProviderError):
+            return e
+        status = _status(e)
+        msg = _message(e)
+        if status is None:
+            import requests
+
+            if isinstance(e, requests.RequestException):
+                return TransientProviderError(f"cannot reach Cloud DNS: {e}", provider=self.name)
+            from google.auth.exceptions import GoogleAuthError
+
+            if isinstance(e, GoogleAuthError):
+                return PermanentProviderError(f"credentials: {e}", provider=self.name)
+            return PermanentProviderError(f"unexpected error: {e!r}", provider=self.name)
+        if status == 429 or status >= 500:
+            return TransientProviderError(f"HTTP {status}: {msg}", provider=self.name)
+        if status in (409, 412):
+            return TransientProviderError(f"concurrent change (HTTP {status}): {msg}", provider=self.name)
+        if status in (401, 403):
+            return PermanentProviderError(
+                f"HTTP {status}: {msg} (the identity needs roles/dns.admin on project "
+                f"{self.opts.project!r}, or dns.changes.create + dns.resourceRecordSets.list)",
+                provider=self.name,
+            )
+        if status == 404:
+            return PermanentProviderError(f"HTTP 404: {msg}", provider=self.name)
+        return InvalidRecordError(f"HTTP {status}: {msg}", provider=self.name)
+
+    # -- protocol ---------------------------------------------------------------------------------
+
+    async def records(self) -> list[RecordSet]:
+        async with self._lock:
+            return list((await self._read()).values())
+
+    async def _read(self) -> dict[tuple[str, RecordType], RecordSet]:
+        mz = await self._zone()
+
+        def list_all() -> list[RecordSet]:
+            out: list[RecordSet] = []
+            for rrs in mz.list_resource_record_sets():  # follows nextPageToken page by page
+                rs = to_record_set(rrs.name, rrs.record_type, rrs.ttl, rrs.rrdatas)
+                if rs is not None:
+                    out.append(rs)
+            return out
+
+        self.calls["list"] += 1
+        return {(rs.name, rs.type): rs for rs in await self._call(list_all)}
+
+    async def apply(self, changes: Changes) -> ApplyResult:
+        if not changes:
+            return ApplyResult(applied=0, failed={})
+        async with self._lock:
+            return await apply_in_batches(
+                self._apply_batch, changes, BatchLimits(max_changes=self.capabilities.max_batch)
+            )
+
+    async def _apply_batch(self, changes: Changes) -> None:
+        """Apply one batch as one atomic Change; rebase and retry on concurrent edits."""
+        deletions = [c.old for c in changes.items if c.old is not None]
+        additions = [c.new for c in changes.items if c.new is not None]
+        for attempt in range(self.opts.conflict_retries + 1):
+            try:
+                await self._submit(deletions, additions)
+                return
+            except _ConcurrentEdit as e:
+                last = e
+            log.info(
+                "clouddns: zone changed under us (%s); re-reading, attempt %d",
+                last,
+                attempt + 1,
+                extra={"zone": self.zone},
+            )
+            current = await self._read()
+            deletions, additions = rebase(changes, current, provider=self.name)
+            if not deletions and not additions:
+                return
+        raise TransientProviderError(
+            f"zone kept changing during {self.opts.conflict_retries + 1} attempts; retrying next cycle",
+            provider=self.name,
+        )
+
+    async def _submit(self, deletions: Sequence[RecordSet], additions: Sequence[RecordSet]) -> None:
+        mz = await self._zone()
+
+        def create() -> Any:
+            ch = mz.changes()
+            for rs in deletions:
+                w = _Wire.of(rs)
+                ch.delete_record_set(mz.resource_record_set(w.name, w.type, w.ttl, list(w.rrdatas)))
+            for rs in additions:
+                w = _Wire.of(rs)
+                ch.add_record_set(mz.resource_record_set(w.name, w.type, w.ttl, list(w.rrdatas)))
+            ch.create()
+            return ch
+
+        self.calls["change"] += 1
+        try:
+            # Never retried blindly at this level: a 5xx after the server applied the
+            # Change would make the retry fail with 409/412, which the caller rebases.
+            ch = await asyncio.to_thread(create)
+        except Exception as e:
+            if _status(e) in (404, 409, 412):
+                raise _ConcurrentEdit(f"HTTP {_status(e)}: {_message(e)}", provider=self.name) from e
+            err = self._wrap(e)
+            if isinstance(err, InvalidRecordError):
+                err.record = _record_at_fault(_message(e), deletions, additions)
+            raise err from e
+        if self.opts.wait_for_change:
+            await self._wait_done(ch)
+
+    async def _wait_done(self, ch: Any) -> None:
+        deadline = time.monotonic() + self.opts.change_timeout
+        delay = 0.2
+        while ch.status != "done":
+            if time.monotonic() > deadline:
+                raise TransientProviderError(
+                    f"change {ch.name} still {ch.status!r} after {self.opts.change_timeout}s",
+                    provider=self.name,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            await self._call(ch.reload)
+
+    async def close(self) -> None:
+        self._zone_handle = None
+        client, self._client = self._client, None
+        http = getattr(client, "_http_internal", None)
+        if http is not None:
+            await asyncio.to_thread(http.close)
+
+
+def rebase(
+    changes: Changes, current: Mapping[tuple[str, RecordType], RecordSet], *, provider: str = "clouddns"
+) -> tuple[list[RecordSet], list[RecordSet]]:
+    """Rewrite a batch against the zone as it is now (pure).
+
+    Deletions become the exact current sets; what is already in place is
+    dropped; a CREATE colliding with a different set someone else wrote is a
+    conflict we refuse to overwrite.
+    """
+    deletions: dict[tuple[str, RecordType], RecordSet] = {}
+    additions: list[RecordSet] = []
+    for c in changes.items:
+        if c.action is ChangeAction.DELETE:
+            assert c.old is not None
+            cur = current.get((c.old.name, c.old.type))
+            if cur is not None:
+                deletions[(cur.name, cur.type)] = cur
+            continue
+        new = c.new
+        assert new is not None
+        here = current.get((new.name, new.type))
+        if c.action is ChangeAction.UPDATE:
+            assert c.old is not None
+            cur = current.get((c.old.name, c.old.type))
+            if cur is not None and cur != new:
+                deletions[(cur.name, cur.type)] = cur
+            if c.old.type != new.type and here is not None and here != new:
+                raise RecordConflictError(
+                    f"{new.name} {new.type} appeared with other data: {here.values}",
+                    provider=provider,
+                    record=new.name,
+                )
+            if here is None or here != new:
+                additions.append(new)
+            continue
+        if here is not None and here != new:
+            raise RecordConflictError(
+                f"{new.name} {new.type} already exists with other data: {here.values}",
+                provider=provider,
+                record=new.name,
+            )
+        if here is None:
+            additions.append(new)
+    return list(deletions.values()), additions
+
+
+_FAULT = re.compile(r"entity\.change\.(additions|deletions)\[(\d+)\]")
+
+
+def _record_at_fault(
+    message: str, deletions: Sequence[RecordSet], additions: Sequence[RecordSet]
+) -> str | None:
+    """Cloud DNS names the offending entry as ``entity.change.additions[i]``."""
+    m = _FAULT.search(message)
+    if m is None:
+        return None
+    seq = additions if m.group(1) == "additions" else deletions
+    i = int(m.group(2))
+    return seq[i].name if i < len(seq) else None
+
+
+def _status(e: BaseException) -> int | None:
+    code = getattr(e, "code", None)
+    return code if isinstance(code, int) else None
+
+
+def _message(e: BaseException) -> str:
+    msg = getattr(e, "message", None)
+    return str(msg) if msg else str(e)
