@@ -12,8 +12,9 @@ Rules enforced on a Change, all or nothing:
   (absent) or 412 conditionNotMet (differs);
 - deletions apply first, then an addition of a (name, type) still present -> 409 alreadyExists;
 - the result may not hold a CNAME beside other data, SOA outside the apex, or lose the apex SOA/NS.
-Errors use Google's JSON error body. Faults: ``fail_next(status, count)``; ``before_next_change(fn)``
-runs ``fn(fake)`` just before the next Change(s) is evaluated (a concurrent writer).
+Errors use Google's JSON error body. Faults: ``fail_next(status, count)``; ``rejected`` (names
+refused with 400); ``before_next_change(fn)`` runs ``fn(fake)`` just before the next Change(s) is
+evaluated (a concurrent writer).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class FakeCloudDNS:
     pending_polls: int = 0  # how many GETs of a new change answer "pending" before "done"
     _faults: list[int] = field(default_factory=list)
     _before_change: list[list[Any]] = field(default_factory=list)  # [fn, remaining]
+    rejected: set[str] = field(default_factory=set)  # names (with dot) refused with 400 in any Change
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
     url: str = ""
@@ -107,6 +109,14 @@ class FakeCloudDNS:
     def put(self, project: str, zone: str, name: str, rtype: str, ttl: int, rrdatas: list[str]) -> None:
         """Write a set directly, as another writer would."""
         self.zones[(project, zone)].rrsets[(name, rtype)] = _rrset(name, rtype, ttl, rrdatas)
+
+    def change_sizes(self) -> list[int]:
+        """Record sets touched by each accepted Change, in order."""
+        out = []
+        for z in self.zones.values():
+            for ch in z.changes:
+                out.append(len({(r["name"], r["type"]) for r in ch["additions"] + ch["deletions"]}))
+        return out
 
     def count(self, method: str, suffix: str) -> int:
         return sum(1 for m, p in self.requests if m == method and p.endswith(suffix))
@@ -272,6 +282,8 @@ class FakeCloudDNS:
             raise ApiError(
                 400, "invalid", f"The resource '{where}' named '{name}' is not within the zone '{z.dns_name}'"
             )
+        if name in self.rejected:
+            raise ApiError(400, "invalid", f"Invalid value for '{where}': refused for '{name}'")
         if rtype not in KNOWN_TYPES:
             raise ApiError(400, "invalid", f"Invalid value for '{where}.type': '{rtype}'")
         # Google's JSON mapping takes an int32 as a number or a decimal string (the client sends strings).

@@ -9,8 +9,10 @@ import pytest
 
 from ingressfed.errors import ConfigError, PermanentProviderError, TransientProviderError
 from ingressfed.model import Change, ChangeAction, Changes, RecordSet, RecordType
+from providers.base import Provider
 from providers.clouddns import CloudDNSProvider
 from tests.fakes.clouddns_api import FakeCloudDNS
+from tests.providers.contract import ProviderContract
 
 PROJECT = "proj-1"
 ZONE = "example.com"
@@ -41,6 +43,26 @@ async def provider(fake: FakeCloudDNS) -> AsyncIterator[CloudDNSProvider]:
     p = make(fake)
     yield p
     await p.close()
+
+
+class TestCloudDNSContract(ProviderContract):
+    @pytest.fixture
+    async def provider(self, fake: FakeCloudDNS) -> AsyncIterator[Provider]:
+        self.fake = fake
+        p = make(fake, maxBatch=10)
+        yield p
+        await p.close()
+
+    def inject_transient(self, provider: Provider, count: int) -> bool:
+        self.fake.fail_next(503, count)
+        return True
+
+    def inject_rejection(self, provider: Provider, name: str) -> bool:
+        self.fake.rejected.add(name + ".")
+        return True
+
+    def batch_sizes(self, provider: Provider) -> list[int] | None:
+        return self.fake.change_sizes()
 
 
 def mine(records: list[RecordSet]) -> set[RecordSet]:
