@@ -1,0 +1,73 @@
+{{/*
+Pod spec parts shared by the two feed followers (proxy and DNS server): no API token, the config,
+the feed token, GeoIP and writable state on emptyDir. Call with (dict "root" $ "component" "proxy" "values" .Values.proxy).
+*/}}
+{{- define "ingressfed.dataplanePodSpec" -}}
+{{- $root := .root -}}
+serviceAccountName: {{ include "ingressfed.component" (dict "root" $root "component" "dataplane") }}
+automountServiceAccountToken: false
+securityContext:
+  {{- include "ingressfed.podSecurityContext" $root | nindent 2 }}
+{{- with $root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- with .values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- include "ingressfed.topologySpread" (dict "root" $root "component" .component "enabled" .values.topologySpread) }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if eq $root.Values.geoip.source "geoipupdate" }}
+initContainers:
+  {{- include "ingressfed.geoipupdateContainer" (dict "root" $root "sidecar" false) | nindent 2 }}
+{{- end }}
+volumes:
+  - name: config
+    configMap:
+      name: {{ include "ingressfed.configMapName" $root }}
+  - name: feed-token
+    secret:
+      secretName: {{ include "ingressfed.feedSecretName" $root }}
+      items: [{key: token, path: token}]
+  - name: state
+    emptyDir: {}
+  - name: tmp
+    emptyDir: {medium: Memory, sizeLimit: 64Mi}
+  {{- include "ingressfed.geoipVolume" $root | nindent 2 }}
+{{- end -}}
+
+{{- define "ingressfed.dataplaneMounts" -}}
+- name: config
+  mountPath: /etc/ingressfed/config
+  readOnly: true
+- name: feed-token
+  mountPath: /etc/ingressfed/feed
+  readOnly: true
+- name: state
+  mountPath: {{ include "ingressfed.stateDir" . }}
+- name: tmp
+  mountPath: /tmp
+{{- include "ingressfed.geoipMount" . }}
+{{- end -}}
+
+{{- define "ingressfed.followerArgs" -}}
+- --config
+- {{ include "ingressfed.configPath" . }}
+- --feed
+- {{ include "ingressfed.feedURL" . }}
+- --token-file
+- {{ include "ingressfed.feedTokenPath" . }}
+{{- end -}}
