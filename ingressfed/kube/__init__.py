@@ -1,0 +1,1 @@
+"""Kubernetes adapters (kubernetes-asyncio): clients, informers, probes, registry, status, join."""
