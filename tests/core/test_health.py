@@ -23,18 +23,18 @@ def run(outcomes: list[ProbeOutcome], start: ClusterHealth | None = None) -> lis
     return seen
 
 
-R, N, O = ClusterStatus.READY, ClusterStatus.NOT_READY, ClusterStatus.OFFLINE
+R, N, OFF = ClusterStatus.READY, ClusterStatus.NOT_READY, ClusterStatus.OFFLINE
 
 
 @pytest.mark.parametrize(
     ("outcomes", "expected"),
     [
         ([OK], [R]),
-        ([OK, UN, UN, UN], [R, R, R, O]),
+        ([OK, UN, UN, UN], [R, R, R, OFF]),
         ([OK, UN, UN, OK, UN, UN], [R, R, R, R, R, R]),  # a success resets the count
         ([OK, NR, NR, NR], [R, R, R, N]),
-        ([OK, UN, UN, UN, OK], [R, R, R, O, R]),  # success threshold 1
-        ([UN], [O]),  # never answered: reported at once
+        ([OK, UN, UN, UN, OK], [R, R, R, OFF, R]),  # success threshold 1
+        ([UN], [OFF]),  # never answered: reported at once
         ([NR, OK], [N, R]),
     ],
 )
@@ -44,9 +44,9 @@ def test_state_machine(outcomes: list[ProbeOutcome], expected: list[ClusterStatu
 
 def test_success_threshold_two() -> None:
     th = HealthThresholds(success_threshold=2)
-    s = ClusterHealth(status=O, last_probe_time=0.0)
+    s = ClusterHealth(status=OFF, last_probe_time=0.0)
     s = observe(s, OK, now=1, thresholds=th)
-    assert s.status is O
+    assert s.status is OFF
     s = observe(s, OK, now=2, thresholds=th)
     assert s.status is R and s.last_transition_time == 2
 
@@ -60,7 +60,7 @@ def test_expire_marks_stale_probes_offline() -> None:
     s = observe(ClusterHealth(), OK, now=0, thresholds=T)
     assert expire(s, now=30, thresholds=T).status is R
     stale = expire(s, now=34, thresholds=T)
-    assert stale.status is O and stale.reason == "ProbeStale"
+    assert stale.status is OFF and stale.reason == "ProbeStale"
 
 
 def test_invalid_thresholds() -> None:
@@ -73,9 +73,9 @@ def test_invalid_thresholds() -> None:
     [
         (R, None, True),
         (N, None, True),
-        (O, None, False),
-        (O, True, True),  # API server unreachable alone does not remove it
-        (O, False, False),
+        (OFF, None, False),
+        (OFF, True, True),  # API server unreachable alone does not remove it
+        (OFF, False, False),
         (R, False, False),  # dead data plane wins
     ],
 )

@@ -1,0 +1,95 @@
+"""The ``ingressfed`` command: one argparse tree; areas add their own subcommands.
+
+Each area module that adds commands exposes ``register(sub)``; a module whose
+optional dependencies are missing (no kubernetes-asyncio, say) only loses its
+own commands, never the whole CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ingressfed import __version__
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger(__name__)
+
+# Modules that add subcommands, in help order. Missing optional extras skip one module only.
+_COMMAND_MODULES = (
+    "ingressfed.app",
+    "ingressfed.demo",
+    "ingressfed.kube.commands",
+    "ingressfed.proxy.commands",
+    "ingressfed.dnsserver.commands",
+)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from ingressfed.config import load_config
+    from ingressfed.errors import ConfigError
+
+    try:
+        load_config(args.file)
+    except ConfigError as e:
+        print(f"{args.file}: {len(e.problems)} problem(s):", file=sys.stderr)
+        for p in e.problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: ok")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ingressfed",
+        description="Federated global ingress and DNS for Kubernetes.",
+    )
+    parser.add_argument("--version", action="version", version=f"ingressfed {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    check = sub.add_parser("check-config", help="validate a federation config file and print every problem")
+    check.add_argument("file", help="path to the YAML config")
+    check.set_defaults(func=_check_config)
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as e:
+            log.debug("commands of %s unavailable: %s", name, e)
+            continue
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    func: Any = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        result = asyncio.run(func(args)) if inspect.iscoroutinefunction(func) else func(args)
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
