@@ -1,0 +1,1 @@
+"""Sources: adapters that observe the world and record it in the Store."""
