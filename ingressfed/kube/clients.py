@@ -113,6 +113,11 @@ class ClientPool:
         self._clients[name] = (source, client)
         return client
 
+    def current(self, name: str) -> ApiClient | None:
+        """The member's client if one is open (status write-back uses the informers' clients)."""
+        held = self._clients.get(name)
+        return held[1] if held is not None else None
+
     async def drop(self, name: str) -> None:
         held = self._clients.pop(name, None)
         if held is not None:

@@ -1,0 +1,208 @@
+"""Status back to users: an annotation on each federated object, Events for problems.
+
+The controller computes one :class:`ObjectStatus` per federated object and
+calls :meth:`StatusWriter.publish` after each reconcile. Only changed
+annotations are patched and each problem becomes one Event (again only after
+it went away and came back), so a reconcile loop never turns into a write
+storm against member API servers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from kubernetes_asyncio.client import ApiClient
+
+from ingressfed.kube.objects import DNS_NAMES_KEY, Problem
+from ingressfed.kube.rest import KubeApiError, request_json
+
+__all__ = ["ObjectStatus", "StatusWriter", "annotation_value", "event_body", "object_path"]
+
+log = logging.getLogger(__name__)
+
+REPORTING_CONTROLLER = "ingressfed.io/controller"
+MAX_NOTE = 1024  # events.k8s.io/v1 rejects longer notes
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectStatus:
+    """What the controller published for one federated object in one member cluster.
+
+    ``levels`` optionally maps each published name to the clusters serving it
+    (zone, region and global level); ``problems`` are human messages naming
+    the cause and the fix (e.g. "no load-balancer address yet").
+    """
+
+    cluster: str
+    kind: str  # "Service" | "Ingress"
+    namespace: str
+    name: str
+    dns_names: tuple[str, ...] = ()
+    serving_clusters: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    levels: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+def annotation_value(status: ObjectStatus) -> str:
+    """Stable JSON (sorted, compact) so that equal content compares equal."""
+    doc: dict[str, object] = {
+        "names": sorted(set(status.dns_names)),
+        "servingClusters": sorted(set(status.serving_clusters)),
+    }
+    if status.levels:
+        doc["levels"] = {name: sorted(set(clusters)) for name, clusters in sorted(status.levels)}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def object_path(kind: str, namespace: str, name: str) -> str:
+    if kind == "Ingress":
+        return f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}"
+    if kind == "Service":
+        return f"/api/v1/namespaces/{namespace}/services/{name}"
+    raise ValueError(f"no status write-back for kind {kind!r}")
+
+
+def _micro_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_body(
+    *, kind: str, namespace: str, name: str, uid: str, note: str, reason: str, instance: str, now: float
+) -> dict[str, object]:
+    """An events.k8s.io/v1 Warning Event about one object."""
+    api_version = "networking.k8s.io/v1" if kind == "Ingress" else "v1"
+    regarding: dict[str, str] = {
+        "apiVersion": api_version,
+        "kind": kind,
+        "namespace": namespace,
+        "name": name,
+    }
+    if uid:
+        regarding["uid"] = uid
+    return {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{name[:200]}.", "namespace": namespace},
+        "eventTime": _micro_time(now),
+        "reportingController": REPORTING_CONTROLLER,
+        "reportingInstance": instance[:128],
+        "action": "Publish",
+        "reason": reason,
+        "regarding": regarding,
+        "note": note[:MAX_NOTE],
+        "type": "Warning",
+    }
+
+
+EventKey = tuple[str, str, str, str, str]  # cluster, kind, namespace, name, note
+
+
+class StatusWriter:
+    """Writes annotations and Events through each member's client (``client_for(cluster)``)."""
+
+    def __init__(
+        self,
+        client_for: Callable[[str], ApiClient | None],
+        *,
+        instance: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client_for = client_for
+        self._instance = instance or socket.gethostname()
+        self._clock = clock
+        self._written: dict[tuple[str, str, str, str], str] = {}
+        self._emitted: set[EventKey] = set()
+        self._pending: dict[EventKey, tuple[str, str]] = {}  # key -> (uid, reason)
+        self._published_problems: set[EventKey] = set()
+        self.patches = 0
+        self.events = 0
+
+    # ProblemSink for the source: malformed objects become Events on the next flush.
+    def report(self, cluster: str, problem: Problem) -> None:
+        ref = problem.ref
+        if ref.kind not in ("Service", "Ingress") or not ref.namespace or not ref.name:
+            log.warning("%s: %s: %s", cluster, ref, problem.reason, extra={"cluster": cluster})
+            return
+        key = (cluster, ref.kind, ref.namespace, ref.name, problem.reason)
+        if key not in self._emitted:
+            self._pending[key] = (ref.uid, "InvalidObject")
+
+    async def publish(self, statuses: Iterable[ObjectStatus]) -> None:
+        """Patch changed annotations, emit Events for new problems; errors are logged, not raised."""
+        current: set[EventKey] = set()
+        for st in statuses:
+            key = (st.cluster, st.kind, st.namespace, st.name)
+            value = annotation_value(st)
+            if self._written.get(key) != value and await self._patch(st, value):
+                self._written[key] = value
+            for note in st.problems:
+                ekey = (st.cluster, st.kind, st.namespace, st.name, note)
+                current.add(ekey)
+                if ekey not in self._emitted:
+                    self._pending[ekey] = ("", "CannotPublish")
+        # A publish problem that went away is reported again when it comes back.
+        gone = self._published_problems - current
+        self._emitted -= gone
+        self._published_problems = current
+        await self.flush()
+
+    async def flush(self) -> None:
+        for ekey, (uid, reason) in list(self._pending.items()):
+            cluster, kind, namespace, name, note = ekey
+            api = self._client_for(cluster)
+            if api is None:
+                continue
+            body = event_body(
+                kind=kind,
+                namespace=namespace,
+                name=name,
+                uid=uid,
+                note=note,
+                reason=reason,
+                instance=self._instance,
+                now=self._clock(),
+            )
+            try:
+                await request_json(
+                    api, "POST", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", body=body
+                )
+            except KubeApiError as exc:
+                log.warning("cannot record event on %s %s/%s: %s", kind, namespace, name, exc)
+                if exc.transient:
+                    continue  # keep it pending, retry on the next flush
+            else:
+                self.events += 1
+            self._emitted.add(ekey)
+            del self._pending[ekey]
+
+    def forget(self, cluster: str) -> None:
+        """A member left: drop what we remember writing there."""
+        self._written = {k: v for k, v in self._written.items() if k[0] != cluster}
+        self._emitted = {k for k in self._emitted if k[0] != cluster}
+        self._pending = {k: v for k, v in self._pending.items() if k[0] != cluster}
+        self._published_problems = {k for k in self._published_problems if k[0] != cluster}
+
+    async def _patch(self, st: ObjectStatus, value: str) -> bool:
+        api = self._client_for(st.cluster)
+        if api is None:
+            return False
+        body = {"metadata": {"annotations": {DNS_NAMES_KEY: value}}}
+        try:
+            await request_json(
+                api,
+                "PATCH",
+                object_path(st.kind, st.namespace, st.name),
+                body=body,
+                content_type="application/merge-patch+json",
+            )
+        except KubeApiError as exc:
+            log.warning("cannot annotate %s %s/%s in %s: %s", st.kind, st.namespace, st.name, st.cluster, exc)
+            return exc.status == 404  # gone: nothing to retry
+        self.patches += 1
+        return True
