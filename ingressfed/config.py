@@ -1,0 +1,822 @@
+"""The federation config file (YAML) and the static objects file: parse, validate, convert.
+
+Every problem is reported at once, each as ``<field path>: <what is wrong>``
+naming the bad value and what is allowed, e.g.
+``clusters[1].location.lat: 95.0 is out of range: must be between -90 and 90``.
+Field paths use the YAML spelling (camelCase). Relative file paths in the
+config (``source.file``, ``geo.database``, ``controller.feedTokenFile``) are
+resolved against the config file's directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import re
+import sys
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from geo.regions import region_of_zone
+from ingressfed.errors import ConfigError
+from ingressfed.model import (
+    Cluster,
+    ClusterStatus,
+    Federation,
+    IngressObservation,
+    IngressRule,
+    Location,
+    Policy,
+    ServiceObservation,
+)
+
+__all__ = [
+    "Config",
+    "StaticObjects",
+    "check_command",
+    "check_config",
+    "load_config",
+    "load_objects",
+    "parse_config",
+    "parse_objects",
+    "split_host_port",
+]
+
+log = logging.getLogger(__name__)
+
+PROVIDER_GROUP = "ingressfed.providers"
+
+_T = TypeVar("_T")
+
+# ---------------------------------------------------------------- field types
+
+
+def _fail(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, message)
+
+
+def _between(lo: float, hi: float) -> Callable[[_T], _T]:
+    def check(value: _T) -> _T:
+        if not lo <= value <= hi:  # type: ignore[operator]
+            raise _fail("range", f"is out of range: must be between {lo:g} and {hi:g}")
+        return value
+
+    return check
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise _fail("range", "must be greater than 0")
+    return value
+
+
+def _at_least(lo: int) -> Callable[[int], int]:
+    def check(value: int) -> int:
+        if value < lo:
+            raise _fail("range", f"must be at least {lo}")
+        return value
+
+    return check
+
+
+_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL_RULE = (
+    "lower-case letters, digits and '-', 1-63 characters, starting and ending with a letter or digit"
+)
+
+
+def _dns_label(value: str) -> str:
+    if not _LABEL.match(value):
+        raise _fail("dns_label", f"is not a DNS label: use {_LABEL_RULE}")
+    return value
+
+
+def _dns_name(value: str) -> str:
+    name = value.rstrip(".").lower()
+    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+        raise _fail(
+            "dns_name",
+            f"is not a DNS name: dot-separated labels of {_LABEL_RULE}; at most 253 characters",
+        )
+    return name
+
+
+def _optional_label(value: str) -> str:
+    return _dns_label(value) if value else value
+
+
+_OWNER_ID = re.compile(r"^[a-z0-9_.-]{1,63}$")
+
+
+def _owner_id(value: str) -> str:
+    if not _OWNER_ID.match(value):
+        raise _fail("owner_id", "is not allowed: use 1-63 of a-z, 0-9, '-', '_', '.'")
+    return value
+
+
+_PROVIDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _provider_name(value: str) -> str:
+    if not _PROVIDER_NAME.match(value):
+        raise _fail("provider", "is not a provider name (an entry point in group ingressfed.providers)")
+    return value
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise _fail("ip", "is not an IPv4 or IPv6 address") from None
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError:
+        pass
+    try:
+        loose = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise _fail("cidr", "is not a CIDR: use e.g. 10.0.0.0/8, 2001:db8::/32 or a single address") from None
+    raise _fail("cidr", f"has host bits set: did you mean {loose}?")
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """``host:port`` / ``[v6]:port`` -> (host, port); ValueError naming the rule otherwise."""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or text[end + 1 : end + 2] != ":":
+            raise ValueError("must be host:port, with IPv6 in brackets as [::1]:8080")
+        host, port_text = text[1:end], text[end + 2 :]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} in brackets is not an IPv6 address") from None
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host:
+            raise ValueError("must be host:port such as 0.0.0.0:8080 or [::]:8080")
+        if ":" in host:
+            raise ValueError("an IPv6 host must be in brackets, as [::]:8080")
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            if not all(_LABEL.match(label) for label in host.lower().split(".")):
+                raise ValueError(f"{host!r} is not an IP address or host name") from None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port {port_text!r} must be a number between 1 and 65535")
+    return host, int(port_text)
+
+
+def _listen(value: str) -> str:
+    try:
+        split_host_port(value)
+    except ValueError as exc:
+        raise _fail("listen", str(exc)) from None
+    return value
+
+
+def _file_path(*, must_exist: bool) -> Callable[[str, ValidationInfo], str]:
+    def check(value: str, info: ValidationInfo) -> str:
+        base = (info.context or {}).get("base_dir")
+        path = Path(value).expanduser()
+        if base is not None and not path.is_absolute():
+            path = Path(base) / path
+        if must_exist and not path.is_file():
+            shown = f" (resolved to {str(path)!r})" if str(path) != value else ""
+            raise _fail("file", f"does not exist or is not a regular file{shown}")
+        return str(path)
+
+    return check
+
+
+_HEADER_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _header_name(value: str) -> str:
+    if value and not _HEADER_TOKEN.match(value):
+        raise _fail("header", "is not an HTTP header name (letters, digits, '-'); use \"\" to disable")
+    return value
+
+
+def _url_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise _fail("path", "must start with '/'")
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+IpAddress = Annotated[str, AfterValidator(_ip)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+ListenAddress = Annotated[str, AfterValidator(_listen)]
+Ttl = Annotated[int, AfterValidator(_between(1, 86400))]
+Port = Annotated[int, AfterValidator(_between(1, 65535))]
+Seconds = Annotated[float, AfterValidator(_positive)]
+Threshold = Annotated[int, AfterValidator(_at_least(1))]
+ExistingFile = Annotated[str, AfterValidator(_file_path(must_exist=True))]
+FilePath = Annotated[str, AfterValidator(_file_path(must_exist=False))]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+    )
+
+
+# --------------------------------------------------------------------- config
+
+
+class FederationSection(_Model):
+    name: DnsLabel
+    zone: DnsName
+    ttl: Ttl = 30
+    owner_id: Annotated[str, AfterValidator(_owner_id)] = "ingressfed"
+    policy: Policy = Policy.SYNC
+    global_addresses: tuple[IpAddress, ...] = ()
+    global_hostnames: tuple[DnsName, ...] = ()
+
+
+class DnsSection(_Model):
+    provider: Annotated[str, AfterValidator(_provider_name)] = "embedded"
+    options: dict[str, Any] = {}
+    dry_run: bool = False
+    routing: Literal["none", "latency", "geolocation"] = "none"
+
+
+class LocationSection(_Model):
+    lat: Annotated[float, AfterValidator(_between(-90, 90))]
+    lon: Annotated[float, AfterValidator(_between(-180, 180))]
+
+
+class SecretRef(_Model):
+    namespace: DnsLabel
+    name: DnsName
+
+
+class KubeconfigSection(_Model):
+    path: str | None = None
+    context: str | None = None
+    secret_ref: SecretRef | None = None
+
+
+class ClusterSection(_Model):
+    name: DnsLabel
+    region: Annotated[str, AfterValidator(_optional_label)] = ""
+    zone: Annotated[str, AfterValidator(_optional_label)] = ""
+    location: LocationSection | None = None
+    weight: Annotated[int, AfterValidator(_between(1, 1000))] = 100
+    kubeconfig: KubeconfigSection | None = None
+    disabled: bool = False
+
+
+class HostKubeconfigSection(_Model):
+    path: str | None = None
+    context: str | None = None
+    in_cluster: bool = False
+
+
+class SourceSection(_Model):
+    kind: Literal["static", "kubernetes"] = "static"
+    file: FilePath | None = None
+    namespaces: tuple[DnsLabel, ...] = ()
+    host_kubeconfig: HostKubeconfigSection = HostKubeconfigSection()
+
+
+class HealthSection(_Model):
+    period: Seconds = 10.0
+    timeout: Seconds = 3.0
+    failure_threshold: Threshold = 3
+    success_threshold: Threshold = 1
+
+
+class GeoSection(_Model):
+    database: ExistingFile | None = None
+    trusted_proxies: tuple[Cidr, ...] = ()
+    default_order: tuple[str, ...] = ()
+
+
+class ProxyHealthCheck(_Model):
+    path: Annotated[str, AfterValidator(_url_path)] = "/healthz"
+    interval: Seconds = 5.0
+    timeout: Seconds = 2.0
+    unhealthy_threshold: Threshold = 2
+    healthy_threshold: Threshold = 2
+
+
+class ProxyTimeouts(_Model):
+    connect: Seconds = 2.0
+    read: Seconds = 30.0
+    idle: Seconds = 60.0
+
+
+class ProxyLimits(_Model):
+    max_body_bytes: Annotated[int, AfterValidator(_at_least(0))] = 10 * 1024 * 1024
+    max_header_bytes: Annotated[int, AfterValidator(_at_least(1024))] = 16384
+
+
+class ProxySection(_Model):
+    enabled: bool = True
+    listen: ListenAddress = "0.0.0.0:8080"
+    admin_listen: ListenAddress = "127.0.0.1:8081"
+    cluster_header: Annotated[str, AfterValidator(_header_name)] = "X-Served-By-Cluster"
+    health_check: ProxyHealthCheck = ProxyHealthCheck()
+    timeouts: ProxyTimeouts = ProxyTimeouts()
+    limits: ProxyLimits = ProxyLimits()
+
+
+class DnsServerSection(_Model):
+    enabled: bool = True
+    listen: ListenAddress = "127.0.0.1:5353"
+    answers: Literal["geo", "all"] = "geo"
+    zone_file: FilePath = "/var/lib/ingressfed/zone.json"
+
+
+class ControllerSection(_Model):
+    listen: ListenAddress = "127.0.0.1:9090"
+    debounce: Annotated[float, AfterValidator(_between(0, 60))] = 0.2
+    resync: Seconds = 60.0
+    feed_token_file: ExistingFile | None = None
+
+
+class LeaderElectionSection(_Model):
+    enabled: bool = False
+    namespace: DnsLabel = "ingressfed-system"
+    lease_name: DnsName = "ingressfed-controller"
+    lease_duration: Seconds = 15.0
+    renew_deadline: Seconds = 10.0
+    retry_period: Seconds = 2.0
+
+
+class Config(_Model):
+    federation: FederationSection
+    dns: DnsSection = DnsSection()
+    clusters: tuple[ClusterSection, ...] = ()
+    source: SourceSection = SourceSection()
+    health: HealthSection = HealthSection()
+    geo: GeoSection = GeoSection()
+    proxy: ProxySection = ProxySection()
+    dns_server: DnsServerSection = DnsServerSection()
+    controller: ControllerSection = ControllerSection()
+    leader_election: LeaderElectionSection = LeaderElectionSection()
+
+    def federation_value(self) -> Federation:
+        f = self.federation
+        return Federation(
+            name=f.name,
+            suffix=f.zone,
+            owner_id=f.owner_id,
+            ttl=f.ttl,
+            policy=f.policy,
+            global_addresses=f.global_addresses,
+            global_hostnames=f.global_hostnames,
+        )
+
+    def cluster_values(self) -> list[Cluster]:
+        """Enabled member clusters as domain values; a missing region is derived from the zone."""
+        out = []
+        for c in self.clusters:
+            if c.disabled:
+                continue
+            region = c.region or (region_of_zone(c.zone) if c.zone else "")
+            location = Location(c.location.lat, c.location.lon) if c.location else None
+            out.append(Cluster(name=c.name, region=region, zone=c.zone, location=location, weight=c.weight))
+        return out
+
+    def feed_token(self) -> str | None:
+        """The bearer token remote data planes must present, read from ``controller.feedTokenFile``."""
+        if self.controller.feed_token_file is None:
+            return None
+        return read_token_file(self.controller.feed_token_file)
+
+
+def read_token_file(path: str | Path) -> str:
+    """A token from a file (a mounted Secret); surrounding whitespace is not part of it."""
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"token file {str(path)!r} cannot be read: {exc}"]) from exc
+    if not token:
+        raise ConfigError([f"token file {str(path)!r} is empty"])
+    return token
+
+
+# ------------------------------------------------------------ error reporting
+
+
+def _field_path(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model class that holds the field at ``loc`` (for listing allowed keys)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        found = None
+        for name, info in current.model_fields.items():
+            if part in (name, info.alias):
+                found = info.annotation
+        if found is None:
+            return None
+        current = _unwrap(found)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    # tuple[X, ...], X | None -> X
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return annotation
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+_TYPE_WORDS = {
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "finite_number": "must be a finite number",
+}
+
+
+def _describe(err: ErrorDetails, model: type[BaseModel]) -> str:
+    loc = tuple(err["loc"])
+    path = _field_path(loc)
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "missing":
+        return f"{path}: is required"
+    if kind == "extra_forbidden":
+        holder = _model_at(model, loc[:-1])
+        allowed = ""
+        if holder is not None:
+            names = sorted(info.alias or name for name, info in holder.model_fields.items())
+            allowed = "; allowed: " + ", ".join(names)
+        return f"{path}: unknown field{allowed}"
+    if kind in ("literal_error", "enum"):
+        expected = (err.get("ctx") or {}).get("expected", "")
+        return f"{path}: {_show(value)} is not allowed: must be one of {expected}"
+    if kind in _TYPE_WORDS:
+        return f"{path}: {_show(value)} {_TYPE_WORDS[kind]}"
+    message = err["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return f"{path}: {_show(value)} {message}"
+
+
+# ------------------------------------------------------------------- loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate mapping keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping",
+                node.start_mark,
+                f"duplicate key {key!r} (first at line {seen[key].start_mark.line + 1})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: {what} file does not exist"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read {what} file: {exc}"]) from exc
+    return _parse_yaml(text, path)
+
+
+def _parse_yaml(text: str, path: Path | str) -> Any:
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError([f"{path}: YAML syntax error at {where}: {problem}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: invalid YAML: {exc}"]) from None
+
+
+def _mapping(value: Any, key: str) -> Mapping[str, Any]:
+    found = value.get(key) if isinstance(value, Mapping) else None
+    return found if isinstance(found, Mapping) else {}
+
+
+def _list(value: Any, key: str) -> list[Any]:
+    found = value.get(key) if isinstance(value, Mapping) else None
+    return found if isinstance(found, list) else []
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
+    """Rules that span fields; written against the raw document so they run even when
+    some fields are invalid, and every problem is reported in one go."""
+    problems = []
+    clusters = _list(raw, "clusters")
+    seen: dict[str, int] = {}
+    names = set()
+    for i, c in enumerate(clusters):
+        name = c.get("name") if isinstance(c, Mapping) else None
+        if not isinstance(name, str):
+            continue
+        names.add(name)
+        if name in seen:
+            problems.append(
+                f"clusters[{i}].name: {name!r} is a duplicate of clusters[{seen[name]}]; names must be unique"
+            )
+        else:
+            seen[name] = i
+    source = _mapping(raw, "source")
+    if source.get("kind", "static") == "static":
+        for i, c in enumerate(clusters):
+            if isinstance(c, Mapping) and not c.get("zone") and not c.get("disabled"):
+                problems.append(
+                    f"clusters[{i}].zone: is required when source.kind is static (e.g. us-east1-b)"
+                )
+    for i, entry in enumerate(_list(_mapping(raw, "geo"), "defaultOrder")):
+        if isinstance(entry, str) and entry not in names:
+            known = ", ".join(sorted(names)) or "none"
+            problems.append(f"geo.defaultOrder[{i}]: {entry!r} is not a cluster name; clusters: {known}")
+    health = _mapping(raw, "health")
+    period, timeout = _number(health.get("period", 10)), _number(health.get("timeout", 3))
+    if period is not None and timeout is not None and timeout >= period > 0:
+        problems.append(f"health.timeout: {timeout:g} must be less than health.period ({period:g})")
+    check = _mapping(_mapping(raw, "proxy"), "healthCheck")
+    interval, timeout = _number(check.get("interval", 5)), _number(check.get("timeout", 2))
+    if interval is not None and timeout is not None and timeout >= interval > 0:
+        problems.append(
+            f"proxy.healthCheck.timeout: {timeout:g} must be less than "
+            f"proxy.healthCheck.interval ({interval:g})"
+        )
+    lease = _mapping(raw, "leaderElection")
+    duration = _number(lease.get("leaseDuration", 15))
+    renew = _number(lease.get("renewDeadline", 10))
+    retry = _number(lease.get("retryPeriod", 2))
+    if duration is not None and renew is not None and renew >= duration:
+        problems.append(
+            f"leaderElection.renewDeadline: {renew:g} must be less than "
+            f"leaderElection.leaseDuration ({duration:g})"
+        )
+    if renew is not None and retry is not None and retry >= renew:
+        problems.append(
+            f"leaderElection.retryPeriod: {retry:g} must be less than "
+            f"leaderElection.renewDeadline ({renew:g})"
+        )
+    provider = _mapping(raw, "dns").get("provider", "embedded")
+    registered = sorted({ep.name for ep in entry_points(group=PROVIDER_GROUP)})
+    if isinstance(provider, str) and registered and provider not in registered:
+        problems.append(
+            f"dns.provider: {provider!r} is not an installed provider; installed: {', '.join(registered)}"
+        )
+    return problems
+
+
+def parse_config(raw: Any, *, base_dir: Path | None = None, source: str = "config") -> Config:
+    """Validate an already-parsed document; ConfigError lists every problem."""
+    if raw is None:
+        raise ConfigError([f"{source}: is empty; at least federation.name and federation.zone are required"])
+    if not isinstance(raw, Mapping):
+        raise ConfigError([f"{source}: top level must be a mapping, got {type(raw).__name__}"])
+    problems: list[str] = []
+    config: Config | None = None
+    context = {"base_dir": str(base_dir) if base_dir is not None else None}
+    try:
+        config = Config.model_validate(raw, context=context)
+    except ValidationError as exc:
+        problems.extend(_describe(err, Config) for err in exc.errors())
+    problems.extend(_cross_checks(raw))
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the config file; ConfigError lists every problem found."""
+    p = Path(path)
+    return parse_config(_read_yaml(p, "config"), base_dir=p.parent, source=str(p))
+
+
+def check_config(path: str | Path) -> list[str]:
+    """Every problem in the config file and, for a static source, its objects file."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return exc.problems
+    if config.source.kind == "static" and config.source.file is not None:
+        try:
+            load_objects(config.source.file, clusters=[c.name for c in config.clusters])
+        except ConfigError as exc:
+            return [f"source.file: {p}" for p in exc.problems]
+    return []
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """``ingressfed check-config FILE``: print every problem and exit 1, or a summary and 0."""
+    problems = check_config(args.file)
+    if problems:
+        print(f"{args.file}: {len(problems)} problem(s):", file=sys.stderr)
+        for p in problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 1
+    config = load_config(args.file)
+    print(
+        f"{args.file}: ok (federation {config.federation.name!r}, zone {config.federation.zone!r}, "
+        f"{len(config.clusters)} cluster(s), provider {config.dns.provider!r})"
+    )
+    return 0
+
+
+# -------------------------------------------------------------- objects file
+
+
+def _dns_subdomain(value: str) -> str:
+    return _dns_name(value)
+
+
+def _url_or_root(value: str) -> str:
+    return _url_path(value)
+
+
+class ServiceEntry(_Model):
+    cluster: DnsLabel
+    namespace: DnsLabel
+    name: DnsLabel
+    ready_endpoints: Annotated[int, AfterValidator(_at_least(0))] = 1
+    addresses: tuple[IpAddress, ...] = ()
+    hostnames: tuple[DnsName, ...] = ()
+    ttl: Ttl | None = None
+
+
+class RuleEntry(_Model):
+    host: DnsName
+    path: Annotated[str, AfterValidator(_url_or_root)] = "/"
+    path_type: Literal["Prefix", "Exact", "ImplementationSpecific"] = "Prefix"
+
+
+class IngressEntry(_Model):
+    cluster: DnsLabel
+    namespace: DnsLabel
+    name: Annotated[str, AfterValidator(_dns_subdomain)]
+    rules: tuple[RuleEntry, ...]
+    addresses: tuple[IpAddress, ...] = ()
+    hostnames: tuple[DnsName, ...] = ()
+    port: Port = 80
+    ttl: Ttl | None = None
+
+
+class ClusterStatusEntry(_Model):
+    name: DnsLabel
+    status: ClusterStatus
+
+
+class ObjectsFile(_Model):
+    services: tuple[ServiceEntry, ...] = ()
+    ingresses: tuple[IngressEntry, ...] = ()
+    clusters: tuple[ClusterStatusEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StaticObjects:
+    services: tuple[ServiceObservation, ...] = ()
+    ingresses: tuple[IngressObservation, ...] = ()
+    cluster_status: Mapping[str, ClusterStatus] = field(default_factory=dict)
+
+
+def _objects_cross_checks(raw: Mapping[str, Any], clusters: Collection[str] | None) -> list[str]:
+    problems = []
+    for kind in ("services", "ingresses"):
+        seen: dict[tuple[Any, ...], int] = {}
+        for i, entry in enumerate(_list(raw, kind)):
+            if not isinstance(entry, Mapping):
+                continue
+            key = tuple(str(entry.get(k)) for k in ("cluster", "namespace", "name"))
+            if all(isinstance(entry.get(k), str) for k in ("cluster", "namespace", "name")):
+                if key in seen:
+                    problems.append(f"{kind}[{i}]: {'/'.join(key)} is a duplicate of {kind}[{seen[key]}]")
+                else:
+                    seen[key] = i
+            cluster = entry.get("cluster")
+            if clusters is not None and isinstance(cluster, str) and cluster not in clusters:
+                known = ", ".join(sorted(clusters)) or "none"
+                problems.append(
+                    f"{kind}[{i}].cluster: {cluster!r} is not a configured cluster; clusters: {known}"
+                )
+    for i, entry in enumerate(_list(raw, "clusters")):
+        name = entry.get("name") if isinstance(entry, Mapping) else None
+        if clusters is not None and isinstance(name, str) and name not in clusters:
+            known = ", ".join(sorted(clusters)) or "none"
+            problems.append(f"clusters[{i}].name: {name!r} is not a configured cluster; clusters: {known}")
+    return problems
+
+
+def parse_objects(
+    raw: Any, *, clusters: Collection[str] | None = None, source: str = "objects"
+) -> StaticObjects:
+    """Validate a parsed objects document; ``clusters`` (when given) are the names it may refer to."""
+    if raw is None:
+        return StaticObjects()
+    if not isinstance(raw, Mapping):
+        raise ConfigError([f"{source}: top level must be a mapping, got {type(raw).__name__}"])
+    problems: list[str] = []
+    parsed: ObjectsFile | None = None
+    try:
+        parsed = ObjectsFile.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_describe(err, ObjectsFile) for err in exc.errors())
+    problems.extend(_objects_cross_checks(raw, clusters))
+    if problems or parsed is None:
+        raise ConfigError(problems)
+    return StaticObjects(
+        services=tuple(
+            ServiceObservation(
+                cluster=s.cluster,
+                namespace=s.namespace,
+                name=s.name,
+                ready_endpoints=s.ready_endpoints,
+                addresses=s.addresses,
+                hostnames=s.hostnames,
+                ttl=s.ttl,
+            )
+            for s in parsed.services
+        ),
+        ingresses=tuple(
+            IngressObservation(
+                cluster=g.cluster,
+                namespace=g.namespace,
+                name=g.name,
+                rules=tuple(IngressRule(r.host, r.path, r.path_type) for r in g.rules),
+                addresses=g.addresses,
+                hostnames=g.hostnames,
+                port=g.port,
+                ttl=g.ttl,
+            )
+            for g in parsed.ingresses
+        ),
+        cluster_status={c.name: c.status for c in parsed.clusters},
+    )
+
+
+def load_objects(path: str | Path, *, clusters: Collection[str] | None = None) -> StaticObjects:
+    """Read and validate the static objects file; ConfigError lists every problem found."""
+    p = Path(path)
+    return parse_objects(_read_yaml(p, "objects"), clusters=clusters, source=str(p))
