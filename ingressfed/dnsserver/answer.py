@@ -1,0 +1,260 @@
+"""Query bytes in, response bytes out: every decision the server makes, no I/O.
+
+``answer(index, query, client_ip)`` returns the response to send, or None
+to drop the packet (too short to carry an ID, or itself a response).
+
+The hot path parses only what a plain query carries (header, one question,
+optionally one OPT record) by hand and splices the client's ID and question
+into a response rendered in advance by :class:`~ingressfed.dnsserver.index.ZoneIndex`.
+Anything unusual (several questions, records in the answer or authority
+sections, compressed question names, EDNS version > 0, malformed options)
+goes through dnspython, which decides between FORMERR, NOTIMP, BADVERS and
+a normal answer; both paths end in the same ``_respond``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dns.edns
+import dns.exception
+import dns.message
+import dns.opcode
+import dns.rdataclass
+import dns.rdatatype
+
+from ingressfed.dnsserver.index import Entry, Prepared, ZoneIndex
+
+__all__ = ["DEFAULT_MAX_UDP", "EDNS_PAYLOAD", "answer"]
+
+log = logging.getLogger(__name__)
+
+# What we advertise and the largest UDP answer we send (DNS flag day 2020:
+# avoids IP fragmentation); larger answers are truncated and retried over TCP.
+EDNS_PAYLOAD = 1232
+DEFAULT_MAX_UDP = 1232
+_PLAIN_UDP = 512
+_ECS = 8
+_BADVERS = 16
+_QD1_AN0_NS0 = b"\x00\x01\x00\x00\x00\x00"
+_AR0 = b"\x00\x00"
+_AR1 = b"\x00\x01"
+_CLASS_IN = b"\x00\x01"
+_OPT_HEAD = b"\x00\x00\x29" + EDNS_PAYLOAD.to_bytes(2, "big")
+_OPT_PLAIN = (_OPT_HEAD + b"\x00\x00\x00\x00\x00\x00", _OPT_HEAD + b"\x00\x00\x80\x00\x00\x00")
+
+# An ECS option as the query sent it: (family, source prefix, address bytes).
+Ecs = tuple[int, int, bytes]
+
+
+def answer(
+    index: ZoneIndex,
+    data: bytes,
+    client_ip: str,
+    *,
+    tcp: bool = False,
+    max_udp: int = DEFAULT_MAX_UDP,
+) -> bytes | None:
+    """The response to ``data`` from ``client_ip`` (None: send nothing)."""
+    n = len(data)
+    if n < 12:
+        return None  # no room for an ID: nothing to answer
+    b2 = data[2]
+    if b2 & 0x80:
+        return None  # a response; answering it could start a loop
+    if b2 & 0x78:
+        return _header_only(data, index.notimp)
+    if data[4:10] != _QD1_AN0_NS0:
+        return _slow(index, data, client_ip, tcp, max_udp)
+    i = 12
+    while True:
+        if i >= n:
+            return _slow(index, data, client_ip, tcp, max_udp)
+        ln = data[i]
+        if ln == 0:
+            break
+        if ln > 63:
+            return _slow(index, data, client_ip, tcp, max_udp)
+        i += ln + 1
+    end = i + 1
+    qend = end + 4
+    if qend > n or data[end + 2 : qend] != _CLASS_IN:
+        return _slow(index, data, client_ip, tcp, max_udp)
+    ar = data[10:12]
+    if ar == _AR0:
+        if qend != n:
+            return _slow(index, data, client_ip, tcp, max_udp)
+        payload = -1
+        do = 0
+        ecs = None
+    elif ar == _AR1:
+        # OPT: root owner (one zero byte), type 41, class = payload, ttl = ext-rcode/version/flags.
+        o = qend
+        if n < o + 11 or data[o] != 0 or data[o + 1] != 0 or data[o + 2] != 41 or data[o + 6] != 0:
+            return _slow(index, data, client_ip, tcp, max_udp)
+        rdlen = (data[o + 9] << 8) | data[o + 10]
+        if o + 11 + rdlen != n:
+            return _slow(index, data, client_ip, tcp, max_udp)
+        payload = (data[o + 3] << 8) | data[o + 4]
+        do = data[o + 7] & 0x80
+        ecs = None
+        if rdlen:
+            parsed = _options(data, o + 11, n)
+            if parsed is False or parsed is True:
+                return _slow(index, data, client_ip, tcp, max_udp)
+            ecs = parsed
+    else:
+        return _slow(index, data, client_ip, tcp, max_udp)
+    return _respond(
+        index, data, data[12:qend], data[12:end].lower(), data[end:end + 2], payload, do, ecs,
+        client_ip, tcp, max_udp,
+    )  # fmt: skip
+
+
+def _options(data: bytes, i: int, n: int) -> Ecs | bool | None:
+    """The ECS option among the EDNS options (None: none; False: let dnspython judge)."""
+    ecs: Ecs | None = None
+    while i < n:
+        if i + 4 > n:
+            return False
+        code = (data[i] << 8) | data[i + 1]
+        length = (data[i + 2] << 8) | data[i + 3]
+        i += 4
+        if i + length > n:
+            return False
+        if code == _ECS:
+            if ecs is not None:
+                return False
+            parsed = _ecs(data[i : i + length])
+            if parsed is None:
+                return False
+            ecs = parsed
+        i += length
+    return ecs
+
+
+def _ecs(opt: bytes) -> Ecs | None:
+    """Validate an ECS option (RFC 7871 section 6); None when malformed."""
+    if len(opt) < 4:
+        return None
+    family = (opt[0] << 8) | opt[1]
+    source, scope = opt[2], opt[3]
+    addr = opt[4:]
+    width = 32 if family == 1 else 128 if family == 2 else 0
+    if not width or source > width or scope != 0 or len(addr) != (source + 7) // 8:
+        return None
+    if source % 8 and addr and addr[-1] & (0xFF >> (source % 8)):
+        return None  # bits set beyond the source prefix
+    return (family, source, addr)
+
+
+# Positional parameters: this runs for every query and keyword passing costs measurably.
+def _respond(  # noqa: PLR0917
+    index: ZoneIndex,
+    data: bytes,
+    question: bytes,
+    qname_lower: bytes,
+    qtype: bytes,
+    payload: int,
+    do: int,
+    ecs: Ecs | None,
+    client_ip: str,
+    tcp: bool,
+    max_udp: int,
+) -> bytes:
+    entry: Entry | None = index.table.get(qname_lower + qtype)
+    if entry is None:
+        entry = index.miss(qname_lower, (qtype[0] << 8) | qtype[1])
+    scope = 0
+    if entry.geo:
+        entry, scope = _locate(index, entry, ecs, client_ip)
+    assert isinstance(entry, Prepared)
+    k = (data[2] & 1) | ((data[3] & 0x10) >> 3)
+    if payload < 0:
+        resp = data[:2] + entry.headers[k] + question + entry.body
+        if not tcp and len(resp) > _PLAIN_UDP:
+            return data[:2] + entry.tc_headers[k] + question
+        return resp
+    opt = _OPT_PLAIN[1 if do else 0] if ecs is None else _ecs_opt(do, ecs, scope)
+    k |= 4
+    limit = 65535 if tcp else min(max(payload, _PLAIN_UDP), max_udp)
+    if 12 + len(question) + len(entry.body) + len(opt) > limit:
+        return data[:2] + entry.tc_headers[k] + question + opt
+    return data[:2] + entry.headers[k] + question + entry.body + opt
+
+
+def _locate(index: ZoneIndex, entry: Entry, ecs: Ecs | None, client_ip: str) -> tuple[Prepared, int]:
+    """The client's variant of a geo answer, and the ECS scope it is valid for."""
+    assert not isinstance(entry, Prepared)
+    locator = index.locator
+    if locator is None:
+        return entry.for_location(None), 0
+    trusts = locator.trusts_ecs_from
+    if ecs is not None and ecs[1] > 0 and (trusts is None or trusts(client_ip)):
+        return entry.for_location(locator.for_subnet(ecs[0], ecs[2])), ecs[1]
+    # Decided by the resolver's own address: to an ECS-speaking resolver the
+    # answer is not specific to the subnet it asked about.
+    return entry.for_location(locator.for_ip(client_ip)), 0
+
+
+def _ecs_opt(do: int, ecs: Ecs, scope: int) -> bytes:
+    family, source, addr = ecs
+    option = family.to_bytes(2, "big") + bytes((source, scope)) + addr
+    rdata = _ECS.to_bytes(2, "big") + len(option).to_bytes(2, "big") + option
+    flags = b"\x80\x00" if do else b"\x00\x00"
+    return _OPT_HEAD + b"\x00\x00" + flags + len(rdata).to_bytes(2, "big") + rdata
+
+
+def _header_only(data: bytes, entry: Prepared, *, rcode: int | None = None) -> bytes:
+    """A response with no question: ID and opcode echoed, RD copied."""
+    rc = entry.rcode if rcode is None else rcode
+    return data[:2] + bytes((0x80 | (data[2] & 0x79), rc & 0x0F)) + b"\x00" * 8
+
+
+def _slow(index: ZoneIndex, data: bytes, client_ip: str, tcp: bool, max_udp: int) -> bytes | None:
+    try:
+        msg = dns.message.from_wire(data, ignore_trailing=False)
+    except dns.message.ShortHeader:
+        return None
+    except dns.message.UnknownTSIGKey:
+        return _header_only(data, index.refused)  # we hold no TSIG keys
+    except Exception:  # any parse failure of a packet with a header is FORMERR, never a crash
+        return _header_only(data, index.formerr)
+    if msg.opcode() != dns.opcode.QUERY:
+        return _header_only(data, index.notimp)
+    if len(msg.question) != 1 or msg.answer or msg.authority:
+        return _header_only(data, index.formerr)
+    q = msg.question[0]
+    question = (
+        (q.name.to_wire() or b"") + int(q.rdtype).to_bytes(2, "big") + int(q.rdclass).to_bytes(2, "big")
+    )
+    payload = -1
+    do = 0
+    ecs: Ecs | None = None
+    if msg.edns >= 0:
+        if msg.edns > 0:
+            return _badvers(data, question, msg.ednsflags)
+        payload = msg.payload
+        do = msg.ednsflags & 0x8000
+        for option in msg.options:
+            if isinstance(option, dns.edns.ECSOption):
+                parsed = _ecs(option.to_wire() or b"")
+                if parsed is None:
+                    return _header_only(data, index.formerr)
+                ecs = parsed
+    if q.rdclass != dns.rdataclass.IN:
+        return data[:2] + index.refused.headers[(data[2] & 1) | ((data[3] & 0x10) >> 3)] + question
+    if len(question) > 4 + 255:
+        return _header_only(data, index.formerr)
+    qname_lower = question[:-4].lower()
+    return _respond(
+        index, data, question, qname_lower, question[-4:-2], payload, do, ecs, client_ip, tcp, max_udp
+    )
+
+
+def _badvers(data: bytes, question: bytes, ednsflags: int) -> bytes:
+    # RFC 6891: answer version 0 with extended RCODE BADVERS (16 = 1 << 4 | 0).
+    flags = b"\x80\x00" if ednsflags & 0x8000 else b"\x00\x00"
+    opt = _OPT_HEAD + bytes((_BADVERS >> 4, 0)) + flags + b"\x00\x00"
+    head = bytes((0x80 | (data[2] & 0x01), data[3] & 0x10)) + b"\x00\x01\x00\x00\x00\x00\x00\x01"
+    return data[:2] + head + question + opt

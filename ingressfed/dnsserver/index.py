@@ -1,0 +1,549 @@
+"""Pre-rendered answers for one version of the zone.
+
+Answering a query in Python with a full DNS library costs tens of
+microseconds; looking up ready-made wire bytes costs well under one. So when
+the zone changes we render every response the zone can give once: for each
+name and each record type it holds (plus ANY, SOA, NS and a "type not here"
+answer per name) the answer, authority and additional sections, and the
+header words for every flag variant. At query time only the ID and the
+client's own question (its original letter case) are spliced in.
+
+An index is immutable after construction; the server swaps the whole object
+when the zone changes, so a query sees either the old zone or the new one.
+
+Answers that depend on who asks (``answers: geo`` and a name served by
+several clusters) are rendered lazily per client location and cached on the
+entry, so they cost one extra dictionary lookup once warm.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from geo.select import Candidate, rank
+from ingressfed.dnsserver.zone import ZoneData
+from ingressfed.model import Location, RecordSet, RecordType
+
+__all__ = [
+    "RCODE_FORMERR",
+    "RCODE_NOERROR",
+    "RCODE_NOTIMP",
+    "RCODE_NXDOMAIN",
+    "RCODE_REFUSED",
+    "RCODE_SERVFAIL",
+    "AnswerMode",
+    "Entry",
+    "GeoEntry",
+    "Locator",
+    "Prepared",
+    "ZoneIndex",
+    "build_index",
+    "record_problem",
+]
+
+log = logging.getLogger(__name__)
+
+RCODE_NOERROR = 0
+RCODE_FORMERR = 1
+RCODE_SERVFAIL = 2
+RCODE_NXDOMAIN = 3
+RCODE_NOTIMP = 4
+RCODE_REFUSED = 5
+
+_QT_ANY = 255
+_QT_AXFR = 252
+_QT_IXFR = 251
+_QT_MAILB = 253
+_QT_MAILA = 254
+_QT_OPT = 41
+# Any type nobody stores here renders like this one: only the 2-byte type in
+# the question differs, and the client's question is spliced in anyway.
+_QT_PLACEHOLDER = 65280
+_MAX_CHAIN = 8
+_FLAG_QR = 0x80
+_FLAG_AA = 0x04
+_FLAG_TC = 0x02
+_GEO_CACHE = 4096
+_TYPES = {
+    RecordType.A: dns.rdatatype.A,
+    RecordType.AAAA: dns.rdatatype.AAAA,
+    RecordType.CNAME: dns.rdatatype.CNAME,
+    RecordType.TXT: dns.rdatatype.TXT,
+    RecordType.NS: dns.rdatatype.NS,
+    RecordType.SOA: dns.rdatatype.SOA,
+}
+# RFC 8482: ANY gets one RRset; this is the preference among what a name has.
+_ANY_ORDER = (
+    dns.rdatatype.CNAME,
+    dns.rdatatype.A,
+    dns.rdatatype.AAAA,
+    dns.rdatatype.TXT,
+    dns.rdatatype.SOA,
+    dns.rdatatype.NS,
+)
+
+
+class AnswerMode(StrEnum):
+    GEO = "geo"  # per-cluster variants: the nearest healthy cluster's values
+    ALL = "all"  # per-cluster variants: the union of all of them
+
+
+def record_problem(zone: str, rs: RecordSet) -> str | None:
+    """Why ``rs`` cannot be served in ``zone`` (None when it can)."""
+    zone = zone.rstrip(".").lower()
+    where = f"record set {rs.name} {rs.type.value}"
+    if rs.name != zone and not rs.name.endswith("." + zone):
+        return f"{where}: name is outside zone {zone}"
+    try:
+        dns.name.from_text(rs.name + ".")
+    except dns.exception.DNSException as exc:
+        return f"{where}: invalid name ({exc})"
+    if rs.type in (RecordType.SOA, RecordType.NS):
+        return f"{where}: SOA and NS are managed by the embedded server itself"
+    if not 0 <= rs.ttl <= 0x7FFFFFFF:
+        return f"{where}: ttl {rs.ttl} out of range 0..2147483647"
+    if not rs.values:
+        return f"{where}: no values"
+    if rs.type is RecordType.CNAME and len(rs.values) != 1:
+        return f"{where}: a CNAME set holds exactly one target, got {len(rs.values)}"
+    if rs.type is RecordType.CNAME and rs.name == zone:
+        return f"{where}: no CNAME at the zone apex (SOA and NS live there)"
+    for v in rs.values:
+        text = v + "." if rs.type is RecordType.CNAME else v
+        try:
+            dns.rdata.from_text(dns.rdataclass.IN, _TYPES[rs.type], text)
+        except (dns.exception.DNSException, ValueError) as exc:
+            return f"{where}: invalid value {v!r} ({exc})"
+    if rs.routing is not None and rs.set_identifier is None:
+        return f"{where}: routing given without set_identifier"
+    return None
+
+
+class Locator:
+    """Client address -> location, cached per address prefix.
+
+    Shared across index versions (locations do not change with the zone).
+    IPv4 clients are cached per /24, which is finer than any city database
+    distinguishes in practice.
+    """
+
+    def __init__(
+        self,
+        locate: Callable[[str], Location | None],
+        *,
+        trusts_ecs_from: Callable[[str], bool] | None = None,
+        cache_size: int = 65536,
+    ) -> None:
+        self._locate = locate
+        # None: EDNS Client Subnet is believed from every resolver.
+        self.trusts_ecs_from = trusts_ecs_from
+        self._cache: dict[Any, Location | None] = {}
+        self._size = cache_size
+
+    def for_ip(self, ip: str) -> Location | None:
+        key = ip.rpartition(".")[0] if "." in ip and ":" not in ip else ip
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        loc = self._lookup(ip)
+        self._store(key, loc)
+        return loc
+
+    def for_subnet(self, family: int, address: bytes) -> Location | None:
+        key = (family, address)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        width = 4 if family == 1 else 16
+        ip = str(ipaddress.ip_address(address.ljust(width, b"\x00")))
+        loc = self._lookup(ip)
+        self._store(key, loc)
+        return loc
+
+    def _lookup(self, ip: str) -> Location | None:
+        try:
+            return self._locate(ip)
+        except Exception:  # a broken database must not break DNS: answer as for an unknown client
+            log.exception("geo lookup failed", extra={"ip": ip})
+            return None
+
+    def _store(self, key: Any, loc: Location | None) -> None:
+        if len(self._cache) >= self._size:
+            self._cache.clear()
+        self._cache[key] = loc
+
+
+class Prepared:
+    """One response without its ID and question.
+
+    ``headers[k]`` are the 10 bytes after the ID (flags and the four counts)
+    for flag variant ``k = RD | CD << 1 | EDNS << 2`` of the query;
+    ``tc_headers`` the same for the truncated form (question only).
+    """
+
+    __slots__ = ("body", "geo", "headers", "rcode", "tc_headers")
+
+    geo: bool
+
+    def __init__(self, *, aa: bool, rcode: int, counts: tuple[int, int, int], body: bytes) -> None:
+        an, ns, ar = counts
+        hi = _FLAG_QR | (_FLAG_AA if aa else 0)
+        heads: list[bytes] = []
+        tcs: list[bytes] = []
+        for k in range(8):
+            rd, cd, edns = k & 1, (k >> 1) & 1, (k >> 2) & 1
+            lo = (0x10 if cd else 0) | (rcode & 0x0F)
+            heads.append(bytes((hi | rd, lo, 0, 1)) + _u16(an) + _u16(ns) + _u16(ar + edns))
+            tcs.append(bytes((hi | _FLAG_TC | rd, lo, 0, 1, 0, 0, 0, 0)) + _u16(edns))
+        self.headers = tuple(heads)
+        self.tc_headers = tuple(tcs)
+        self.body = body
+        self.rcode = rcode
+        self.geo = False
+
+
+class GeoEntry:
+    """An answer that depends on the client's location; rendered per location."""
+
+    __slots__ = ("_cache", "_index", "geo", "qname", "qtype")
+
+    geo: bool
+
+    def __init__(self, index: ZoneIndex, qname: dns.name.Name, qtype: int) -> None:
+        self._index = index
+        self.qname = qname
+        self.qtype = qtype
+        self._cache: dict[Location | None, Prepared] = {}
+        self.geo = True
+
+    def for_location(self, loc: Location | None) -> Prepared:
+        try:
+            return self._cache[loc]
+        except KeyError:
+            pass
+        prepared = self._index.render(self.qname, self.qtype, loc)
+        prepared.geo = True
+        if len(self._cache) >= _GEO_CACHE:
+            self._cache.clear()
+        self._cache[loc] = prepared
+        return prepared
+
+
+def _wire(name: dns.name.Name) -> bytes:
+    wire = name.to_wire()
+    assert wire is not None  # without a file argument dnspython returns the bytes
+    return wire
+
+
+def _u16(v: int) -> bytes:
+    return v.to_bytes(2, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    """The record sets of one type at one name."""
+
+    plain: tuple[RecordSet, ...]
+    routed: tuple[RecordSet, ...]
+
+    @property
+    def varies(self) -> bool:
+        return len({rs.set_identifier for rs in self.routed}) > 1
+
+
+Entry = Prepared | GeoEntry
+
+
+class ZoneIndex:
+    """Everything needed to answer queries for one version of one zone."""
+
+    def __init__(
+        self,
+        data: ZoneData,
+        *,
+        answers: AnswerMode = AnswerMode.GEO,
+        locator: Locator | None = None,
+        default_order: Sequence[str] = (),
+    ) -> None:
+        self.data = data
+        self.serial = data.serial
+        self.mode = answers
+        self.locator = locator
+        self.default_order = tuple(default_order)
+        self.origin = dns.name.from_text(data.zone + ".")
+        self.origin_wire = _wire(self.origin)
+        self._nodes: dict[dns.name.Name, dict[int, _Choice]] = {}
+        self._load(data.records)
+        self._soa = self._soa_rrset(data)
+        self._neg_soa = self._soa_rrset(data, ttl=min(data.soa.ttl, data.soa.minimum))
+        # key: lower-case wire qname + 2-byte qtype
+        self.table: dict[bytes, Entry] = {}
+        # key: lower-case wire qname; the answer for every type not in ``table``
+        self.other: dict[bytes, Entry] = {}
+        self.refused = Prepared(aa=False, rcode=RCODE_REFUSED, counts=(0, 0, 0), body=b"")
+        self.notimp = Prepared(aa=False, rcode=RCODE_NOTIMP, counts=(0, 0, 0), body=b"")
+        self.formerr = Prepared(aa=False, rcode=RCODE_FORMERR, counts=(0, 0, 0), body=b"")
+        # Rendered without name compression: it is spliced after questions of any length.
+        buf = io.BytesIO()
+        self._neg_soa.to_wire(buf, compress=None, origin=None)
+        soa_wire = buf.getvalue()
+        self.nxdomain = Prepared(aa=True, rcode=RCODE_NXDOMAIN, counts=(0, 1, 0), body=soa_wire)
+        self._prerender()
+
+    # --- construction -------------------------------------------------
+
+    def _load(self, records: Iterable[RecordSet]) -> None:
+        grouped: dict[tuple[dns.name.Name, int], tuple[list[RecordSet], list[RecordSet]]] = {}
+        for rs in records:
+            problem = record_problem(self.data.zone, rs)
+            if problem is not None:
+                log.warning("skipping record set: %s", problem, extra={"zone": self.data.zone})
+                continue
+            name = dns.name.from_text(rs.name + ".")
+            plain, routed = grouped.setdefault((name, _TYPES[rs.type]), ([], []))
+            (plain if rs.set_identifier is None else routed).append(rs)
+        self._nodes[self.origin] = {}
+        for (name, rdtype), (plain, routed) in grouped.items():
+            self._nodes.setdefault(name, {})[rdtype] = _Choice(tuple(plain), tuple(routed))
+            # Empty non-terminals exist (NODATA, not NXDOMAIN): every ancestor
+            # down to the apex is a node.
+            parent = name
+            while parent != self.origin and len(parent) > len(self.origin):
+                parent = parent.parent()
+                self._nodes.setdefault(parent, {})
+        apex = self._nodes[self.origin]
+        for rdtype in (dns.rdatatype.CNAME, dns.rdatatype.SOA, dns.rdatatype.NS):
+            apex.pop(rdtype, None)
+        for name, node in self._nodes.items():
+            if dns.rdatatype.CNAME in node and len(node) > 1:
+                log.warning(
+                    "CNAME beside other data at %s; serving only the CNAME",
+                    name,
+                    extra={"zone": self.data.zone},
+                )
+                self._nodes[name] = {dns.rdatatype.CNAME: node[dns.rdatatype.CNAME]}
+
+    def _soa_rrset(self, data: ZoneData, *, ttl: int | None = None) -> dns.rrset.RRset:
+        s = data.soa
+        text = (
+            f"{s.nameservers[0]}. {s.hostmaster}. {data.serial} {s.refresh} {s.retry} {s.expire} {s.minimum}"
+        )
+        return dns.rrset.from_text(self.origin, s.ttl if ttl is None else ttl, "IN", "SOA", text)
+
+    def _ns_rrset(self) -> dns.rrset.RRset:
+        return dns.rrset.from_text_list(
+            self.origin, self.data.soa.ttl, "IN", "NS", [n + "." for n in self.data.soa.nameservers]
+        )
+
+    def _prerender(self) -> None:
+        for name, node in self._nodes.items():
+            wire = _wire(name)
+            types = set(node)
+            if name == self.origin:
+                types |= {dns.rdatatype.SOA, dns.rdatatype.NS}
+            if dns.rdatatype.CNAME in types:
+                # The answer for a type the CNAME's target holds differs from "other".
+                types |= set(_TYPES.values())
+            for rdtype in types | {_QT_ANY}:
+                self.table[wire + _u16(rdtype)] = self._entry(name, rdtype)
+            self.other[wire] = self._entry(name, _QT_PLACEHOLDER)
+
+    def _entry(self, qname: dns.name.Name, qtype: int) -> Entry:
+        prepared, geo = self._render(qname, qtype, None)
+        return GeoEntry(self, qname, qtype) if geo else prepared
+
+    # --- rendering ----------------------------------------------------
+
+    def render(self, qname: dns.name.Name, qtype: int, loc: Location | None) -> Prepared:
+        return self._render(qname, qtype, loc)[0]
+
+    def _rrset(self, name: dns.name.Name, rdtype: int, loc: Location | None) -> tuple[dns.rrset.RRset, bool]:
+        """The RRset served at (name, type) for a client at ``loc``; and whether it depends on ``loc``."""
+        if name == self.origin and rdtype == dns.rdatatype.SOA:
+            return self._soa, False
+        if name == self.origin and rdtype == dns.rdatatype.NS:
+            return self._ns_rrset(), False
+        choice = self._nodes[name][rdtype]
+        sets = list(choice.plain)
+        geo = False
+        if choice.routed:
+            if self.mode is AnswerMode.GEO and choice.varies:
+                chosen = self._nearest(choice.routed, loc)
+                sets += [rs for rs in choice.routed if rs.set_identifier == chosen]
+                geo = True
+            elif rdtype == dns.rdatatype.CNAME:
+                # A name has one CNAME target; "all" cannot union them.
+                chosen = self._nearest(choice.routed, None)
+                sets += [rs for rs in choice.routed if rs.set_identifier == chosen]
+            else:
+                sets += choice.routed
+        ttl = min(rs.ttl for rs in sets)
+        values = sorted({v for rs in sets for v in rs.values})
+        if rdtype == dns.rdatatype.CNAME:
+            values = [values[0] + "."]
+        return dns.rrset.from_text_list(name, ttl, "IN", dns.rdatatype.RdataType.make(rdtype), values), geo
+
+    def _nearest(self, routed: Sequence[RecordSet], loc: Location | None) -> str | None:
+        candidates: dict[str, Candidate] = {}
+        for rs in routed:
+            sid = rs.set_identifier or ""
+            r = rs.routing
+            candidates.setdefault(
+                sid,
+                Candidate(
+                    name=sid,
+                    location=r.location if r else None,
+                    healthy=True,
+                    weight=r.weight if r else 100,
+                ),
+            )
+        order = rank(loc, list(candidates.values()), default_order=self.default_order)
+        return order[0] if order else None
+
+    def _in_zone(self, name: dns.name.Name) -> bool:
+        return name.is_subdomain(self.origin)
+
+    def _render(self, qname: dns.name.Name, qtype: int, loc: Location | None) -> tuple[Prepared, bool]:
+        answer: list[dns.rrset.RRset] = []
+        authority: list[dns.rrset.RRset] = []
+        additional: list[dns.rrset.RRset] = []
+        rcode = RCODE_NOERROR
+        geo = False
+        name = qname
+        seen: set[dns.name.Name] = set()
+        for _hop in range(_MAX_CHAIN):
+            seen.add(name)
+            node = self._nodes.get(name)
+            if node is None:
+                if self._in_zone(name):
+                    rcode = RCODE_NXDOMAIN
+                    authority.append(self._neg_soa)
+                # else: the chain left our zone; the resolver follows it.
+                break
+            types = set(node)
+            if name == self.origin:
+                types |= {dns.rdatatype.SOA, dns.rdatatype.NS}
+            if qtype == _QT_ANY:
+                pick = next(t for t in _ANY_ORDER if t in types) if types else None
+                if pick is None:
+                    authority.append(self._neg_soa)
+                else:
+                    rrset, g = self._rrset(name, pick, loc)
+                    answer.append(rrset)
+                    geo |= g
+                break
+            if qtype in types:
+                rrset, g = self._rrset(name, qtype, loc)
+                answer.append(rrset)
+                geo |= g
+                if qtype == dns.rdatatype.NS:
+                    additional += self._glue(loc)
+                break
+            if dns.rdatatype.CNAME in types:
+                rrset, g = self._rrset(name, dns.rdatatype.CNAME, loc)
+                answer.append(rrset)
+                geo |= g
+                target = rrset[0].target
+                if not isinstance(target, dns.name.Name) or target in seen:
+                    break  # a loop: answer with what we have, the resolver gives up
+                name = target
+                continue
+            authority.append(self._neg_soa)  # NODATA
+            break
+        return self._prepare(qname, qtype, rcode, answer, authority, additional), geo
+
+    def _glue(self, loc: Location | None) -> list[dns.rrset.RRset]:
+        out: list[dns.rrset.RRset] = []
+        for ns in self.data.soa.nameservers:
+            n = dns.name.from_text(ns + ".")
+            node = self._nodes.get(n)
+            if node is None:
+                continue
+            for t in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                if t in node:
+                    out.append(self._rrset(n, t, loc)[0])
+        return out
+
+    def _prepare(  # noqa: PLR0917
+        self,
+        qname: dns.name.Name,
+        qtype: int,
+        rcode: int,
+        answer: list[dns.rrset.RRset],
+        authority: list[dns.rrset.RRset],
+        additional: list[dns.rrset.RRset],
+    ) -> Prepared:
+        msg = dns.message.Message(id=0)
+        msg.flags = dns.flags.QR | dns.flags.AA
+        msg.set_rcode(dns.rcode.Rcode.make(rcode))
+        msg.question = [dns.rrset.RRset(qname, dns.rdataclass.IN, dns.rdatatype.RdataType.make(qtype))]
+        msg.answer = answer
+        msg.authority = authority
+        msg.additional = additional
+        try:
+            wire = msg.to_wire(max_size=65535)
+        except dns.exception.TooBig:
+            log.error("answer for %s type %d exceeds 65535 bytes; serving SERVFAIL", qname, qtype)
+            return Prepared(aa=False, rcode=RCODE_SERVFAIL, counts=(0, 0, 0), body=b"")
+        qlen = len(_wire(qname)) + 4
+        counts = (
+            int.from_bytes(wire[6:8], "big"),
+            int.from_bytes(wire[8:10], "big"),
+            int.from_bytes(wire[10:12], "big"),
+        )
+        return Prepared(aa=True, rcode=rcode, counts=counts, body=wire[12 + qlen :])
+
+    # --- lookups used by the answering code ---------------------------
+
+    def miss(self, qname_lower: bytes, qtype: int) -> Entry:
+        """The entry for a query ``table`` has no key for."""
+        if qtype in (_QT_AXFR, _QT_IXFR):
+            return self.refused  # no zone transfers: the zone is fed, not transferred
+        if qtype in (_QT_MAILA, _QT_MAILB):
+            return self.notimp
+        if qtype == _QT_OPT:
+            return self.formerr
+        entry = self.other.get(qname_lower)
+        if entry is not None:
+            return entry
+        return self.nxdomain if self._wire_in_zone(qname_lower) else self.refused
+
+    def _wire_in_zone(self, qname_lower: bytes) -> bool:
+        # Walk label by label: a plain suffix test could match inside a label.
+        origin = self.origin_wire
+        i = 0
+        n = len(qname_lower)
+        while i < n:
+            if qname_lower[i:] == origin:
+                return True
+            i += qname_lower[i] + 1
+        return False
+
+
+def build_index(
+    data: ZoneData,
+    *,
+    answers: AnswerMode | str = AnswerMode.GEO,
+    locator: Locator | None = None,
+    default_order: Sequence[str] = (),
+) -> ZoneIndex:
+    """Render ``data`` into an immutable index (CPU-bound; milliseconds per thousand names)."""
+    return ZoneIndex(data, answers=AnswerMode(answers), locator=locator, default_order=default_order)

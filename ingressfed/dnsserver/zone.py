@@ -1,0 +1,244 @@
+"""The zone an embedded DNS server serves, as one immutable value.
+
+``ZoneData`` is what the embedded provider stores, persists and hands to its
+subscribers, and what a remote feed gives a DNS server that has no provider:
+the apex settings (SOA, NS) plus the record sets. It is pure data; building
+the wire-format index lives in :mod:`ingressfed.dnsserver.index`.
+
+The JSON form (``zone_data_to_json`` / ``zone_data_from_json``) is the zone
+file format; parsing validates every field and names it in errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingressfed.errors import ConfigError
+from ingressfed.model import Location, RecordSet, RecordType, Routing
+
+__all__ = [
+    "ZONE_FILE_VERSION",
+    "SoaSettings",
+    "ZoneData",
+    "next_serial",
+    "zone_data_from_json",
+    "zone_data_from_records",
+    "zone_data_to_json",
+]
+
+ZONE_FILE_VERSION = 1
+_MAX_SERIAL = 0xFFFFFFFF
+_MAX_TTL = 0x7FFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class SoaSettings:
+    """Apex settings. ``nameservers`` and ``hostmaster`` are absolute names
+    without the trailing dot; ``hostmaster`` in mailbox-as-name form
+    (``hostmaster.example.com``)."""
+
+    nameservers: tuple[str, ...]
+    hostmaster: str
+    refresh: int = 3600
+    retry: int = 600
+    expire: int = 86400
+    # Negative answers are cached this long (RFC 2308); short, because a name
+    # the controller is about to create should not stay NXDOMAIN for long.
+    minimum: int = 30
+    ttl: int = 3600
+
+    @staticmethod
+    def default(zone: str) -> SoaSettings:
+        zone = zone.rstrip(".").lower()
+        return SoaSettings(nameservers=(f"ns1.{zone}",), hostmaster=f"hostmaster.{zone}")
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneData:
+    zone: str
+    serial: int
+    soa: SoaSettings
+    records: tuple[RecordSet, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "zone", self.zone.rstrip(".").lower())
+
+
+def zone_data_from_records(
+    zone: str, records: Iterable[RecordSet], *, serial: int = 1, soa: SoaSettings | None = None
+) -> ZoneData:
+    """A zone from record sets alone (what a remote feed provides)."""
+    zone = zone.rstrip(".").lower()
+    ordered = tuple(sorted(records, key=lambda r: (r.name, r.type.value, r.set_identifier or "")))
+    return ZoneData(zone=zone, serial=serial, soa=soa or SoaSettings.default(zone), records=ordered)
+
+
+def next_serial(serial: int) -> int:
+    """The next SOA serial: increments, wrapping past 2**32-1 to 1 (never 0)."""
+    return serial % _MAX_SERIAL + 1
+
+
+def _routing_to_json(r: Routing) -> dict[str, Any]:
+    out: dict[str, Any] = {"cluster": r.cluster, "region": r.region, "weight": r.weight}
+    if r.location is not None:
+        out["location"] = {"lat": r.location.lat, "lon": r.location.lon}
+    if r.continent is not None:
+        out["continent"] = r.continent
+    if r.country is not None:
+        out["country"] = r.country
+    return out
+
+
+def zone_data_to_json(data: ZoneData) -> dict[str, Any]:
+    records: list[dict[str, Any]] = []
+    for rs in data.records:
+        item: dict[str, Any] = {
+            "name": rs.name,
+            "type": rs.type.value,
+            "ttl": rs.ttl,
+            "values": list(rs.values),
+        }
+        if rs.set_identifier is not None:
+            item["setIdentifier"] = rs.set_identifier
+        if rs.routing is not None:
+            item["routing"] = _routing_to_json(rs.routing)
+        records.append(item)
+    soa = data.soa
+    return {
+        "version": ZONE_FILE_VERSION,
+        "zone": data.zone,
+        "serial": data.serial,
+        "soa": {
+            "nameservers": list(soa.nameservers),
+            "hostmaster": soa.hostmaster,
+            "refresh": soa.refresh,
+            "retry": soa.retry,
+            "expire": soa.expire,
+            "minimum": soa.minimum,
+            "ttl": soa.ttl,
+        },
+        "records": records,
+    }
+
+
+class _Reader:
+    """Collects every problem with a path, so one error lists them all."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def int_(
+        self, obj: Mapping[str, Any], key: str, path: str, *, lo: int, hi: int, default: int | None = None
+    ) -> int:
+        v = obj.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            self.problems.append(f"{path}.{key}: got {v!r}, expected an integer in {lo}..{hi}")
+            return lo
+        return v
+
+    def str_(self, obj: Mapping[str, Any], key: str, path: str) -> str:
+        v = obj.get(key)
+        if not isinstance(v, str) or not v:
+            self.problems.append(f"{path}.{key}: got {v!r}, expected a non-empty string")
+            return ""
+        return v
+
+    def float_(self, obj: Mapping[str, Any], key: str, path: str, *, lo: float, hi: float) -> float:
+        v = obj.get(key)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+            self.problems.append(f"{path}.{key}: got {v!r}, expected a number in {lo}..{hi}")
+            return 0.0
+        return float(v)
+
+    def mapping(self, v: Any, path: str) -> Mapping[str, Any]:
+        if not isinstance(v, Mapping):
+            self.problems.append(f"{path}: got {type(v).__name__}, expected an object")
+            return {}
+        return v
+
+    def routing(self, v: Any, path: str) -> Routing:
+        obj = self.mapping(v, path)
+        loc: Location | None = None
+        if obj.get("location") is not None:
+            lobj = self.mapping(obj["location"], f"{path}.location")
+            loc = Location(
+                lat=self.float_(lobj, "lat", f"{path}.location", lo=-90, hi=90),
+                lon=self.float_(lobj, "lon", f"{path}.location", lo=-180, hi=180),
+            )
+        opt = {k: obj.get(k) for k in ("continent", "country")}
+        for k, val in opt.items():
+            if val is not None and not isinstance(val, str):
+                self.problems.append(f"{path}.{k}: got {val!r}, expected a string or null")
+                opt[k] = None
+        return Routing(
+            cluster=self.str_(obj, "cluster", path),
+            region=obj.get("region", "") if isinstance(obj.get("region", ""), str) else "",
+            location=loc,
+            weight=self.int_(obj, "weight", path, lo=1, hi=1000, default=100),
+            continent=opt["continent"],
+            country=opt["country"],
+        )
+
+    def record(self, v: Any, path: str) -> RecordSet | None:
+        obj = self.mapping(v, path)
+        before = len(self.problems)
+        name = self.str_(obj, "name", path)
+        tname = obj.get("type")
+        try:
+            rtype = RecordType(str(tname))
+        except ValueError:
+            self.problems.append(
+                f"{path}.type: got {tname!r}, expected one of {[t.value for t in RecordType]}"
+            )
+            rtype = RecordType.A
+        ttl = self.int_(obj, "ttl", path, lo=0, hi=_MAX_TTL)
+        values = obj.get("values")
+        if not isinstance(values, list) or not values or not all(isinstance(x, str) for x in values):
+            self.problems.append(f"{path}.values: got {values!r}, expected a non-empty list of strings")
+            values = []
+        sid = obj.get("setIdentifier")
+        if sid is not None and not isinstance(sid, str):
+            self.problems.append(f"{path}.setIdentifier: got {sid!r}, expected a string or null")
+            sid = None
+        routing = self.routing(obj["routing"], f"{path}.routing") if obj.get("routing") is not None else None
+        if len(self.problems) != before:
+            return None
+        return RecordSet(name, rtype, ttl, tuple(values), sid, routing)
+
+
+def zone_data_from_json(doc: Any, *, source: str = "zone file") -> ZoneData:
+    """Parse the zone file form; raises ConfigError listing every problem."""
+    rd = _Reader()
+    top = rd.mapping(doc, source)
+    if top.get("version") != ZONE_FILE_VERSION:
+        rd.problems.append(f"{source}.version: got {top.get('version')!r}, expected {ZONE_FILE_VERSION}")
+    zone = rd.str_(top, "zone", source)
+    serial = rd.int_(top, "serial", source, lo=0, hi=_MAX_SERIAL)
+    sobj = rd.mapping(top.get("soa"), f"{source}.soa")
+    ns = sobj.get("nameservers")
+    if not isinstance(ns, list) or not ns or not all(isinstance(x, str) and x for x in ns):
+        rd.problems.append(f"{source}.soa.nameservers: got {ns!r}, expected a non-empty list of names")
+        ns = ["invalid"]
+    soa = SoaSettings(
+        nameservers=tuple(n.rstrip(".").lower() for n in ns),
+        hostmaster=rd.str_(sobj, "hostmaster", f"{source}.soa").rstrip(".").lower(),
+        refresh=rd.int_(sobj, "refresh", f"{source}.soa", lo=1, hi=_MAX_TTL, default=3600),
+        retry=rd.int_(sobj, "retry", f"{source}.soa", lo=1, hi=_MAX_TTL, default=600),
+        expire=rd.int_(sobj, "expire", f"{source}.soa", lo=1, hi=_MAX_TTL, default=86400),
+        minimum=rd.int_(sobj, "minimum", f"{source}.soa", lo=0, hi=_MAX_TTL, default=30),
+        ttl=rd.int_(sobj, "ttl", f"{source}.soa", lo=0, hi=_MAX_TTL, default=3600),
+    )
+    raw = top.get("records", [])
+    records: list[RecordSet] = []
+    if not isinstance(raw, list):
+        rd.problems.append(f"{source}.records: got {type(raw).__name__}, expected a list")
+        raw = []
+    for i, item in enumerate(raw):
+        rs = rd.record(item, f"{source}.records[{i}]")
+        if rs is not None:
+            records.append(rs)
+    if rd.problems:
+        raise ConfigError(rd.problems)
+    return zone_data_from_records(zone, records, serial=serial, soa=soa)

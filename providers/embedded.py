@@ -1,0 +1,273 @@
+"""The embedded provider: the zone lives in this process and is served by ingressfed's own DNS server.
+
+It is as strict as an authoritative store: CREATE of an existing set is a
+RecordConflictError, DELETE or UPDATE of a set that is missing or differs is
+a RecordNotFoundError, a CNAME beside other data at one name is a
+RecordConflictError, and malformed sets are InvalidRecordErrors. Each batch
+is validated whole against a copy and then applied, persisted and published
+as one new immutable :class:`~ingressfed.dnsserver.zone.ZoneData` (with the
+SOA serial incremented); ``apply`` isolates a bad record so the rest of the
+plan still applies.
+
+DNS servers in the same process follow the zone through :meth:`subscribe`::
+
+    provider = EmbeddedProvider(zone="example.com", options={"zoneFile": "/var/lib/ingressfed/zone.json"})
+    server = DnsServer(build_index(provider.zone_data), host=..., port=...)
+    provider.subscribe(lambda data: server.swap(build_index(data)))
+
+Options (all optional): ``zoneFile`` (path of the JSON zone file, loaded at
+start and rewritten atomically after every change), ``nameservers`` (list of
+NS names, default ``["ns1.<zone>"]``), ``hostmaster`` (default
+``hostmaster.<zone>``), ``soaRefresh``, ``soaRetry``, ``soaExpire``,
+``soaMinimum`` (seconds; the last is the negative-caching TTL), ``maxBatch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import dns.exception
+import dns.name
+
+from ingressfed.dnsserver.index import record_problem as serving_problem
+from ingressfed.dnsserver.zone import SoaSettings, ZoneData, next_serial, zone_data_from_records
+from ingressfed.dnsserver.zonefile import load_zone_file, save_zone_file
+from ingressfed.errors import (
+    ConfigError,
+    InvalidRecordError,
+    RecordConflictError,
+    RecordNotFoundError,
+    TransientProviderError,
+)
+from ingressfed.model import Change, Changes, RecordKey, RecordSet, RecordType
+from providers.base import ApplyResult, BaseProvider, Capabilities
+from providers.batching import BatchLimits, apply_in_batches
+from providers.inmemory import record_problem
+
+__all__ = ["EmbeddedProvider", "ZoneSubscriber", "stage"]
+
+log = logging.getLogger(__name__)
+
+ZoneSubscriber = Callable[[ZoneData], None]
+
+_OPTIONS = (
+    "zoneFile",
+    "nameservers",
+    "hostmaster",
+    "soaRefresh",
+    "soaRetry",
+    "soaExpire",
+    "soaMinimum",
+    "maxBatch",
+)
+_PROVIDER = "embedded"
+
+
+def _options(zone: str, options: Mapping[str, Any]) -> tuple[Path | None, SoaSettings, int]:
+    problems: list[str] = []
+    for key in sorted(set(options) - set(_OPTIONS)):
+        problems.append(
+            f"dns.options.{key}: unknown option for provider embedded (known: {', '.join(_OPTIONS)})"
+        )
+    zone_file = options.get("zoneFile")
+    path: Path | None = None
+    if zone_file is not None:
+        if not isinstance(zone_file, str) or not zone_file:
+            problems.append(f"dns.options.zoneFile: expected a file path, got {zone_file!r}")
+        else:
+            path = Path(zone_file).expanduser()
+
+    def name(key: str, value: Any) -> str:
+        if not isinstance(value, str) or not value:
+            problems.append(f"dns.options.{key}: expected a DNS name, got {value!r}")
+            return "invalid"
+        try:
+            dns.name.from_text(value.rstrip(".") + ".")
+        except dns.exception.DNSException as exc:
+            problems.append(f"dns.options.{key}: {value!r} is not a valid DNS name ({exc})")
+        return value.rstrip(".").lower()
+
+    def seconds(key: str, default: int, low: int) -> int:
+        value = options.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 0x7FFFFFFF:
+            problems.append(
+                f"dns.options.{key}: expected an integer number of seconds >= {low}, got {value!r}"
+            )
+            return default
+        return value
+
+    default = SoaSettings.default(zone)
+    raw_ns = options.get("nameservers", list(default.nameservers))
+    if not isinstance(raw_ns, list | tuple) or not raw_ns:
+        problems.append(f"dns.options.nameservers: expected a non-empty list of DNS names, got {raw_ns!r}")
+        raw_ns = list(default.nameservers)
+    soa = SoaSettings(
+        nameservers=tuple(name("nameservers", n) for n in raw_ns),
+        hostmaster=name("hostmaster", options.get("hostmaster", default.hostmaster)),
+        refresh=seconds("soaRefresh", default.refresh, 1),
+        retry=seconds("soaRetry", default.retry, 1),
+        expire=seconds("soaExpire", default.expire, 1),
+        minimum=seconds("soaMinimum", default.minimum, 0),
+    )
+    max_batch = seconds("maxBatch", 1000, 1)
+    if problems:
+        raise ConfigError(problems)
+    return path, soa, max_batch
+
+
+def stage(
+    current: Mapping[RecordKey, RecordSet], changes: Changes, *, zone: str
+) -> dict[RecordKey, RecordSet]:
+    """The zone after ``changes``, or the error for the first change an authoritative store refuses. Pure."""
+    staged = dict(current)
+    for change in changes.items:
+        _stage_one(staged, change, zone)
+    _check_names(staged, {c.record.name for c in changes.items})
+    return staged
+
+
+def _stage_one(staged: dict[RecordKey, RecordSet], change: Change, zone: str) -> None:
+    rs = change.record
+    if change.new is not None:
+        new = change.new
+        problem = record_problem(new, zone, routing=True) or serving_problem(zone, new)
+        if problem:
+            raise InvalidRecordError(f"{new.type} {new.name}: {problem}", provider=_PROVIDER, record=rs.name)
+    if change.old is not None:
+        old = change.old
+        current = staged.get(old.key)
+        if current != old:
+            what = (
+                "does not exist" if current is None else f"differs (is {current.values}, ttl {current.ttl})"
+            )
+            raise RecordNotFoundError(
+                f"{change.action} {old.type} {old.name}: the set {what}", provider=_PROVIDER, record=rs.name
+            )
+        del staged[old.key]
+    if change.new is not None:
+        new = change.new
+        if new.key in staged:
+            raise RecordConflictError(
+                f"{change.action} {new.type} {new.name}: the set already exists",
+                provider=_PROVIDER,
+                record=rs.name,
+            )
+        if change.old is not None and change.old.name != new.name:
+            raise InvalidRecordError(
+                f"UPDATE may not rename {change.old.name} to {new.name}", provider=_PROVIDER, record=rs.name
+            )
+        staged[new.key] = new
+
+
+def _check_names(staged: Mapping[RecordKey, RecordSet], touched: set[str]) -> None:
+    by_name: dict[str, list[RecordSet]] = {}
+    for rs in staged.values():
+        if rs.name in touched:
+            by_name.setdefault(rs.name, []).append(rs)
+    for name in sorted(by_name):
+        sets = by_name[name]
+        types = {rs.type for rs in sets}
+        if RecordType.CNAME in types and len(types) > 1:
+            others = ", ".join(sorted(t for t in types if t is not RecordType.CNAME))
+            raise RecordConflictError(
+                f"CNAME at {name} beside other data ({others})", provider=_PROVIDER, record=name
+            )
+        for rtype in types:
+            idents = {rs.set_identifier for rs in sets if rs.type is rtype}
+            if None in idents and len(idents) > 1:
+                raise RecordConflictError(
+                    f"{rtype} {name}: a plain set beside routed sets", provider=_PROVIDER, record=name
+                )
+
+
+class EmbeddedProvider(BaseProvider):
+    """Entry point ``embedded``."""
+
+    name = _PROVIDER
+
+    def __init__(self, *, zone: str, options: Mapping[str, Any] | None = None) -> None:
+        self.zone = zone.rstrip(".").lower()
+        path, soa, max_batch = _options(self.zone, dict(options or {}))
+        self.zone_file = path
+        self.capabilities = Capabilities(routing=True, max_batch=max_batch)
+        self._subscribers: list[ZoneSubscriber] = []
+        self._lock = asyncio.Lock()
+        loaded = load_zone_file(path) if path is not None else None
+        if loaded is not None and loaded.zone != self.zone:
+            raise ConfigError(
+                [
+                    f"dns.options.zoneFile: {path} holds zone {loaded.zone}, not {self.zone}; "
+                    "point zoneFile at another file or remove it"
+                ]
+            )
+        if loaded is None:
+            self._data = zone_data_from_records(self.zone, (), serial=1, soa=soa)
+        else:
+            serial = loaded.serial if loaded.soa == soa else next_serial(loaded.serial)
+            self._data = zone_data_from_records(self.zone, loaded.records, serial=serial, soa=soa)
+            log.info(
+                "loaded zone %s serial %d (%d record sets) from %s",
+                self.zone,
+                serial,
+                len(loaded.records),
+                path,
+                extra={"zone": self.zone},
+            )
+        self._sets: dict[RecordKey, RecordSet] = {rs.key: rs for rs in self._data.records}
+
+    @property
+    def zone_data(self) -> ZoneData:
+        """The current zone (immutable; a new object after every change)."""
+        return self._data
+
+    def subscribe(self, callback: ZoneSubscriber) -> Callable[[], None]:
+        """Call ``callback(zone_data)`` after every change; returns the unsubscribe function."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    async def records(self) -> list[RecordSet]:
+        return list(self._data.records)
+
+    async def apply(self, changes: Changes) -> ApplyResult:
+        return await apply_in_batches(
+            self.apply_batch, changes, BatchLimits(max_changes=self.capabilities.max_batch)
+        )
+
+    async def apply_batch(self, changes: Changes) -> None:
+        """Apply one batch: all of it or (raising, naming the record) none of it."""
+        if not changes:
+            return
+        async with self._lock:
+            staged = stage(self._sets, changes, zone=self.zone)
+            data = zone_data_from_records(
+                self.zone, staged.values(), serial=next_serial(self._data.serial), soa=self._data.soa
+            )
+            if self.zone_file is not None:
+                try:
+                    await asyncio.to_thread(save_zone_file, self.zone_file, data)
+                except OSError as exc:
+                    raise TransientProviderError(
+                        f"cannot write zone file {self.zone_file}: {exc.strerror}", provider=self.name
+                    ) from exc
+            self._sets = staged
+            self._data = data
+        self._publish(data)
+
+    def _publish(self, data: ZoneData) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(data)
+            except Exception:  # one broken subscriber must not stop the others or the controller
+                log.exception("zone subscriber failed", extra={"zone": self.zone})
+
+    def adjust(self, desired: Sequence[RecordSet]) -> list[RecordSet]:
+        return super().adjust([rs for rs in desired if rs.type not in (RecordType.SOA, RecordType.NS)])
