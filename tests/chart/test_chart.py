@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -501,3 +502,50 @@ def test_chart_app_version_is_the_package_version() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert chart["appVersion"] == project["version"]
     assert chart["apiVersion"] == "v2"
+
+
+def _render_notes(tmp_path: Path, value_set: str, *extra: str) -> str:
+    # helm renders NOTES.txt only on install, which needs a cluster; render the same text as a
+    # named template inside a copy of the chart instead.
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    notes = (chart / "templates" / "NOTES.txt").read_text()
+    (chart / "templates" / "NOTES.txt").unlink()
+    (chart / "templates" / "_notes_test.tpl").write_text(
+        '{{- define "test.notes" -}}\n' + notes + "{{- end -}}\n"
+    )
+    (chart / "templates" / "notes_test.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n"
+        'data:\n  notes: {{ include "test.notes" . | quote }}\n'
+    )
+    result = _run_helm(
+        "template",
+        RELEASE,
+        str(chart),
+        "-n",
+        NAMESPACE,
+        "-f",
+        str(VALUES_DIR / f"{value_set}.yaml"),
+        "--show-only",
+        "templates/notes_test.yaml",
+        *extra,
+    )
+    assert result.returncode == 0, result.stderr
+    return str(yaml.safe_load(result.stdout)["data"]["notes"])
+
+
+def test_notes_tell_how_to_reach_the_global_address(tmp_path: Path) -> None:
+    notes = _render_notes(tmp_path, "embedded-delegation")
+    assert f"kubectl -n {NAMESPACE} get service {RELEASE}-ingressfed-proxy" in notes
+    assert "curl -si -H 'Host: k8shserver.fed.example.com' http://$GLOBAL_IP/" in notes
+    assert f"get service {RELEASE}-ingressfed-dns" in notes
+    assert "dig @$DNS_IP fed.example.com SOA +norec" in notes
+    assert "dig @$DNS_IP k8shserver.default.federation.svc.fed.example.com A +norec" in notes
+
+
+def test_notes_warn_when_nobody_answers_for_the_zone(tmp_path: Path) -> None:
+    notes = _render_notes(tmp_path / "route53", "route53-irsa")
+    assert "dig k8shserver.default.federation.svc.example.com A" in notes
+    assert "WARNING" not in notes
+    notes = _render_notes(tmp_path / "embedded", "defaults", "--set", "dnsServer.enabled=false")
+    assert 'WARNING: dns.provider is "embedded" but dnsServer.enabled is false' in notes
