@@ -1,0 +1,211 @@
+"""Real authoritative servers for RFC 2136 tests: BIND9 ``named`` and Knot ``knotd``.
+
+Not fakes: each is the real daemon, started in the foreground on a free loopback
+port (UDP and TCP) with a temporary working directory, one dynamic zone that
+accepts updates and transfers signed with a TSIG key, and stopped (and waited
+for) when the context exits. Under ``CI=true`` a missing binary fails the test;
+locally it skips.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+
+KEY_NAME = "ingressfed-key"
+ZONE_FILE = """$ORIGIN {zone}.
+$TTL 300
+@ IN SOA ns1.example.net. hostmaster.{zone}. 1 3600 600 86400 60
+@ IN NS ns1.example.net.
+"""
+
+
+@dataclass(frozen=True)
+class DnsServer:
+    kind: str  # "bind" or "knot"
+    host: str
+    port: int
+    zone: str
+    key_name: str
+    secret: str  # base64
+    algorithm: str
+    workdir: Path
+
+    def options(self, **extra: object) -> dict[str, object]:
+        """Provider options that reach this server with its key."""
+        return {
+            "server": self.host,
+            "port": self.port,
+            "tsigKeyName": self.key_name,
+            "tsigSecret": self.secret,
+            "tsigAlgorithm": self.algorithm,
+            "timeout": 3.0,
+            **extra,
+        }
+
+
+def require(binary: str) -> str:
+    path = shutil.which(binary) or next(
+        (p for p in (f"/usr/sbin/{binary}", f"/usr/bin/{binary}") if os.access(p, os.X_OK)), None
+    )
+    if path is None:
+        package = "bind9" if binary == "named" else "knot"
+        msg = f"{binary} is not installed (Debian: apt-get install -y {package})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+def free_port() -> int:
+    """A loopback port free for both UDP and TCP right now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind(("127.0.0.1", 0))
+            port = int(t.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free loopback port for UDP and TCP")
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], server: DnsServer, log: Path) -> None:
+    query = dns.message.make_query(server.zone + ".", "SOA")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{server.kind} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            r = dns.query.udp(query, server.host, port=server.port, timeout=0.2)
+            if r.rcode() == dns.rcode.NOERROR and r.answer:
+                return
+        except (dns.exception.Timeout, OSError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(
+        f"{server.kind} did not answer for {server.zone} within 15 s:\n{log.read_text()[-4000:]}"
+    )
+
+
+@contextlib.contextmanager
+def _run(argv: list[str], server: DnsServer) -> Iterator[DnsServer]:
+    log = server.workdir / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=server.workdir)
+    try:
+        _wait_ready(proc, server, log)
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _secret() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@contextlib.contextmanager
+def named(
+    workdir: Path, *, zone: str = "example.com", algorithm: str = "hmac-sha256", deny: tuple[str, ...] = ()
+) -> Iterator[DnsServer]:
+    """BIND9 with ``zone`` dynamic (updates and AXFR allowed for the TSIG key only);
+    updates of the names in ``deny`` are refused by the server's update-policy."""
+    binary = require("named")
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = DnsServer("bind", "127.0.0.1", free_port(), zone, KEY_NAME, _secret(), algorithm, workdir)
+    (workdir / f"{zone}.db").write_text(ZONE_FILE.format(zone=zone))
+    rules = [f'deny "{KEY_NAME}" name {name}. ANY;' for name in deny]
+    policy = " ".join([*rules, f'grant "{KEY_NAME}" zonesub ANY;'])
+    (workdir / "named.conf").write_text(
+        f"""
+options {{
+    directory "{workdir}";
+    pid-file "{workdir}/named.pid";
+    session-keyfile "{workdir}/session.key";
+    managed-keys-directory "{workdir}";
+    listen-on port {server.port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    allow-query {{ any; }};
+    notify no;
+}};
+controls {{ }};
+key "{KEY_NAME}" {{ algorithm {algorithm}; secret "{server.secret}"; }};
+zone "{zone}" {{
+    type primary;
+    file "{workdir}/{zone}.db";
+    update-policy {{ {policy} }};
+    allow-transfer {{ key "{KEY_NAME}"; }};
+}};
+"""
+    )
+    argv = [binary, "-g", "-n", "1", "-c", str(workdir / "named.conf")]
+    if os.geteuid() == 0:
+        argv += ["-u", "root"]
+    with _run(argv, server) as s:
+        yield s
+
+
+@contextlib.contextmanager
+def knotd(workdir: Path, *, zone: str = "example.com", algorithm: str = "hmac-sha256") -> Iterator[DnsServer]:
+    """Knot DNS with ``zone`` accepting updates and AXFR signed with the TSIG key."""
+    binary = require("knotd")
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = DnsServer("knot", "127.0.0.1", free_port(), zone, KEY_NAME, _secret(), algorithm, workdir)
+    (workdir / "db").mkdir(exist_ok=True)
+    (workdir / f"{zone}.zone").write_text(ZONE_FILE.format(zone=zone))
+    (workdir / "knot.conf").write_text(
+        f"""
+server:
+    rundir: "{workdir}"
+    listen: 127.0.0.1@{server.port}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "{workdir}/db"
+key:
+  - id: {KEY_NAME}
+    algorithm: {algorithm}
+    secret: {server.secret}
+acl:
+  - id: ingressfed
+    key: {KEY_NAME}
+    action: [update, transfer]
+zone:
+  - domain: {zone}
+    storage: "{workdir}"
+    file: "{zone}.zone"
+    acl: ingressfed
+    semantic-checks: on
+"""
+    )
+    with _run([binary, "-c", str(workdir / "knot.conf")], server) as s:
+        yield s
