@@ -122,6 +122,7 @@ class CloudDNSProvider(BaseProvider):
         self._client = client
         self._zone_handle: Any = None
         self._lock = asyncio.Lock()
+        self._fatal: ProviderError | None = None
         self._backoff = Backoff(base=self.opts.backoff, cap=30.0, attempts=self.opts.transient_retries + 1)
         self.calls: dict[str, int] = {"list": 0, "change": 0}
 
@@ -250,9 +251,29 @@ class CloudDNSProvider(BaseProvider):
         if not changes:
             return ApplyResult(applied=0, failed={})
         async with self._lock:
-            return await apply_in_batches(
-                self._apply_batch, changes, BatchLimits(max_changes=self.capabilities.max_batch)
+            self._fatal = None
+            result = await apply_in_batches(
+                self._isolatable, changes, BatchLimits(max_changes=self.capabilities.max_batch)
             )
+            if self._fatal is not None:
+                raise self._fatal
+            return result
+
+    async def _isolatable(self, changes: Changes) -> None:
+        """``_apply_batch`` for failure isolation, which bisects on any permanent error.
+
+        Errors no record is to blame for (credentials, permissions, missing zone) are
+        remembered: later calls fail at once without I/O and ``apply`` raises them.
+        """
+        if self._fatal is not None:
+            raise self._fatal
+        try:
+            await self._apply_batch(changes)
+        except (InvalidRecordError, RecordConflictError):
+            raise
+        except PermanentProviderError as e:
+            self._fatal = e
+            raise
 
     async def _apply_batch(self, changes: Changes) -> None:
         """Apply one batch as one atomic Change; rebase and retry on concurrent edits."""

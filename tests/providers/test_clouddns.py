@@ -226,6 +226,13 @@ async def test_forbidden_is_permanent(fake: FakeCloudDNS, provider: CloudDNSProv
     fake.fail_next(403, 1)
     with pytest.raises(PermanentProviderError, match="403"):
         await provider.records()
+    await provider.records()
+    # A batch refused for want of permission is raised once, not bisected record by record.
+    fake.fail_next(403, 1)
+    posts = fake.count("POST", "/changes")
+    with pytest.raises(PermanentProviderError, match=r"roles/dns\.admin"):
+        await provider.apply(create(*(a(f"h{i}.example.com", "192.0.2.1") for i in range(8))))
+    assert fake.count("POST", "/changes") - posts == 1
 
 
 async def test_a_rejected_record_fails_alone(fake: FakeCloudDNS, provider: CloudDNSProvider) -> None:
