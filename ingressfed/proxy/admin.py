@@ -1,0 +1,96 @@
+"""The admin listener: liveness, readiness, Prometheus metrics and a JSON view of routes and health."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ingressfed.proxy.engine import Engine
+from ingressfed.proxy.health import is_available
+
+__all__ = ["admin_app"]
+
+ENGINE_KEY = web.AppKey("engine", Engine)
+
+
+class BackendView(TypedDict):
+    cluster: str
+    address: str
+    available: bool
+    checkedUp: bool
+    ejectedFor: float
+
+
+class RouteView(TypedDict):
+    host: str
+    path: str
+    pathType: str
+    backends: list[BackendView]
+
+
+class RoutesView(TypedDict):
+    version: int
+    clusters: dict[str, bool]
+    routes: list[RouteView]
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    if not engine.loaded:
+        return web.Response(status=503, text="no routing table loaded yet\n")
+    if engine.draining:
+        return web.Response(status=503, text="draining\n")
+    return web.Response(text="ready\n")
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    body = generate_latest(engine.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def routes_view(engine: Engine) -> RoutesView:
+    now = engine.clock[0]
+    routes: list[RouteView] = []
+    for entry in engine.table.entries:
+        backends: list[BackendView] = []
+        for backend in entry.route.backends:
+            state = engine.health.get(backend)
+            backends.append(
+                {
+                    "cluster": backend.cluster,
+                    "address": f"{backend.host}:{backend.port}",
+                    "available": state is not None and is_available(state, now=now),
+                    "checkedUp": state is not None and state.checked_up,
+                    "ejectedFor": max(0.0, (state.ejected_until or now) - now) if state else 0.0,
+                }
+            )
+        routes.append(
+            {
+                "host": entry.route.host,
+                "path": entry.route.path,
+                "pathType": entry.route.path_type,
+                "backends": backends,
+            }
+        )
+    return {"version": engine.table.version, "clusters": dict(engine.cluster_healthy), "routes": routes}
+
+
+async def _routes(request: web.Request) -> web.Response:
+    return web.json_response(routes_view(request.app[ENGINE_KEY]))
+
+
+def admin_app(engine: Engine) -> web.Application:
+    app = web.Application()
+    app[ENGINE_KEY] = engine
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/routes", _routes)
+    return app

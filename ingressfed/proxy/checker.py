@@ -1,0 +1,55 @@
+"""Active health checks: one HTTP GET per backend per interval, results folded by the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ingressfed.model import Backend
+from ingressfed.proxy.engine import Engine
+from ingressfed.proxy.settings import HealthCheckSettings
+
+__all__ = ["HealthChecker", "probe"]
+
+log = logging.getLogger(__name__)
+
+
+async def probe(backend: Backend, *, path: str, within: float) -> bool:
+    """True when the backend answers ``GET path`` with 2xx or 3xx within ``within`` seconds."""
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(within):
+            reader, writer = await asyncio.open_connection(backend.host, backend.port)
+            host = f"[{backend.host}]" if ":" in backend.host else backend.host
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{backend.port}\r\nUser-Agent: ingressfed-health\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            status_line = await reader.readline()
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+        return False
+    finally:
+        if writer is not None:
+            writer.close()
+    parts = status_line.split(b" ", 2)
+    return len(parts) >= 2 and parts[0].startswith(b"HTTP/1.") and parts[1][:1] in (b"2", b"3")
+
+
+class HealthChecker:
+    def __init__(self, engine: Engine, settings: HealthCheckSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            backends = sorted(self.engine.table.backends, key=lambda b: (b.cluster, b.host, b.port))
+            if backends:
+                results = await asyncio.gather(
+                    *(probe(b, path=self.settings.path, within=self.settings.timeout) for b in backends)
+                )
+                now = loop.time()
+                for backend, ok in zip(backends, results, strict=True):
+                    self.engine.record_check(backend, ok=ok, now=now)
+            await asyncio.sleep(max(0.0, self.settings.interval - (loop.time() - started)))

@@ -1,0 +1,185 @@
+"""ProxyServer: the geo-aware global L7 proxy as one async context manager.
+
+async with ProxyServer(settings, on_health_change=store_hook) as proxy:
+    proxy.update(routes, clusters)      # any time; atomic swap
+    ...
+    await proxy.drain()                 # optional graceful stop (SIGTERM)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from types import TracebackType
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from geo.lookup import GeoLookup
+from geo.regions import cluster_location
+from ingressfed.model import Cluster, Route
+from ingressfed.proxy.admin import admin_app
+from ingressfed.proxy.checker import HealthChecker
+from ingressfed.proxy.engine import Engine, HealthListener, Locator
+from ingressfed.proxy.http1 import ClientConnection
+from ingressfed.proxy.metrics import ProxyMetrics
+from ingressfed.proxy.settings import ProxySettings
+from ingressfed.proxy.table import build_table
+
+__all__ = ["ProxyServer"]
+
+log = logging.getLogger(__name__)
+
+_TICK_SECONDS = 0.25
+
+
+class ProxyServer:
+    def __init__(
+        self,
+        settings: ProxySettings,
+        *,
+        locator: Locator | None = None,
+        on_health_change: HealthListener | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        """``locator`` overrides ``settings.geo.database``; ``on_health_change(cluster, healthy)`` is
+        called when a cluster's data plane (any of its backends) becomes usable or unusable."""
+        self.settings = settings
+        self._locator = locator
+        self._owned_lookup: GeoLookup | None = None
+        self._listeners: list[HealthListener] = [on_health_change] if on_health_change else []
+        self.metrics = ProxyMetrics(registry)
+        self._engine: Engine | None = None
+        self._server: asyncio.Server | None = None
+        self._admin: web.AppRunner | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._version = 0
+        self.port = settings.port
+        self.admin_port = settings.admin_port
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("ProxyServer is not started; use 'async with ProxyServer(...)'")
+        return self._engine
+
+    async def __aenter__(self) -> ProxyServer:
+        loop = asyncio.get_running_loop()
+        try:
+            locator = self._locator
+            if locator is None and self.settings.geo.database:
+                self._owned_lookup = GeoLookup(self.settings.geo.database)
+                locator = self._owned_lookup
+            engine = Engine(self.settings, locator=locator, metrics=self.metrics, now=loop.time())
+            engine.listeners.extend(self._listeners)
+            self._engine = engine
+            via = self.settings.via.encode()
+            self._server = await loop.create_server(
+                lambda: ClientConnection(engine, via),
+                self.settings.host,
+                self.settings.port,
+                reuse_address=True,
+                backlog=1024,
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+            if self.settings.admin_port is not None:
+                self._admin = web.AppRunner(admin_app(engine), access_log=None)
+                await self._admin.setup()
+                site = web.TCPSite(self._admin, self.settings.admin_host, self.settings.admin_port)
+                await site.start()
+                server = site._server  # aiohttp keeps the bound socket here
+                if isinstance(server, asyncio.Server) and server.sockets:
+                    self.admin_port = server.sockets[0].getsockname()[1]
+            tg = await self._stack.enter_async_context(asyncio.TaskGroup())
+            self._tasks.append(tg.create_task(self._tick()))
+            if self.settings.health_check.enabled:
+                self._tasks.append(tg.create_task(HealthChecker(engine, self.settings.health_check).run()))
+        except BaseException:
+            await self._close()
+            raise
+        log.info("proxy listening on %s:%s (admin %s)", self.settings.host, self.port, self.admin_port)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await self._stack.aclose()
+        self._tasks.clear()
+        engine = self._engine
+        if engine is not None:
+            for client in list(engine.clients):
+                client.abort()
+            engine.pool.close_all()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        if self._admin is not None:
+            await self._admin.cleanup()
+            self._admin = None
+        if self._owned_lookup is not None:
+            self._owned_lookup.close()
+            self._owned_lookup = None
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        engine = self.engine
+        sweeps = 0
+        while True:
+            await asyncio.sleep(_TICK_SECONDS)
+            now = loop.time()
+            engine.tick(now)
+            for client in list(engine.clients):
+                client.check_timeouts(now)
+            sweeps += 1
+            if sweeps % 8 == 0:
+                engine.pool.sweep(now=now, idle_timeout=self.settings.timeouts.idle)
+
+    # --- public API --------------------------------------------------------------------------
+    def update(self, routes: Iterable[Route], clusters: Iterable[Cluster]) -> None:
+        """Replace the routing table atomically; requests in flight keep the table they started with."""
+        self._version += 1
+        table = build_table(routes, clusters, version=self._version, locate=cluster_location)
+        self.engine.swap(table)
+        log.info("routing table %d: %d routes", table.version, len(table.entries))
+
+    def health(self) -> dict[str, bool]:
+        """Data-plane health per cluster: True when any of its backends may receive traffic."""
+        return dict(self.engine.cluster_healthy)
+
+    def add_health_listener(self, listener: HealthListener) -> None:
+        self._listeners.append(listener)
+        if self._engine is not None:
+            self._engine.listeners.append(listener)
+
+    @property
+    def ready(self) -> bool:
+        return self._engine is not None and self._engine.loaded and not self._engine.draining
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Stop accepting, let requests in flight finish (up to ``grace`` seconds, default
+        ``settings.drain_seconds``), then close the rest."""
+        engine = self.engine
+        engine.draining = True
+        if self._server is not None:
+            self._server.close()
+        for client in list(engine.clients):
+            if not client.exchanges and client.tunnel is None:
+                client.close()
+        if engine.clients:
+            engine.no_clients.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.drain_seconds if grace is None else grace):
+                    await engine.no_clients.wait()
+        for client in list(engine.clients):
+            client.abort()
+        log.info("proxy drained")

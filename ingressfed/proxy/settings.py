@@ -1,0 +1,161 @@
+"""Proxy settings: a tree of frozen dataclasses matching the ``proxy:`` and ``geo:`` config sections."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingressfed.errors import ConfigError
+
+__all__ = [
+    "EjectionSettings",
+    "GeoSettings",
+    "HealthCheckSettings",
+    "LimitSettings",
+    "ProxySettings",
+    "TimeoutSettings",
+    "parse_listen",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheckSettings:
+    """Active checks: one HTTP GET of ``path`` per backend every ``interval`` seconds."""
+
+    path: str = "/healthz"
+    interval: float = 5.0
+    timeout: float = 2.0
+    unhealthy_threshold: int = 2
+    healthy_threshold: int = 2
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutSettings:
+    connect: float = 2.0
+    read: float = 30.0  # upstream silence while a response is awaited or streamed
+    idle: float = 60.0  # client keep-alive connection without a request
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_header_bytes: int = 16 * 1024
+    # A request body up to this size is kept so that a 502/503/504 can be retried elsewhere.
+    retry_body_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class EjectionSettings:
+    """Passive ejection: consecutive connect errors or 5xx take a backend out for a backoff."""
+
+    consecutive_failures: int = 3
+    base_seconds: float = 2.0
+    max_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class GeoSettings:
+    database: str | None = None  # MaxMind-format City database; None: every client has an unknown location
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For / Forwarded are believed
+    default_order: tuple[str, ...] = ()  # cluster names for clients of unknown location
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = 8081  # None: no admin listener
+    cluster_header: str = "X-Served-By-Cluster"  # "" disables the header
+    health_check: HealthCheckSettings = field(default_factory=HealthCheckSettings)
+    timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    ejection: EjectionSettings = field(default_factory=EjectionSettings)
+    geo: GeoSettings = field(default_factory=GeoSettings)
+    drain_seconds: float = 30.0
+    via: str = "1.1 ingressfed"
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[bool, str]] = [
+            (0 <= self.port <= 65535, "proxy.listen: port must be 0..65535"),
+            (self.admin_port is None or 0 <= self.admin_port <= 65535, "proxy.adminListen: port 0..65535"),
+            (self.timeouts.connect > 0, "proxy.timeouts.connect must be > 0 seconds"),
+            (self.timeouts.read > 0, "proxy.timeouts.read must be > 0 seconds"),
+            (self.timeouts.idle > 0, "proxy.timeouts.idle must be > 0 seconds"),
+            (self.limits.max_body_bytes >= 0, "proxy.limits.maxBodyBytes must be >= 0"),
+            (self.limits.max_header_bytes >= 1024, "proxy.limits.maxHeaderBytes must be >= 1024"),
+            (self.health_check.path.startswith("/"), "proxy.healthCheck.path must start with '/'"),
+            (self.health_check.interval > 0, "proxy.healthCheck.interval must be > 0"),
+            (self.health_check.timeout > 0, "proxy.healthCheck.timeout must be > 0"),
+            (self.health_check.unhealthy_threshold >= 1, "proxy.healthCheck.unhealthyThreshold >= 1"),
+            (self.health_check.healthy_threshold >= 1, "proxy.healthCheck.healthyThreshold >= 1"),
+            (self.ejection.consecutive_failures >= 1, "ejection.consecutiveFailures must be >= 1"),
+            (self.drain_seconds >= 0, "drain seconds must be >= 0"),
+        ]
+        problems = [message for ok, message in checks if not ok]
+        if any(c in self.cluster_header for c in ":\r\n "):
+            problems.append("proxy.clusterHeader must be a header name without ':', spaces or newlines")
+        for cidr in self.geo.trusted_proxies:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                problems.append(f"geo.trustedProxies: {cidr!r} is not a CIDR (e.g. 10.0.0.0/8)")
+        if problems:
+            raise ConfigError(problems)
+
+    @classmethod
+    def from_config(cls, proxy: Mapping[str, Any], geo: Mapping[str, Any] | None = None) -> ProxySettings:
+        """Build from the camelCase ``proxy:`` and ``geo:`` mappings of the config file."""
+        try:
+            host, port = parse_listen(str(proxy.get("listen", "0.0.0.0:8080")))
+            admin = proxy.get("adminListen", "127.0.0.1:8081")
+            admin_host, admin_port = parse_listen(str(admin)) if admin else ("127.0.0.1", None)
+            hc = dict(proxy.get("healthCheck") or {})
+            to = dict(proxy.get("timeouts") or {})
+            lim = dict(proxy.get("limits") or {})
+            g = dict(geo or {})
+            return cls(
+                host=host,
+                port=port,
+                admin_host=admin_host,
+                admin_port=admin_port,
+                cluster_header=str(proxy.get("clusterHeader", "X-Served-By-Cluster") or ""),
+                health_check=HealthCheckSettings(
+                    path=str(hc.get("path", "/healthz")),
+                    interval=float(hc.get("interval", 5)),
+                    timeout=float(hc.get("timeout", 2)),
+                    unhealthy_threshold=int(hc.get("unhealthyThreshold", 2)),
+                    healthy_threshold=int(hc.get("healthyThreshold", 2)),
+                ),
+                timeouts=TimeoutSettings(
+                    connect=float(to.get("connect", 2)),
+                    read=float(to.get("read", 30)),
+                    idle=float(to.get("idle", 60)),
+                ),
+                limits=LimitSettings(
+                    max_body_bytes=int(lim.get("maxBodyBytes", 10 * 1024 * 1024)),
+                    max_header_bytes=int(lim.get("maxHeaderBytes", 16 * 1024)),
+                ),
+                geo=GeoSettings(
+                    database=str(g["database"]) if g.get("database") else None,
+                    trusted_proxies=tuple(str(c) for c in g.get("trustedProxies") or ()),
+                    default_order=tuple(str(c) for c in g.get("defaultOrder") or ()),
+                ),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError([f"proxy: invalid setting: {exc}"]) from exc
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``"0.0.0.0:8080"`` / ``"[::1]:8080"`` -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ConfigError([f"listen address {value!r} must look like HOST:PORT (e.g. 0.0.0.0:8080)"])
+    host = host.removeprefix("[").removesuffix("]")
+    number = int(port)
+    if number > 65535:
+        raise ConfigError([f"listen address {value!r}: port must be 0..65535"])
+    return host, number

@@ -1,0 +1,202 @@
+"""The immutable routing table: built once per ``update``, read by every request.
+
+Per-host structures (exact paths in a dict, prefixes longest first) are computed here so that a
+request costs one dict lookup and a short prefix scan.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from geo.select import Candidate, rank
+from ingressfed.model import Backend, Cluster, Location, Route
+
+__all__ = [
+    "ClusterTarget",
+    "HostRoutes",
+    "RouteEntry",
+    "RoutingTable",
+    "build_table",
+    "normalize_host",
+    "order_targets",
+]
+
+log = logging.getLogger(__name__)
+
+PATH_TYPES = frozenset({"Prefix", "Exact", "ImplementationSpecific"})
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterTarget:
+    """A route's backends in one cluster, with what ranking needs."""
+
+    name: str
+    location: Location | None
+    weight: int
+    backends: tuple[Backend, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RouteEntry:
+    index: int  # unique within one table; keys per-route caches
+    route: Route
+    targets: tuple[ClusterTarget, ...]
+    by_name: Mapping[str, ClusterTarget] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class HostRoutes:
+    exact: Mapping[str, RouteEntry]
+    prefixes: tuple[tuple[str, RouteEntry], ...]  # longest prefix first
+
+    def match(self, path: str) -> RouteEntry | None:
+        entry = self.exact.get(path)
+        if entry is not None:
+            return entry
+        for prefix, candidate in self.prefixes:
+            # Kubernetes Prefix semantics: element-wise, so /foo matches /foo/bar but not /foobar.
+            if prefix in ("/", path) or path.startswith(prefix + "/"):
+                return candidate
+        return None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RoutingTable:
+    version: int
+    hosts: Mapping[str, HostRoutes]
+    wildcards: Mapping[str, HostRoutes]  # "example.com" for "*.example.com"
+    clusters: Mapping[str, Cluster]
+    entries: tuple[RouteEntry, ...]
+    backends: frozenset[Backend]
+
+    def host(self, host: str) -> HostRoutes | None:
+        found = self.hosts.get(host)
+        if found is None and self.wildcards:
+            _, dot, parent = host.partition(".")
+            if dot:
+                found = self.wildcards.get(parent)
+        return found
+
+    def lookup(self, host: str, path: str) -> RouteEntry | None:
+        routes = self.host(host)
+        return routes.match(path) if routes is not None else None
+
+
+EMPTY_TABLE = RoutingTable(version=0, hosts={}, wildcards={}, clusters={}, entries=(), backends=frozenset())
+
+
+def normalize_host(value: str) -> str:
+    """Host header or authority -> lower-case name without port or trailing dot; "" when malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return ""
+        rest = value[end + 1 :]
+        if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+            return ""
+        return value[1:end]
+    host, sep, port = value.rpartition(":")
+    if sep:
+        if not port.isdigit():
+            return ""
+        value = host
+    return value.rstrip(".")
+
+
+def _path_key(path: str) -> str:
+    return path if path == "/" else path.rstrip("/") or "/"
+
+
+def build_table(
+    routes: Iterable[Route],
+    clusters: Iterable[Cluster],
+    *,
+    version: int,
+    locate: Callable[[Cluster], Location | None],
+) -> RoutingTable:
+    """Validate and index routes. Invalid routes are skipped with a warning naming the fix."""
+    by_cluster = {c.name: c for c in clusters}
+    merged: dict[tuple[str, str, str], dict[Backend, None]] = {}
+    for route in routes:
+        host = normalize_host(route.host)
+        ptype = route.path_type if route.path_type in PATH_TYPES else ""
+        if not host or not route.path.startswith("/") or not ptype:
+            log.warning(
+                "skipping route: host must be a DNS name, path must start with '/', pathType one of %s",
+                sorted(PATH_TYPES),
+                extra={"host": route.host, "path": route.path, "path_type": route.path_type},
+            )
+            continue
+        exact = ptype == "Exact"
+        key = (host, route.path if exact else _path_key(route.path), "Exact" if exact else "Prefix")
+        bucket = merged.setdefault(key, {})
+        for backend in route.backends:
+            if backend.cluster not in by_cluster:
+                log.warning("route backend names unknown cluster %s; skipped", backend.cluster)
+                continue
+            if not 0 < backend.port < 65536:
+                log.warning("route backend %s:%s has an invalid port; skipped", backend.host, backend.port)
+                continue
+            bucket[backend] = None
+
+    entries: list[RouteEntry] = []
+    per_host: dict[str, tuple[dict[str, RouteEntry], list[tuple[str, RouteEntry]]]] = {}
+    for index, ((host, path, ptype), backends) in enumerate(sorted(merged.items())):
+        grouped: dict[str, list[Backend]] = {}
+        for backend in backends:
+            grouped.setdefault(backend.cluster, []).append(backend)
+        targets = tuple(
+            ClusterTarget(
+                name=name,
+                location=locate(by_cluster[name]),
+                weight=by_cluster[name].weight,
+                backends=tuple(members),
+            )
+            for name, members in sorted(grouped.items())
+        )
+        route = Route(host=host, path=path, path_type=ptype, backends=tuple(backends))
+        entry = RouteEntry(index=index, route=route, targets=targets, by_name={t.name: t for t in targets})
+        entries.append(entry)
+        exact_map, prefixes = per_host.setdefault(host, ({}, []))
+        if ptype == "Exact":
+            exact_map[path] = entry
+        else:
+            prefixes.append((path, entry))
+
+    hosts: dict[str, HostRoutes] = {}
+    wildcards: dict[str, HostRoutes] = {}
+    for host, (exact_map, prefixes) in per_host.items():
+        prefixes.sort(key=lambda item: len(item[0]), reverse=True)
+        routes_for_host = HostRoutes(exact=exact_map, prefixes=tuple(prefixes))
+        if host.startswith("*."):
+            wildcards[host[2:]] = routes_for_host
+        else:
+            hosts[host] = routes_for_host
+    return RoutingTable(
+        version=version,
+        hosts=hosts,
+        wildcards=wildcards,
+        clusters=by_cluster,
+        entries=tuple(entries),
+        backends=frozenset(b for e in entries for b in e.route.backends),
+    )
+
+
+def order_targets(
+    entry: RouteEntry,
+    client: Location | None,
+    *,
+    healthy: Callable[[ClusterTarget], bool],
+    default_order: Sequence[str],
+) -> tuple[ClusterTarget, ...]:
+    """Healthy targets of a route in the order to try them for this client (pure)."""
+    candidates = [
+        Candidate(name=t.name, location=t.location, healthy=healthy(t), weight=t.weight)
+        for t in entry.targets
+    ]
+    usable = {c.name for c in candidates if c.healthy}
+    ranked = rank(client, candidates, default_order=default_order)
+    return tuple(entry.by_name[name] for name in ranked if name in usable)
