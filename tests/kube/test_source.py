@@ -130,11 +130,14 @@ async def test_forbidden_is_a_problem_not_a_crash(clusters) -> None:
             what="403 reported",
         )
         fault.remove()
-        fake.add({
-            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": "site", "namespace": "default"},
-            "spec": {"ingressClassName": "ingressfed", "rules": [{"host": "site.example.com"}]},
-        })
+        fake.add(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": {"name": "site", "namespace": "default"},
+                "spec": {"ingressClassName": "ingressfed", "rules": [{"host": "site.example.com"}]},
+            }
+        )
         await eventually(lambda: len(store.snapshot().ingresses) == 1, what="ingress after permission fixed")
 
 
@@ -142,13 +145,25 @@ async def test_region_zone_from_nodes_unless_declared(clusters) -> None:
     fakes, path = await clusters(2)
     for fake in fakes:
         fake.add(node("n1", "us-east1", "us-east1-b"))
-        fake.add({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n2", "labels": {
-            "failure-domain.beta.kubernetes.io/region": "us-east1",
-            "failure-domain.beta.kubernetes.io/zone": "us-east1-b"}}})
+        fake.add(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": "n2",
+                    "labels": {
+                        "failure-domain.beta.kubernetes.io/region": "us-east1",
+                        "failure-domain.beta.kubernetes.io/zone": "us-east1-b",
+                    },
+                },
+            }
+        )
     store = Store()
     async with AsyncExitStack() as stack:
         source = await _source(stack, store)
-        await source.sync_members([member("c0", path), member("c1", path, region="europe-west1", zone="europe-west1-b")])
+        await source.sync_members(
+            [member("c0", path), member("c1", path, region="europe-west1", zone="europe-west1-b")]
+        )
 
         def topo(name: str) -> tuple[str, str] | None:
             c = store.cluster(name)
@@ -170,17 +185,25 @@ async def test_unreachable_member_at_start_is_offline_and_does_not_block(cluster
         missing = member("gone", tmp_path / "no-such-kubeconfig")
         await source.sync_members([member("c0", path), member("c1", path), missing])
         await eventually(lambda: _serving(store) == {"c0"}, what="c0 serving")
-        await eventually(lambda: (c := store.cluster("c1")) is not None and c.status is ClusterStatus.OFFLINE,
-                         what="c1 offline")
-        await eventually(lambda: (c := store.cluster("gone")) is not None and c.status is ClusterStatus.OFFLINE,
-                         what="bad kubeconfig offline")
-        await eventually(lambda: (c := store.cluster("c0")) is not None and c.status is ClusterStatus.READY,
-                         what="c0 ready")
+        await eventually(
+            lambda: (c := store.cluster("c1")) is not None and c.status is ClusterStatus.OFFLINE,
+            what="c1 offline",
+        )
+        await eventually(
+            lambda: (c := store.cluster("gone")) is not None and c.status is ClusterStatus.OFFLINE,
+            what="bad kubeconfig offline",
+        )
+        await eventually(
+            lambda: (c := store.cluster("c0")) is not None and c.status is ClusterStatus.READY,
+            what="c0 ready",
+        )
         # The member comes back: it is watched and becomes Ready without a restart.
         fakes[1].add(service("web", ip="192.0.2.9"))
         await fakes[1].start()
-        await eventually(lambda: (c := store.cluster("c1")) is not None and c.status is ClusterStatus.READY,
-                         what="c1 ready again")
+        await eventually(
+            lambda: (c := store.cluster("c1")) is not None and c.status is ClusterStatus.READY,
+            what="c1 ready again",
+        )
         await eventually(lambda: "c1" in _services(store), what="c1 objects")
 
 
