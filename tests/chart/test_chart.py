@@ -247,7 +247,13 @@ def test_controller_runs_with_leader_election_and_two_replicas() -> None:
     (controller,) = _find(docs, "Deployment", f"{RELEASE}-ingressfed-controller")
     assert controller["spec"]["replicas"] == 2
     (container,) = controller["spec"]["template"]["spec"]["containers"]
-    assert container["args"][:3] == ["run", "--config", "/etc/ingressfed/config/config.yaml"]
+    assert container["args"][:5] == [
+        "--log-level",
+        "INFO",
+        "run",
+        "--config",
+        "/etc/ingressfed/config/config.yaml",
+    ]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     config = _config(docs)
     assert config["leaderElection"]["enabled"] is True
@@ -263,7 +269,7 @@ def test_proxy_is_the_global_load_balancer_and_follows_the_feed() -> None:
     (proxy,) = _find(docs, "Deployment", f"{RELEASE}-ingressfed-proxy")
     (container,) = proxy["spec"]["template"]["spec"]["containers"]
     args = container["args"]
-    assert args[0] == "proxy"
+    assert args[:3] == ["--log-level", "INFO", "proxy"]
     feed = args[args.index("--feed") + 1]
     assert feed == f"http://{RELEASE}-ingressfed-controller.{NAMESPACE}.svc:9090/v1/feed"
     assert args[args.index("--token-file") + 1] == "/etc/ingressfed/feed/token"
@@ -290,7 +296,7 @@ def test_embedded_dns_server_serves_53_from_a_high_port() -> None:
     (dns,) = _find(docs, "Deployment", f"{RELEASE}-ingressfed-dns")
     assert dns["spec"]["replicas"] == 3
     (container,) = dns["spec"]["template"]["spec"]["containers"]
-    assert container["args"][0] == "dns-serve"
+    assert container["args"][:3] == ["--log-level", "INFO", "dns-serve"]
     assert {(p["protocol"], p["containerPort"]) for p in container["ports"]} == {("UDP", 5353), ("TCP", 5353)}
     assert "NET_BIND_SERVICE" not in str(container["securityContext"])
     config = _config(docs)
