@@ -1,0 +1,163 @@
+"""Serve the controller's view to data planes: in-process, and as an HTTP long-poll.
+
+``GET /v1/feed?after=N&epoch=E&timeout=S`` answers at once with the current
+view when it is newer than version ``N`` of epoch ``E`` (or ``E`` is not this
+publisher's epoch: the follower holds a previous controller's view), otherwise
+waits up to ``S`` seconds for one and answers ``304 Not Modified`` if none
+came. With a token configured every request needs ``Authorization: Bearer
+<token>``; anything else gets ``401`` with ``WWW-Authenticate``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import replace
+
+from aiohttp import web
+
+from ingressfed.feed.view import FeedView, encode_view
+
+__all__ = ["FEED_PATH", "MAX_POLL_TIMEOUT", "FeedPublisher", "add_feed_routes"]
+
+log = logging.getLogger(__name__)
+
+FEED_PATH = "/v1/feed"
+MAX_POLL_TIMEOUT = 60.0
+DEFAULT_POLL_TIMEOUT = 30.0
+
+
+class FeedPublisher:
+    """The latest view; used from the event loop only.
+
+    Versions start from the wall clock in milliseconds (``initial_version``
+    overrides) so they keep increasing across controller restarts in practice;
+    the random ``epoch`` makes followers safe even when they do not.
+    """
+
+    def __init__(self, *, epoch: str | None = None, initial_version: int | None = None) -> None:
+        self.epoch = epoch if epoch is not None else secrets.token_hex(8)
+        self._next_version = initial_version if initial_version is not None else time.time_ns() // 1_000_000
+        self._view: FeedView | None = None
+        self._body: bytes | None = None
+        self._changed = asyncio.Event()
+        self._closed = False
+
+    def current(self) -> FeedView | None:
+        return self._view
+
+    def current_body(self) -> bytes | None:
+        """The current view encoded as JSON (encoded once per version, shared by every follower)."""
+        if self._body is None and self._view is not None:
+            self._body = encode_view(self._view)
+        return self._body
+
+    def publish(self, view: FeedView) -> FeedView:
+        """Make ``view``'s content current; the version changes only when the content does.
+
+        The ``version`` and ``epoch`` of the argument are ignored: the publisher numbers views.
+        """
+        if self._view is not None and self._view.same_content(view):
+            return self._view
+        published = replace(view.canonical(), version=self._next_version, epoch=self.epoch)
+        self._next_version += 1
+        self._view = published
+        self._body = None
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        log.debug("feed view published", extra={"version": published.version, "records": len(view.records)})
+        return published
+
+    def is_newer(self, view: FeedView, *, after: int, epoch: str | None) -> bool:
+        return (epoch is not None and epoch != view.epoch) or view.version > after
+
+    async def wait_newer(
+        self,
+        after: int,
+        timeout: float,  # noqa: ASYNC109 - a long-poll deadline: returns None, never raises
+        *,
+        epoch: str | None = None,
+    ) -> FeedView | None:
+        """The current view once it is newer than ``after`` (see module doc), or None after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        while True:
+            view = self._view
+            if view is not None and self.is_newer(view, after=after, epoch=epoch):
+                return view
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._closed:
+                return None
+            changed = self._changed
+            try:
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
+            except TimeoutError:
+                return None
+
+    def close(self) -> None:
+        """Release every waiter (they answer 304) so a server can shut down without waiting them out."""
+        self._closed = True
+        self._changed.set()
+
+
+def _unauthorized(reason: str | None) -> web.Response:
+    challenge = 'Bearer realm="ingressfed-feed"'
+    if reason is not None:
+        challenge += f', error="invalid_token", error_description="{reason}"'
+    return web.json_response(
+        {"error": "unauthorized", "detail": reason or "bearer token required"},
+        status=401,
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
+def _bad_request(detail: str) -> web.Response:
+    return web.json_response({"error": "bad request", "detail": detail}, status=400)
+
+
+def add_feed_routes(
+    app: web.Application,
+    publisher: FeedPublisher,
+    token: str | None,
+    *,
+    max_timeout: float = MAX_POLL_TIMEOUT,
+) -> None:
+    """Serve ``GET /v1/feed`` from ``publisher`` on ``app``; ``token`` None means no authentication."""
+    expected = token.encode() if token is not None else None
+
+    async def feed(request: web.Request) -> web.StreamResponse:
+        if expected is not None:
+            header = request.headers.get("Authorization", "")
+            scheme, _, presented = header.partition(" ")
+            if not header:
+                return _unauthorized(None)
+            # compare_digest takes time independent of where the strings differ.
+            if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
+                return _unauthorized("the token is not valid for this feed")
+        try:
+            after = int(request.query.get("after", "-1"))
+        except ValueError:
+            return _bad_request("after: must be an integer version")
+        try:
+            timeout = float(request.query.get("timeout", str(DEFAULT_POLL_TIMEOUT)))
+        except ValueError:
+            return _bad_request("timeout: must be a number of seconds")
+        if not 0 <= timeout <= max_timeout:
+            return _bad_request(f"timeout: must be between 0 and {max_timeout:g} seconds")
+        epoch = request.query.get("epoch") or None
+        view = await publisher.wait_newer(after, timeout, epoch=epoch)
+        body = publisher.current_body() if view is not None else None
+        if view is None or body is None:
+            return web.Response(status=304)
+        # The body can be newer than ``view`` if a publish happened in between; that is fine.
+        return web.Response(body=body, content_type="application/json", headers={"Cache-Control": "no-store"})
+
+    async def release_waiters(_: web.Application) -> None:
+        publisher.close()
+
+    app.router.add_get(FEED_PATH, feed)
+    app.on_shutdown.append(release_waiters)
