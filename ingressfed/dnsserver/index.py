@@ -18,7 +18,6 @@ entry, so they cost one extra dictionary lookup once warm.
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -269,6 +268,24 @@ class _Choice:
         return len({rs.set_identifier for rs in self.routed}) > 1
 
 
+class _RR:
+    """An RRset with its records already in wire form (owner aside)."""
+
+    __slots__ = ("name", "owner", "rrset", "tails")
+
+    def __init__(self, rrset: dns.rrset.RRset) -> None:
+        self.rrset = rrset
+        self.name = rrset.name
+        self.owner = _wire(rrset.name)
+        head = _u16(rrset.rdtype) + _u16(rrset.rdclass) + rrset.ttl.to_bytes(4, "big")
+        tails = []
+        for rd in rrset:
+            data = rd.to_wire()
+            assert data is not None
+            tails.append(head + _u16(len(data)) + data)
+        self.tails = tuple(tails)
+
+
 Entry = Prepared | GeoEntry
 
 
@@ -291,9 +308,12 @@ class ZoneIndex:
         self.origin = dns.name.from_text(data.zone + ".")
         self.origin_wire = _wire(self.origin)
         self._nodes: dict[dns.name.Name, dict[int, _Choice]] = {}
+        # RRsets that do not depend on the client, built once per index.
+        self._static: dict[tuple[dns.name.Name, int], _RR] = {}
         self._load(data.records)
-        self._soa = self._soa_rrset(data)
-        self._neg_soa = self._soa_rrset(data, ttl=min(data.soa.ttl, data.soa.minimum))
+        self._soa = _RR(self._soa_rrset(data))
+        self._neg_soa = _RR(self._soa_rrset(data, ttl=min(data.soa.ttl, data.soa.minimum)))
+        self._ns = _RR(self._ns_rrset())
         # key: lower-case wire qname + 2-byte qtype
         self.table: dict[bytes, Entry] = {}
         # key: lower-case wire qname; the answer for every type not in ``table``
@@ -301,10 +321,8 @@ class ZoneIndex:
         self.refused = Prepared(aa=False, rcode=RCODE_REFUSED, counts=(0, 0, 0), body=b"")
         self.notimp = Prepared(aa=False, rcode=RCODE_NOTIMP, counts=(0, 0, 0), body=b"")
         self.formerr = Prepared(aa=False, rcode=RCODE_FORMERR, counts=(0, 0, 0), body=b"")
-        # Rendered without name compression: it is spliced after questions of any length.
-        buf = io.BytesIO()
-        self._neg_soa.to_wire(buf, compress=None, origin=None)
-        soa_wire = buf.getvalue()
+        # The owner is written out, never a pointer: this follows questions of any name.
+        soa_wire = self._neg_soa.owner + self._neg_soa.tails[0]
         self.nxdomain = Prepared(aa=True, rcode=RCODE_NXDOMAIN, counts=(0, 1, 0), body=soa_wire)
         self._prerender()
 
@@ -375,12 +393,15 @@ class ZoneIndex:
     def render(self, qname: dns.name.Name, qtype: int, loc: Location | None) -> Prepared:
         return self._render(qname, qtype, loc)[0]
 
-    def _rrset(self, name: dns.name.Name, rdtype: int, loc: Location | None) -> tuple[dns.rrset.RRset, bool]:
+    def _rrset(self, name: dns.name.Name, rdtype: int, loc: Location | None) -> tuple[_RR, bool]:
         """The RRset served at (name, type) for a client at ``loc``; and whether it depends on ``loc``."""
         if name == self.origin and rdtype == dns.rdatatype.SOA:
             return self._soa, False
         if name == self.origin and rdtype == dns.rdatatype.NS:
-            return self._ns_rrset(), False
+            return self._ns, False
+        cached = self._static.get((name, rdtype))
+        if cached is not None:
+            return cached, False
         choice = self._nodes[name][rdtype]
         sets = list(choice.plain)
         geo = False
@@ -399,7 +420,10 @@ class ZoneIndex:
         values = sorted({v for rs in sets for v in rs.values})
         if rdtype == dns.rdatatype.CNAME:
             values = [values[0] + "."]
-        return dns.rrset.from_text_list(name, ttl, "IN", dns.rdatatype.RdataType.make(rdtype), values), geo
+        rr = _RR(dns.rrset.from_text_list(name, ttl, "IN", dns.rdatatype.RdataType.make(rdtype), values))
+        if not geo:
+            self._static[(name, rdtype)] = rr
+        return rr, geo
 
     def _nearest(self, routed: Sequence[RecordSet], loc: Location | None) -> str | None:
         candidates: dict[str, Candidate] = {}
@@ -422,9 +446,9 @@ class ZoneIndex:
         return name.is_subdomain(self.origin)
 
     def _render(self, qname: dns.name.Name, qtype: int, loc: Location | None) -> tuple[Prepared, bool]:
-        answer: list[dns.rrset.RRset] = []
-        authority: list[dns.rrset.RRset] = []
-        additional: list[dns.rrset.RRset] = []
+        answer: list[_RR] = []
+        authority: list[_RR] = []
+        additional: list[_RR] = []
         rcode = RCODE_NOERROR
         geo = False
         name = qname
@@ -461,17 +485,17 @@ class ZoneIndex:
                 rrset, g = self._rrset(name, dns.rdatatype.CNAME, loc)
                 answer.append(rrset)
                 geo |= g
-                target = rrset[0].target
+                target = rrset.rrset[0].target
                 if not isinstance(target, dns.name.Name) or target in seen:
                     break  # a loop: answer with what we have, the resolver gives up
                 name = target
                 continue
             authority.append(self._neg_soa)  # NODATA
             break
-        return self._prepare(qname, qtype, rcode, answer, authority, additional), geo
+        return self._prepare(qname, (answer, authority, additional), rcode), geo
 
-    def _glue(self, loc: Location | None) -> list[dns.rrset.RRset]:
-        out: list[dns.rrset.RRset] = []
+    def _glue(self, loc: Location | None) -> list[_RR]:
+        out: list[_RR] = []
         for ns in self.data.soa.nameservers:
             n = dns.name.from_text(ns + ".")
             node = self._nodes.get(n)
@@ -482,34 +506,28 @@ class ZoneIndex:
                     out.append(self._rrset(n, t, loc)[0])
         return out
 
-    def _prepare(  # noqa: PLR0917
-        self,
-        qname: dns.name.Name,
-        qtype: int,
-        rcode: int,
-        answer: list[dns.rrset.RRset],
-        authority: list[dns.rrset.RRset],
-        additional: list[dns.rrset.RRset],
+    def _prepare(
+        self, qname: dns.name.Name, sections: tuple[list[_RR], list[_RR], list[_RR]], rcode: int
     ) -> Prepared:
-        msg = dns.message.Message(id=0)
-        msg.flags = dns.flags.QR | dns.flags.AA
-        msg.set_rcode(dns.rcode.Rcode.make(rcode))
-        msg.question = [dns.rrset.RRset(qname, dns.rdataclass.IN, dns.rdatatype.RdataType.make(qtype))]
-        msg.answer = answer
-        msg.authority = authority
-        msg.additional = additional
-        try:
-            wire = msg.to_wire(max_size=65535)
-        except dns.exception.TooBig:
-            log.error("answer for %s type %d exceeds 65535 bytes; serving SERVFAIL", qname, qtype)
+        # Owner names equal to the question name become a pointer to it (offset 12);
+        # everything else is written out, so a body fits after any question of
+        # the same length whatever its letter case.
+        out: list[bytes] = []
+        counts = []
+        for section in sections:
+            count = 0
+            for rr in section:
+                owner = b"\xc0\x0c" if rr.name == qname else rr.owner
+                for tail in rr.tails:
+                    out.append(owner)
+                    out.append(tail)
+                    count += 1
+            counts.append(count)
+        body = b"".join(out)
+        if len(body) + len(_wire(qname)) + 16 > 65535:
+            log.error("answer for %s exceeds 65535 bytes; serving SERVFAIL", qname)
             return Prepared(aa=False, rcode=RCODE_SERVFAIL, counts=(0, 0, 0), body=b"")
-        qlen = len(_wire(qname)) + 4
-        counts = (
-            int.from_bytes(wire[6:8], "big"),
-            int.from_bytes(wire[8:10], "big"),
-            int.from_bytes(wire[10:12], "big"),
-        )
-        return Prepared(aa=True, rcode=rcode, counts=counts, body=wire[12 + qlen :])
+        return Prepared(aa=True, rcode=rcode, counts=(counts[0], counts[1], counts[2]), body=body)
 
     # --- lookups used by the answering code ---------------------------
 
