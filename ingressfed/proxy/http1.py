@@ -795,7 +795,7 @@ class ClientConnection(asyncio.Protocol):
     def exchange_finished(self, exchange: Exchange) -> None:
         if self.exchanges and self.exchanges[0] is exchange:
             self.exchanges.popleft()
-        if exchange.close_after or self.closed:
+        if exchange.close_after or self.closed or self.engine.draining:
             self.close()
             return
         if self.final is not None and not self.exchanges:

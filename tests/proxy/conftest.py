@@ -32,6 +32,7 @@ class BackendServer:
     name: str
     seen: list[dict[str, Any]] = field(default_factory=list)
     status_override: int | None = None
+    health_status: int = 200
     runner: web.AppRunner | None = None
     port: int = 0
 
@@ -57,7 +58,7 @@ class BackendServer:
         return web.Response(text=json.dumps(payload), content_type="application/json")
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok")
+        return web.Response(status=self.health_status, text="ok")
 
     async def ws(self, request: web.Request) -> web.WebSocketResponse:
         self.seen.append(
