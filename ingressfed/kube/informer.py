@@ -121,6 +121,11 @@ class Informer:
                 self._version = None
             except KubeApiError as exc:
                 await self._fail(exc)
+            except Exception:
+                # A bug in a handler must not stop the watch for good: log it, start over from a list.
+                log.exception("%s: handler failed; relisting", self._resource.kind)
+                self._version = None
+                await self._fail(KubeApiError(0, "HandlerError", path=self._resource.path))
 
     async def _fail(self, exc: KubeApiError) -> None:
         if exc.status == 0 or exc.transient:

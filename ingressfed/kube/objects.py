@@ -370,13 +370,21 @@ def endpoint_slice_from(obj: object) -> Mapped[SliceFacts]:
     endpoints = obj.get("endpoints")
     ready = 0
     if isinstance(endpoints, list):
+        skipped = 0
         for entry in endpoints[:MAX_ENDPOINTS]:
             item = _mapping(entry)
-            if item is None:
+            addresses = item.get("addresses") if item is not None else None
+            conditions = item.get("conditions", {}) if item is not None else None
+            if not isinstance(addresses, list) or not addresses or not isinstance(conditions, Mapping):
+                skipped += 1
                 continue
-            conditions = _mapping(item.get("conditions")) or {}
+            # API docs: "nil should be interpreted as ready" (unknown state, serve it).
             if conditions.get("ready") is not False:
                 ready += 1
+        if skipped:
+            problems.append(
+                Problem(ref, f"endpoints: {skipped} entries without addresses/conditions skipped")
+            )
     elif endpoints is not None:
         problems.append(Problem(ref, "endpoints is not a list"))
     assert isinstance(service, str)

@@ -354,7 +354,8 @@ class KubeSource:
             await self.remove_member(name, forget=False)
         tg, self._tg = self._tg, None
         assert tg is not None
-        await tg.__aexit__(exc_type, exc, tb)
+        # Every member task is finished by now; the caller's own exception propagates unwrapped.
+        await tg.__aexit__(None, None, None)
 
     @property
     def members(self) -> list[str]:

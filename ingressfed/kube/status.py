@@ -27,7 +27,7 @@ __all__ = ["ObjectStatus", "StatusWriter", "annotation_value", "event_body", "ob
 log = logging.getLogger(__name__)
 
 REPORTING_CONTROLLER = "ingressfed.io/controller"
-MAX_NOTE = 1024  # events.k8s.io/v1 rejects longer notes
+MAX_NOTE = 1024  # keep Events small; the message names the cause and the fix
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,35 +68,33 @@ def object_path(kind: str, namespace: str, name: str) -> str:
     raise ValueError(f"no status write-back for kind {kind!r}")
 
 
-def _micro_time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _timestamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def event_body(
     *, kind: str, namespace: str, name: str, uid: str, note: str, reason: str, instance: str, now: float
 ) -> dict[str, object]:
-    """An events.k8s.io/v1 Warning Event about one object."""
+    """A core v1 Warning Event about one object (what ``kubectl describe`` lists)."""
     api_version = "networking.k8s.io/v1" if kind == "Ingress" else "v1"
-    regarding: dict[str, str] = {
-        "apiVersion": api_version,
-        "kind": kind,
-        "namespace": namespace,
-        "name": name,
-    }
+    involved: dict[str, str] = {"apiVersion": api_version, "kind": kind, "namespace": namespace, "name": name}
     if uid:
-        regarding["uid"] = uid
+        involved["uid"] = uid
+    stamp = _timestamp(now)
     return {
-        "apiVersion": "events.k8s.io/v1",
+        "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"generateName": f"{name[:200]}.", "namespace": namespace},
-        "eventTime": _micro_time(now),
-        "reportingController": REPORTING_CONTROLLER,
-        "reportingInstance": instance[:128],
-        "action": "Publish",
+        "involvedObject": involved,
         "reason": reason,
-        "regarding": regarding,
-        "note": note[:MAX_NOTE],
+        "message": note[:MAX_NOTE],
         "type": "Warning",
+        "source": {"component": "ingressfed"},
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+        "reportingComponent": REPORTING_CONTROLLER,
+        "reportingInstance": instance[:128],
     }
 
 
@@ -169,9 +167,7 @@ class StatusWriter:
                 now=self._clock(),
             )
             try:
-                await request_json(
-                    api, "POST", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", body=body
-                )
+                await request_json(api, "POST", f"/api/v1/namespaces/{namespace}/events", body=body)
             except KubeApiError as exc:
                 log.warning("cannot record event on %s %s/%s: %s", kind, namespace, name, exc)
                 if exc.transient:

@@ -1,0 +1,85 @@
+"""Status write-back: annotations only when changed, one Event per problem occurrence."""
+
+from __future__ import annotations
+
+import json
+
+from ingressfed.kube.objects import ObjectRef, Problem
+from ingressfed.kube.status import ObjectStatus, StatusWriter, annotation_value
+from tests.kube.conftest import service
+
+KEY = "federation.ingressfed.io/dns-names"
+
+
+def _events(fake) -> list[dict]:
+    return fake.objects("events", "default")
+
+
+async def test_annotation_patched_only_on_change_and_events_deduplicated(clusters) -> None:
+    (fake,), _ = await clusters(1)
+    fake.add(service("web"))
+    async with fake.api_client() as api:
+        writer = StatusWriter(lambda name: api if name == "c0" else None, instance="test")
+        names = ("web.default.federation.svc.example.com", "web.default.federation.svc.us-east1.example.com")
+        st = ObjectStatus(
+            "c0",
+            "Service",
+            "default",
+            "web",
+            dns_names=names,
+            serving_clusters=("c0",),
+            levels=((names[0], ("c0",)), (names[1], ("c0",))),
+        )
+        await writer.publish([st])
+        ann = fake.get("services", "web", "default")["metadata"]["annotations"][KEY]
+        assert json.loads(ann) == {
+            "names": sorted(names),
+            "servingClusters": ["c0"],
+            "levels": {names[0]: ["c0"], names[1]: ["c0"]},
+        }
+        assert (
+            fake.get("services", "web", "default")["metadata"]["annotations"][
+                "federation.ingressfed.io/enabled"
+            ]
+            == "true"
+        )
+        patches = fake.count(verb="patch", resource="services")
+        for _ in range(5):
+            await writer.publish([st])
+        assert fake.count(verb="patch", resource="services") == patches == 1
+
+        problem = "no load-balancer address yet: status.loadBalancer.ingress is empty"
+        bad = ObjectStatus("c0", "Service", "default", "web", problems=(problem,))
+        for _ in range(3):
+            await writer.publish([bad])
+        assert [e["message"] for e in _events(fake)] == [problem]
+        event = _events(fake)[0]
+        assert event["type"] == "Warning" and event["involvedObject"]["name"] == "web"
+        assert fake.count(verb="patch", resource="services") == 2  # names went away once
+        await writer.publish([st])  # fixed ...
+        await writer.publish([bad])  # ... and broken again: a new Event
+        assert len(_events(fake)) == 2
+
+        # Source problems (malformed objects) become Events once; unidentifiable ones are only logged.
+        writer.report("c0", Problem(ObjectRef("Service", "default", "web"), "annotation ttl is not a number"))
+        writer.report("c0", Problem(ObjectRef("Service", "", ""), "metadata.name missing"))
+        await writer.flush()
+        writer.report("c0", Problem(ObjectRef("Service", "default", "web"), "annotation ttl is not a number"))
+        await writer.flush()
+        assert len(_events(fake)) == 3
+
+
+async def test_write_failures_do_not_raise(clusters) -> None:
+    (fake,), _ = await clusters(1)
+    async with fake.api_client() as api:
+        writer = StatusWriter(lambda name: api, instance="test")
+        fake.fail(403, resource="services")
+        await writer.publish([ObjectStatus("c0", "Service", "default", "gone", dns_names=("a.example.com",))])
+        await writer.publish([ObjectStatus("c9", "Ingress", "default", "x", problems=("p",))])
+        assert writer.patches == 0
+
+
+def test_annotation_value_is_stable() -> None:
+    a = ObjectStatus("c", "Service", "n", "s", dns_names=("b", "a", "a"), serving_clusters=("y", "x"))
+    b = ObjectStatus("c", "Service", "n", "s", dns_names=("a", "b"), serving_clusters=("x", "y"))
+    assert annotation_value(a) == annotation_value(b) == '{"names":["a","b"],"servingClusters":["x","y"]}'
