@@ -122,7 +122,11 @@ def client_address(
     forwarded: str | None,
     trusted: TrustedProxies,
 ) -> str:
-    """The client's address as text (IPv4-mapped IPv6 peers reported as IPv4)."""
+    """The client's address as text (IPv4-mapped IPv6 peers reported as IPv4).
+
+    A header that appears several times must be passed joined with ``", "`` in
+    arrival order (HTTP list semantics), or a client could hide a forged hop.
+    """
     peer_ip = parse_address(peer)
     if peer_ip is None:
         return peer

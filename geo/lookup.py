@@ -129,6 +129,10 @@ class GeoLookup:
         except ValueError:
             # An IPv6 address asked of an IPv4-only database.
             return None, None
+        except maxminddb.InvalidDatabaseError as exc:
+            # A damaged file must cost this client its geo answer, not its request.
+            log.error("GeoIP database %s is corrupt at %s: %s", self.path, addr, exc)
+            return None, None
         network = response.traits.network
         country = response.country.iso_code or response.registered_country.iso_code
         continent = response.continent.code
