@@ -193,7 +193,12 @@ class ProviderContract:
             svc(RecordSet(f"swap.{z}", RecordType.AAAA, 30, ("2001:db8::9",))),
         ]
         as_cname = [svc(RecordSet(f"swap.{z}", RecordType.CNAME, 30, (f"swap.region.{z}",)))]
-        for desired in (as_a, as_cname, as_a):
+        # Back to addresses, new ones (moto wrongly refuses a CREATE identical to an earlier one).
+        back = [
+            svc(a(f"swap.{z}", "192.0.2.2")),
+            svc(RecordSet(f"swap.{z}", RecordType.AAAA, 30, ("2001:db8::a",))),
+        ]
+        for desired in (as_a, as_cname, back):
             result = await converge(provider, desired)
             assert result.failed == {}
             at_name = {rs for rs in managed(await provider.records()) if rs.name == f"swap.{z}"}
