@@ -58,6 +58,7 @@ class Engine:
         self.locator = locator
         self.metrics = metrics
         self.clock = [now]
+        self.loop_time = asyncio.get_running_loop().time
         self.table: RoutingTable = EMPTY_TABLE
         self.loaded = False
         self.draining = False

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections import deque
 from http import HTTPStatus
+from typing import cast
 
 import httptools
 
@@ -274,7 +275,7 @@ class Exchange:
         conn.exchange = self
         now = engine.clock[0]
         self.upstream_active = now
-        self.sent_at = asyncio.get_running_loop().time()
+        self.sent_at = engine.loop_time()
         if self.pending:
             conn.write(b"".join((self.head, *self.pending)))
             self.pending = []
@@ -311,7 +312,7 @@ class Exchange:
             conn.close()
             self.next_attempt(status=502, detail="")
             return
-        engine.metrics.observe_latency(backend.cluster, asyncio.get_running_loop().time() - self.sent_at)
+        engine.metrics.observe_latency(backend.cluster, engine.loop_time() - self.sent_at)
         self.resp_status = status
         self.response_started = True
         no_body = self.is_head or status in (204, 304)
@@ -497,6 +498,7 @@ class ClientConnection(asyncio.Protocol):
         self.paused = 0
         self.writing_paused = False
         self.tunnel: UpstreamConnection | None = None
+        self.corked: list[bytes] | None = None
         self.upgrading: Exchange | None = None
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -506,8 +508,8 @@ class ClientConnection(asyncio.Protocol):
 
     # --- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else ""
         if self.peer.startswith("::ffff:") and "." in self.peer:
@@ -761,8 +763,22 @@ class ClientConnection(asyncio.Protocol):
 
     # --- writing and endings ---------------------------------------------------------------
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
+        corked = self.corked
+        if corked is not None:
+            corked.append(data)
+        elif self.transport is not None and not self.closed:
             self.transport.write(data)
+
+    def cork(self) -> None:
+        """Hold writes until ``uncork``: a response head and a small body leave in one send()."""
+        if self.corked is None:
+            self.corked = []
+
+    def uncork(self) -> None:
+        corked = self.corked
+        self.corked = None
+        if corked and self.transport is not None and not self.closed:
+            self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
 
     def set_paused(self, reason: int, on: bool) -> None:
         before = self.paused
@@ -821,6 +837,7 @@ class ClientConnection(asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:
+            self.uncork()
             self.closed = True
             self.transport.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
@@ -52,8 +52,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         tunnel = self.tunnel
@@ -66,6 +66,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         exchange.upstream_active = self.pool.clock[0]
+        client = exchange.client
+        client.cork()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -76,6 +78,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             if current is not None:
                 current.upstream_failed(self, f"invalid response from backend: {exc}")
+        finally:
+            client.uncork()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

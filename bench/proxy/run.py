@@ -1,0 +1,284 @@
+"""Benchmark: wrk through the ingressfed proxy and through nginx, to the same small backend.
+
+    .venv/bin/python bench/proxy/run.py [--duration 5] [--rounds 3] [--connections 16] [--no-uvloop]
+                                        [--profile cprofile|py-spy]
+
+Both proxies get one worker process. The backend is an nginx ``return 200`` server (its own
+process), shared by both. Every request carries ``X-Forwarded-For`` from a trusted peer, so the
+ingressfed proxy does its full geo routing (client address, GeoIP lookup, ranking) per request.
+Rounds alternate between the two proxies to spread the noise of a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+HOST = "app.example.com"
+CLIENT_IP = "81.2.69.10"  # London in the test City database; a European address in real ones
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port} after {timeout}s")
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx-{name}.pid;
+error_log {tmp}/error-{name}.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body-{name};
+    proxy_temp_path {tmp}/proxy-{name};
+    fastcgi_temp_path {tmp}/fcgi-{name};
+    uwsgi_temp_path {tmp}/uwsgi-{name};
+    scgi_temp_path {tmp}/scgi-{name};
+    keepalive_requests 1000000;
+    {body}
+}}
+"""
+
+BACKEND = """
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ default_type text/plain; return 200 "hello from the backend\\n"; }}
+    }}
+"""
+
+PROXY = """
+    upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        server_name {host};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            add_header X-Served-By-Cluster cluster-europe-west1-b;
+        }}
+    }}
+"""
+
+
+@contextlib.contextmanager
+def nginx(tmp: Path, name: str, body: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    conf = tmp / f"nginx-{name}.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, name=name, body=body))
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen([binary, "-p", str(tmp), "-c", str(conf)], stderr=subprocess.PIPE)
+    try:
+        wait_port(port)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def ingressfed_proxy(
+    port: int, backend: int, db: Path, *, uvloop: bool, profile: str | None, tmp: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    cmd = [sys.executable, str(Path(__file__).with_name("serve.py")), "--port", str(port)]
+    cmd += ["--backend", str(backend), "--database", str(db)]
+    if not uvloop:
+        cmd.append("--no-uvloop")
+    if profile == "cprofile":
+        cmd += ["--cprofile", str(tmp / "proxy.prof")]
+    proc = subprocess.Popen(cmd)
+    try:
+        wait_port(port)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+LATENCY = re.compile(r"^\s*(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(port: int, *, duration: int, connections: int, threads: int) -> dict[str, float]:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    cmd += ["-H", f"Host: {HOST}", "-H", f"X-Forwarded-For: {CLIENT_IP}", f"http://127.0.0.1:{port}/"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if rps is None:
+        raise SystemExit(f"cannot read wrk output:\n{out}")
+    lat = {p: float(v) * UNITS[u] for p, v, u in LATENCY.findall(out)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    if errors or socket_errors:
+        print(
+            "  wrk reported errors:",
+            errors.group(0) if errors else "",
+            socket_errors.group(0) if socket_errors else "",
+        )
+    return {
+        "rps": float(rps.group(1)),
+        "p50": lat.get("50", float("nan")),
+        "p99": lat.get("99", float("nan")),
+    }
+
+
+def check_routing(port: int) -> str:
+    """One request through the ingressfed proxy: proves the geo route and returns the serving cluster."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(
+            f"GET / HTTP/1.1\r\nHost: {HOST}\r\nX-Forwarded-For: {CLIENT_IP}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    match = re.search(rb"X-Served-By-Cluster: (\S+)", data)
+    if not data.startswith(b"HTTP/1.1 200") or match is None:
+        raise SystemExit(f"the proxy does not route: {data[:200]!r}")
+    return match.group(1).decode()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--no-uvloop", action="store_true", help="run the ingressfed proxy on asyncio's loop")
+    parser.add_argument("--profile", choices=["cprofile", "py-spy"], help="profile the ingressfed proxy")
+    args = parser.parse_args()
+    for tool in ("wrk", "nginx"):
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            raise SystemExit(f"{tool} is not installed (Debian packages: wrk, nginx-light)")
+
+    with tempfile.TemporaryDirectory(prefix="ingressfed-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        from tests.fakes.geoip_db import build_city_db
+
+        db = build_city_db(tmp)
+        backend, nginx_port, ours = free_port(), free_port(), free_port()
+        with (
+            nginx(tmp, "backend", BACKEND.format(port=backend), backend),
+            nginx(tmp, "proxy", PROXY.format(port=nginx_port, backend=backend, host=HOST), nginx_port),
+            ingressfed_proxy(
+                ours, backend, db, uvloop=not args.no_uvloop, profile=args.profile, tmp=tmp
+            ) as proc,
+        ):
+            print(
+                f"ingressfed proxy serves {check_routing(ours)} for {CLIENT_IP}; loop: "
+                f"{'asyncio' if args.no_uvloop else 'uvloop'}; wrk -t{args.threads} -c{args.connections} "
+                f"-d{args.duration}s"
+            )
+            spy: subprocess.Popen[bytes] | None = None
+            if args.profile == "py-spy":
+                spy = subprocess.Popen(
+                    [
+                        "py-spy",
+                        "record",
+                        "--pid",
+                        str(proc.pid),
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(tmp / "spy.txt"),
+                        "--duration",
+                        str(args.duration * args.rounds * 2 + 2),
+                        "--nonblocking",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            results: dict[str, list[dict[str, float]]] = {"nginx": [], "ingressfed": []}
+            wrk(ours, duration=1, connections=args.connections, threads=args.threads)  # warm both
+            wrk(nginx_port, duration=1, connections=args.connections, threads=args.threads)
+            for i in range(args.rounds):
+                order = [("nginx", nginx_port), ("ingressfed", ours)]
+                if i % 2:
+                    order.reverse()
+                for name, port in order:
+                    r = wrk(port, duration=args.duration, connections=args.connections, threads=args.threads)
+                    results[name].append(r)
+                    print(
+                        f"round {i + 1} {name:10s} {r['rps']:9.0f} req/s  "
+                        f"p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms"
+                    )
+                ratio = results["ingressfed"][-1]["rps"] / results["nginx"][-1]["rps"]
+                print(f"round {i + 1} ratio ingressfed/nginx = {ratio:.2f}")
+            best = max(
+                a["rps"] / b["rps"] for a, b in zip(results["ingressfed"], results["nginx"], strict=True)
+            )
+            print(f"best round ratio: {best:.2f}")
+            for name, rs in results.items():
+                print(
+                    f"{name:10s} best {max(r['rps'] for r in rs):9.0f} req/s; median p99 "
+                    f"{sorted(r['p99'] for r in rs)[len(rs) // 2]:.2f} ms"
+                )
+            if spy is not None:
+                spy.wait()
+        if args.profile == "cprofile":
+            import pstats
+
+            pstats.Stats(str(tmp / "proxy.prof")).sort_stats("tottime").print_stats(25)
+        if args.profile == "py-spy" and (tmp / "spy.txt").exists():
+            print_spy(tmp / "spy.txt")
+    return 0
+
+
+def print_spy(path: Path) -> None:
+    """Summarise py-spy's raw (collapsed stack) output: self time per function, top 25."""
+    self_time: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        n = int(count)
+        total += n
+        leaf = frames[-1]
+        self_time[leaf] = self_time.get(leaf, 0) + n
+    print(f"py-spy: {total} samples; self time by function:")
+    for name, n in sorted(self_time.items(), key=lambda kv: -kv[1])[:25]:
+        print(f"  {100 * n / total:5.1f}%  {name}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    raise SystemExit(main())
