@@ -283,6 +283,21 @@ class RFC2136Provider(BaseProvider):
             f"secret and algorithm {self._key[2].to_text(omit_final_dot=True)}"
         )
 
+    def adjust(self, desired: Sequence[RecordSet]) -> list[RecordSet]:
+        """Values in the server's canonical text (``2001:DB8:0::1`` -> ``2001:db8::1``), so what
+        AXFR returns compares equal to what was planned and the plan does not flap."""
+        out: list[RecordSet] = []
+        for rs in super().adjust(desired):
+            try:
+                values = tuple(rd.to_text() for rd in _rdatas(rs))
+            except InvalidRecordError:
+                out.append(rs)  # apply reports it, for this record alone
+                continue
+            if rs.type in (RecordType.CNAME, RecordType.NS):
+                values = tuple(v.rstrip(".") for v in values)
+            out.append(RecordSet(rs.name, rs.type, rs.ttl, values, rs.set_identifier, rs.routing))
+        return out
+
     # -- read -------------------------------------------------------------------------------------
 
     async def records(self) -> list[RecordSet]:

@@ -243,3 +243,14 @@ def test_update_message_orders_prerequisites_deletions_then_additions() -> None:
         ("AAAA", "ANY"),
         ("CNAME", "IN"),
     ]
+
+
+async def test_adjust_uses_the_servers_canonical_text(bind: DnsServer) -> None:
+    p = RFC2136Provider(zone=ZONE, options=bind.options())
+    loose = RecordSet("v6.example.com", RecordType.AAAA, 30, ("2001:DB8:0:0::1",))
+    (adjusted,) = p.adjust([loose])
+    assert adjusted.values == ("2001:db8::1",)
+    await p.apply(create(adjusted))
+    assert mine(await p.records()) == {adjusted}
+    bad = a("bad.example.com", "300.1.2.3")
+    assert p.adjust([bad]) == [bad]  # left for apply to refuse, alone
