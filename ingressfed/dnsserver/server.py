@@ -20,7 +20,8 @@ import socket
 from types import TracebackType
 
 from ingressfed.dnsserver.answer import DEFAULT_MAX_UDP, answer
-from ingressfed.dnsserver.index import ZoneIndex
+from ingressfed.dnsserver.index import ZoneIndex, build_index
+from ingressfed.dnsserver.zone import ZoneData
 
 __all__ = ["DnsServer"]
 
@@ -83,6 +84,14 @@ class DnsServer:
         old = self.index
         self.index = index
         log.info("zone %s: serial %d -> %d", index.data.zone, old.serial, index.serial)
+
+    def update(self, data: ZoneData) -> None:
+        """Serve ``data`` with the current index's settings (answer mode, geo); a zone subscriber.
+
+        Rendering takes about a millisecond per ten record sets, on the caller's thread.
+        """
+        cur = self.index
+        self.swap(build_index(data, answers=cur.mode, locator=cur.locator, default_order=cur.default_order))
 
     async def __aenter__(self) -> DnsServer:
         await self.start()

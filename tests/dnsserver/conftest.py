@@ -21,7 +21,7 @@ def rs(name: str, rtype: RecordType, *values: str, ttl: int = 30) -> RecordSet:
 
 def routed(name: str, cluster: str, loc: Location, *values: str, rtype: RecordType = T.A) -> RecordSet:
     return RecordSet(
-        f"{name}.{ZONE}", rtype, 30, values, cluster, Routing(cluster, cluster.split("-")[0], loc)
+        f"{name}.{ZONE}", rtype, 30, values, cluster, Routing(cluster, cluster.split("-", maxsplit=1)[0], loc)
     )
 
 

@@ -1,0 +1,98 @@
+"""Checks with dig and kdig, and the ``dns-serve`` command as a separate process.
+
+dig (Debian ``dnsutils``/``bind9-dnsutils``) and kdig (``knot-dnsutils``) must be
+installed under CI=true; elsewhere their tests skip when missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingressfed.dnsserver.server import DnsServer
+from ingressfed.dnsserver.zone import zone_data_from_records, zone_data_to_json
+from ingressfed.dnsserver.zonefile import save_zone_file
+from ingressfed.model import RecordSet, RecordType
+from tests.dnsserver.client import udp, values
+from tests.dnsserver.conftest import ZONE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is not installed (Debian: dnsutils / knot-dnsutils)")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+async def run(*cmd: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    return out.decode()
+
+
+@pytest.mark.parametrize("name", ["dig", "kdig"])
+async def test_dig_and_kdig(server: DnsServer, name: str) -> None:
+    exe = tool(name)
+    at = ["@127.0.0.1", "-p", str(server.port)]
+    out = await run(exe, *at, f"www.{ZONE}", "A", "+norec")
+    assert "status: NOERROR" in out and "192.0.2.1" in out and " aa" in out
+    out = await run(exe, *at, f"missing.{ZONE}", "A")
+    assert "status: NXDOMAIN" in out and "SOA" in out
+    out = await run(exe, *at, "example.org", "A")
+    assert "status: REFUSED" in out
+    out = await run(exe, *at, f"chain1.{ZONE}", "A", "+short")
+    assert out.split() == [f"chain2.{ZONE}.", f"www.{ZONE}.", "192.0.2.1", "192.0.2.2"]
+    # a big answer: truncated over UDP, then retried over TCP by the tool itself
+    out = await run(exe, *at, f"big.{ZONE}", "A", "+bufsize=1232")
+    assert out.count("IN\tA\t192.0.2.") == 100 or out.count("IN A 192.0.2.") == 100
+    out = await run(exe, *at, f"big.{ZONE}", "A", "+tcp", "+short")
+    assert len(out.split()) == 100
+    out = await run(exe, *at, f"g.{ZONE}", "A", "+subnet=198.51.100.0/24", "+short")
+    assert out.split() == ["10.0.0.2"]
+
+
+async def test_dns_serve_command_serves_and_follows_the_zone_file(tmp_path: Path) -> None:
+    zone_file = tmp_path / "zone.json"
+    first = [RecordSet(f"www.{ZONE}", RecordType.A, 30, ("192.0.2.1",))]
+    save_zone_file(zone_file, zone_data_from_records(ZONE, first, serial=5))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ingressfed.dnsserver", "--zone", ZONE, "--zone-file", str(zone_file),
+        "--listen", "127.0.0.1:0", "--log-level", "WARNING",
+        stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        port = int(line.rsplit("port", 1)[1])
+        r = await udp(port, f"www.{ZONE}", "A")
+        assert values(r.answer, "A") == {"192.0.2.1"}
+        # the controller (or anyone) rewrites the file: the server follows within its poll interval
+        doc = zone_data_to_json(
+            zone_data_from_records(
+                ZONE, [*first, RecordSet(f"new.{ZONE}", RecordType.A, 30, ("192.0.2.7",))], serial=6
+            )
+        )
+        tmp = zone_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc))
+        tmp.replace(zone_file)
+        for _ in range(50):
+            r = await udp(port, f"new.{ZONE}", "A")
+            if r.answer:
+                break
+            await asyncio.sleep(0.1)
+        assert values(r.answer, "A") == {"192.0.2.7"}
+    finally:
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
