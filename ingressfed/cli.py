@@ -32,19 +32,10 @@ _COMMAND_MODULES = (
 )
 
 
-def _check_config(args: argparse.Namespace) -> int:
-    from ingressfed.config import load_config
-    from ingressfed.errors import ConfigError
+def _check_command(args: argparse.Namespace) -> int:
+    from ingressfed.config import check_command
 
-    try:
-        load_config(args.file)
-    except ConfigError as e:
-        print(f"{args.file}: {len(e.problems)} problem(s):", file=sys.stderr)
-        for p in e.problems:
-            print(f"  - {p}", file=sys.stderr)
-        return 1
-    print(f"{args.file}: ok")
-    return 0
+    return check_command(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = sub.add_parser("check-config", help="validate a federation config file and print every problem")
     check.add_argument("file", help="path to the YAML config")
-    check.set_defaults(func=_check_config)
+    check.set_defaults(func=_check_command)
     for name in _COMMAND_MODULES:
         try:
             module = importlib.import_module(name)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -34,13 +34,19 @@ class StaticObjectsLike(Protocol):
     def ingresses(self) -> tuple[IngressObservation, ...]: ...
 
     @property
-    def cluster_status(self) -> dict[str, ClusterStatus]: ...
+    def cluster_status(self) -> Mapping[str, ClusterStatus]: ...
 
 
 @dataclass
 class _Stamp:
     mtime_ns: int
     size: int
+
+
+def _load_objects(path: Path) -> StaticObjectsLike:
+    from ingressfed.config import load_objects
+
+    return load_objects(path)
 
 
 class StaticSource:
@@ -54,11 +60,7 @@ class StaticSource:
     ) -> None:
         self.path = Path(path)
         self.store = store
-        if loader is None:
-            from ingressfed.config import load_objects
-
-            loader = load_objects
-        self.loader = loader
+        self.loader: Callable[[Path], StaticObjectsLike] = loader or _load_objects
         self.interval = interval
         self._stamp: _Stamp | None = None
         self.loads = 0

@@ -1,0 +1,300 @@
+"""``ingressfed run``: the controller, the proxy and the embedded DNS server from one config.
+
+Composition only: every piece is built from the config, wired one way
+(sources -> Store -> Controller -> sinks: feed, proxy routes, DNS zone), and
+started inside one AsyncExitStack so each cleans up only what it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from geo.regions import cluster_location
+from ingressfed.config import Config, load_config, split_host_port
+from ingressfed.controller import Controller, ControllerSettings, ReconcileOutcome
+from ingressfed.errors import ConfigError, IngressfedError
+from ingressfed.feed.publisher import FeedPublisher, add_feed_routes
+from ingressfed.feed.view import FeedView
+from ingressfed.metrics import ControllerMetrics, MeteredProvider
+from ingressfed.model import Cluster, ClusterStatus, Route
+from ingressfed.sources.static import StaticSource
+from ingressfed.store import Store
+from providers import loader
+from providers.base import Provider
+from providers.cache import CachedProvider
+from providers.dryrun import DryRunProvider
+from providers.policy import PolicyProvider
+
+__all__ = ["Running", "build_provider", "register", "routed_records", "start"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Running:
+    """Handles on a started federation, for the CLI, the demo and tests."""
+
+    config: Config
+    store: Store
+    controller: Controller
+    provider: Provider
+    publisher: FeedPublisher
+    http_port: int
+    dns_server: Any = None
+    proxy: Any = None
+    extra_tasks: list[Callable[[], Any]] = field(default_factory=list)
+
+
+def routed_records(config: Config) -> bool:
+    """Publish per-cluster routed sets when a provider answers per client."""
+    if config.dns.routing != "none":
+        return True
+    return config.dns.provider == "embedded" and config.dns_server.answers == "geo"
+
+
+def build_provider(config: Config, metrics: ControllerMetrics, *, dry_run: bool) -> tuple[Provider, Provider]:
+    """(raw provider, wrapped provider): cache(dry-run?(policy(metered(raw))))."""
+    fed = config.federation_value()
+    raw = loader.create(config.dns.provider, zone=fed.suffix, options=config.dns.options)
+    wrapped: Provider = MeteredProvider(raw, metrics)
+    wrapped = PolicyProvider(wrapped, fed.policy)
+    if dry_run or config.dns.dry_run:
+        wrapped = DryRunProvider(wrapped)
+    return raw, CachedProvider(wrapped)
+
+
+def _with_location(c: Cluster) -> Cluster:
+    return c if c.location is not None else replace(c, location=cluster_location(c))
+
+
+class _RouteSink:
+    """Pushes routes to the proxy only when they (or the clusters) changed."""
+
+    def __init__(self, proxy: Any) -> None:
+        self.proxy = proxy
+        self._last: tuple[tuple[Route, ...], tuple[Cluster, ...]] | None = None
+
+    def __call__(self, outcome: ReconcileOutcome) -> None:
+        key = (outcome.routes, outcome.snapshot.clusters)
+        if key != self._last:
+            self._last = key
+            self.proxy.update(outcome.routes, outcome.snapshot.clusters)
+
+
+def _feed_sink(publisher: FeedPublisher, zone: str) -> Callable[[ReconcileOutcome], None]:
+    def publish(outcome: ReconcileOutcome) -> None:
+        publisher.publish(
+            FeedView(
+                version=0,
+                records=outcome.records,
+                routes=outcome.routes,
+                clusters=outcome.snapshot.clusters,
+                zone=zone,
+            )
+        )
+
+    return publish
+
+
+async def _http_app(
+    stack: contextlib.AsyncExitStack,
+    running_ref: dict[str, Running],
+    config: Config,
+    publisher: FeedPublisher,
+    metrics: ControllerMetrics,
+) -> int:
+    app = web.Application()
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        running = running_ref.get("running")
+        ready = running is not None and running.controller.reconciles > 0
+        return web.Response(status=200 if ready else 503, text="ready\n" if ready else "not ready\n")
+
+    async def metrics_handler(_: web.Request) -> web.Response:
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+    add_feed_routes(app, publisher, config.feed_token())
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    host, port = split_host_port(config.controller.listen)
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server  # aiohttp keeps the bound sockets here; needed for port 0
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else port
+
+
+async def _start_dns(
+    stack: contextlib.AsyncExitStack, config: Config, raw: Provider
+) -> tuple[Any, Callable[[ReconcileOutcome], None] | None]:
+    from ingressfed.dnsserver.index import Locator, build_index
+    from ingressfed.dnsserver.server import DnsServer
+    from ingressfed.dnsserver.zone import next_serial, zone_data_from_records
+    from providers.embedded import EmbeddedProvider
+
+    locator = None
+    if config.geo.database:
+        from geo.lookup import GeoLookup
+
+        lookup = GeoLookup(config.geo.database)
+        stack.callback(lookup.close)
+
+        def locate(ip: str) -> Any:
+            found = lookup.locate(ip)
+            return found.location if found is not None else None
+
+        locator = Locator(locate)
+    answers = config.dns_server.answers
+    order = config.geo.default_order
+
+    def index_of(data: Any) -> Any:
+        return build_index(data, answers=answers, locator=locator, default_order=order)
+
+    host, port = split_host_port(config.dns_server.listen)
+    if isinstance(raw, EmbeddedProvider):
+        server = DnsServer(index_of(raw.zone_data), host=host, port=port)
+        await stack.enter_async_context(server)
+        stack.callback(raw.subscribe(lambda data: server.swap(index_of(data))))
+        return server, None
+    # Another provider holds the zone: serve the controller's view of it as well.
+    zone = config.federation_value().suffix
+    server = DnsServer(index_of(zone_data_from_records(zone, [])), host=host, port=port)
+    await stack.enter_async_context(server)
+    last: list[tuple[Any, ...]] = [()]
+    serial = [next_serial(0)]
+
+    def follow(outcome: ReconcileOutcome) -> None:
+        if outcome.records != last[0]:
+            last[0] = outcome.records
+            serial[0] = next_serial(serial[0])
+            server.swap(index_of(zone_data_from_records(zone, list(outcome.records), serial=serial[0])))
+
+    return server, follow
+
+
+@contextlib.asynccontextmanager
+async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Running]:
+    """Build and start everything the config enables; stop it all on exit."""
+    fed = config.federation_value()
+    metrics = ControllerMetrics()
+    raw, provider = build_provider(config, metrics, dry_run=dry_run)
+    store = Store()
+    static = config.source.kind == "static"
+    for c in config.cluster_values():
+        # Static members have no API server to probe: they are Ready unless the objects file says not.
+        store.set_cluster(_with_location(c if not static else replace(c, status=ClusterStatus.READY)))
+    publisher = FeedPublisher()
+    controller = Controller(
+        federation=fed,
+        store=store,
+        provider=provider,
+        settings=ControllerSettings(
+            debounce=config.controller.debounce,
+            resync=config.controller.resync,
+            routed=routed_records(config),
+        ),
+        metrics=metrics,
+        sinks=[_feed_sink(publisher, fed.suffix)],
+    )
+    running_ref: dict[str, Running] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(provider.close)
+        stack.callback(publisher.close)
+        http_port = await _http_app(stack, running_ref, config, publisher, metrics)
+        dns_server = None
+        if config.dns_server.enabled:
+            dns_server, follow = await _start_dns(stack, config, raw)
+            if follow is not None:
+                controller.sinks.append(follow)
+        proxy = None
+        if config.proxy.enabled:
+            from ingressfed.proxy.server import ProxyServer
+            from ingressfed.proxy.settings import ProxySettings
+
+            settings = ProxySettings.from_config(
+                config.proxy.model_dump(by_alias=True), config.geo.model_dump(by_alias=True)
+            )
+            proxy = ProxyServer(settings, on_health_change=store.set_data_plane_health)
+            await stack.enter_async_context(proxy)
+            controller.sinks.append(_RouteSink(proxy))
+        running = Running(config, store, controller, raw, publisher, http_port, dns_server, proxy)
+        running_ref["running"] = running
+        tasks: list[asyncio.Task[None]] = []
+        if static:
+            if config.source.file is None:
+                raise ConfigError(["source.file: required when source.kind is static"])
+            source = StaticSource(config.source.file, store)
+            source.load_once()
+            tasks.append(asyncio.create_task(source.run(), name="static-source"))
+        else:
+            tasks.append(asyncio.create_task(_run_kube(config, store, controller, stack), name="kube"))
+        tasks.append(asyncio.create_task(controller.run(), name="controller"))
+        try:
+            yield running
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+
+
+async def _run_kube(
+    config: Config, store: Store, controller: Controller, stack: contextlib.AsyncExitStack
+) -> None:
+    from ingressfed.kube_runtime import run_kubernetes
+
+    await run_kubernetes(config, store, controller, stack)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(e)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with start(config, dry_run=args.dry_run) as running:
+            log.info(
+                "ingressfed running: controller on %s, dns %s, proxy %s",
+                config.controller.listen,
+                config.dns_server.listen if running.dns_server else "off",
+                config.proxy.listen if running.proxy else "off",
+            )
+            await stop.wait()
+            if running.proxy is not None:
+                await running.proxy.drain()
+    except IngressfedError as e:
+        print(f"ingressfed: {e}")
+        return 1
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="run the controller (and proxy and DNS server) from a config file")
+    p.add_argument("--config", required=True, type=Path, help="federation config YAML")
+    p.add_argument("--dry-run", action="store_true", help="print the DNS plan and apply nothing")
+    p.set_defaults(func=_serve)

@@ -1,0 +1,348 @@
+"""``ingressfed demo``: the kubefed walkthrough on one machine, no cloud, no cluster.
+
+Three "clusters" (`cluster-us-east1-b`, `cluster-europe-west1-b`,
+`cluster-asia-east1-a`), each a small HTTP backend on its own loopback address
+that answers like the k8shserver example; the static source publishes their
+`k8shserver` Service and Ingress; the real controller, embedded DNS server and
+geo-aware proxy run exactly as ``ingressfed run`` would run them from the
+config the demo writes. ``ingressfed demo down|up CLUSTER`` talks to the
+running demo's control endpoint to kill or revive a cluster (API server and
+data plane together).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import socket
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from ingressfed.config import load_config, split_host_port
+from ingressfed.model import ClusterStatus
+
+__all__ = ["DEMO_CLUSTERS", "Backend", "DemoCluster", "register", "write_demo_files"]
+
+log = logging.getLogger(__name__)
+
+FEDERATION = "federation"
+ZONE = "example.com"
+SERVICE = "k8shserver"
+NAMESPACE = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoCluster:
+    name: str
+    region: str
+    zone: str
+    address: str  # the cluster's load-balancer address (a loopback address of its own)
+
+
+DEMO_CLUSTERS = (
+    DemoCluster("cluster-us-east1-b", "us-east1", "us-east1-b", "127.0.0.11"),
+    DemoCluster("cluster-europe-west1-b", "europe-west1", "europe-west1-b", "127.0.0.12"),
+    DemoCluster("cluster-asia-east1-a", "asia-east1", "asia-east1-a", "127.0.0.13"),
+)
+
+# Public addresses whose GeoLite2 City entries sit in each continent, for the printed curl lines.
+SAMPLE_CLIENTS = {"US": "8.8.8.8", "Europe": "81.2.69.160", "Asia": "1.0.16.1"}
+
+
+class Backend:
+    """The cluster's app: answers who served the request, like the k8shserver example."""
+
+    def __init__(self, cluster: DemoCluster) -> None:
+        self.cluster = cluster
+        self.port = _free_port(cluster.address)
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", self._health)
+        app.router.add_route("*", "/{tail:.*}", self._hello)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, self.cluster.address, self.port, reuse_address=True).start()
+        self._runner = runner
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    async def _health(self, _: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _hello(self, request: web.Request) -> web.Response:
+        c = self.cluster
+        return web.Response(
+            text=(
+                f"You've hit {SERVICE}-{c.zone} in cluster {c.name} (zone {c.zone}, region {c.region});"
+                f" path {request.path}\n"
+            )
+        )
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def write_demo_files(
+    workdir: Path,
+    backends: dict[str, Backend],
+    *,
+    dns_listen: str,
+    proxy_listen: str,
+    proxy_admin_listen: str,
+    controller_listen: str,
+    geoip: str | None,
+) -> Path:
+    """Write config.yaml and objects.yaml for the demo; returns the config path."""
+    proxy_host, _ = split_host_port(proxy_listen)
+    config: dict[str, Any] = {
+        "federation": {
+            "name": FEDERATION,
+            "zone": ZONE,
+            "ttl": 5,
+            "ownerId": "ingressfed-demo",
+            "globalAddresses": [proxy_host if proxy_host not in ("0.0.0.0", "") else "127.0.0.1"],
+        },
+        "dns": {"provider": "embedded", "options": {"zoneFile": str(workdir / "zone.json")}},
+        "clusters": [{"name": c.name, "region": c.region, "zone": c.zone} for c in DEMO_CLUSTERS],
+        "source": {"kind": "static", "file": str(workdir / "objects.yaml")},
+        "geo": {
+            "database": geoip,
+            "trustedProxies": ["127.0.0.0/8", "::1/128"],
+            "defaultOrder": [c.name for c in DEMO_CLUSTERS],
+        },
+        "proxy": {
+            "listen": proxy_listen,
+            "adminListen": proxy_admin_listen,
+            "healthCheck": {"path": "/healthz", "interval": 1, "timeout": 0.5},
+        },
+        "dnsServer": {"listen": dns_listen, "answers": "all", "zoneFile": str(workdir / "zone.json")},
+        "controller": {"listen": controller_listen, "debounce": 0.1, "resync": 30},
+    }
+    if geoip is None:
+        del config["geo"]["database"]
+    objects = {
+        "services": [
+            {
+                "cluster": c.name,
+                "namespace": NAMESPACE,
+                "name": SERVICE,
+                "readyEndpoints": 1,
+                "addresses": [c.address],
+            }
+            for c in DEMO_CLUSTERS
+        ],
+        "ingresses": [
+            {
+                "cluster": c.name,
+                "namespace": NAMESPACE,
+                "name": SERVICE,
+                "rules": [{"host": f"{SERVICE}.{ZONE}", "path": "/", "pathType": "Prefix"}],
+                "addresses": [c.address],
+                "port": backends[c.name].port,
+            }
+            for c in DEMO_CLUSTERS
+        ],
+    }
+    cfg_path = workdir / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "objects.yaml").write_text(yaml.safe_dump(objects, sort_keys=False))
+    return cfg_path
+
+
+def _instructions(dns_listen: str, proxy_listen: str, control: str) -> str:
+    dns_host, dns_port = split_host_port(dns_listen)
+    p_host, p_port = split_host_port(proxy_listen)
+    if p_host in ("0.0.0.0", ""):
+        p_host = "127.0.0.1"
+    prefix = f"{SERVICE}.{NAMESPACE}.{FEDERATION}.svc"
+    dig = f"dig @{dns_host} -p {dns_port} +noall +answer"
+    lines = [
+        "ingressfed demo is running: federation 'federation', zone 'example.com', 3 clusters.",
+        "",
+        "DNS (the embedded authoritative server):",
+        f"  {dig} {prefix}.{ZONE}",
+        f"  {dig} {prefix}.europe-west1.{ZONE}",
+        f"  {dig} {prefix}.europe-west1-b.europe-west1.{ZONE}",
+        f"  {dig} {SERVICE}.{ZONE}",
+        "",
+        "The global address (the geo-aware proxy); X-Forwarded-For is trusted from loopback:",
+    ]
+    for where, ip in SAMPLE_CLIENTS.items():
+        lines.append(
+            f"  curl -H 'Host: {SERVICE}.{ZONE}' -H 'X-Forwarded-For: {ip}' http://{p_host}:{p_port}/"
+            f"   # a client in {where}"
+        )
+    lines += [
+        "",
+        "Take a cluster down and up again (watch the region level turn into a CNAME and back,",
+        "and the proxy move the same client to the next nearest cluster):",
+        f"  ingressfed demo down cluster-europe-west1-b --control {control}",
+        f"  ingressfed demo up cluster-europe-west1-b --control {control}",
+        "",
+        "Ctrl-C stops the demo.",
+    ]
+    return "\n".join(lines)
+
+
+async def _control_app(backends: dict[str, Backend], running: Any, host: str, port: int) -> web.AppRunner:
+    async def change(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        action = request.match_info["action"]
+        backend = backends.get(name)
+        if backend is None:
+            return web.json_response(
+                {"error": f"unknown cluster {name!r}; known: {sorted(backends)}"}, status=404
+            )
+        if action == "down":
+            await backend.stop()
+            running.store.set_cluster_status(name, ClusterStatus.OFFLINE)
+            running.store.set_data_plane_health(name, False)
+        else:
+            await backend.start()
+            running.store.set_cluster_status(name, ClusterStatus.READY)
+            running.store.set_data_plane_health(name, None)
+        return web.json_response({"cluster": name, "state": action})
+
+    async def status(_: web.Request) -> web.Response:
+        snap = running.store.snapshot()
+        return web.json_response(
+            {
+                "clusters": [
+                    {
+                        "name": c.name,
+                        "status": c.status.value,
+                        "dataPlaneHealthy": c.data_plane_healthy,
+                        "backendRunning": backends[c.name].running,
+                    }
+                    for c in snap.clusters
+                ],
+                "reconciles": running.controller.reconciles,
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/clusters/{name}/{action:down|up}", change)
+    app.router.add_get("/status", status)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    from geo.demo_db import demo_database_path
+    from ingressfed.app import start
+
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="ingressfed-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    backends = {c.name: Backend(c) for c in DEMO_CLUSTERS}
+    db = demo_database_path()
+    geoip = str(db) if db is not None else None
+    if geoip is None:
+        print(
+            "note: no GeoIP City database found (pip install 'ingressfed[demo]'); "
+            "every client gets the default order",
+            file=sys.stderr,
+        )
+    cfg_path = write_demo_files(
+        workdir,
+        backends,
+        dns_listen=args.dns_listen,
+        proxy_listen=args.proxy_listen,
+        proxy_admin_listen=args.proxy_admin_listen,
+        controller_listen=args.controller_listen,
+        geoip=geoip,
+    )
+    config = load_config(cfg_path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    for b in backends.values():
+        await b.start()
+    try:
+        async with start(config) as running:
+            c_host, c_port = split_host_port(args.control)
+            control = await _control_app(backends, running, c_host, c_port)
+            try:
+                for _ in range(100):
+                    if running.controller.reconciles:
+                        break
+                    await asyncio.sleep(0.05)
+                print(f"config written to {cfg_path}")
+                print(_instructions(args.dns_listen, args.proxy_listen, args.control), flush=True)
+                await stop.wait()
+            finally:
+                await control.cleanup()
+    finally:
+        for b in backends.values():
+            await b.stop()
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    url = f"http://{args.control}/clusters/{args.cluster}/{args.action}"
+    req = urllib.request.Request(url, method="POST", data=b"")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
+            print(json.loads(resp.read())["state"], args.cluster)
+            return 0
+    except urllib.error.HTTPError as e:
+        print(f"ingressfed demo: {json.loads(e.read()).get('error', e)}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as e:
+        print(
+            f"ingressfed demo: no demo answers at {args.control} ({e}); is 'ingressfed demo' running?",
+            file=sys.stderr,
+        )
+        return 1
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    if args.action in ("down", "up"):
+        if not args.cluster:
+            print(
+                f"ingressfed demo {args.action}: name a cluster, e.g. cluster-europe-west1-b", file=sys.stderr
+            )
+            return 2
+        return await asyncio.to_thread(_send, args)
+    with contextlib.suppress(KeyboardInterrupt):
+        return await run_demo(args)
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("demo", help="play the kubefed walkthrough on this machine (no cloud, no cluster)")
+    p.add_argument("action", nargs="?", choices=["down", "up"], help="take a demo cluster down or up")
+    p.add_argument("cluster", nargs="?", help="cluster name for down/up")
+    p.add_argument("--dns-listen", default="127.0.0.1:5353", help="embedded DNS server address")
+    p.add_argument("--proxy-listen", default="127.0.0.1:8080", help="proxy (global address) listen address")
+    p.add_argument("--proxy-admin-listen", default="127.0.0.1:8081", help="proxy /metrics, /routes")
+    p.add_argument("--controller-listen", default="127.0.0.1:9090", help="metrics, health and feed")
+    p.add_argument("--control", default="127.0.0.1:8090", help="the demo's control endpoint")
+    p.add_argument("--workdir", help="where to write config, objects and zone files (default: a temp dir)")
+    p.set_defaults(func=_demo)

@@ -1,0 +1,161 @@
+"""`ingressfed demo` started as a subprocess and used the way the README says."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+
+PREFIX = "k8shserver.default.federation.svc"
+
+
+def free_port() -> int:
+    # A port free for both TCP and UDP, as the DNS server needs both.
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return int(port)
+    raise RuntimeError("no free port")
+
+
+def query(port: int, name: str, rdtype: str = "A") -> dns.message.Message:
+    q = dns.message.make_query(name, rdtype)
+    return dns.query.udp(q, "127.0.0.1", port=port, timeout=2)
+
+
+def answers(port: int, name: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for rrset in query(port, name).answer:
+        out.setdefault(dns.rdatatype.to_text(rrset.rdtype), set()).update(r.to_text() for r in rrset)
+    return out
+
+
+def get(proxy: int, client_ip: str) -> str:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{proxy}/", headers={"Host": "k8shserver.example.com", "X-Forwarded-For": client_ip}
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return resp.read().decode()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
+    ports = {k: free_port() for k in ("dns", "proxy", "admin", "controller", "control")}
+    workdir = tmp_path_factory.mktemp("demo")
+    cmd = [
+        sys.executable,
+        "-m",
+        "ingressfed.cli",
+        "demo",
+        "--workdir",
+        str(workdir),
+        "--dns-listen",
+        f"127.0.0.1:{ports['dns']}",
+        "--proxy-listen",
+        f"127.0.0.1:{ports['proxy']}",
+        "--proxy-admin-listen",
+        f"127.0.0.1:{ports['admin']}",
+        "--controller-listen",
+        f"127.0.0.1:{ports['controller']}",
+        "--control",
+        f"127.0.0.1:{ports['control']}",
+    ]
+    log = open(workdir / "demo.log", "w")  # noqa: SIM115 - outlives this block: the process writes it
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if "Ctrl-C stops the demo" in Path(workdir / "demo.log").read_text():
+                break
+            assert proc.poll() is None, Path(workdir / "demo.log").read_text()
+            time.sleep(0.1)
+        else:
+            pytest.fail("demo did not start: " + Path(workdir / "demo.log").read_text())
+        ports["workdir"] = workdir  # type: ignore[assignment]
+        yield ports
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    assert proc.returncode == 0, Path(workdir / "demo.log").read_text()
+
+
+def wait_for(pred, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+def ctl(ports: dict[str, int], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ingressfed.cli", "demo", *args, "--control", f"127.0.0.1:{ports['control']}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_dns_names_of_all_levels(demo: dict[str, int]) -> None:
+    port = demo["dns"]
+    assert answers(port, f"{PREFIX}.example.com") == {"A": {"127.0.0.11", "127.0.0.12", "127.0.0.13"}}
+    assert answers(port, f"{PREFIX}.europe-west1.example.com") == {"A": {"127.0.0.12"}}
+    assert answers(port, f"{PREFIX}.us-east1-b.us-east1.example.com") == {"A": {"127.0.0.11"}}
+    assert answers(port, "k8shserver.example.com") == {"A": {"127.0.0.1"}}
+    txt = query(port, f"_ingressfed.{PREFIX}.example.com", "TXT").answer
+    assert "ingressfed/owner=ingressfed-demo" in txt[0].to_text()
+
+
+def test_proxy_sends_clients_to_the_nearest_cluster(demo: dict[str, int]) -> None:
+    assert "cluster cluster-europe-west1-b" in get(demo["proxy"], "81.2.69.160")
+    assert "cluster cluster-asia-east1-a" in get(demo["proxy"], "1.0.16.1")
+    assert "cluster cluster-us-east1-b" in get(demo["proxy"], "8.8.8.8")
+
+
+def test_cluster_down_and_up(demo: dict[str, int]) -> None:
+    port = demo["dns"]
+    region = f"{PREFIX}.europe-west1.example.com"
+    down = ctl(demo, "down", "cluster-europe-west1-b")
+    assert down.returncode == 0, down.stderr
+    got = wait_for(lambda: answers(port, region).get("CNAME"))
+    assert got == {f"{PREFIX}.example.com."}
+    assert wait_for(lambda: answers(port, f"{PREFIX}.example.com") == {"A": {"127.0.0.11", "127.0.0.13"}})
+    # The European client is now served by the next nearest cluster, without an error.
+    assert "cluster cluster-us-east1-b" in get(demo["proxy"], "81.2.69.160")
+    up = ctl(demo, "up", "cluster-europe-west1-b")
+    assert up.returncode == 0, up.stderr
+    assert wait_for(lambda: answers(port, region) == {"A": {"127.0.0.12"}})
+    assert wait_for(lambda: "cluster cluster-europe-west1-b" in get(demo["proxy"], "81.2.69.160"))
+
+
+def test_unknown_cluster_is_a_clear_error(demo: dict[str, int]) -> None:
+    r = ctl(demo, "down", "cluster-nowhere")
+    assert r.returncode == 1 and "unknown cluster 'cluster-nowhere'" in r.stderr
+
+
+def test_metrics_endpoint(demo: dict[str, int]) -> None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{demo['controller']}/metrics", timeout=5) as resp:
+        body = resp.read().decode()
+    assert "ingressfed_reconciles_total" in body and "ingressfed_records_owned" in body
