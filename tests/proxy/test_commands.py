@@ -1,0 +1,88 @@
+"""``ingressfed proxy --routes FILE``: a standalone proxy process that drains on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+
+from ingressfed.errors import ConfigError
+from ingressfed.proxy.commands import load_routes_file
+
+from .conftest import EU, BackendServer
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_routes_file_problems_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(yaml.safe_dump({"clusters": [{"region": "x"}], "routes": [{"path": "/"}]}))
+    with pytest.raises(ConfigError) as info:
+        load_routes_file(path)
+    assert any("clusters[0]" in p for p in info.value.problems)
+    assert any("routes[0]" in p for p in info.value.problems)
+
+
+async def test_standalone_proxy_serves_a_routes_file_and_drains(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    eu = backends[EU.name]
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": [
+                    {"name": EU.name, "region": "europe-west1", "location": {"lat": 50.4, "lon": 3.8}}
+                ],
+                "routes": [
+                    {
+                        "host": "app.example.com",
+                        "backends": [{"cluster": EU.name, "host": "127.0.0.1", "port": eu.port}],
+                    }
+                ],
+            }
+        )
+    )
+    port, admin = _free_port(), _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ingressfed.cli",
+        "proxy",
+        "--routes",
+        str(path),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--admin-listen",
+        f"127.0.0.1:{admin}",
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with asyncio.timeout(20):
+                while True:
+                    try:
+                        async with http.get(f"http://127.0.0.1:{admin}/readyz") as r:
+                            if r.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    await asyncio.sleep(0.1)
+            async with http.get(f"http://127.0.0.1:{port}/x", headers={"Host": "app.example.com"}) as r:
+                assert r.status == 200
+                assert r.headers["X-Served-By-Cluster"] == EU.name
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
