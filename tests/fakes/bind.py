@@ -129,14 +129,29 @@ def _secret() -> str:
 
 @contextlib.contextmanager
 def named(
-    workdir: Path, *, zone: str = "example.com", algorithm: str = "hmac-sha256", deny: tuple[str, ...] = ()
+    workdir: Path,
+    *,
+    zone: str = "example.com",
+    algorithm: str = "hmac-sha256",
+    deny: tuple[str, ...] = (),
+    like: DnsServer | None = None,
 ) -> Iterator[DnsServer]:
     """BIND9 with ``zone`` dynamic (updates and AXFR allowed for the TSIG key only);
-    updates of the names in ``deny`` are refused by the server's update-policy."""
+    updates of the names in ``deny`` are refused by the server's update-policy.
+
+    ``like``: restart a stopped server's zone on its port with its key (a fresh empty zone).
+    """
     binary = require("named")
     workdir.mkdir(parents=True, exist_ok=True)
-    server = DnsServer("bind", "127.0.0.1", free_port(), zone, KEY_NAME, _secret(), algorithm, workdir)
+    if like is not None:
+        server = DnsServer(
+            "bind", like.host, like.port, like.zone, like.key_name, like.secret, like.algorithm, workdir
+        )
+        zone, algorithm = like.zone, like.algorithm
+    else:
+        server = DnsServer("bind", "127.0.0.1", free_port(), zone, KEY_NAME, _secret(), algorithm, workdir)
     (workdir / f"{zone}.db").write_text(ZONE_FILE.format(zone=zone))
+    (workdir / f"{zone}.db.jnl").unlink(missing_ok=True)
     rules = [f'deny "{KEY_NAME}" name {name}. ANY;' for name in deny]
     policy = " ".join([*rules, f'grant "{KEY_NAME}" zonesub ANY;'])
     (workdir / "named.conf").write_text(

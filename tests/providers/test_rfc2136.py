@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -67,10 +68,19 @@ class _Contract(ProviderContract):
 
 class TestBindContract(_Contract):
     @pytest.fixture
-    async def provider(self, bind: DnsServer) -> AsyncIterator[Provider]:
-        p = RFC2136Provider(zone=ZONE, options=bind.options(maxBatch=10))
-        yield p
-        await p.close()
+    async def provider(self, tmp_path: Path) -> AsyncIterator[Provider]:
+        with contextlib.ExitStack() as stack:
+            self.stack, self.workdir = stack, tmp_path / "bind"
+            self.server = stack.enter_context(named(self.workdir))
+            p = RFC2136Provider(zone=ZONE, options=self.server.options(maxBatch=10))
+            yield p
+            await p.close()
+
+    def inject_rejection(self, provider: Provider, name: str) -> bool:
+        # Restart BIND on the same port and key with an update-policy denying ``name``.
+        self.stack.close()
+        self.stack.enter_context(named(self.workdir, deny=(name,), like=self.server))
+        return True
 
 
 class TestKnotContract(_Contract):
