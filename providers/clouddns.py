@@ -113,13 +113,13 @@ class CloudDNSProvider(BaseProvider):
 
     name = "clouddns"
 
-    def __init__(self, *, zone: str, options: Mapping[str, Any], client: Any = None) -> None:
+    def __init__(self, *, zone: str, options: Mapping[str, Any]) -> None:
         self.opts = parse_options(options)
         self.zone = (self.opts.dns_name or zone).rstrip(".").lower()
         if not self.zone:
             raise ConfigError(["dns.options.dnsName: the zone's DNS name is required (or federation.zone)"])
         self.capabilities = Capabilities(routing=False, max_batch=self.opts.max_batch)
-        self._client = client
+        self._client: Any = None
         self._zone_handle: Any = None
         self._lock = asyncio.Lock()
         self._fatal: ProviderError | None = None
@@ -194,7 +194,7 @@ class CloudDNSProvider(BaseProvider):
 
         def throttled(err: BaseException) -> bool:
             status = _status(err.__cause__) if err.__cause__ is not None else None
-            return isinstance(err, TransientProviderError) and status is not None
+            return status is not None and (status == 429 or status >= 500)
 
         return await retrying(once, self._backoff, retry_on=throttled)
 
