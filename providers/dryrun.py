@@ -65,6 +65,12 @@ class DryRunProvider:
     async def records(self) -> list[RecordSet]:
         return await self.inner.records()
 
+    def invalidate(self) -> None:
+        """Pass a full resync through to a cache underneath, if there is one."""
+        inner_invalidate = getattr(self.inner, "invalidate", None)
+        if callable(inner_invalidate):
+            inner_invalidate()
+
     async def apply(self, changes: Changes) -> ApplyResult:
         if changes == self._last:
             log.debug("dry run: same plan as before, not printed again")

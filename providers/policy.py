@@ -40,6 +40,12 @@ class PolicyProvider:
     async def records(self) -> list[RecordSet]:
         return await self.inner.records()
 
+    def invalidate(self) -> None:
+        """Pass a full resync through to a cache underneath, if there is one."""
+        inner_invalidate = getattr(self.inner, "invalidate", None)
+        if callable(inner_invalidate):
+            inner_invalidate()
+
     async def apply(self, changes: Changes) -> ApplyResult:
         keep = tuple(c for c in changes.items if allowed(c, self.policy))
         for c in changes.items:

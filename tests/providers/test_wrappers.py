@@ -201,3 +201,15 @@ def test_format_changes_table() -> None:
     )
     assert format_changes(Changes(), zone=ZONE) == "dry run: zone example.com: no changes"
     assert OWNER  # the contract's owner id is what converge used
+
+
+async def test_outer_wrappers_pass_resync_to_the_cache() -> None:
+    inner = InMemoryProvider(zone=ZONE)
+    cached = CachedProvider(inner)
+    stacked = PolicyProvider(DryRunProvider(cached, out=None), Policy.SYNC)
+    await stacked.records()
+    assert cached.fresh
+    stacked.invalidate()
+    assert not cached.fresh
+    await stacked.records()
+    assert inner.calls["records"] == 2
