@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -56,7 +57,7 @@ from ingressfed.model import Change, ChangeAction, Changes, RecordSet, RecordTyp
 from providers.base import ApplyResult, BaseProvider, Capabilities
 from providers.batching import BatchLimits, Cost, apply_in_batches
 
-__all__ = ["ALGORITHMS", "RFC2136Options", "RFC2136Provider", "build_update"]
+__all__ = ["ALGORITHMS", "RFC2136Options", "RFC2136Provider", "build_update", "wire_cost"]
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,8 @@ _TSIG_ERRORS = (
 _KEYFILE_SECRET = re.compile(r'secret\s+"([^"]+)"')
 _KEYFILE_ALGORITHM = re.compile(r"algorithm\s+([A-Za-z0-9.-]+)")
 _KEYFILE_NAME = re.compile(r'key\s+"?([^"\s{]+)"?\s*\{')
-# Header, zone section, TSIG record: what every UPDATE message costs before its changes.
-_MESSAGE_OVERHEAD = 12 + 260 + 120
+# Header and zone section (counted in full), plus room for the TSIG record.
+_MESSAGE_OVERHEAD = 12 + 260 + 300
 
 
 class RFC2136Options(BaseModel):
@@ -236,15 +237,17 @@ def build_update(
     return msg
 
 
-def _wire_cost(change: Change) -> Cost:
-    """Upper bound of a change's bytes in an UPDATE (prerequisite + delete + add), names uncompressed."""
-    chars = 0
-    for rs, copies in ((change.old, 2), (change.new, 2)):
-        if rs is None:
-            continue
-        per_rr = len(rs.name) + 2 + 10
-        chars += copies * sum(per_rr + len(v) + 2 for v in rs.values) + per_rr
-    return Cost(changes=1, values=len(change.record.values), chars=chars)
+def wire_cost(zone: dns.name.Name, change: Change) -> Cost:
+    """Bytes ``change`` adds to an UPDATE for ``zone``: measured on a message of its own.
+
+    Name compression inside a larger message can only make it smaller, so the
+    sum over a batch is an upper bound of the batch's message size.
+    """
+    try:
+        size = len(build_update(zone, (change,)).to_wire()) - len(dns.update.UpdateMessage(zone).to_wire())
+    except InvalidRecordError:
+        size = 0  # refused when the batch is built, for this record alone
+    return Cost(changes=1, values=len(change.record.values), chars=size)
 
 
 class RFC2136Provider(BaseProvider):
@@ -351,7 +354,9 @@ class RFC2136Provider(BaseProvider):
             max_changes=self.capabilities.max_batch, max_chars=self.opts.max_message_size - _MESSAGE_OVERHEAD
         )
         self._fatal = None
-        result = await apply_in_batches(self._apply_batch, changes, limits, cost=_wire_cost)
+        result = await apply_in_batches(
+            self._apply_batch, changes, limits, cost=functools.partial(wire_cost, self._origin)
+        )
         if self._fatal is not None:
             raise self._fatal
         return result
