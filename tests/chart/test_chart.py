@@ -7,6 +7,7 @@ tests; locally they are skipped.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import functools
 import os
@@ -271,8 +272,10 @@ def test_proxy_is_the_global_load_balancer_and_follows_the_feed() -> None:
     args = container["args"]
     assert args[:3] == ["--log-level", "INFO", "proxy"]
     feed = args[args.index("--feed") + 1]
-    assert feed == f"http://{RELEASE}-ingressfed-controller.{NAMESPACE}.svc:9090/v1/feed"
+    assert feed == f"http://{RELEASE}-ingressfed-controller.{NAMESPACE}.svc:9090"
     assert args[args.index("--token-file") + 1] == "/etc/ingressfed/feed/token"
+    # The last view is kept on the pod's emptyDir so a restarted container serves at once.
+    assert args[args.index("--state-file") + 1] == "/var/lib/ingressfed/proxy-feed.json"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     (pdb,) = _find(docs, "PodDisruptionBudget", f"{RELEASE}-ingressfed-proxy")
     assert pdb["spec"]["selector"]["matchLabels"] == proxy["spec"]["selector"]["matchLabels"]
@@ -555,3 +558,37 @@ def test_notes_warn_when_nobody_answers_for_the_zone(tmp_path: Path) -> None:
     assert "WARNING" not in notes
     notes = _render_notes(tmp_path / "embedded", "defaults", "--set", "dnsServer.enabled=false")
     assert 'WARNING: dns.provider is "embedded" but dnsServer.enabled is false' in notes
+
+
+def _subcommand_has(parser: argparse.ArgumentParser, command: str, option: str) -> bool:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return option in action.choices[command]._option_string_actions
+    return False
+
+
+def test_every_command_the_chart_starts_parses_with_the_real_cli(
+    value_set: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = pytest.importorskip("ingressfed.cli")
+    chart = yaml.safe_load((CHART / "values.yaml").read_text())
+    started = 0
+    for name, spec in _pod_specs(_render(value_set)):
+        for container in spec["containers"]:
+            if not container["image"].startswith(chart["image"]["repository"] + ":"):
+                continue
+            parser = cli.build_parser()
+            try:
+                args = parser.parse_args(container["args"])
+            except SystemExit:
+                if container["name"] == "dns" and not _subcommand_has(parser, "dns-serve", "--feed"):
+                    # Known gap, reported to the lead: the standalone DNS server cannot follow the
+                    # controller's feed yet. Turns into a pass as soon as it can.
+                    pytest.xfail("`ingressfed dns-serve` has no --feed option yet")
+                pytest.fail(
+                    f"{name}: `ingressfed {' '.join(container['args'])}` is rejected by the CLI:\n"
+                    + capsys.readouterr().err
+                )
+            assert callable(args.func), name
+            started += 1
+    assert started >= 2

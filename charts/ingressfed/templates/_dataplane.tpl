@@ -63,11 +63,14 @@ volumes:
 {{- include "ingressfed.geoipMount" . }}
 {{- end -}}
 
+{{/* Arguments of a feed follower: call with (dict "root" $ "component" "proxy"). */}}
 {{- define "ingressfed.followerArgs" -}}
 - --config
-- {{ include "ingressfed.configPath" . }}
+- {{ include "ingressfed.configPath" .root }}
 - --feed
-- {{ include "ingressfed.feedURL" . }}
+- {{ include "ingressfed.feedURL" .root }}
 - --token-file
-- {{ include "ingressfed.feedTokenPath" . }}
+- {{ include "ingressfed.feedTokenPath" .root }}
+- --state-file
+- {{ printf "%s/%s-feed.json" (include "ingressfed.stateDir" .root) .component }}
 {{- end -}}

@@ -77,9 +77,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-geoip-license" (include "ingressfed.fullname" .)) .Values.geoip.geoipupdate.existingSecret -}}
 {{- end -}}
 
-{{/* In-cluster URL of the controller's feed. */}}
+{{/* In-cluster base URL of the controller; followers poll <base>/v1/feed. */}}
 {{- define "ingressfed.feedURL" -}}
-{{- printf "http://%s.%s.svc:%d/v1/feed" (include "ingressfed.component" (dict "root" . "component" "controller")) .Release.Namespace (int .Values.controller.port) -}}
+{{- printf "http://%s.%s.svc:%d" (include "ingressfed.component" (dict "root" . "component" "controller")) .Release.Namespace (int .Values.controller.port) -}}
 {{- end -}}
 
 {{/* Paths inside the containers. */}}
