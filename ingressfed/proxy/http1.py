@@ -98,6 +98,7 @@ class Exchange:
         "pending_size",
         "request_done",
         "resp_chunked",
+        "resp_until_eof",
         "resp_status",
         "response_started",
         "retried_fresh",
@@ -146,6 +147,7 @@ class Exchange:
         self.request_done = False
         self.response_started = False
         self.resp_chunked = False
+        self.resp_until_eof = False  # the backend's body ends when it closes the connection
         self.resp_status = 0
         self.close_after = not keep_alive
         self.done = False
@@ -170,6 +172,7 @@ class Exchange:
         if upstream is not None:
             upstream.write(framed)
             self.sent_any = True
+            self.upstream_active = self.client.engine.clock[0]
         else:
             self.pending.append(framed)
             self.pending_size += len(framed)
@@ -328,6 +331,7 @@ class Exchange:
         headers = conn.headers
         named: set[bytes] = set()
         length: bytes | None = None
+        framed_chunked = False
         via: bytes | None = None
         upgrade: bytes | None = None
         for name, value in headers:
@@ -338,6 +342,8 @@ class Exchange:
             if lname in _RESPONSE_SPECIAL or lname.startswith(b"proxy-") or lname in named:
                 if lname == b"content-length":
                     length = value
+                elif lname == b"transfer-encoding":
+                    framed_chunked = True
                 elif lname == b"via":
                     via = value
                 elif lname == b"upgrade":
@@ -354,6 +360,7 @@ class Exchange:
         if length is not None:
             parts += (b"Content-Length: ", length, b"\r\n")
         elif body and conn.status not in (204, 304) and not (100 <= conn.status < 200):
+            self.resp_until_eof = not framed_chunked
             if self.client_http11:
                 self.resp_chunked = True
                 parts.append(b"Transfer-Encoding: chunked\r\n")
@@ -401,8 +408,10 @@ class Exchange:
         if self.done:
             return
         if self.response_started:
-            if not self.resp_chunked and conn.status >= 200 and self.close_after and not self.is_head:
-                self.finish(reusable=None)  # close-delimited body: EOF is its end
+            if self.resp_until_eof:
+                if self.resp_chunked:
+                    self.client.write(b"0\r\n\r\n")
+                self.finish(reusable=None)  # a close-delimited body: EOF is its end
             else:
                 self.client.abort()
             return
@@ -424,6 +433,9 @@ class Exchange:
         self.fail(502, detail)
 
     def check_timeout(self, now: float, read_timeout: float) -> None:
+        if self.client.writing_paused:
+            self.upstream_active = now  # waiting on a slow client is not the backend's silence
+            return
         if self.upstream is not None and now - self.upstream_active > read_timeout:
             conn = self.detach()
             if conn is not None:
@@ -799,6 +811,9 @@ class ClientConnection(asyncio.Protocol):
         response = local_response(status, close=True, detail=detail if status != 400 else "bad request")
         parsing = self.parsing
         if parsing is not None and not parsing.done and parsing in self.exchanges:
+            if parsing.response_started:
+                self.abort()  # too late for a status line: the response is already on its way
+                return
             self.exchanges.remove(parsing)
             parsing.abandon()
         if self.exchanges:
@@ -819,6 +834,7 @@ class ClientConnection(asyncio.Protocol):
             self.close()
             return
         if self.exchanges:
+            self.set_paused(self.PAUSE_PIPELINE, len(self.exchanges) > 1)
             self.exchanges[0].start()
         else:
             self.set_paused(self.PAUSE_PIPELINE, False)

@@ -1,0 +1,96 @@
+"""HTTP/1.1 corners against raw backends: close-delimited bodies, read timeout, HEAD, HTTP/1.0,
+pipelining with bodies, 100-continue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from ingressfed.model import Backend, Route
+from ingressfed.proxy.settings import TimeoutSettings
+
+from .conftest import US, BackendServer, raw_exchange, running_proxy
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def raw_backend(handler: Handler) -> AsyncIterator[int]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+
+
+def _routes(port: int) -> list[Route]:
+    return [Route(host="app.example.com", backends=(Backend(cluster=US.name, host="127.0.0.1", port=port),))]
+
+
+async def test_close_delimited_backend_body_is_rechunked(backends: dict[str, BackendServer]) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart one, ")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"part two")
+        writer.close()
+
+    async with raw_backend(handler) as port, running_proxy(backends, routes=_routes(port)) as proxy:
+        answer = await raw_exchange(
+            proxy.port, b"GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n", read_timeout=1.0
+        )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in head
+    assert body == b"a\r\npart one, \r\n8\r\npart two\r\n0\r\n\r\n"
+
+
+async def test_silent_backend_is_504(backends: dict[str, BackendServer]) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(2)
+        writer.close()
+
+    async with (
+        raw_backend(handler) as port,
+        running_proxy(backends, routes=_routes(port), timeouts=TimeoutSettings(read=0.5)) as proxy,
+    ):
+        answer = await raw_exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 504 ")
+
+
+async def test_head_http10_and_pipelined_bodies(backends: dict[str, BackendServer]) -> None:
+    async with running_proxy(backends, routes=_routes(backends[US.name].port)) as proxy:
+        answer = await raw_exchange(
+            proxy.port,
+            b"HEAD /h HTTP/1.1\r\nHost: app.example.com\r\n\r\n"
+            b"POST /p1 HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 5\r\n\r\nhello"
+            b"POST /p2 HTTP/1.1\r\nHost: app.example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\n\r\n"
+            b"GET /last HTTP/1.0\r\nHost: app.example.com\r\n\r\n",
+        )
+    assert answer.count(b"HTTP/1.1 200 OK") == 4
+    assert answer.endswith(b"}")  # the HTTP/1.0 response ends the connection
+    seen = backends[US.name].seen
+    assert [(r["method"], r["path"], r["body"]) for r in seen] == [
+        ("HEAD", "/h", b""),
+        ("POST", "/p1", b"hello"),
+        ("POST", "/p2", b"abc"),
+        ("GET", "/last", b""),
+    ]
+
+
+async def test_expect_100_continue_is_relayed(backends: dict[str, BackendServer]) -> None:
+    async with running_proxy(backends, routes=_routes(backends[US.name].port)) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(
+            b"POST /c HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"
+        )
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        writer.write(b"body")
+        final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert final.startswith(b"HTTP/1.1 200 ")
+        writer.close()
+    assert backends[US.name].seen[-1]["body"] == b"body"
