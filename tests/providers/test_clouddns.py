@@ -250,3 +250,30 @@ async def test_waits_for_change_done_when_asked(fake: FakeCloudDNS) -> None:
     await p.apply(create(a("www.example.com", "192.0.2.1")))
     assert fake.count("GET", "/changes/" + fake.zones[(PROJECT, "example-zone")].changes[-1]["id"]) == 2
     await p.close()
+
+
+async def test_cloud_dns_rules_are_enforced_per_record(
+    fake: FakeCloudDNS, provider: CloudDNSProvider
+) -> None:
+    www = a("www.example.com", "192.0.2.1")
+    await provider.apply(create(www))
+    apex_ns = next(r for r in await provider.records() if r.type is RecordType.NS)
+    res = await provider.apply(
+        Changes(
+            (
+                Change(
+                    ChangeAction.CREATE,
+                    new=RecordSet("www.example.com", RecordType.CNAME, 30, ("x.example.net",)),
+                ),
+                Change(ChangeAction.CREATE, new=a("www.other.org", "192.0.2.2")),
+                Change(ChangeAction.DELETE, old=apex_ns),
+                Change(ChangeAction.CREATE, new=a("ok.example.com", "192.0.2.3")),
+            )
+        )
+    )
+    assert set(res.failed) == {"www.example.com", "www.other.org", "example.com"}
+    assert "CNAME" in res.failed["www.example.com"]
+    assert "not within the zone" in res.failed["www.other.org"]
+    assert "apex" in res.failed["example.com"]
+    assert mine(await provider.records()) == {www, a("ok.example.com", "192.0.2.3")}
+    assert apex_ns in await provider.records()
