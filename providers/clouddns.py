@@ -21,6 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import requests
+from google.auth.credentials import AnonymousCredentials
+from google.auth.exceptions import GoogleAuthError
+from google.cloud import dns
+from google.oauth2 import service_account
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingressfed.errors import (
@@ -129,18 +134,12 @@ class CloudDNSProvider(BaseProvider):
     # -- client and zone -------------------------------------------------------------------------
 
     def _make_client(self) -> Any:
-        from google.cloud import dns
-
         kwargs: dict[str, Any] = {"project": self.opts.project}
         if self.opts.endpoint:
             kwargs["client_options"] = {"api_endpoint": self.opts.endpoint.rstrip("/")}
         if self.opts.anonymous:
-            from google.auth.credentials import AnonymousCredentials
-
             kwargs["credentials"] = AnonymousCredentials()  # type: ignore[no-untyped-call]
         elif self.opts.credentials_file:
-            from google.oauth2 import service_account
-
             kwargs["credentials"] = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
                 self.opts.credentials_file, scopes=[_SCOPE]
             )
@@ -204,12 +203,8 @@ class CloudDNSProvider(BaseProvider):
         status = _status(e)
         msg = _message(e)
         if status is None:
-            import requests
-
             if isinstance(e, requests.RequestException):
                 return TransientProviderError(f"cannot reach Cloud DNS: {e}", provider=self.name)
-            from google.auth.exceptions import GoogleAuthError
-
             if isinstance(e, GoogleAuthError):
                 return PermanentProviderError(f"credentials: {e}", provider=self.name)
             return PermanentProviderError(f"unexpected error: {e!r}", provider=self.name)
