@@ -275,38 +275,33 @@ def from_rrset(raw: Mapping[str, Any]) -> RecordSet | None:
 
 
 def to_changes(
-    change: Change, *, health: Callable[[RecordSet], str | None] = lambda rs: None
+    change: Change,
+    *,
+    health: Callable[[RecordSet], str | None] = lambda rs: None,
+    existing_health: Callable[[RecordSet], str | None] = lambda rs: None,
 ) -> list[ChangeTypeDef]:
     """One of our changes as Route53 changes: an UPDATE within one type is an UPSERT,
-    a type change a DELETE of the old set and a CREATE of the new (same batch)."""
+    a type change a DELETE of the old set and a CREATE of the new (same batch).
+
+    ``health`` gives the health check to attach to a set written; ``existing_health``
+    the one a set being deleted carries now (a DELETE must match the set exactly)."""
+
+    def write(action: Literal["CREATE", "UPSERT"], rs: RecordSet) -> ChangeTypeDef:
+        return {"Action": action, "ResourceRecordSet": to_rrset(rs, health_check_id=health(rs))}
+
+    def delete(rs: RecordSet) -> ChangeTypeDef:
+        return {"Action": "DELETE", "ResourceRecordSet": to_rrset(rs, health_check_id=existing_health(rs))}
+
     if change.action is ChangeAction.CREATE:
         assert change.new is not None
-        return [
-            {
-                "Action": "CREATE",
-                "ResourceRecordSet": to_rrset(change.new, health_check_id=health(change.new)),
-            }
-        ]
+        return [write("CREATE", change.new)]
     if change.action is ChangeAction.DELETE:
         assert change.old is not None
-        return [
-            {
-                "Action": "DELETE",
-                "ResourceRecordSet": to_rrset(change.old, health_check_id=health(change.old)),
-            }
-        ]
+        return [delete(change.old)]
     assert change.old is not None and change.new is not None
     if change.old.key == change.new.key:
-        return [
-            {
-                "Action": "UPSERT",
-                "ResourceRecordSet": to_rrset(change.new, health_check_id=health(change.new)),
-            }
-        ]
-    return [
-        {"Action": "DELETE", "ResourceRecordSet": to_rrset(change.old, health_check_id=health(change.old))},
-        {"Action": "CREATE", "ResourceRecordSet": to_rrset(change.new, health_check_id=health(change.new))},
-    ]
+        return [write("UPSERT", change.new)]
+    return [delete(change.old), write("CREATE", change.new)]
 
 
 def _rs_cost(rs: RecordSet, weight: int) -> Cost:
@@ -609,7 +604,9 @@ class Route53Provider(BaseProvider):
     async def _send(self, batch: Changes) -> None:
         zone_id = await self.zone_id()
         wire: list[ChangeTypeDef] = [
-            w for c in batch.items for w in to_changes(c, health=self._health_check_for)
+            w
+            for c in batch.items
+            for w in to_changes(c, health=self._health_check_for, existing_health=self._existing_health_check)
         ]
         await self._call(
             "ChangeResourceRecordSets",
@@ -631,15 +628,21 @@ class Route53Provider(BaseProvider):
 
     # --- health checks ---------------------------------------------------------------------
 
+    def _existing_health_check(self, rs: RecordSet) -> str | None:
+        return self._health_ids.get(rs.key)
+
     def _health_check_for(self, rs: RecordSet) -> str | None:
-        if rs.set_identifier is None or rs.routing is None:
+        """The check a routed set should carry; the default (``*``) set never carries one, so
+        clients outside every mapped location are always answered."""
+        if rs.set_identifier is None or rs.routing is None or rs.set_identifier == DEFAULT_SET:
             return None
-        known = self._health_ids.get(rs.key)
         if rs.set_identifier in self.options.health_check_ids:
             return self.options.health_check_ids[rs.set_identifier]
         if self.options.health_check is not None and rs.values and rs.type in (RecordType.A, RecordType.AAAA):
-            return self._created_checks.get(rs.values[0], known)
-        return known
+            created = self._created_checks.get(rs.values[0])
+            if created is not None:
+                return created
+        return self._health_ids.get(rs.key)  # keep what the set carries (e.g. attached by hand)
 
     async def _ensure_health_checks(self, changes: Changes) -> None:
         opts = self.options.health_check

@@ -499,6 +499,25 @@ async def test_health_checks_created_and_attached(
     assert {rs.name for rs in managed(await p.records())} <= {p.zone}
 
 
+async def test_geolocation_default_set_has_no_health_check(
+    make: Callable[..., Route53Provider], moto_endpoint: str
+) -> None:
+    p = make(routing="geolocation", healthCheck={"port": 80})
+    fed, snap = snapshot(("us-east1", "us-east1-b"), ("europe-west1", "europe-west1-b"))
+    fed = Federation(name=fed.name, suffix=p.zone, owner_id=OWNER)
+    left, _ = await converge_routed(p, fed, snap)
+    assert left == 0
+    client = boto3.client("route53", endpoint_url=moto_endpoint, region_name="us-east-1")
+    raw = client.list_resource_record_sets(HostedZoneId=await p.zone_id())["ResourceRecordSets"]
+    glob = f"svc0.default.federation.svc.{p.zone}."
+    checks = {
+        r["SetIdentifier"]: r.get("HealthCheckId") for r in raw if r["Name"] == glob and "SetIdentifier" in r
+    }
+    assert checks["default"] is None
+    assert checks["c-us-east1-b"] and checks["c-europe-west1-b"]
+    assert checks["c-us-east1-b"] != checks["c-europe-west1-b"]
+
+
 async def test_zone_selection_public_private(
     make: Callable[..., Route53Provider], moto_endpoint: str
 ) -> None:
