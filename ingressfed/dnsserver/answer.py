@@ -54,36 +54,46 @@ def answer(
     *,
     tcp: bool = False,
     max_udp: int = DEFAULT_MAX_UDP,
+    memo: dict[bytes, bytes] | None = None,
 ) -> bytes | None:
-    """The response to ``data`` from ``client_ip`` (None: send nothing)."""
+    """The response to ``data`` from ``client_ip`` (None: send nothing).
+
+    ``memo``, when given, maps a query without its ID to the response without
+    its ID for answers that do not depend on the client; the caller owns it
+    and must use one per index and transport (and bound its size).
+    """
     n = len(data)
     if n < 12:
         return None  # no room for an ID: nothing to answer
+    if memo is not None:
+        tail = memo.get(data[2:])
+        if tail is not None:
+            return data[:2] + tail
     b2 = data[2]
     if b2 & 0x80:
         return None  # a response; answering it could start a loop
     if b2 & 0x78:
         return _header_only(data, index.notimp)
     if data[4:10] != _QD1_AN0_NS0:
-        return _slow(index, data, client_ip, tcp, max_udp)
+        return _slow(index, data, client_ip, tcp, max_udp, memo)
     i = 12
     while True:
         if i >= n:
-            return _slow(index, data, client_ip, tcp, max_udp)
+            return _slow(index, data, client_ip, tcp, max_udp, memo)
         ln = data[i]
         if ln == 0:
             break
         if ln > 63:
-            return _slow(index, data, client_ip, tcp, max_udp)
+            return _slow(index, data, client_ip, tcp, max_udp, memo)
         i += ln + 1
     end = i + 1
     qend = end + 4
     if qend > n or data[end + 2 : qend] != _CLASS_IN:
-        return _slow(index, data, client_ip, tcp, max_udp)
+        return _slow(index, data, client_ip, tcp, max_udp, memo)
     ar = data[10:12]
     if ar == _AR0:
         if qend != n:
-            return _slow(index, data, client_ip, tcp, max_udp)
+            return _slow(index, data, client_ip, tcp, max_udp, memo)
         payload = -1
         do = 0
         ecs = None
@@ -91,23 +101,23 @@ def answer(
         # OPT: root owner (one zero byte), type 41, class = payload, ttl = ext-rcode/version/flags.
         o = qend
         if n < o + 11 or data[o] != 0 or data[o + 1] != 0 or data[o + 2] != 41 or data[o + 6] != 0:
-            return _slow(index, data, client_ip, tcp, max_udp)
+            return _slow(index, data, client_ip, tcp, max_udp, memo)
         rdlen = (data[o + 9] << 8) | data[o + 10]
         if o + 11 + rdlen != n:
-            return _slow(index, data, client_ip, tcp, max_udp)
+            return _slow(index, data, client_ip, tcp, max_udp, memo)
         payload = (data[o + 3] << 8) | data[o + 4]
         do = data[o + 7] & 0x80
         ecs = None
         if rdlen:
             parsed = _options(data, o + 11, n)
             if parsed is False or parsed is True:
-                return _slow(index, data, client_ip, tcp, max_udp)
+                return _slow(index, data, client_ip, tcp, max_udp, memo)
             ecs = parsed
     else:
-        return _slow(index, data, client_ip, tcp, max_udp)
+        return _slow(index, data, client_ip, tcp, max_udp, memo)
     return _respond(
         index, data, data[12:qend], data[12:end].lower(), data[end:end + 2], payload, do, ecs,
-        client_ip, tcp, max_udp,
+        client_ip, tcp, max_udp, memo,
     )  # fmt: skip
 
 
@@ -161,26 +171,32 @@ def _respond(  # noqa: PLR0917
     client_ip: str,
     tcp: bool,
     max_udp: int,
+    memo: dict[bytes, bytes] | None,
 ) -> bytes:
     entry: Entry | None = index.table.get(qname_lower + qtype)
     if entry is None:
         entry = index.miss(qname_lower, (qtype[0] << 8) | qtype[1])
     scope = 0
-    if entry.geo:
+    per_client = entry.geo
+    if per_client:
         entry, scope = _locate(index, entry, ecs, client_ip)
     assert isinstance(entry, Prepared)
     k = (data[2] & 1) | ((data[3] & 0x10) >> 3)
     if payload < 0:
-        resp = data[:2] + entry.headers[k] + question + entry.body
-        if not tcp and len(resp) > _PLAIN_UDP:
-            return data[:2] + entry.tc_headers[k] + question
-        return resp
-    opt = _OPT_PLAIN[1 if do else 0] if ecs is None else _ecs_opt(do, ecs, scope)
-    k |= 4
-    limit = 65535 if tcp else min(max(payload, _PLAIN_UDP), max_udp)
-    if 12 + len(question) + len(entry.body) + len(opt) > limit:
-        return data[:2] + entry.tc_headers[k] + question + opt
-    return data[:2] + entry.headers[k] + question + entry.body + opt
+        tail = entry.headers[k] + question + entry.body
+        if not tcp and len(tail) + 2 > _PLAIN_UDP:
+            tail = entry.tc_headers[k] + question
+    else:
+        opt = _OPT_PLAIN[1 if do else 0] if ecs is None else _ecs_opt(do, ecs, scope)
+        k |= 4
+        limit = 65535 if tcp else min(max(payload, _PLAIN_UDP), max_udp)
+        if 12 + len(question) + len(entry.body) + len(opt) > limit:
+            tail = entry.tc_headers[k] + question + opt
+        else:
+            tail = entry.headers[k] + question + entry.body + opt
+    if memo is not None and not per_client:
+        memo[data[2:]] = tail
+    return data[:2] + tail
 
 
 def _locate(index: ZoneIndex, entry: Entry, ecs: Ecs | None, client_ip: str) -> tuple[Prepared, int]:
@@ -211,7 +227,14 @@ def _header_only(data: bytes, entry: Prepared, *, rcode: int | None = None) -> b
     return data[:2] + bytes((0x80 | (data[2] & 0x79), rc & 0x0F)) + b"\x00" * 8
 
 
-def _slow(index: ZoneIndex, data: bytes, client_ip: str, tcp: bool, max_udp: int) -> bytes | None:
+def _slow(  # noqa: PLR0917
+    index: ZoneIndex,
+    data: bytes,
+    client_ip: str,
+    tcp: bool,
+    max_udp: int,
+    memo: dict[bytes, bytes] | None,
+) -> bytes | None:
     try:
         msg = dns.message.from_wire(data, ignore_trailing=False)
     except dns.message.ShortHeader:
@@ -248,7 +271,7 @@ def _slow(index: ZoneIndex, data: bytes, client_ip: str, tcp: bool, max_udp: int
         return _header_only(data, index.formerr)
     qname_lower = question[:-4].lower()
     return _respond(
-        index, data, question, qname_lower, question[-4:-2], payload, do, ecs, client_ip, tcp, max_udp
+        index, data, question, qname_lower, question[-4:-2], payload, do, ecs, client_ip, tcp, max_udp, memo
     )
 
 

@@ -31,6 +31,7 @@ _BIND_ATTEMPTS = 8
 _BURST = 256
 # Queries longer than this are cut by the kernel and then fail to parse (FORMERR).
 _MAX_QUERY = 4096
+_MEMO_SIZE = 65536
 
 
 class _Failures:
@@ -173,6 +174,9 @@ class _UdpReader:
         self.port = int(sock.getsockname()[1])
         self._loop: asyncio.AbstractEventLoop | None = None
         self.send_drops = 0
+        # Answers by query bytes (ID aside) for the index they came from.
+        self._memo: dict[bytes, bytes] = {}
+        self._memo_index: ZoneIndex | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -189,6 +193,12 @@ class _UdpReader:
         srv = self._server
         recvfrom = sock.recvfrom
         sendto = sock.sendto
+        index = srv.index
+        if index is not self._memo_index or len(self._memo) > _MEMO_SIZE:
+            self._memo = {}
+            self._memo_index = index
+        memo = self._memo
+        max_udp = srv.max_udp
         for _ in range(_BURST):
             try:
                 data, addr = recvfrom(_MAX_QUERY)
@@ -199,7 +209,7 @@ class _UdpReader:
                 log.debug("UDP receive error: %s", exc)
                 continue
             try:
-                resp = answer(srv.index, data, addr[0], max_udp=srv.max_udp)
+                resp = answer(index, data, addr[0], max_udp=max_udp, memo=memo)
             except Exception:
                 srv.failures.record("UDP")
                 continue

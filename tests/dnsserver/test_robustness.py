@@ -163,3 +163,13 @@ async def test_connection_limit_refuses_extra_then_recovers() -> None:
             w.close()
         r = await tcp(srv.port, f"www.{ZONE}", "A")
         assert r.rcode() == dns.rcode.NOERROR
+
+
+def test_memo_gives_the_same_bytes_as_answering_afresh() -> None:
+    index = make_index()
+    memo: dict[bytes, bytes] = {}
+    packets = corpus(3000) + valid_queries()
+    for client in ("127.0.0.1", "198.51.100.9"):
+        for packet in packets + packets:  # second pass served from the memo
+            assert answer(index, packet, client, memo=memo) == answer(index, packet, client)
+    assert memo  # it was used
