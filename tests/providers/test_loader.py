@@ -122,3 +122,19 @@ def test_factory_with_wrong_signature_is_named(plugins: Path) -> None:
 def test_provider_option_errors_pass_through() -> None:
     with pytest.raises(ConfigError, match=r"dns\.options\.maxBatch"):
         loader.create("inmemory", zone="example.com", options={"maxBatch": -1})
+
+
+def test_builtin_route53_builds_without_network() -> None:
+    p = loader.create("route53", zone="example.com", options={"routing": "latency", "batchChangeSize": 100})
+    assert p.name == "route53"
+    assert p.capabilities.routing
+    assert p.capabilities.max_batch == 100
+
+
+def test_missing_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "boto3", None)  # import boto3 now raises ImportError
+    monkeypatch.delitem(sys.modules, "providers.route53", raising=False)
+    with pytest.raises(ConfigError) as err:
+        loader.load("route53")
+    assert "pip install 'ingressfed[route53]'" in str(err.value)
+    assert "'route53'" in str(err.value)
