@@ -46,7 +46,9 @@ volumes:
     emptyDir: {}
   - name: tmp
     emptyDir: {medium: Memory, sizeLimit: 64Mi}
-  {{- include "ingressfed.geoipVolume" $root | nindent 2 }}
+  {{- with include "ingressfed.geoipVolume" $root | trim }}
+  {{- . | nindent 2 }}
+  {{- end }}
 {{- end -}}
 
 {{- define "ingressfed.dataplaneMounts" -}}
