@@ -212,8 +212,10 @@ def main() -> int:
             if args.profile == "py-spy":
                 spy = subprocess.Popen(
                     [
-                        "py-spy",
+                        shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")),
                         "record",
+                        "--rate",
+                        "250",
                         "--pid",
                         str(proc.pid),
                         "--format",

@@ -81,6 +81,7 @@ class Engine:
         self.listeners: list[HealthListener] = []
         self._orders: dict[tuple[int, Location | None], tuple[ClusterTarget, ...]] = {}
         self._locations: dict[str, Location | None] = {}
+        self._forwarded: dict[tuple[str, bytes | None, bytes | None], Location | None] = {}
         self._rr = 0
         self.clients: set[ClientConnection] = set()
         self.no_clients = asyncio.Event()  # set when the last client connection closes
@@ -103,6 +104,20 @@ class Engine:
             forwarded=forwarded.decode("latin-1") if forwarded is not None else None,
             trusted=self.trusted,
         )
+
+    def locate_forwarded(self, peer: str, xff: bytes | None, forwarded: bytes | None) -> Location | None:
+        """Location of the client behind a trusted peer; memoised on the raw header values, because
+        parsing addresses costs more than the rest of the request's routing."""
+        key = (peer, xff, forwarded)
+        try:
+            return self._forwarded[key]
+        except KeyError:
+            pass
+        found = self.locate(self.client_ip(peer, xff, forwarded))
+        if len(self._forwarded) >= _CACHE_LIMIT:
+            self._forwarded.clear()
+        self._forwarded[key] = found
+        return found
 
     def locate(self, ip: str) -> Location | None:
         try:

@@ -98,8 +98,8 @@ class Exchange:
         "pending_size",
         "request_done",
         "resp_chunked",
-        "resp_until_eof",
         "resp_status",
+        "resp_until_eof",
         "response_started",
         "retried_fresh",
         "sent_any",
@@ -767,7 +767,7 @@ class ClientConnection(asyncio.Protocol):
         engine = self.engine
         hint = exchange.forwarded_for
         if hint is not None:
-            return engine.locate(engine.client_ip(self.peer, hint[0], hint[1]))
+            return engine.locate_forwarded(self.peer, hint[0], hint[1])
         if not self.peer_located:
             self.peer_location = engine.locate(self.peer)
             self.peer_located = True
