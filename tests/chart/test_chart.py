@@ -32,7 +32,7 @@ RELEASE = "fed"
 
 # Kinds that kubernetes-validate has no schema for (they are defined by CRDs). Only these may be
 # reported as unknown; anything else unknown is a failure.
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("ingressfed.io/v1alpha1", "FederatedCluster")}
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 # Oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and a recent one.
 K8S_VERSIONS = ("1.27.0", "1.33.0")
 
