@@ -586,3 +586,71 @@ async def test_discovery_version_and_health_endpoints() -> None:
             api.ready = False
             async with s.get(api.url + "/readyz") as r:
                 assert r.status == 500
+
+
+async def test_rbac_grants_a_read_only_service_account_exactly_what_its_roles_say() -> None:
+    async with FakeKubeAPI(require_auth=True, enforce_rbac=True) as api:
+        async with api.api_client() as c:  # the admin token bypasses RBAC
+            v1, rbac = client.CoreV1Api(c), client.RbacAuthorizationV1Api(c)
+            await v1.create_namespaced_service_account(
+                "default", client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader"))
+            )
+            await rbac.create_cluster_role(
+                client.V1ClusterRole(
+                    metadata=client.V1ObjectMeta(name="read-services"),
+                    rules=[
+                        client.V1PolicyRule(
+                            api_groups=[""], resources=["services"], verbs=["get", "list", "watch"]
+                        )
+                    ],
+                )
+            )
+            await rbac.create_cluster_role_binding(
+                client.V1ClusterRoleBinding(
+                    metadata=client.V1ObjectMeta(name="reader"),
+                    role_ref=client.V1RoleRef(
+                        api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="read-services"
+                    ),
+                    subjects=[
+                        client.RbacV1Subject(kind="ServiceAccount", name="reader", namespace="default")
+                    ],
+                )
+            )
+            tr = await v1.create_namespaced_service_account_token(
+                "reader",
+                "default",
+                client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
+            )
+        async with api.api_client(token=tr.status.token) as member:
+            mv1 = client.CoreV1Api(member)
+            assert (await mv1.list_service_for_all_namespaces()).items == []
+            with pytest.raises(ApiException) as exc:
+                await mv1.create_namespaced_service("default", _svc("nope"))
+            body = _status(exc.value)
+            assert exc.value.status == 403
+            assert (
+                'User "system:serviceaccount:default:reader" cannot create resource "services"'
+                in body["message"]
+            )
+            with pytest.raises(ApiException) as exc:
+                await mv1.list_namespaced_secret("default")
+            assert exc.value.status == 403
+
+
+async def test_retry_after_and_resource_version_zero_list_ignores_limit() -> None:
+    async with FakeKubeAPI() as api, api.api_client() as c:
+        v1 = client.CoreV1Api(c)
+        for i in range(5):
+            api.add(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": f"c{i}", "namespace": "default"},
+                }
+            )
+        from_cache = await v1.list_namespaced_config_map("default", limit=2, resource_version="0")
+        assert len(from_cache.items) == 5 and not from_cache.metadata._continue
+        api.fail(429, times=1, retry_after=7, verb="list")
+        with pytest.raises(ApiException) as exc:
+            await v1.list_namespaced_config_map("default")
+        assert exc.value.status == 429 and exc.value.headers["Retry-After"] == "7"

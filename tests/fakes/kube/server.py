@@ -15,6 +15,7 @@ import logging
 import re
 import ssl
 import tempfile
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ import yaml
 from aiohttp import web
 
 from tests.fakes.kube.errors import ApiError
+from tests.fakes.kube.rbac import allowed
 from tests.fakes.kube.resources import ResourceType
 from tests.fakes.kube.selectors import Selector, parse_field_selector, parse_label_selector
 from tests.fakes.kube.store import Obj, Store, StoredEvent, TokenInfo
@@ -186,18 +188,20 @@ class FakeKubeAPI:
         bookmark_interval: float = 1.0,
         watch_timeout: float | None = None,
         tls: bool = False,
+        enforce_rbac: bool = False,
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
         self.token = token
         self.require_auth = require_auth
+        self.enforce_rbac = enforce_rbac
         self.bookmark_interval = bookmark_interval
         self.watch_timeout = watch_timeout
         self.store = Store(history_size=history_size)
         self.store.tokens[token] = TokenInfo("admin")
         self.faults: list[Fault] = []
-        self.requests: list[RequestRecord] = []
+        self.requests: deque[RequestRecord] = deque(maxlen=200_000)
         self.ready = True
         self._streams: set[_WatchStream] = set()
         self._runner: web.AppRunner | None = None
@@ -526,6 +530,18 @@ class FakeKubeAPI:
             await self._apply_faults(rec, token, rt, sub)
             if self.require_auth and info is None:
                 raise ApiError(401, "Unauthorized")
+            if self.enforce_rbac and route is not None and user != "admin":
+                who = info or TokenInfo(user)
+                if not allowed(
+                    self.store,
+                    who,
+                    verb=route.verb,
+                    rt=route.rt,
+                    sub=route.subresource,
+                    namespace=route.namespace,
+                    name=route.name,
+                ):
+                    raise ApiError.forbidden(user, route.verb, route.rt, route.namespace)
             resp = await self._serve(request, route, rec)
         except ApiError as e:
             resp = self._status(e)
@@ -534,8 +550,9 @@ class FakeKubeAPI:
 
     def _status(self, e: ApiError) -> web.Response:
         headers = {}
-        if e.code == 429 or e.code == 503:
-            headers["Retry-After"] = "1"
+        retry = (e.details or {}).get("retryAfterSeconds")
+        if retry is not None or e.code in (429, 503):
+            headers["Retry-After"] = str(retry if retry is not None else 1)
         return web.json_response(e.status(), status=e.code, headers=headers)
 
     async def _apply_faults(

@@ -279,6 +279,9 @@ class Store:
         resource_version: str | None = None,
         resource_version_match: str | None = None,
     ) -> Obj:
+        if resource_version == "0" and not continue_token:
+            # Served from the watch cache, which ignores limit (clients must cope with one big page).
+            limit = 0
         if continue_token:
             rv, start = self._decode_continue(continue_token, rt)
         else:
