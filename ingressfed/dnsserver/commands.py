@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -148,13 +147,12 @@ def run(args: argparse.Namespace) -> int:
     order = [n.strip() for n in args.default_order.split(",") if n.strip()]
 
     async def main_task() -> None:
-        task = asyncio.current_task()
-        assert task is not None
+        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await serve(
+            loop.add_signal_handler(sig, stop.set)
+        serving = asyncio.create_task(
+            serve(
                 zone=args.zone,
                 zone_file=Path(args.zone_file),
                 host=host,
@@ -166,6 +164,17 @@ def run(args: argparse.Namespace) -> int:
                 tcp_idle_timeout=args.tcp_idle_timeout,
                 ready=lambda s: print(f"serving {args.zone} on {s.host} port {s.port}", flush=True),
             )
+        )
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            serving.cancel()
+            stopping.cancel()
+            await asyncio.wait({serving, stopping})
+        failure = None if serving.cancelled() else serving.exception()
+        if failure is not None:
+            raise failure
 
     try:
         _run_loop(main_task, args.loop)

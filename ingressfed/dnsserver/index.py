@@ -18,6 +18,7 @@ entry, so they cost one extra dictionary lookup once warm.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -203,20 +204,26 @@ class Prepared:
     geo: bool
 
     def __init__(self, *, aa: bool, rcode: int, counts: tuple[int, int, int], body: bytes) -> None:
-        an, ns, ar = counts
-        hi = _FLAG_QR | (_FLAG_AA if aa else 0)
-        heads: list[bytes] = []
-        tcs: list[bytes] = []
-        for k in range(8):
-            rd, cd, edns = k & 1, (k >> 1) & 1, (k >> 2) & 1
-            lo = (0x10 if cd else 0) | (rcode & 0x0F)
-            heads.append(bytes((hi | rd, lo, 0, 1)) + _u16(an) + _u16(ns) + _u16(ar + edns))
-            tcs.append(bytes((hi | _FLAG_TC | rd, lo, 0, 1, 0, 0, 0, 0)) + _u16(edns))
-        self.headers = tuple(heads)
-        self.tc_headers = tuple(tcs)
+        self.headers, self.tc_headers = _headers(aa, rcode, counts)
         self.body = body
         self.rcode = rcode
         self.geo = False
+
+
+@functools.lru_cache(maxsize=4096)
+def _headers(
+    aa: bool, rcode: int, counts: tuple[int, int, int]
+) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    an, ns, ar = counts
+    hi = _FLAG_QR | (_FLAG_AA if aa else 0)
+    heads: list[bytes] = []
+    tcs: list[bytes] = []
+    for k in range(8):
+        rd, cd, edns = k & 1, (k >> 1) & 1, (k >> 2) & 1
+        lo = (0x10 if cd else 0) | (rcode & 0x0F)
+        heads.append(bytes((hi | rd, lo, 0, 1)) + _u16(an) + _u16(ns) + _u16(ar + edns))
+        tcs.append(bytes((hi | _FLAG_TC | rd, lo, 0, 1, 0, 0, 0, 0)) + _u16(edns))
+    return tuple(heads), tuple(tcs)
 
 
 class GeoEntry:

@@ -79,6 +79,8 @@ class DnsServer:
         self._udp: _UdpReader | None = None
         self._tcp: asyncio.Server | None = None
         self._connections: set[_TcpProtocol] = set()
+        self._pending: ZoneData | None = None
+        self._builder: asyncio.Task[None] | None = None
 
     def swap(self, index: ZoneIndex) -> None:
         """Serve ``index`` from the next query on."""
@@ -87,12 +89,39 @@ class DnsServer:
         log.info("zone %s: serial %d -> %d", index.data.zone, old.serial, index.serial)
 
     def update(self, data: ZoneData) -> None:
-        """Serve ``data`` with the current index's settings (answer mode, geo); a zone subscriber.
+        """Serve ``data`` from now on, with the current index's settings (answer mode, geo).
 
-        Rendering takes about a millisecond per ten record sets, on the caller's thread.
+        Renders on the caller's thread (roughly 0.3 ms per record set); for
+        large zones prefer :meth:`update_soon`.
         """
+        self.swap(self._rebuild(data))
+
+    def update_soon(self, data: ZoneData) -> None:
+        """Like :meth:`update`, but renders in a worker thread while queries go on being
+        answered from the old index; bursts of changes coalesce into one rebuild of the
+        newest zone. Call from the event loop (e.g. as a provider subscriber)."""
+        self._pending = data
+        if self._builder is None or self._builder.done():
+            self._builder = asyncio.get_running_loop().create_task(self._build_pending())
+
+    async def settled(self) -> None:
+        """Wait until every zone passed to :meth:`update_soon` is being served."""
+        while self._builder is not None and not self._builder.done():
+            await asyncio.shield(self._builder)
+
+    async def _build_pending(self) -> None:
+        while self._pending is not None:
+            data, self._pending = self._pending, None
+            try:
+                index = await asyncio.to_thread(self._rebuild, data)
+            except Exception:  # keep serving the last good zone
+                log.exception("could not render zone %s serial %d", data.zone, data.serial)
+                continue
+            self.swap(index)
+
+    def _rebuild(self, data: ZoneData) -> ZoneIndex:
         cur = self.index
-        self.swap(build_index(data, answers=cur.mode, locator=cur.locator, default_order=cur.default_order))
+        return build_index(data, answers=cur.mode, locator=cur.locator, default_order=cur.default_order)
 
     async def __aenter__(self) -> DnsServer:
         await self.start()
@@ -132,6 +161,10 @@ class DnsServer:
             return
 
     async def close(self) -> None:
+        if self._builder is not None:
+            self._builder.cancel()
+            await asyncio.wait([self._builder])
+            self._builder = None
         if self._udp is not None:
             self._udp.close()
             self._udp = None

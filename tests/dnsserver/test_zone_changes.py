@@ -98,3 +98,15 @@ async def test_provider_changes_reach_server_and_survive_restart(tmp_path: Path)
         r = await udp(srv.port, f"app.{ZONE}", "A")
         assert values(r.answer, "A") == {"192.0.2.80"}
         assert (await udp(srv.port, ZONE, "SOA")).answer[0][0].serial == serial
+
+
+async def test_update_soon_renders_off_the_loop_and_coalesces() -> None:
+    provider = EmbeddedProvider(zone=ZONE, options={})
+    async with DnsServer(build_index(provider.zone_data), port=0) as srv:
+        provider.subscribe(srv.update_soon)
+        for i in range(5):
+            await provider.apply(Changes((create(RecordSet(f"n{i}.{ZONE}", T.A, 30, ("192.0.2.1",))),)))
+        await srv.settled()
+        assert srv.index.serial == provider.zone_data.serial
+        r = await udp(srv.port, f"n4.{ZONE}", "A")
+        assert values(r.answer, "A") == {"192.0.2.1"}
