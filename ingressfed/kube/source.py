@@ -114,7 +114,12 @@ class _Member:
         self._store.replace_objects(self.name, services=[self.full(o) for o in self.services.values()])
 
     def declare(self) -> None:
-        self._store.set_cluster(cluster_of(self.spec, region=self.topology[0], zone=self.topology[1]))
+        cluster = cluster_of(self.spec, region=self.topology[0], zone=self.topology[1])
+        if self._source.prober is not None:
+            # Probed members start NotReady until their API server answers (the Store keeps
+            # the probed status when the member is declared again).
+            cluster = replace(cluster, status=ClusterStatus.NOT_READY)
+        self._store.set_cluster(cluster)
 
     def observe_topology(self) -> None:
         # Most nodes decide; a cluster spanning zones still has one "home" zone in the naming scheme.

@@ -9,6 +9,7 @@ storm against member API servers.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -120,6 +121,25 @@ class StatusWriter:
         self._published_problems: set[EventKey] = set()
         self.patches = 0
         self.events = 0
+        self._latest: list[ObjectStatus] | None = None
+        self._wake = asyncio.Event()
+
+    def submit(self, statuses: Iterable[ObjectStatus]) -> None:
+        """Hand over the newest statuses from a synchronous reconcile sink; ``run`` writes them.
+
+        Only the latest set matters: a burst of reconciles becomes one publish.
+        """
+        self._latest = list(statuses)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Publish what ``submit`` handed over, until cancelled."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            latest, self._latest = self._latest, None
+            if latest is not None:
+                await self.publish(latest)
 
     # ProblemSink for the source: malformed objects become Events on the next flush.
     def report(self, cluster: str, problem: Problem) -> None:

@@ -234,3 +234,22 @@ async def test_namespace_selection_federates_every_lb_service(clusters) -> None:
         await eventually(lambda: {s.name for s in store.snapshot().services} == {"a"})
         await asyncio.sleep(0.1)
         assert {s.name for s in store.snapshot().services} == {"a"}
+
+
+async def test_api_server_not_ready_then_ready(clusters) -> None:
+    (fake,), path = await clusters(1)
+    fake.ready = False
+    store = Store()
+    async with AsyncExitStack() as stack:
+        prober = Prober(store, thresholds=HealthThresholds(period=0.05, timeout=0.5, failure_threshold=2))
+        source = await _source(stack, store, prober=prober)
+        await source.sync_members([member("c0", path)])
+        assert store.cluster("c0").status is ClusterStatus.NOT_READY
+        await eventually(
+            lambda: prober.health("c0") is not None and prober.health("c0").consecutive_failures >= 2
+        )
+        assert store.cluster("c0").status is ClusterStatus.NOT_READY
+        assert "500" in prober.message("c0")
+        fake.ready = True
+        await eventually(lambda: store.cluster("c0").status is ClusterStatus.READY, what="ready")
+        assert prober.message("c0") == ""

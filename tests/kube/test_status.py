@@ -83,3 +83,29 @@ def test_annotation_value_is_stable() -> None:
     a = ObjectStatus("c", "Service", "n", "s", dns_names=("b", "a", "a"), serving_clusters=("y", "x"))
     b = ObjectStatus("c", "Service", "n", "s", dns_names=("a", "b"), serving_clusters=("x", "y"))
     assert annotation_value(a) == annotation_value(b) == '{"names":["a","b"],"servingClusters":["x","y"]}'
+
+
+async def test_submit_publishes_only_the_latest(clusters) -> None:
+    import asyncio
+
+    (fake,), _ = await clusters(1)
+    fake.add(service("web"))
+    async with fake.api_client() as api:
+        writer = StatusWriter(lambda name: api, instance="test")
+        task = asyncio.create_task(writer.run())
+        try:
+            for n in range(5):
+                writer.submit(
+                    [ObjectStatus("c0", "Service", "default", "web", dns_names=(f"n{n}.example.com",))]
+                )
+            for _ in range(200):
+                if writer.patches:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        ann = json.loads(fake.get("services", "web", "default")["metadata"]["annotations"][KEY])
+        assert ann["names"] == ["n4.example.com"]
+        assert writer.patches == 1
