@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ingressfed.config import ClusterSection, HostKubeconfigSection
 from ingressfed.kube.objects import Mapped, ObjectRef, Problem, is_dns_label, is_dns_subdomain
 from ingressfed.model import Cluster, Location
 
@@ -23,6 +24,8 @@ __all__ = [
     "MemberSpec",
     "SecretRef",
     "cluster_of",
+    "host_source",
+    "member_from_config",
     "member_from_resource",
 ]
 
@@ -150,3 +153,33 @@ def member_from_resource(obj: object) -> Mapped[MemberSpec]:
         disabled=disabled,
     )
     return Mapped(member, tuple(Problem(ref, p) for p in problems))
+
+
+def member_from_config(section: ClusterSection) -> MemberSpec:
+    """A member listed in the YAML config (``clusters[]``); no kubeconfig means the default one."""
+    kc = section.kubeconfig
+    if kc is None:
+        source = KubeconfigSource(context=section.name)
+    elif kc.secret_ref is not None:
+        source = KubeconfigSource(
+            secret=SecretRef(kc.secret_ref.namespace, kc.secret_ref.name), context=kc.context
+        )
+    else:
+        source = KubeconfigSource(path=kc.path, context=kc.context)
+    loc = section.location
+    return MemberSpec(
+        name=section.name,
+        kubeconfig=source,
+        region=section.region,
+        zone=section.zone,
+        location=Location(loc.lat, loc.lon) if loc is not None else None,
+        weight=section.weight,
+        disabled=section.disabled,
+    )
+
+
+def host_source(section: HostKubeconfigSection) -> KubeconfigSource:
+    """How to reach the host cluster (the FederatedCluster registry, kubeconfig Secrets, the Lease)."""
+    if section.in_cluster:
+        return KubeconfigSource(in_cluster=True)
+    return KubeconfigSource(path=section.path, context=section.context)

@@ -120,3 +120,27 @@ def test_join_plan_validation_and_rules() -> None:
     # Status write-back only: patch Services/Ingresses, create Events. No delete, no update, no secrets.
     assert all(set(v) <= {"patch", "create"} for _, _, v in writes)
     assert all("secrets" not in res for _, res, _ in writes)
+
+
+def test_members_from_config_sections() -> None:
+    from ingressfed.config import ClusterSection, HostKubeconfigSection
+    from ingressfed.kube.members import host_source, member_from_config
+
+    by_secret = ClusterSection.model_validate(
+        {
+            "name": "eu",
+            "region": "europe-west1",
+            "weight": 5,
+            "location": {"lat": 1, "lon": 2},
+            "kubeconfig": {"secretRef": {"namespace": "ingressfed-system", "name": "eu-kc"}},
+        }
+    )
+    spec = member_from_config(by_secret)
+    assert spec.kubeconfig.secret == SecretRef("ingressfed-system", "eu-kc")
+    assert (spec.region, spec.weight, spec.location) == ("europe-west1", 5, Location(1.0, 2.0))
+    by_file = member_from_config(
+        ClusterSection.model_validate({"name": "us", "kubeconfig": {"path": "/k", "context": "gke-us"}})
+    )
+    assert by_file.kubeconfig == KubeconfigSource(path="/k", context="gke-us")
+    assert member_from_config(ClusterSection.model_validate({"name": "asia"})).kubeconfig.context == "asia"
+    assert host_source(HostKubeconfigSection.model_validate({"inCluster": True})).in_cluster
