@@ -191,7 +191,8 @@ def types_from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
     if not isinstance(spec, dict):
         raise ApiError.invalid(crd_type, name, [("spec", "Required value")])
     group = spec.get("group")
-    names = spec.get("names") if isinstance(spec.get("names"), dict) else {}
+    raw_names = spec.get("names")
+    names: dict[str, Any] = raw_names if isinstance(raw_names, dict) else {}
     plural, kind = names.get("plural"), names.get("kind")
     scope = spec.get("scope")
     versions = spec.get("versions")

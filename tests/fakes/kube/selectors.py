@@ -32,7 +32,9 @@ class Selector:
 
 def _split_top_level(text: str) -> list[str]:
     """Split on commas outside parentheses: ``a in (x,y),b`` -> ``["a in (x,y)", "b"]``."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "(":
             depth += 1
@@ -58,35 +60,40 @@ def _check_key(key: str, raw: str) -> None:
         raise ApiError.bad_request(f"unable to parse requirement: invalid label key {key!r} in {raw!r}")
 
 
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+def _label_in(key: str, values: frozenset[str]) -> Predicate:
+    return lambda o: key in _labels(o) and str(_labels(o)[key]) in values
+
+
+def _label_not_in(key: str, values: frozenset[str]) -> Predicate:
+    return lambda o: key not in _labels(o) or str(_labels(o)[key]) not in values
+
+
+def _label_exists(key: str, *, present: bool) -> Predicate:
+    return lambda o: (key in _labels(o)) is present
+
+
 def parse_label_selector(text: str | None) -> Selector:
     if not text or not text.strip():
         return Selector()
-    preds: list[Callable[[Mapping[str, Any]], bool]] = []
+    preds: list[Predicate] = []
     for raw in _split_top_level(text):
         if m := _SET_REQ.match(raw):
-            key, op = m["key"], m["op"]
+            key = m["key"]
             _check_key(key, raw)
             values = frozenset(v.strip() for v in m["values"].split(",") if v.strip())
-            if op == "in":
-                preds.append(
-                    lambda o, k=key, vs=values: str(_labels(o).get(k)) in vs if k in _labels(o) else False
-                )
-            else:
-                preds.append(lambda o, k=key, vs=values: k not in _labels(o) or str(_labels(o)[k]) not in vs)
+            preds.append(_label_in(key, values) if m["op"] == "in" else _label_not_in(key, values))
         elif m := _CMP_REQ.match(raw):
-            key, op, value = m["key"], m["op"], m["value"]
+            key = m["key"]
             _check_key(key, raw)
-            if op == "!=":
-                preds.append(lambda o, k=key, v=value: k not in _labels(o) or _labels(o)[k] != v)
-            else:
-                preds.append(lambda o, k=key, v=value: k in _labels(o) and _labels(o)[k] == v)
+            value = frozenset({m["value"]})
+            preds.append(_label_not_in(key, value) if m["op"] == "!=" else _label_in(key, value))
         elif m := _EXISTS_REQ.match(raw):
             key = m["key"]
             _check_key(key, raw)
-            if m["neg"]:
-                preds.append(lambda o, k=key: k not in _labels(o))
-            else:
-                preds.append(lambda o, k=key: k in _labels(o))
+            preds.append(_label_exists(key, present=not m["neg"]))
         else:
             raise ApiError.bad_request(f"unable to parse requirement: found {raw!r}, expected a requirement")
     return Selector(tuple(preds))
@@ -103,12 +110,16 @@ def _field_value(obj: Mapping[str, Any], path: str) -> str:
     return str(cur)
 
 
+def _field_equals(field: str, value: str, *, negate: bool) -> Predicate:
+    return lambda o: (_field_value(o, field) == value) is not negate
+
+
 def parse_field_selector(text: str | None, supported: Sequence[str]) -> Selector:
     """Field selectors support ``=``, ``==`` and ``!=`` on the fields the resource type indexes."""
     if not text or not text.strip():
         return Selector()
     allowed = {"metadata.name", "metadata.namespace", *supported}
-    preds: list[Callable[[Mapping[str, Any]], bool]] = []
+    preds: list[Predicate] = []
     for raw in text.split(","):
         m = re.match(r"^\s*([A-Za-z0-9_.]+)\s*(==|=|!=)\s*(.*?)\s*$", raw)
         if not m:
@@ -116,8 +127,5 @@ def parse_field_selector(text: str | None, supported: Sequence[str]) -> Selector
         field, op, value = m.groups()
         if field not in allowed:
             raise ApiError.bad_request(f"field label not supported: {field}")
-        if op == "!=":
-            preds.append(lambda o, f=field, v=value: _field_value(o, f) != v)
-        else:
-            preds.append(lambda o, f=field, v=value: _field_value(o, f) == v)
+        preds.append(_field_equals(field, value, negate=op == "!="))
     return Selector(tuple(preds))

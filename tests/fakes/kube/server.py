@@ -139,7 +139,7 @@ class _WatchStream:
     selector: Selector
     bookmarks: bool
     queue: asyncio.Queue[StoredEvent | _Control] = field(default_factory=asyncio.Queue)
-    transport: asyncio.BaseTransport | None = None
+    transport: asyncio.Transport | None = None
     last_bookmark: float = 0.0
 
     def matches(self, obj: Obj | None) -> bool:
@@ -542,7 +542,7 @@ class FakeKubeAPI:
                     name=route.name,
                 ):
                     raise ApiError.forbidden(user, route.verb, route.rt, route.namespace)
-            resp = await self._serve(request, route, rec)
+            resp = await self._serve(request, route)
         except ApiError as e:
             resp = self._status(e)
         rec.status = resp.status
@@ -621,17 +621,13 @@ class FakeKubeAPI:
             raise ApiError(405, "the server does not allow this method on the requested resource")
         return _Route(rt, namespace, name, sub, verb)
 
-    async def _serve(
-        self, request: web.Request, route: _Route | None, rec: RequestRecord
-    ) -> web.StreamResponse:
+    async def _serve(self, request: web.Request, route: _Route | None) -> web.StreamResponse:
         if route is None:
             return self._non_resource(request)
         rt, ns, name, sub = route.rt, route.namespace, route.name, route.subresource
         q = request.query
         if route.verb in ("list", "watch"):
-            selector = parse_label_selector(q.get("labelSelector")) & parse_field_selector(
-                q.get("fieldSelector"), rt.extra_fields
-            )
+            selector = self._selector(rt, q)
             if route.verb == "watch":
                 return await self._watch(request, rt, ns, selector)
             try:
@@ -648,63 +644,47 @@ class FakeKubeAPI:
                 resource_version_match=q.get("resourceVersionMatch"),
             )
             return self._json(body)
-        assert name is not None or route.verb in ("create", "deletecollection")
-        if route.verb == "get":
-            return self._json(self.store.get(rt, ns, name))  # type: ignore[arg-type]
-        dry_run = "dryRun" in q
         if route.verb == "create":
             body = await self._read_json(request)
             if sub == "token":
                 return self._json(self.store.request_token(ns or "", name or "", body), status=201)
-            if dry_run:
+            if "dryRun" in q:
                 return self._json(body, status=201)
             obj = self.store.create(rt, ns, body)
             if rt.plural == "secrets" and rt.group == "":
+                # The token controller may have filled it in already.
                 obj = self.store.get(rt, ns, obj["metadata"]["name"])
             return self._json(obj, status=201)
+        if name is None:  # deletecollection
+            listed = self.store.list(rt, ns, selector=self._selector(rt, q))
+            for item in listed["items"]:
+                m = item["metadata"]
+                self.store.delete(rt, m.get("namespace"), m["name"])
+            return self._json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+        if route.verb == "get":
+            return self._json(self.store.get(rt, ns, name))
         if route.verb == "update":
-            return self._json(
-                self.store.replace(rt, ns, name, await self._read_json(request), subresource=sub)
-            )  # type: ignore[arg-type]
+            body = await self._read_json(request)
+            return self._json(self.store.replace(rt, ns, name, body, subresource=sub))
         if route.verb == "patch":
-            return self._json(
-                self.store.patch(
-                    rt,
-                    ns,
-                    name,
-                    await self._read_json(request),  # type: ignore[arg-type]
-                    request.headers.get("Content-Type", ""),
-                    subresource=sub,
-                )
-            )
-        if route.verb == "delete":
-            options = await self._read_json(request, optional=True)
-            gone = self.store.delete(rt, ns, name, options=options)  # type: ignore[arg-type]
-            if rt.returns_deleted_object:
-                return self._json(gone)
-            return self._json(
-                {
-                    "kind": "Status",
-                    "apiVersion": "v1",
-                    "metadata": {},
-                    "status": "Success",
-                    "details": {
-                        "name": name,
-                        "kind": rt.plural,
-                        "uid": gone["metadata"]["uid"],
-                        **({"group": rt.group} if rt.group else {}),
-                    },
-                }
-            )
-        # deletecollection
-        selector = parse_label_selector(q.get("labelSelector")) & parse_field_selector(
-            q.get("fieldSelector"), rt.extra_fields
+            body = await self._read_json(request)
+            ctype = request.headers.get("Content-Type", "")
+            return self._json(self.store.patch(rt, ns, name, body, ctype, subresource=sub))
+        options = await self._read_json(request, optional=True)
+        gone = self.store.delete(rt, ns, name, options=options)
+        if rt.returns_deleted_object:
+            return self._json(gone)
+        details = {"name": name, "kind": rt.plural, "uid": gone["metadata"]["uid"]}
+        if rt.group:
+            details["group"] = rt.group
+        return self._json(
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
         )
-        listed = self.store.list(rt, ns, selector=selector)
-        for item in listed["items"]:
-            m = item["metadata"]
-            self.store.delete(rt, m.get("namespace"), m["name"])
-        return self._json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+
+    @staticmethod
+    def _selector(rt: ResourceType, q: Mapping[str, str]) -> Selector:
+        labels = parse_label_selector(q.get("labelSelector"))
+        return labels & parse_field_selector(q.get("fieldSelector"), rt.extra_fields)
 
     @staticmethod
     def _json(body: Any, status: int = 200) -> web.Response:
@@ -846,7 +826,8 @@ class FakeKubeAPI:
             self._streams.add(stream)
         try:
             await resp.prepare(request)
-            stream.transport = request.transport
+            transport = request.transport
+            stream.transport = transport if isinstance(transport, asyncio.Transport) else None
             if error is not None:
                 await resp.write(self._line("ERROR", error.status()))
                 return resp
