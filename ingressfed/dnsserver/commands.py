@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from geo.clientip import TrustedProxies
 from ingressfed.dnsserver.index import AnswerMode, Locator, ZoneIndex, build_index
 from ingressfed.dnsserver.server import DnsServer
 from ingressfed.dnsserver.zone import zone_data_from_records
@@ -55,6 +56,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--geoip", default=None, help="MaxMind-format City database for geo answers")
     p.add_argument(
         "--default-order", default="", help="comma-separated cluster names for unlocatable clients"
+    )
+    p.add_argument(
+        "--trust-ecs-from",
+        default=None,
+        help="comma-separated CIDRs of resolvers whose EDNS Client Subnet is believed (default: all)",
     )
     p.add_argument("--reuse-port", action="store_true", help="share the address with other processes")
     p.add_argument(
@@ -95,12 +101,13 @@ async def serve(
     answers: AnswerMode,
     locate: Callable[[str], Location | None] | None = None,
     default_order: Sequence[str] = (),
+    trusts_ecs_from: Callable[[str], bool] | None = None,
     reuse_port: bool = False,
     tcp_idle_timeout: float = 10.0,
     ready: Callable[[DnsServer], Any] | None = None,
 ) -> None:
     """Serve ``zone_file`` until cancelled, reloading it whenever it changes."""
-    locator = Locator(locate) if locate is not None else None
+    locator = Locator(locate, trusts_ecs_from=trusts_ecs_from) if locate is not None else None
 
     def index_of(path: Path) -> ZoneIndex:
         data = load_zone_file(path)
@@ -140,6 +147,7 @@ async def serve(
 def run(args: argparse.Namespace) -> int:
     try:
         host, port = parse_listen(args.listen)
+        trusted = TrustedProxies(args.trust_ecs_from.split(",")) if args.trust_ecs_from else None
         locate, close = _locate_from(args.geoip)
     except (ValueError, ConfigError) as exc:
         print(f"dns-serve: {exc}", file=sys.stderr)
@@ -160,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
                 answers=AnswerMode(args.answers),
                 locate=locate,
                 default_order=order,
+                trusts_ecs_from=trusted.trusts if trusted is not None else None,
                 reuse_port=args.reuse_port,
                 tcp_idle_timeout=args.tcp_idle_timeout,
                 ready=lambda s: print(f"serving {args.zone} on {s.host} port {s.port}", flush=True),

@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import dns.edns
 import pytest
 
 from ingressfed.dnsserver.server import DnsServer
@@ -63,19 +64,55 @@ async def test_dig_and_kdig(server: DnsServer, name: str) -> None:
     assert out.split() == ["10.0.0.2"]
 
 
+async def start_dns_serve(zone_file: Path, *extra: str) -> tuple[asyncio.subprocess.Process, int]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ingressfed.dnsserver", "--zone", ZONE, "--zone-file", str(zone_file),
+        "--listen", "127.0.0.1:0", "--log-level", "WARNING", *extra,
+        stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+    return proc, int(line.rsplit("port", 1)[1])
+
+
+async def test_dns_serve_geo_answers_from_a_city_database(tmp_path: Path) -> None:
+    from tests.dnsserver.conftest import ASIA, EU, US, routed
+    from tests.fakes.geoip_db import build_city_db
+
+    db = build_city_db(tmp_path)
+    zone_file = tmp_path / "zone.json"
+    records = [
+        routed("app", "us-east1", US, "10.0.0.1"),
+        routed("app", "europe-west1", EU, "10.0.0.2"),
+        routed("app", "asia-east1", ASIA, "10.0.0.3"),
+    ]
+    save_zone_file(zone_file, zone_data_from_records(ZONE, records))
+    proc, port = await start_dns_serve(
+        zone_file, "--geoip", str(db), "--trust-ecs-from", "127.0.0.0/8", "--default-order", "asia-east1"
+    )
+    try:
+        for subnet, expected in (
+            ("202.12.27.0", "10.0.0.3"),  # Tokyo
+            ("81.2.69.0", "10.0.0.2"),  # London
+            ("8.8.8.0", "10.0.0.1"),  # Mountain View
+        ):
+            r = await udp(port, f"app.{ZONE}", "A", use_edns=0, options=[dns.edns.ECSOption(subnet, 24)])
+            assert values(r.answer, "A") == {expected}, subnet
+            (ecs,) = r.options
+            assert isinstance(ecs, dns.edns.ECSOption) and ecs.scopelen == 24
+        r = await udp(port, f"app.{ZONE}", "A")  # 127.0.0.1 is not in the database: default order
+        assert values(r.answer, "A") == {"10.0.0.3"}
+    finally:
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
 async def test_dns_serve_command_serves_and_follows_the_zone_file(tmp_path: Path) -> None:
     zone_file = tmp_path / "zone.json"
     first = [RecordSet(f"www.{ZONE}", RecordType.A, 30, ("192.0.2.1",))]
     save_zone_file(zone_file, zone_data_from_records(ZONE, first, serial=5))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ingressfed.dnsserver", "--zone", ZONE, "--zone-file", str(zone_file),
-        "--listen", "127.0.0.1:0", "--log-level", "WARNING",
-        stdout=asyncio.subprocess.PIPE, cwd=ROOT,
-    )  # fmt: skip
+    proc, port = await start_dns_serve(zone_file)
     try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
-        port = int(line.rsplit("port", 1)[1])
         r = await udp(port, f"www.{ZONE}", "A")
         assert values(r.answer, "A") == {"192.0.2.1"}
         # the controller (or anyone) rewrites the file: the server follows within its poll interval
