@@ -6,6 +6,7 @@ import asyncio
 import socket
 import struct
 
+import dns.asyncquery
 import dns.edns
 import dns.flags
 import dns.message
@@ -202,3 +203,18 @@ async def test_tcp_many_queries_on_one_connection(server: DnsServer) -> None:
             assert r.id == q.id and r.question == q.question
     finally:
         writer.close()
+
+
+async def test_ipv6_listener() -> None:
+    from tests.dnsserver.conftest import make_index
+
+    try:
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
+    except OSError:
+        pytest.skip("no IPv6 on this host")
+    async with DnsServer(make_index(), host="::1", port=0) as srv:
+        q = dns.message.make_query(f"www.{ZONE}", "AAAA")
+        r = await dns.asyncquery.udp(q, "::1", port=srv.port, timeout=3)
+        assert values(r.answer, "AAAA") == {"2001:db8::1"}
+        r = await dns.asyncquery.tcp(q, "::1", port=srv.port, timeout=3)
+        assert values(r.answer, "AAAA") == {"2001:db8::1"}
