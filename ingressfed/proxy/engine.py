@@ -77,6 +77,7 @@ class Engine:
         )
         self.health: dict[Backend, BackendHealth] = {}
         self.available: set[Backend] = set()
+        self.failing: set[Backend] = set()  # backends with consecutive passive failures or ejections
         self.cluster_healthy: dict[str, bool] = {}
         self.listeners: list[HealthListener] = []
         self._orders: dict[tuple[int, Location | None], tuple[ClusterTarget, ...]] = {}
@@ -90,6 +91,7 @@ class Engine:
     def swap(self, table: RoutingTable) -> None:
         previous = self.health
         self.health = {b: previous.get(b, BackendHealth()) for b in table.backends}
+        self.failing &= set(self.health)
         self.table = table
         self.loaded = True
         self._refresh(now=self.clock[0])
@@ -168,16 +170,20 @@ class Engine:
 
     # --- health ----------------------------------------------------------------------------
     def record_request(self, backend: Backend, *, failed: bool) -> None:
+        if not failed and not self.failing:
+            return  # the common case: success while no backend has a passive record
         state = self.health.get(backend)
         if state is None:
             return  # backend left the table while the request ran
-        if not failed and state.request_failures == 0 and state.ejections == 0:
-            return
         now = self.clock[0]
         new = observe_request(state, failed, now=now, policy=self.ejection)
         if new is state:
             return
         self.health[backend] = new
+        if new.request_failures or new.ejections:
+            self.failing.add(backend)
+        else:
+            self.failing.discard(backend)
         if new.ejected_until is not None and new.ejected_until != state.ejected_until:
             self.metrics.ejections.labels(backend.cluster).inc()
             log.warning(

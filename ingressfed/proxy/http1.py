@@ -334,22 +334,24 @@ class Exchange:
         framed_chunked = False
         via: bytes | None = None
         upgrade: bytes | None = None
-        for name, value in headers:
-            if name.lower() == b"connection":
-                named |= _tokens(value)
+        kept: list[tuple[bytes, bytes, bytes]] = []
         for name, value in headers:
             lname = name.lower()
-            if lname in _RESPONSE_SPECIAL or lname.startswith(b"proxy-") or lname in named:
-                if lname == b"content-length":
-                    length = value
-                elif lname == b"transfer-encoding":
-                    framed_chunked = True
-                elif lname == b"via":
-                    via = value
-                elif lname == b"upgrade":
-                    upgrade = value
-                continue
-            parts += (name, b": ", value, b"\r\n")
+            if lname not in _RESPONSE_SPECIAL and not lname.startswith(b"proxy-"):
+                kept.append((lname, name, value))
+            elif lname == b"content-length":
+                length = value
+            elif lname == b"transfer-encoding":
+                framed_chunked = True
+            elif lname == b"connection":
+                named |= _tokens(value)
+            elif lname == b"via":
+                via = value
+            elif lname == b"upgrade":
+                upgrade = value
+        for lname, name, value in kept:
+            if not named or lname not in named:
+                parts += (name, b": ", value, b"\r\n")
         settings = self.client.engine.settings
         if settings.cluster_header and self.backend is not None:
             parts.append(b"%b: %b\r\n" % (settings.cluster_header.encode(), self.backend.cluster.encode()))

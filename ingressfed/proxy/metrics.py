@@ -1,30 +1,65 @@
-"""Prometheus metrics of one proxy, in its own registry so several proxies can share a process."""
+"""Prometheus metrics of one proxy, in its own registry so several proxies can share a process.
+
+The per-request counters are plain integers gathered by a custom collector at scrape time:
+prometheus_client's own counters take a lock per increment, which the data path does not need
+(it runs on one event loop thread).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import bisect
+from collections.abc import Iterator
 
-__all__ = ["ProxyMetrics"]
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
 
-_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+__all__ = ["LATENCY_BUCKETS", "ProxyMetrics"]
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class _Latency:
+    __slots__ = ("buckets", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+
+class _HotPath(Collector):
+    def __init__(self, metrics: ProxyMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        requests = CounterMetricFamily(
+            "ingressfed_proxy_requests",
+            "Requests answered, by serving cluster ('' when the proxy answered itself) and status code",
+            labels=["cluster", "code"],
+        )
+        for (cluster, code), count in sorted(self.metrics.request_counts.items()):
+            requests.add_metric([cluster, str(code)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "ingressfed_proxy_upstream_latency_seconds",
+            "Time from request sent upstream to response headers received",
+            labels=["cluster"],
+        )
+        for cluster, hist in sorted(self.metrics.latencies.items()):
+            cumulative, running = [], 0
+            for bound, count in zip((*map(str, LATENCY_BUCKETS), "+Inf"), hist.buckets, strict=True):
+                running += count
+                cumulative.append((bound, float(running)))
+            latency.add_metric([cluster], cumulative, hist.total)
+        yield latency
 
 
 class ProxyMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.requests = Counter(
-            "ingressfed_proxy_requests",
-            "Requests answered, by serving cluster ('' when none) and status code",
-            ["cluster", "code"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "ingressfed_proxy_upstream_latency_seconds",
-            "Time from request sent upstream to response headers received",
-            ["cluster"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self.request_counts: dict[tuple[str, int], int] = {}
+        self.latencies: dict[str, _Latency] = {}
+        self.registry.register(_HotPath(self))
         self.retries = Counter(
             "ingressfed_proxy_retries",
             "Requests retried on another attempt",
@@ -46,18 +81,15 @@ class ProxyMetrics:
             ["cluster", "backend"],
             registry=self.registry,
         )
-        # labels() costs a lock and a dict lookup; the hot path keeps the children it has seen.
-        self._request_children: dict[tuple[str, int], Counter] = {}
-        self._latency_children: dict[str, Histogram] = {}
 
     def count_request(self, cluster: str, code: int) -> None:
-        child = self._request_children.get((cluster, code))
-        if child is None:
-            child = self._request_children[(cluster, code)] = self.requests.labels(cluster, str(code))
-        child.inc()
+        key = (cluster, code)
+        counts = self.request_counts
+        counts[key] = counts.get(key, 0) + 1
 
     def observe_latency(self, cluster: str, seconds: float) -> None:
-        child = self._latency_children.get(cluster)
-        if child is None:
-            child = self._latency_children[cluster] = self.latency.labels(cluster)
-        child.observe(seconds)
+        hist = self.latencies.get(cluster)
+        if hist is None:
+            hist = self.latencies[cluster] = _Latency()
+        hist.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        hist.total += seconds
