@@ -1,6 +1,42 @@
-"""Entry point for tests that need Kubernetes clusters: ``from tests.fakes.kube_api import FakeKubeAPI``.
+"""Fake Kubernetes API servers for tests: ``from tests.fakes.kube_api import FakeKubeAPI``.
 
-The implementation lives in the ``tests.fakes.kube`` package (resources, selectors, store, server).
+The implementation lives in ``tests.fakes.kube`` (resources, selectors, store, rbac, server). Summary:
+
+Start and reach it
+    ``async with FakeKubeAPI(name="east") as api:`` listens on 127.0.0.1, a free port; ``api.url``.
+    Options: ``tls=True`` (self-signed, CA in ``api.ca_pem`` and in kubeconfigs), ``require_auth=True``
+    (unknown bearer tokens get 401), ``enforce_rbac=True`` (non-admin users need Role/ClusterRole
+    bindings), ``history_size`` (events kept for watch resume), ``bookmark_interval`` (seconds),
+    ``watch_timeout`` (server-side cap on watches), ``token`` (the admin token).
+    ``api.write_kubeconfig(path, context="east", token=None, namespace=None, make_current=True)`` writes
+    or merges a kubeconfig; several fakes can share one file. ``api.kubeconfig(...)`` returns the dict.
+    ``async with api.api_client(token=None) as c:`` gives a kubernetes-asyncio ApiClient.
+    ``python -m tests.fakes.kube --cluster east --cluster west --kubeconfig PATH`` runs them in a process.
+
+Store access (emits watch events like API writes; ``add`` skips name validation on purpose)
+    ``api.add(obj)`` create-or-replace from apiVersion/kind (status included), ``api.get(resource, name,
+    namespace)``, ``api.objects(resource, namespace=None)``, ``api.patch(resource, name, patch, namespace,
+    subresource=None)``, ``api.delete(resource, name, namespace)``, ``api.resource_version``.
+    ``resource`` is a plural, ``plural.group``, kind or short name.
+
+Faults (Python methods, matched on method/verb/resource/namespace/name/path regex/user/token)
+    ``api.fail(status, times=None, retry_after=None, message=None, **match)`` answers with a Status;
+    ``api.delay(seconds, **match)``; ``api.hang(**match)``; each returns a ``Fault`` (``.hits``,
+    ``.remove()``); ``api.clear_faults()``.
+    ``api.compact(expire_watches=False)`` forgets history: old resourceVersions and continue tokens get
+    410 (open watches too with ``expire_watches``). ``api.drop_watches(at_next_event=False)`` cuts watch
+    streams mid-line. ``api.bookmark_now()``. ``await api.stop()`` / ``await api.start()`` make the
+    server unreachable and bring it back on the same port. ``api.ready = False`` fails ``/readyz``.
+    ``api.count(verb=, resource=, method=, path=, user=, namespace=)`` counts requests;
+    ``api.requests`` holds them; ``api.open_watches`` counts live watch streams.
+
+Behaviour follows the real server where kubernetes-asyncio can tell: Status errors (404 NotFound, 409
+AlreadyExists/Conflict, 410 Expired, 422 Invalid, 400 BadRequest), a global resourceVersion, uid,
+creationTimestamp, generation, status subresources, limit/continue over a consistent snapshot,
+resourceVersion=0 lists ignoring limit, watches with replay, bookmarks and ERROR 410, label and field
+selectors, CRDs serving custom resources, TokenRequest and legacy token Secrets, namespace cascade.
+Simplified: strategic-merge patch is a JSON merge patch (lists replace), deletion is immediate
+(finalizers and graceful deletion are ignored), no admission webhooks, no server-side apply.
 """
 
 from tests.fakes.kube import ApiError, FakeKubeAPI, Fault, RequestRecord, status_body

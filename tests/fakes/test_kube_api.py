@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -654,3 +656,41 @@ async def test_retry_after_and_resource_version_zero_list_ignores_limit() -> Non
         with pytest.raises(ApiException) as exc:
             await v1.list_namespaced_config_map("default")
         assert exc.value.status == 429 and exc.value.headers["Retry-After"] == "7"
+
+
+async def test_fake_clusters_run_in_their_own_process(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\n"
+        "spec: {type: LoadBalancer, ports: [{port: 80}]}\n"
+    )
+    kubeconfig = tmp_path / "config"
+    root = Path(__file__).resolve().parents[2]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes.kube",
+        "--cluster",
+        "east",
+        "--cluster",
+        "west",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--seed",
+        f"east={seed}",
+        cwd=root,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [await asyncio.wait_for(proc.stdout.readline(), 30) for _ in range(2)]
+        assert [line.split()[0] for line in lines] == [b"east", b"west"]
+        for ctx, expect in (("east", ["web"]), ("west", [])):
+            c = await config.new_client_from_config(config_file=str(kubeconfig), context=ctx)
+            async with c:
+                got = await client.CoreV1Api(c).list_service_for_all_namespaces()
+            assert [s.metadata.name for s in got.items] == expect
+    finally:
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
