@@ -233,7 +233,7 @@ class GeoEntry:
 
     geo: bool
 
-    def __init__(self, index: ZoneIndex, qname: dns.name.Name, qtype: int) -> None:
+    def __init__(self, index: ZoneIndex, qname: bytes, qtype: int) -> None:
         self._index = index
         self.qname = qname
         self.qtype = qtype
@@ -278,12 +278,12 @@ class _Choice:
 class _RR:
     """An RRset with its records already in wire form (owner aside)."""
 
-    __slots__ = ("name", "owner", "rrset", "tails")
+    __slots__ = ("owner", "tails", "target")
 
     def __init__(self, rrset: dns.rrset.RRset) -> None:
-        self.rrset = rrset
-        self.name = rrset.name
-        self.owner = _wire(rrset.name)
+        self.owner = _wire(rrset.name).lower()
+        # For a CNAME: the (lower-case wire) name it points to.
+        self.target = _wire(rrset[0].target).lower() if rrset.rdtype == dns.rdatatype.CNAME else b""
         head = _u16(rrset.rdtype) + _u16(rrset.rdclass) + rrset.ttl.to_bytes(4, "big")
         tails = []
         for rd in rrset:
@@ -314,9 +314,12 @@ class ZoneIndex:
         self.default_order = tuple(default_order)
         self.origin = dns.name.from_text(data.zone + ".")
         self.origin_wire = _wire(self.origin)
-        self._nodes: dict[dns.name.Name, dict[int, _Choice]] = {}
+        # Names as lower-case wire bytes: hashing and comparing dnspython names
+        # would dominate the time to build an index.
+        self._nodes: dict[bytes, dict[int, _Choice]] = {}
+        self._names: dict[bytes, dns.name.Name] = {}
         # RRsets that do not depend on the client, built once per index.
-        self._static: dict[tuple[dns.name.Name, int], _RR] = {}
+        self._static: dict[tuple[bytes, int], _RR] = {}
         self._load(data.records)
         self._soa = _RR(self._soa_rrset(data))
         self._neg_soa = _RR(self._soa_rrset(data, ttl=min(data.soa.ttl, data.soa.minimum)))
@@ -336,32 +339,36 @@ class ZoneIndex:
     # --- construction -------------------------------------------------
 
     def _load(self, records: Iterable[RecordSet]) -> None:
-        grouped: dict[tuple[dns.name.Name, int], tuple[list[RecordSet], list[RecordSet]]] = {}
+        grouped: dict[tuple[bytes, int], tuple[list[RecordSet], list[RecordSet]]] = {}
         for rs in records:
             problem = record_problem(self.data.zone, rs)
             if problem is not None:
                 log.warning("skipping record set: %s", problem, extra={"zone": self.data.zone})
                 continue
-            name = dns.name.from_text(rs.name + ".")
-            plain, routed = grouped.setdefault((name, _TYPES[rs.type]), ([], []))
+            dname = dns.name.from_text(rs.name + ".")
+            wire = _wire(dname).lower()
+            self._names[wire] = dname
+            plain, routed = grouped.setdefault((wire, _TYPES[rs.type]), ([], []))
             (plain if rs.set_identifier is None else routed).append(rs)
-        self._nodes[self.origin] = {}
+        origin = self.origin_wire
+        self._nodes[origin] = {}
+        self._names[origin] = self.origin
         for (name, rdtype), (plain, routed) in grouped.items():
             self._nodes.setdefault(name, {})[rdtype] = _Choice(tuple(plain), tuple(routed))
             # Empty non-terminals exist (NODATA, not NXDOMAIN): every ancestor
             # down to the apex is a node.
             parent = name
-            while parent != self.origin and len(parent) > len(self.origin):
-                parent = parent.parent()
+            while len(parent) > len(origin):
+                parent = parent[parent[0] + 1 :]
                 self._nodes.setdefault(parent, {})
-        apex = self._nodes[self.origin]
+        apex = self._nodes[origin]
         for rdtype in (dns.rdatatype.CNAME, dns.rdatatype.SOA, dns.rdatatype.NS):
             apex.pop(rdtype, None)
         for name, node in self._nodes.items():
             if dns.rdatatype.CNAME in node and len(node) > 1:
                 log.warning(
                     "CNAME beside other data at %s; serving only the CNAME",
-                    name,
+                    self._names[name],
                     extra={"zone": self.data.zone},
                 )
                 self._nodes[name] = {dns.rdatatype.CNAME: node[dns.rdatatype.CNAME]}
@@ -379,32 +386,32 @@ class ZoneIndex:
         )
 
     def _prerender(self) -> None:
-        for name, node in self._nodes.items():
-            wire = _wire(name)
+        for wire, node in self._nodes.items():
             types = set(node)
-            if name == self.origin:
+            if wire == self.origin_wire:
                 types |= {dns.rdatatype.SOA, dns.rdatatype.NS}
             if dns.rdatatype.CNAME in types:
                 # The answer for a type the CNAME's target holds differs from "other".
                 types |= set(_TYPES.values())
             for rdtype in types | {_QT_ANY}:
-                self.table[wire + _u16(rdtype)] = self._entry(name, rdtype)
-            self.other[wire] = self._entry(name, _QT_PLACEHOLDER)
+                self.table[wire + _u16(rdtype)] = self._entry(wire, rdtype)
+            self.other[wire] = self._entry(wire, _QT_PLACEHOLDER)
 
-    def _entry(self, qname: dns.name.Name, qtype: int) -> Entry:
+    def _entry(self, qname: bytes, qtype: int) -> Entry:
         prepared, geo = self._render(qname, qtype, None)
         return GeoEntry(self, qname, qtype) if geo else prepared
 
     # --- rendering ----------------------------------------------------
 
-    def render(self, qname: dns.name.Name, qtype: int, loc: Location | None) -> Prepared:
+    def render(self, qname: bytes, qtype: int, loc: Location | None) -> Prepared:
+        """The answer to (``qname`` as lower-case wire bytes, ``qtype``) for a client at ``loc``."""
         return self._render(qname, qtype, loc)[0]
 
-    def _rrset(self, name: dns.name.Name, rdtype: int, loc: Location | None) -> tuple[_RR, bool]:
+    def _rrset(self, name: bytes, rdtype: int, loc: Location | None) -> tuple[_RR, bool]:
         """The RRset served at (name, type) for a client at ``loc``; and whether it depends on ``loc``."""
-        if name == self.origin and rdtype == dns.rdatatype.SOA:
+        if name == self.origin_wire and rdtype == dns.rdatatype.SOA:
             return self._soa, False
-        if name == self.origin and rdtype == dns.rdatatype.NS:
+        if name == self.origin_wire and rdtype == dns.rdatatype.NS:
             return self._ns, False
         cached = self._static.get((name, rdtype))
         if cached is not None:
@@ -427,7 +434,10 @@ class ZoneIndex:
         values = sorted({v for rs in sets for v in rs.values})
         if rdtype == dns.rdatatype.CNAME:
             values = [values[0] + "."]
-        rr = _RR(dns.rrset.from_text_list(name, ttl, "IN", dns.rdatatype.RdataType.make(rdtype), values))
+        rrset = dns.rrset.from_text_list(
+            self._names[name], ttl, "IN", dns.rdatatype.RdataType.make(rdtype), values
+        )
+        rr = _RR(rrset)
         if not geo:
             self._static[(name, rdtype)] = rr
         return rr, geo
@@ -449,28 +459,25 @@ class ZoneIndex:
         order = rank(loc, list(candidates.values()), default_order=self.default_order)
         return order[0] if order else None
 
-    def _in_zone(self, name: dns.name.Name) -> bool:
-        return name.is_subdomain(self.origin)
-
-    def _render(self, qname: dns.name.Name, qtype: int, loc: Location | None) -> tuple[Prepared, bool]:
+    def _render(self, qname: bytes, qtype: int, loc: Location | None) -> tuple[Prepared, bool]:
         answer: list[_RR] = []
         authority: list[_RR] = []
         additional: list[_RR] = []
         rcode = RCODE_NOERROR
         geo = False
         name = qname
-        seen: set[dns.name.Name] = set()
+        seen: set[bytes] = set()
         for _hop in range(_MAX_CHAIN):
             seen.add(name)
             node = self._nodes.get(name)
             if node is None:
-                if self._in_zone(name):
+                if self._wire_in_zone(name):
                     rcode = RCODE_NXDOMAIN
                     authority.append(self._neg_soa)
                 # else: the chain left our zone; the resolver follows it.
                 break
             types = set(node)
-            if name == self.origin:
+            if name == self.origin_wire:
                 types |= {dns.rdatatype.SOA, dns.rdatatype.NS}
             if qtype == _QT_ANY:
                 pick = next(t for t in _ANY_ORDER if t in types) if types else None
@@ -492,8 +499,8 @@ class ZoneIndex:
                 rrset, g = self._rrset(name, dns.rdatatype.CNAME, loc)
                 answer.append(rrset)
                 geo |= g
-                target = rrset.rrset[0].target
-                if not isinstance(target, dns.name.Name) or target in seen:
+                target = rrset.target
+                if target in seen:
                     break  # a loop: answer with what we have, the resolver gives up
                 name = target
                 continue
@@ -504,7 +511,7 @@ class ZoneIndex:
     def _glue(self, loc: Location | None) -> list[_RR]:
         out: list[_RR] = []
         for ns in self.data.soa.nameservers:
-            n = dns.name.from_text(ns + ".")
+            n = _wire(dns.name.from_text(ns + ".")).lower()
             node = self._nodes.get(n)
             if node is None:
                 continue
@@ -514,7 +521,7 @@ class ZoneIndex:
         return out
 
     def _prepare(
-        self, qname: dns.name.Name, sections: tuple[list[_RR], list[_RR], list[_RR]], rcode: int
+        self, qname: bytes, sections: tuple[list[_RR], list[_RR], list[_RR]], rcode: int
     ) -> Prepared:
         # Owner names equal to the question name become a pointer to it (offset 12);
         # everything else is written out, so a body fits after any question of
@@ -524,15 +531,15 @@ class ZoneIndex:
         for section in sections:
             count = 0
             for rr in section:
-                owner = b"\xc0\x0c" if rr.name == qname else rr.owner
+                owner = b"\xc0\x0c" if rr.owner == qname else rr.owner
                 for tail in rr.tails:
                     out.append(owner)
                     out.append(tail)
                     count += 1
             counts.append(count)
         body = b"".join(out)
-        if len(body) + len(_wire(qname)) + 16 > 65535:
-            log.error("answer for %s exceeds 65535 bytes; serving SERVFAIL", qname)
+        if len(body) + len(qname) + 16 > 65535:
+            log.error("answer for %r exceeds 65535 bytes; serving SERVFAIL", qname)
             return Prepared(aa=False, rcode=RCODE_SERVFAIL, counts=(0, 0, 0), body=b"")
         return Prepared(aa=True, rcode=rcode, counts=(counts[0], counts[1], counts[2]), body=body)
 
