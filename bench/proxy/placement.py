@@ -14,16 +14,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from geo.clientip import TrustedProxies, client_address  # noqa: E402
-from geo.lookup import GeoLookup  # noqa: E402
-from geo.regions import cluster_location  # noqa: E402
-from ingressfed.model import Backend, Route  # noqa: E402
-from ingressfed.proxy.engine import Engine  # noqa: E402
-from ingressfed.proxy.metrics import ProxyMetrics  # noqa: E402
-from ingressfed.proxy.settings import GeoSettings, ProxySettings  # noqa: E402
-from ingressfed.proxy.table import build_table, order_targets  # noqa: E402
-from serve import CLUSTERS  # noqa: E402
-from tests.fakes.geoip_db import build_city_db  # noqa: E402
+from serve import CLUSTERS
+
+from geo.clientip import TrustedProxies, client_address
+from geo.lookup import GeoLookup
+from geo.regions import cluster_location
+from ingressfed.model import Backend, Route
+from ingressfed.proxy.engine import Engine
+from ingressfed.proxy.metrics import ProxyMetrics
+from ingressfed.proxy.settings import GeoSettings, ProxySettings
+from ingressfed.proxy.table import build_table, order_targets
+from tests.fakes.geoip_db import build_city_db
 
 N = 20000
 
