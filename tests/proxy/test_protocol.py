@@ -39,7 +39,7 @@ async def test_close_delimited_backend_body_is_rechunked(backends: dict[str, Bac
 
     async with raw_backend(handler) as port, running_proxy(backends, routes=_routes(port)) as proxy:
         answer = await raw_exchange(
-            proxy.port, b"GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n", read_timeout=1.0
+            proxy.port, b"GET / HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n"
         )
     head, _, body = answer.partition(b"\r\n\r\n")
     assert b"Transfer-Encoding: chunked" in head
@@ -56,7 +56,9 @@ async def test_silent_backend_is_504(backends: dict[str, BackendServer]) -> None
         raw_backend(handler) as port,
         running_proxy(backends, routes=_routes(port), timeouts=TimeoutSettings(read=0.5)) as proxy,
     ):
-        answer = await raw_exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
+        answer = await raw_exchange(
+            proxy.port, b"GET / HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n"
+        )
     assert answer.startswith(b"HTTP/1.1 504 ")
 
 
@@ -94,3 +96,18 @@ async def test_expect_100_continue_is_relayed(backends: dict[str, BackendServer]
         assert final.startswith(b"HTTP/1.1 200 ")
         writer.close()
     assert backends[US.name].seen[-1]["body"] == b"body"
+
+
+async def test_idle_keep_alive_client_is_closed(backends: dict[str, BackendServer]) -> None:
+    async with running_proxy(
+        backends, routes=_routes(backends[US.name].port), timeouts=TimeoutSettings(idle=0.3)
+    ) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        # after the response the connection stays open until the idle timeout closes it
+        rest = await asyncio.wait_for(reader.read(), 5)
+        assert rest.endswith(b"}")
+        assert reader.at_eof()
+        writer.close()
