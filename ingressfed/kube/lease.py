@@ -19,7 +19,9 @@ import contextlib
 import inspect
 import logging
 import random
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +41,7 @@ __all__ = [
     "LeaseSettings",
     "Observation",
     "Step",
+    "default_identity",
     "holds_leadership",
     "next_step",
     "observe",
@@ -144,6 +147,11 @@ def holds_leadership(renewed_at: float | None, *, now: float, settings: LeaseSet
 OnChange = Callable[[bool], Awaitable[None] | None]
 
 
+def default_identity() -> str:
+    """``<hostname>_<random>``: the pod name in a cluster, unique even if two processes share a host."""
+    return f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+
+
 class LeaderElector:
     """Campaign for a Lease and keep it while alive.
 
@@ -151,7 +159,8 @@ class LeaderElector:
     leaving the block stops and releases the lease (holder set empty) so another replica takes over at
     once. ``await le.run()`` campaigns in the caller's task instead; cancelling it stops without release,
     as a crash would. Check ``le.is_leader`` right before every write; it turns False on its own once the
-    renew deadline passes, even while the campaign task is stuck.
+    renew deadline passes, even while the campaign task is stuck. ``on_change(leading)`` runs in the
+    campaign task, so it must be quick (schedule work, do not do it).
     """
 
     def __init__(
@@ -225,6 +234,10 @@ class LeaderElector:
                 log.warning(
                     "lease %s/%s: cannot reach the API server: %s", self.namespace, self.name, _describe(e)
                 )
+                acquired = False
+            except Exception:
+                # Election must outlive surprises (a bug, an odd object); leadership lapses on its own.
+                log.exception("lease %s/%s: election attempt failed", self.namespace, self.name)
                 acquired = False
             if acquired:
                 self._renewed_at = started

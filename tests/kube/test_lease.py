@@ -18,6 +18,7 @@ from ingressfed.kube.lease import (
     LeaseSettings,
     Observation,
     Step,
+    default_identity,
     holds_leadership,
     next_step,
     observe,
@@ -271,3 +272,35 @@ async def test_on_change_hook_may_be_async_and_may_fail_without_stopping_electio
 def test_identity_is_required() -> None:
     with pytest.raises(ConfigError, match="identity"):
         LeaderElector(object(), "ns", "name", "", SETTINGS)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"holderIdentity": "ghost"},  # no duration, no times: our own lease duration applies
+        {"holderIdentity": "ghost", "leaseDurationSeconds": 0, "leaseTransitions": -3},
+        None,  # no spec at all: nobody holds it
+    ],
+)
+async def test_odd_leases_left_by_others_are_taken_over_safely(spec: dict[str, Any] | None) -> None:
+    async with host("a") as (api, (a,)):
+        api.add(
+            {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": NAME, "namespace": NS},
+                **({"spec": spec} if spec else {}),
+            }
+        )
+        async with a.elector:
+            if spec:
+                await asyncio.sleep(SETTINGS.lease_duration / 2)
+                assert not a.elector.is_leader and a.elector.holder == "ghost"
+            await asyncio.wait_for(a.elector.wait_leader(), SETTINGS.lease_duration + 2.0)
+            assert lease_spec(api)["holderIdentity"] == "a"
+            assert lease_spec(api)["leaseTransitions"] >= 0
+
+
+def test_default_identity_is_unique_per_process_start() -> None:
+    first, second = default_identity(), default_identity()
+    assert first != second and first.rsplit("_", 1)[0] == second.rsplit("_", 1)[0]
