@@ -114,9 +114,12 @@ class Informer:
             try:
                 if self._version is None:
                     await self._list(iterations)
-                else:
-                    await self._watch()
-                self._attempt = 0
+                    self._attempt = 0
+                elif await self._watch() == 0:
+                    # A watch that ends without even a bookmark: do not spin against the server.
+                    delay = backoff_delay(self._attempt, policy=self._options.backoff, rand=self._rand())
+                    self._attempt += 1
+                    await self._sleep(delay)
             except _Relist:
                 self._version = None
             except KubeApiError as exc:
@@ -184,7 +187,8 @@ class Informer:
             self._version = version if isinstance(version, str) and version else "0"
             return
 
-    async def _watch(self) -> None:
+    async def _watch(self) -> int:
+        """One watch request; the number of events (bookmarks included) it delivered."""
         assert self._version is not None
         opts = self._options
         query = self._query(
@@ -198,10 +202,18 @@ class Informer:
         )
         self.requests += 1
         lines = stream_lines(self._api, self._resource.path, query=query, request_timeout=timeout)
-        async with aclosing(lines):
-            async for line in lines:
-                self._event(line)
-                self._attempt = 0  # the stream works: a later drop starts backing off afresh
+        seen = 0
+        try:
+            async with aclosing(lines):
+                async for line in lines:
+                    self._event(line)
+                    seen += 1
+                    self._attempt = 0  # the stream works: a later drop starts backing off afresh
+        except KubeApiError as exc:
+            if exc.status == 410:
+                raise _Relist from exc  # resourceVersion too old when the watch started
+            raise
+        return seen
 
     def _event(self, line: bytes) -> None:
         try:
