@@ -1,0 +1,55 @@
+"""ProxySettings from the config file's sections, and the problems it names."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingressfed.config import GeoSection, ProxySection
+from ingressfed.errors import ConfigError
+from ingressfed.proxy.settings import GeoSettings, ProxySettings, TimeoutSettings, parse_listen
+
+
+def test_from_config_sections() -> None:
+    proxy = ProxySection.model_validate(
+        {
+            "listen": "[::1]:9443",
+            "adminListen": "127.0.0.1:18081",
+            "clusterHeader": "",
+            "healthCheck": {"path": "/ready", "interval": 1, "timeout": 0.5, "unhealthyThreshold": 3},
+            "timeouts": {"connect": 1, "read": 5, "idle": 7},
+            "limits": {"maxBodyBytes": 1000, "maxHeaderBytes": 4096},
+        }
+    )
+    geo = GeoSection.model_validate({"trustedProxies": ["10.0.0.0/8"], "defaultOrder": ["a", "b"]})
+    settings = ProxySettings.from_config(proxy.model_dump(by_alias=True), geo.model_dump(by_alias=True))
+    assert (settings.host, settings.port, settings.admin_port) == ("::1", 9443, 18081)
+    assert settings.cluster_header == ""
+    assert settings.health_check.path == "/ready"
+    assert settings.health_check.unhealthy_threshold == 3
+    assert settings.health_check.healthy_threshold == 2
+    assert settings.timeouts == TimeoutSettings(connect=1, read=5, idle=7)
+    assert settings.limits.max_body_bytes == 1000
+    assert settings.geo == GeoSettings(
+        database=None, trusted_proxies=("10.0.0.0/8",), default_order=("a", "b")
+    )
+
+
+def test_every_problem_is_named() -> None:
+    with pytest.raises(ConfigError) as info:
+        ProxySettings(
+            port=70000,
+            cluster_header="Bad Header:",
+            timeouts=TimeoutSettings(connect=0),
+            geo=GeoSettings(trusted_proxies=("not-a-cidr",)),
+        )
+    text = "\n".join(info.value.problems)
+    assert "proxy.listen" in text
+    assert "clusterHeader" in text
+    assert "timeouts.connect" in text
+    assert "not-a-cidr" in text
+
+
+@pytest.mark.parametrize("bad", ["8080", "host:", ":80", "host:99999", "host:http"])
+def test_parse_listen_rejects(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_listen(bad)
