@@ -68,3 +68,17 @@ async def test_no_healthy_cluster_is_503_with_retry_after(backends: dict[str, Ba
         assert status == 503
         assert int(headers["Retry-After"]) > 0
         assert proxy.health() == {US.name: False}
+
+
+async def test_consecutive_5xx_eject_a_backend_for_a_while(backends: dict[str, BackendServer]) -> None:
+    us, eu = backends[US.name], backends[EU.name]
+    us.status_override = 500
+    async with running_proxy(backends, routes=_route(us.backend(), eu.backend()), geo=ORDER) as proxy:
+        for _ in range(3):  # 500 is an answer, not retried; three in a row eject the backend
+            assert (await _call(proxy.port, "GET"))[:2] == (500, US.name)
+        assert proxy.health()[US.name] is False
+        assert (await _call(proxy.port, "GET"))[:2] == (200, EU.name)
+        assert (
+            proxy.metrics.registry.get_sample_value("ingressfed_proxy_ejections_total", {"cluster": US.name})
+            == 1
+        )
