@@ -85,6 +85,7 @@ class Engine:
         self._forwarded: dict[tuple[str, bytes | None, bytes | None], Location | None] = {}
         self._rr = 0
         self.clients: set[ClientConnection] = set()
+        self.connecting: set[asyncio.Task[None]] = set()  # upstream connects in progress
         self.no_clients = asyncio.Event()  # set when the last client connection closes
 
     # --- table -----------------------------------------------------------------------------

@@ -227,7 +227,11 @@ class Exchange:
         if conn is not None:
             self.attach(conn)
         else:
-            self.connecting = asyncio.get_running_loop().create_task(self._connect(backend))
+            task = asyncio.get_running_loop().create_task(self._connect(backend))
+            # The loop keeps only weak references to tasks; the engine keeps this one alive.
+            engine.connecting.add(task)
+            task.add_done_callback(engine.connecting.discard)
+            self.connecting = task
 
     async def _connect(self, backend: Backend) -> None:
         engine = self.client.engine

@@ -119,6 +119,8 @@ class ProxyServer:
         if engine is not None:
             for client in list(engine.clients):
                 client.abort()
+            for task in list(engine.connecting):
+                task.cancel()
             engine.pool.close_all()
         if self._server is not None:
             await self._server.wait_closed()
