@@ -231,6 +231,7 @@ class _UdpReader:
             self._memo = {}
             self._memo_index = index
         memo = self._memo
+        cached = memo.get
         max_udp = srv.max_udp
         for _ in range(_BURST):
             try:
@@ -241,11 +242,17 @@ class _UdpReader:
                 # e.g. ECONNREFUSED left by an ICMP error for an earlier reply: the client is gone.
                 log.debug("UDP receive error: %s", exc)
                 continue
-            try:
-                resp = answer(index, data, addr[0], max_udp=max_udp, memo=memo)
-            except Exception:
-                srv.failures.record("UDP")
-                continue
+            # The memo only holds answers ``answer`` produced for this index; looking
+            # it up here saves a call for the common case of a repeated question.
+            tail = cached(data[2:])
+            if tail is not None:
+                resp: bytes | None = data[:2] + tail
+            else:
+                try:
+                    resp = answer(index, data, addr[0], max_udp=max_udp, memo=memo)
+                except Exception:
+                    srv.failures.record("UDP")
+                    continue
             if resp is not None:
                 try:
                     sendto(resp, addr)
