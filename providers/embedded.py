@@ -107,7 +107,7 @@ def _options(zone: str, options: Mapping[str, Any]) -> tuple[Path | None, SoaSet
         raw_ns = list(default.nameservers)
     soa = SoaSettings(
         nameservers=tuple(name("nameservers", n) for n in raw_ns),
-        hostmaster=name("hostmaster", options.get("hostmaster", default.hostmaster)),
+        hostmaster=name("hostmaster", _mailbox(options.get("hostmaster", default.hostmaster))),
         refresh=seconds("soaRefresh", default.refresh, 1),
         retry=seconds("soaRetry", default.retry, 1),
         expire=seconds("soaExpire", default.expire, 1),
@@ -117,6 +117,14 @@ def _options(zone: str, options: Mapping[str, Any]) -> tuple[Path | None, SoaSet
     if problems:
         raise ConfigError(problems)
     return path, soa, max_batch
+
+
+def _mailbox(value: Any) -> Any:
+    """``hostmaster@example.com`` -> ``hostmaster.example.com`` (the SOA RNAME form)."""
+    if isinstance(value, str) and "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local.replace('.', chr(92) + '.')}.{domain}"
+    return value
 
 
 def stage(

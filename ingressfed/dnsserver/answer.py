@@ -88,7 +88,7 @@ def answer(
         i += ln + 1
     end = i + 1
     qend = end + 4
-    if qend > n or data[end + 2 : qend] != _CLASS_IN:
+    if qend > n or end - 12 > 255 or data[end + 2 : qend] != _CLASS_IN:
         return _slow(index, data, client_ip, tcp, max_udp, memo)
     ar = data[10:12]
     if ar == _AR0:

@@ -176,6 +176,11 @@ async def test_formerr_for_malformed_with_header_and_silence_otherwise(server: D
         "cut in the question": good[:20],
         "trailing junk": good + b"\x00\x01",
         "label too long": good[:12] + b"\x50" + b"a" * 80 + b"\x00\x00\x01\x00\x01",
+        "name too long": good[:12]
+        + b"\x3f"
+        + b"a" * 63
+        + (b"\x3f" + b"b" * 63) * 3
+        + b"\x00\x00\x01\x00\x01",
     }
     for what, packet in cases.items():
         resp = await asyncio.to_thread(_raw_exchange, server.port, packet)

@@ -174,3 +174,8 @@ def test_zone_file_of_another_zone_or_corrupt_is_an_error(tmp_path: Path) -> Non
     path.write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match=r"holds zone example\.org"):
         EmbeddedProvider(zone=ZONE, options={"zoneFile": str(path)})
+
+
+def test_hostmaster_as_mail_address() -> None:
+    p = EmbeddedProvider(zone=ZONE, options={"hostmaster": "dns-admin@example.com"})
+    assert p.zone_data.soa.hostmaster == "dns-admin.example.com"
