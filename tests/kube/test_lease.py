@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ingressfed.controller import Controller, ControllerSettings
 from ingressfed.errors import ConfigError
 from ingressfed.kube.lease import (
     LeaderElector,
@@ -24,6 +25,9 @@ from ingressfed.kube.lease import (
     observe,
     record_expired,
 )
+from ingressfed.model import Cluster, Federation, RecordType, ServiceObservation
+from ingressfed.store import Store
+from providers.inmemory import InMemoryProvider
 from tests.fakes.kube_api import FakeKubeAPI
 
 SETTINGS = LeaseSettings(lease_duration=1.5, renew_deadline=1.0, retry_period=0.2)
@@ -94,6 +98,7 @@ class Replica:
         self.identity = identity
         self.changes: list[tuple[bool, float, str]] = []  # (leading, monotonic time, lease holder then)
         self.api = api
+        self.client = client
         self.elector = LeaderElector(client, NS, NAME, identity, SETTINGS, on_change=self._changed)
 
     def _changed(self, leading: bool) -> None:
@@ -304,3 +309,99 @@ async def test_odd_leases_left_by_others_are_taken_over_safely(spec: dict[str, A
 def test_default_identity_is_unique_per_process_start() -> None:
     first, second = default_identity(), default_identity()
     assert first != second and first.rsplit("_", 1)[0] == second.rsplit("_", 1)[0]
+
+
+# ---------------------------------------------------------------------- two controllers, one writer
+class _Writer:
+    """A replica's view of the shared DNS provider that logs who applied what, and when."""
+
+    def __init__(self, shared: InMemoryProvider, who: str, log: list[tuple[str, float]]) -> None:
+        self._shared, self._who, self._log = shared, who, log
+        self.name, self.capabilities = shared.name, shared.capabilities
+
+    async def records(self) -> Any:
+        return await self._shared.records()
+
+    def adjust(self, desired: Any) -> Any:
+        return self._shared.adjust(desired)
+
+    async def apply(self, changes: Any) -> Any:
+        self._log.append((self._who, time.monotonic()))
+        return await self._shared.apply(changes)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_two_controllers_one_writer_and_takeover_after_the_leader_is_killed() -> None:
+    fed = Federation(name="federation", suffix="example.com", owner_id="test")
+    name = "web.default.federation.svc.example.com"
+    shared = InMemoryProvider(zone="example.com")
+    applies: list[tuple[str, float]] = []
+
+    async def published() -> tuple[str, ...]:
+        return next(
+            (r.values for r in await shared.records() if r.name == name and r.type is RecordType.A), ()
+        )
+
+    async with host("a", "b") as (_api, (a, b)):
+        stores: dict[str, Store] = {}
+        electors: dict[str, LeaderElector] = {}
+        tasks: dict[str, list[asyncio.Task[None]]] = {}
+        for r in (a, b):
+            store = stores[r.identity] = Store()
+            store.set_cluster(Cluster("us", region="us-east1", zone="us-east1-b"))
+            store.upsert_service(ServiceObservation("us", "default", "web", 1, ("192.0.2.1",)))
+            ctl = Controller(
+                federation=fed,
+                store=store,
+                provider=_Writer(shared, r.identity, applies),  # type: ignore[arg-type]
+                settings=ControllerSettings(debounce=0.01, resync=0.3),
+                is_leader=lambda who=r.identity: electors[who].is_leader,
+            )
+            # A new leader reconciles at once instead of waiting for the next change or resync.
+            electors[r.identity] = LeaderElector(
+                r.client,
+                NS,
+                NAME,
+                r.identity,
+                SETTINGS,
+                on_change=lambda on, c=ctl: c.schedule() if on else None,
+            )
+            tasks[r.identity] = [
+                asyncio.create_task(electors[r.identity].run()),
+                asyncio.create_task(ctl.run()),
+            ]
+            if r is a:
+                await asyncio.wait_for(electors["a"].wait_leader(), 5)
+        try:
+            await until(lambda: bool(applies), timeout=5, what="first write")
+            assert await published() == ("192.0.2.1",)
+
+            for store in stores.values():  # both replicas watch the same clusters
+                store.upsert_service(ServiceObservation("us", "default", "web", 1, ("192.0.2.2",)))
+            for _ in range(50):
+                if await published() == ("192.0.2.2",):
+                    break
+                await asyncio.sleep(0.05)
+            assert await published() == ("192.0.2.2",)
+            await asyncio.sleep(1.0)  # several resyncs of the follower: it computes but never writes
+            assert {who for who, _ in applies} == {"a"}
+
+            for t in tasks["a"]:  # a dies without releasing the lease
+                t.cancel()
+            killed = time.monotonic()
+            stores["b"].upsert_service(ServiceObservation("us", "default", "web", 1, ("192.0.2.3",)))
+            await asyncio.wait_for(electors["b"].wait_leader(), RECORD_DURATION + 2.0)
+            for _ in range(50):
+                if await published() == ("192.0.2.3",):
+                    break
+                await asyncio.sleep(0.05)
+            assert await published() == ("192.0.2.3",)
+            a_writes = [t for who, t in applies if who == "a"]
+            b_writes = [t for who, t in applies if who == "b"]
+            assert b_writes and max(a_writes) < killed < min(b_writes)
+        finally:
+            for t in tasks["a"] + tasks["b"]:
+                t.cancel()
+            await asyncio.gather(*tasks["a"], *tasks["b"], return_exceptions=True)
