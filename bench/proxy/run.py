@@ -1,7 +1,7 @@
 """Benchmark: wrk through the ingressfed proxy and through nginx, to the same small backend.
 
-    .venv/bin/python bench/proxy/run.py [--duration 5] [--rounds 3] [--connections 16] [--no-uvloop]
-                                        [--profile cprofile|py-spy]
+    .venv/bin/python bench/proxy/run.py [--duration 5] [--rounds 3] [--connections 16]
+                                        [--no-uvloop | --with-asyncio] [--profile cprofile|py-spy]
 
 Both proxies get one worker process. The backend is an nginx ``return 200`` server (its own
 process), shared by both. Every request carries ``X-Forwarded-For`` from a trusted peer, so the
@@ -184,6 +184,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--no-uvloop", action="store_true", help="run the ingressfed proxy on asyncio's loop")
+    parser.add_argument(
+        "--with-asyncio", action="store_true", help="also run a second ingressfed proxy on asyncio's loop"
+    )
     parser.add_argument("--profile", choices=["cprofile", "py-spy"], help="profile the ingressfed proxy")
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
@@ -195,18 +198,26 @@ def main() -> int:
         from tests.fakes.geoip_db import build_city_db
 
         db = build_city_db(tmp)
-        backend, nginx_port, ours = free_port(), free_port(), free_port()
-        with (
-            nginx(tmp, "backend", BACKEND.format(port=backend), backend),
-            nginx(tmp, "proxy", PROXY.format(port=nginx_port, backend=backend, host=HOST), nginx_port),
-            ingressfed_proxy(
-                ours, backend, db, uvloop=not args.no_uvloop, profile=args.profile, tmp=tmp
-            ) as proc,
-        ):
+        backend, nginx_port, ours, ours_asyncio = free_port(), free_port(), free_port(), free_port()
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(nginx(tmp, "backend", BACKEND.format(port=backend), backend))
+            stack.enter_context(
+                nginx(tmp, "proxy", PROXY.format(port=nginx_port, backend=backend, host=HOST), nginx_port)
+            )
+            main_name = "ingressfed" + ("-asyncio" if args.no_uvloop else "")
+            proc = stack.enter_context(
+                ingressfed_proxy(ours, backend, db, uvloop=not args.no_uvloop, profile=args.profile, tmp=tmp)
+            )
+            contestants = [("nginx", nginx_port), (main_name, ours)]
+            if args.with_asyncio and not args.no_uvloop:
+                stack.enter_context(
+                    ingressfed_proxy(ours_asyncio, backend, db, uvloop=False, profile=None, tmp=tmp)
+                )
+                contestants.append(("ingressfed-asyncio", ours_asyncio))
+            for name, port in contestants[1:]:
+                print(f"{name} serves {check_routing(port)} for {CLIENT_IP}")
             print(
-                f"ingressfed proxy serves {check_routing(ours)} for {CLIENT_IP}; loop: "
-                f"{'asyncio' if args.no_uvloop else 'uvloop'}; wrk -t{args.threads} -c{args.connections} "
-                f"-d{args.duration}s"
+                f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, X-Forwarded-For: {CLIENT_IP}"
             )
             spy: subprocess.Popen[bytes] | None = None
             if args.profile == "py-spy":
@@ -223,35 +234,35 @@ def main() -> int:
                         "--output",
                         str(tmp / "spy.txt"),
                         "--duration",
-                        str(args.duration * args.rounds * 2 + 2),
+                        str(args.duration * args.rounds * len(contestants) + 2),
                         "--nonblocking",
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-            results: dict[str, list[dict[str, float]]] = {"nginx": [], "ingressfed": []}
-            wrk(ours, duration=1, connections=args.connections, threads=args.threads)  # warm both
-            wrk(nginx_port, duration=1, connections=args.connections, threads=args.threads)
+            results: dict[str, list[dict[str, float]]] = {name: [] for name, _ in contestants}
+            for _, port in contestants:  # warm up connections and caches
+                wrk(port, duration=1, connections=args.connections, threads=args.threads)
             for i in range(args.rounds):
-                order = [("nginx", nginx_port), ("ingressfed", ours)]
-                if i % 2:
-                    order.reverse()
+                order = contestants if i % 2 == 0 else contestants[::-1]
                 for name, port in order:
                     r = wrk(port, duration=args.duration, connections=args.connections, threads=args.threads)
                     results[name].append(r)
                     print(
-                        f"round {i + 1} {name:10s} {r['rps']:9.0f} req/s  "
+                        f"round {i + 1} {name:18s} {r['rps']:9.0f} req/s  "
                         f"p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms"
                     )
-                ratio = results["ingressfed"][-1]["rps"] / results["nginx"][-1]["rps"]
-                print(f"round {i + 1} ratio ingressfed/nginx = {ratio:.2f}")
-            best = max(
-                a["rps"] / b["rps"] for a, b in zip(results["ingressfed"], results["nginx"], strict=True)
-            )
-            print(f"best round ratio: {best:.2f}")
+                for name, _ in contestants[1:]:
+                    ratio = results[name][-1]["rps"] / results["nginx"][-1]["rps"]
+                    print(f"round {i + 1} ratio {name}/nginx = {ratio:.2f}")
+            for name, _ in contestants[1:]:
+                ratios = sorted(
+                    a["rps"] / b["rps"] for a, b in zip(results[name], results["nginx"], strict=True)
+                )
+                print(f"{name}/nginx ratio: best {ratios[-1]:.2f}, median {ratios[len(ratios) // 2]:.2f}")
             for name, rs in results.items():
                 print(
-                    f"{name:10s} best {max(r['rps'] for r in rs):9.0f} req/s; median p99 "
+                    f"{name:18s} best {max(r['rps'] for r in rs):9.0f} req/s; median p99 "
                     f"{sorted(r['p99'] for r in rs)[len(rs) // 2]:.2f} ms"
                 )
             if spy is not None:
