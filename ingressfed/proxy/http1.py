@@ -39,6 +39,7 @@ _REQUEST_SPECIAL = HOP_BY_HOP | {
     b"via",
 }
 _RESPONSE_SPECIAL = HOP_BY_HOP | {b"content-length", b"via"}
+_DOT_SEGMENT = frozenset({b".", b"..", b"%2e", b"%2e%2e", b".%2e", b"%2e."})
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 _PENDING_LIMIT = 256 * 1024  # unsent request body held before the upstream is ready
@@ -734,7 +735,12 @@ class ClientConnection(asyncio.Protocol):
         limits = self.engine.settings.limits
         if length is not None and int(length) > limits.max_body_bytes:
             raise Reject(413)
-        path = target.split(b"?", 1)[0].decode("latin-1")
+        raw_path = target.split(b"?", 1)[0]
+        lowered = raw_path.lower() if b"%" in raw_path else raw_path
+        if (b"." in raw_path or b"%2e" in lowered) and not _DOT_SEGMENT.isdisjoint(lowered.split(b"/")):
+            # "/api/../admin" would match the /api route and reach /admin behind it.
+            raise Reject(400, "dot-segments in the request path")
+        path = raw_path.decode("latin-1")
         entry = self.engine.table.lookup(hostname, path)
         if entry is None:
             raise Reject(404, "no route for this host and path")

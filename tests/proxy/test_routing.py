@@ -83,3 +83,19 @@ async def test_keep_alive_reuses_client_and_upstream_connections(backends: dict[
         # one pooled upstream connection carried all four requests
         peers = {r["headers"].get("X-Forwarded-For") for r in served[0].seen}
         assert peers == {"127.0.0.1"}
+
+
+async def test_dot_segments_cannot_escape_a_route(backends: dict[str, BackendServer]) -> None:
+    routes = [Route(host="app.example.com", path="/api", backends=(backends[US.name].backend(),))]
+    async with running_proxy(backends, routes=routes) as proxy:
+        for path in (b"/api/../admin", b"/api/./x", b"/api/%2e%2e/admin", b"/api/.%2E/admin", b"/api/.."):
+            answer = await raw_exchange(
+                proxy.port, b"GET " + path + b" HTTP/1.1\r\nHost: app.example.com\r\n\r\n"
+            )
+            assert answer.startswith(b"HTTP/1.1 400 "), path
+        answer = await raw_exchange(
+            proxy.port,
+            b"GET /api/v1.2/file.txt?x=../y HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n",
+        )
+        assert answer.startswith(b"HTTP/1.1 200 ")
+    assert [r["path"] for r in backends[US.name].seen] == ["/api/v1.2/file.txt?x=../y"]
