@@ -7,6 +7,7 @@ of newline-delimited events. One ``FakeKubeAPI`` is one cluster; start several f
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import ipaddress
@@ -275,8 +276,6 @@ class FakeKubeAPI:
         user = user or f"{context}-user"
         cluster_entry: dict[str, Any] = {"server": self.url}
         if self._tls:
-            import base64
-
             cluster_entry["certificate-authority-data"] = base64.b64encode(self.ca_pem).decode()
         ctx: dict[str, Any] = {"cluster": cluster, "user": user}
         if namespace:
@@ -338,35 +337,26 @@ class FakeKubeAPI:
         Names are not validated by default so tests can plant objects the real server would refuse.
         """
         rt = self.store.type_of(obj)
-        ns = obj.get("metadata", {}).get("namespace") if rt.namespaced else None
-        if rt.namespaced and ns is None:
-            ns = "default"
-        name = obj.get("metadata", {}).get("name")
-        if ns and ("", ns) not in self.store._objects["namespaces"]:
+        meta = obj.get("metadata") or {}
+        ns = (meta.get("namespace") or "default") if rt.namespaced else None
+        if ns and ns not in self.store.namespaces():
             self.store.create(self.store.find_type("namespaces"), None, {"metadata": {"name": ns}})
-        if name:
-            with contextlib.suppress(ApiError):
-                current = self.store.get(rt, ns, name)
-                body = {
-                    **obj,
-                    "metadata": {
-                        **obj["metadata"],
-                        "resourceVersion": current["metadata"]["resourceVersion"],
-                    },
-                }
-                out = self.store.replace(rt, ns, name, body)
-                if "status" in rt.subresources and "status" in obj:
-                    out = self.store.replace(
-                        rt, ns, name, {**body, "metadata": out["metadata"]}, subresource="status"
-                    )
-                return out
-        created = self.store.create(rt, ns, obj, validate=validate)
-        if "status" in rt.subresources and "status" in obj and obj["status"] != created.get("status"):
-            meta = created["metadata"]
-            created = self.store.replace(
-                rt, ns, meta["name"], {**created, "status": obj["status"]}, subresource="status"
+        name = meta.get("name")
+        try:
+            current = self.store.get(rt, ns, name) if name else None
+        except ApiError:
+            current = None
+        if current is None:
+            out = self.store.create(rt, ns, obj, validate=validate)
+        else:
+            rv = current["metadata"]["resourceVersion"]
+            body = {**obj, "metadata": {**meta, "resourceVersion": rv}}
+            out = self.store.replace(rt, ns, current["metadata"]["name"], body)
+        if "status" in rt.subresources and "status" in obj and obj["status"] != out.get("status"):
+            out = self.store.replace(
+                rt, ns, out["metadata"]["name"], {**out, "status": obj["status"]}, subresource="status"
             )
-        return created
+        return out
 
     def get(self, resource: str, name: str, namespace: str | None = None) -> Obj | None:
         rt = self.store.find_type(resource)
@@ -591,7 +581,7 @@ class FakeKubeAPI:
         else:
             return None
         namespace: str | None = None
-        if rest[0] == "namespaces" and len(rest) >= 3 and (group, version, rest[2]) in self.store._types:
+        if rest[0] == "namespaces" and len(rest) >= 3 and self.store.serves(group, version, rest[2]):
             namespace, rest = rest[1], rest[2:]
         rt = self.store.type_for(group, version, rest[0])
         name = rest[1] if len(rest) > 1 else None

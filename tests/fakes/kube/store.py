@@ -189,6 +189,12 @@ class Store:
     def types(self) -> list[ResourceType]:
         return list(self._types.values())
 
+    def serves(self, group: str, version: str, plural: str) -> bool:
+        return (group, version, plural) in self._types
+
+    def namespaces(self) -> set[str]:
+        return {name for _, name in self._bucket(self.type_for("", "v1", "namespaces"))}
+
     # ---------------------------------------------------------------- events
     def listen(self, fn: Callable[[StoredEvent], None]) -> Callable[[], None]:
         self._listeners.append(fn)
