@@ -233,7 +233,9 @@ class Engine:
             self.metrics.backend_up.labels(backend.cluster, f"{backend.host}:{backend.port}").set(
                 1 if backend in available else 0
             )
-        changed = [(c, h) for c, h in clusters.items() if self.cluster_healthy.get(c) != h]
+        # A cluster new to the table is presumed healthy and not reported until something is observed.
+        previous = self.cluster_healthy
+        changed = [(c, h) for c, h in clusters.items() if c in previous and previous[c] != h]
         self.cluster_healthy = clusters
         for cluster, healthy in changed:
             for listener in self.listeners:
