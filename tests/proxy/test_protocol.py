@@ -111,3 +111,28 @@ async def test_idle_keep_alive_client_is_closed(backends: dict[str, BackendServe
         assert rest.endswith(b"}")
         assert reader.at_eof()
         writer.close()
+
+
+async def test_stale_pooled_connection_is_retried_on_a_fresh_one(backends: dict[str, BackendServer]) -> None:
+    """The backend drops every kept-alive connection when its second request arrives, as a server
+    whose keep-alive timeout races the proxy would."""
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")
+        writer.transport.abort()
+
+    async with raw_backend(handler) as port, running_proxy(backends, routes=_routes(port)) as proxy:
+        request = b"GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n"
+        answer = await raw_exchange(
+            proxy.port, request + b"GET / HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n"
+        )
+        assert answer.count(b"HTTP/1.1 200 OK") == 2
+        assert connections == 2
+        assert proxy.health()[US.name] is True  # a stale connection is not the backend's failure
