@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import signal
@@ -198,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_loop(main_task: Callable[[], Any], loop: str) -> None:
     if loop != "asyncio":
         try:
-            import uvloop
+            # Optional (extra "fast"); imported by name so type checking does not need it installed.
+            uvloop = importlib.import_module("uvloop")
         except ImportError:
             if loop == "uvloop":
                 raise ConfigError(
