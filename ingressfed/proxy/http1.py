@@ -498,7 +498,6 @@ class ClientConnection(asyncio.Protocol):
     PAUSE_PIPELINE = 1
     PAUSE_UPSTREAM = 2
     PAUSE_PENDING = 4
-    PAUSE_DRAIN = 8
 
     def __init__(self, engine: Engine, via: bytes) -> None:
         self.engine = engine
