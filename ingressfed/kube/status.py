@@ -20,10 +20,12 @@ from datetime import UTC, datetime
 
 from kubernetes_asyncio.client import ApiClient
 
+from ingressfed.core.desired import DesiredState, ingress_resource, service_resource
 from ingressfed.kube.objects import DNS_NAMES_KEY, Problem
 from ingressfed.kube.rest import KubeApiError, request_json
+from ingressfed.model import IngressObservation, ServiceObservation, Snapshot
 
-__all__ = ["ObjectStatus", "StatusWriter", "annotation_value", "event_body", "object_path"]
+__all__ = ["ObjectStatus", "StatusWriter", "annotation_value", "event_body", "object_path", "statuses_from"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,38 @@ class ObjectStatus:
     serving_clusters: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
     levels: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+def statuses_from(snapshot: Snapshot, state: DesiredState) -> list[ObjectStatus]:
+    """One status per federated object per member cluster, from a reconcile's desired state (pure).
+
+    Every copy of a Service (one per cluster) gets the same names and serving clusters; a
+    problem tied to a cluster goes only to that cluster's copy.
+    """
+    problems: dict[tuple[str, str | None], list[str]] = {}
+    for p in state.problems:
+        problems.setdefault((p.resource, p.cluster), []).append(p.message)
+    out: list[ObjectStatus] = []
+    objects: list[tuple[str, str, ServiceObservation | IngressObservation]]
+    objects = [("Service", service_resource(o.namespace, o.name), o) for o in snapshot.services]
+    objects += [("Ingress", ingress_resource(o.namespace, o.name), o) for o in snapshot.ingresses]
+    for kind, resource, obs in objects:
+        levels = state.published.get(resource, {})
+        serving = sorted({c for clusters in levels.values() for c in clusters})
+        mine = problems.get((resource, None), []) + problems.get((resource, obs.cluster), [])
+        out.append(
+            ObjectStatus(
+                cluster=obs.cluster,
+                kind=kind,
+                namespace=obs.namespace,
+                name=obs.name,
+                dns_names=tuple(sorted(levels)),
+                serving_clusters=tuple(serving),
+                problems=tuple(dict.fromkeys(mine)),
+                levels=tuple(sorted(levels.items())),
+            )
+        )
+    return out
 
 
 def annotation_value(status: ObjectStatus) -> str:

@@ -109,3 +109,25 @@ async def test_submit_publishes_only_the_latest(clusters) -> None:
         ann = json.loads(fake.get("services", "web", "default")["metadata"]["annotations"][KEY])
         assert ann["names"] == ["n4.example.com"]
         assert writer.patches == 1
+
+
+def test_statuses_from_a_desired_state() -> None:
+    from ingressfed.core.desired import desired_state
+    from ingressfed.kube.status import statuses_from
+    from ingressfed.model import Cluster, Federation, ServiceObservation, Snapshot
+
+    snap = Snapshot(
+        clusters=(Cluster("c1", "us-east1", "us-east1-b"), Cluster("c2", "europe-west1", "europe-west1-b")),
+        services=(
+            ServiceObservation("c1", "default", "web", 1, ("192.0.2.1",)),
+            ServiceObservation("c2", "default", "web", 0, ()),
+        ),
+    )
+    fed = Federation("federation", "example.com")
+    statuses = {s.cluster: s for s in statuses_from(snap, desired_state(fed, snap))}
+    assert set(statuses) == {"c1", "c2"}
+    c1 = statuses["c1"]
+    assert "web.default.federation.svc.example.com" in c1.dns_names
+    assert c1.serving_clusters == ("c1",)
+    assert dict(c1.levels)["web.default.federation.svc.example.com"] == ("c1",)
+    assert statuses["c2"].dns_names == c1.dns_names
