@@ -15,6 +15,7 @@ a normal answer; both paths end in the same ``_respond``.
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import dns.edns
 import dns.exception
@@ -110,7 +111,7 @@ def answer(
         ecs = None
         if rdlen:
             parsed = _options(data, o + 11, n)
-            if parsed is False or parsed is True:
+            if parsed is False:
                 return _slow(index, data, client_ip, tcp, max_udp, memo)
             ecs = parsed
     else:
@@ -121,7 +122,7 @@ def answer(
     )  # fmt: skip
 
 
-def _options(data: bytes, i: int, n: int) -> Ecs | bool | None:
+def _options(data: bytes, i: int, n: int) -> Ecs | Literal[False] | None:
     """The ECS option among the EDNS options (None: none; False: let dnspython judge)."""
     ecs: Ecs | None = None
     while i < n:
