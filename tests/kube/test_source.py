@@ -253,3 +253,37 @@ async def test_api_server_not_ready_then_ready(clusters) -> None:
         fake.ready = True
         await eventually(lambda: store.cluster("c0").status is ClusterStatus.READY, what="ready")
         assert prober.message("c0") == ""
+
+
+async def test_offline_api_server_with_live_data_plane_keeps_records(clusters) -> None:
+    from ingressfed.core.desired import desired_records
+    from ingressfed.model import Federation
+
+    fakes, path = await clusters(2)
+    for i, fake in enumerate(fakes):
+        fake.add(service("web", ip=f"192.0.2.{i + 1}"))
+        fake.add(endpoint_slice("web"))
+    fed = Federation("federation", "example.com")
+    global_name = "web.default.federation.svc.example.com"
+
+    def published() -> set[str]:
+        recs = [d.record for d in desired_records(fed, store.snapshot()) if d.record.name == global_name]
+        return {v for r in recs for v in r.values}
+
+    store = Store()
+    async with AsyncExitStack() as stack:
+        prober = Prober(store, thresholds=HealthThresholds(period=0.05, timeout=0.3, failure_threshold=2))
+        source = await _source(stack, store, prober=prober)
+        await source.sync_members(
+            [
+                member("c0", path, region="us-east1", zone="us-east1-b"),
+                member("c1", path, region="europe-west1", zone="europe-west1-b"),
+            ]
+        )
+        await eventually(lambda: published() == {"192.0.2.1", "192.0.2.2"}, what="both published")
+        store.set_data_plane_health("c1", True)  # the proxy's checks say c1's LB answers
+        await fakes[1].stop()
+        await eventually(lambda: store.cluster("c1").status is ClusterStatus.OFFLINE, what="c1 offline")
+        assert published() == {"192.0.2.1", "192.0.2.2"}  # API server down alone: records stay
+        store.set_data_plane_health("c1", False)  # and now its data plane fails too
+        assert published() == {"192.0.2.1"}
