@@ -78,3 +78,30 @@ async def test_rejection_after_a_valid_pipelined_request_keeps_order(
     assert answer.count(b"HTTP/1.1 400 ") == 1
     assert answer.index(b"HTTP/1.1 400 ") > answer.index(b"HTTP/1.1 200 ")
     assert [r["path"] for s in backends.values() for r in s.seen] == ["/first"]
+
+
+async def test_garbage_never_breaks_the_proxy(
+    backends: dict[str, BackendServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import random
+
+    rng = random.Random(3)
+    seeds = [v for _, v in sorted(VECTORS.items())]
+    async with running_proxy(backends) as proxy:
+        for i in range(150):
+            base = bytearray(seeds[i % len(seeds)])
+            for _ in range(rng.randint(1, 6)):  # flip, insert or delete a few bytes
+                pos = rng.randrange(len(base))
+                op = rng.random()
+                if op < 0.4:
+                    base[pos] = rng.randrange(256)
+                elif op < 0.7:
+                    base.insert(pos, rng.choice(b"\r\n :;,\x00\t0123456789abcdefABCDEF"))
+                else:
+                    del base[pos]
+            answer = await raw_exchange(proxy.port, bytes(base), read_timeout=0.3)
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 "), answer[:60]
+        ok = await raw_exchange(proxy.port, b"GET / HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
+        assert ok.startswith(b"HTTP/1.1 200 ")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
