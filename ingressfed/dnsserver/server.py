@@ -78,7 +78,7 @@ class DnsServer:
         self.failures = _Failures()
         self._udp: _UdpReader | None = None
         self._tcp: asyncio.Server | None = None
-        self._connections: set[_TcpProtocol] = set()
+        self.tcp_connections: set[_TcpProtocol] = set()  # open ones, for the limit and for close()
         self._pending: ZoneData | None = None
         self._builder: asyncio.Task[None] | None = None
 
@@ -170,7 +170,7 @@ class DnsServer:
             self._udp = None
         if self._tcp is not None:
             self._tcp.close()
-            for conn in list(self._connections):
+            for conn in list(self.tcp_connections):
                 conn.close()
             await self._tcp.wait_closed()
             self._tcp = None
@@ -273,11 +273,11 @@ class _TcpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         srv = self._server
-        if len(srv._connections) >= srv.max_tcp_connections:
-            log.warning("too many TCP connections (%d); refusing one", len(srv._connections))
+        if len(srv.tcp_connections) >= srv.max_tcp_connections:
+            log.warning("too many TCP connections (%d); refusing one", len(srv.tcp_connections))
             transport.close()
             return
-        srv._connections.add(self)
+        srv.tcp_connections.add(self)
         peer = transport.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else ""
         self._arm()
@@ -330,5 +330,5 @@ class _TcpProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._server._connections.discard(self)
+        self._server.tcp_connections.discard(self)
         self._transport = None
