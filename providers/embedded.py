@@ -12,8 +12,8 @@ plan still applies.
 DNS servers in the same process follow the zone through :meth:`subscribe`::
 
     provider = EmbeddedProvider(zone="example.com", options={"zoneFile": "/var/lib/ingressfed/zone.json"})
-    server = DnsServer(build_index(provider.zone_data), host=..., port=...)
-    provider.subscribe(lambda data: server.swap(build_index(data)))
+    async with DnsServer(build_index(provider.zone_data), host=..., port=...) as server:
+        provider.subscribe(server.update_soon)   # re-render off the loop, swap atomically
 
 Options (all optional): ``zoneFile`` (path of the JSON zone file, loaded at
 start and rewritten atomically after every change), ``nameservers`` (list of
