@@ -49,7 +49,8 @@ async def test_close_delimited_backend_body_is_rechunked(backends: dict[str, Bac
 async def test_silent_backend_is_504(backends: dict[str, BackendServer]) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        await asyncio.sleep(2)
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # silent until the proxy gives up and closes
         writer.close()
 
     async with (
