@@ -603,3 +603,14 @@ def test_values_are_documented_line_by_line() -> None:
         and not lines[number - 2].strip().startswith("#")
     ]
     assert not undocumented, "keys without a comment in values.yaml:\n" + "\n".join(undocumented)
+
+
+def test_chart_declares_the_oldest_supported_kubernetes(tmp_path: Path) -> None:
+    ok = _run_helm("template", RELEASE, str(CHART), "--kube-version", "1.27.0")
+    assert ok.returncode == 0, ok.stderr
+    too_old = _run_helm("template", RELEASE, str(CHART), "--kube-version", "1.26.9")
+    assert too_old.returncode != 0
+    assert "kubeVersion" in too_old.stderr or "incompatible" in too_old.stderr, too_old.stderr
+    packaged = _run_helm("package", str(CHART), "--destination", str(tmp_path))
+    assert packaged.returncode == 0, packaged.stderr
+    assert (tmp_path / "ingressfed-0.1.0.tgz").is_file()
