@@ -86,3 +86,74 @@ async def test_standalone_proxy_serves_a_routes_file_and_drains(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_standalone_proxy_follows_a_controller_feed(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    from aiohttp import web
+
+    from ingressfed.feed.publisher import FeedPublisher, add_feed_routes
+    from ingressfed.feed.view import FeedView
+    from ingressfed.model import Route
+
+    from .conftest import US
+
+    def view(cluster: str) -> FeedView:
+        route = Route(host="app.example.com", backends=(backends[cluster].backend(),))
+        return FeedView(version=0, records=(), routes=(route,), clusters=(EU, US), zone="example.com")
+
+    publisher = FeedPublisher()
+    publisher.publish(view(EU.name))
+    app = web.Application()
+    add_feed_routes(app, publisher, "s3cret")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    feed_port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", feed_port).start()
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    port, admin = _free_port(), _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ingressfed.cli",
+        "proxy",
+        "--feed",
+        f"http://127.0.0.1:{feed_port}",
+        "--token-file",
+        str(token),
+        "--state-file",
+        str(tmp_path / "view.json"),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--admin-listen",
+        f"127.0.0.1:{admin}",
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def served_by() -> str | None:
+                try:
+                    async with http.get(
+                        f"http://127.0.0.1:{port}/", headers={"Host": "app.example.com"}
+                    ) as r:
+                        return r.headers.get("X-Served-By-Cluster") if r.status == 200 else None
+                except aiohttp.ClientError:
+                    return None
+
+            async with asyncio.timeout(20):
+                while await served_by() != EU.name:
+                    await asyncio.sleep(0.1)
+                publisher.publish(view(US.name))
+                while await served_by() != US.name:
+                    await asyncio.sleep(0.1)
+        assert (tmp_path / "view.json").exists()  # the last view is kept for offline restarts
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        publisher.close()
+        await runner.cleanup()
