@@ -7,7 +7,8 @@ Start and reach it
     Options: ``tls=True`` (self-signed, CA in ``api.ca_pem`` and in kubeconfigs), ``require_auth=True``
     (unknown bearer tokens get 401), ``enforce_rbac=True`` (non-admin users need Role/ClusterRole
     bindings), ``history_size`` (events kept for watch resume), ``bookmark_interval`` (seconds),
-    ``watch_timeout`` (server-side cap on watches), ``token`` (the admin token).
+    ``watch_timeout`` (server-side cap on watches), ``token`` (the admin token), ``schema_validation``
+    (default on: API writes must fit the Kubernetes 1.30 OpenAPI schema, custom resources their CRD's).
     ``api.write_kubeconfig(path, context="east", token=None, namespace=None, make_current=True)`` writes
     or merges a kubeconfig; several fakes can share one file. ``api.kubeconfig(...)`` returns the dict.
     ``async with api.api_client(token=None) as c:`` gives a kubernetes-asyncio ApiClient.
@@ -35,8 +36,9 @@ AlreadyExists/Conflict, 410 Expired, 422 Invalid, 400 BadRequest), a global reso
 creationTimestamp, generation, status subresources, limit/continue over a consistent snapshot,
 resourceVersion=0 lists ignoring limit, watches with replay, bookmarks and ERROR 410, label and field
 selectors, CRDs serving custom resources, TokenRequest and legacy token Secrets, namespace cascade.
-Simplified: strategic-merge patch is a JSON merge patch (lists replace), deletion is immediate
-(finalizers and graceful deletion are ignored), no admission webhooks, no server-side apply.
+Simplified: unknown fields are kept (the real server drops them), strategic-merge patch is a JSON merge
+patch (lists replace), deletion is immediate (finalizers and graceful deletion are ignored), no
+admission webhooks, no server-side apply.
 """
 
 from tests.fakes.kube import ApiError, FakeKubeAPI, Fault, RequestRecord, status_body

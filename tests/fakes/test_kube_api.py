@@ -694,3 +694,79 @@ async def test_fake_clusters_run_in_their_own_process(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+async def test_writes_must_fit_the_schema_of_their_type() -> None:
+    async with FakeKubeAPI() as api, api.api_client() as c:
+        v1, rbac = client.CoreV1Api(c), client.RbacAuthorizationV1Api(c)
+        bad_port = {"metadata": {"name": "web"}, "spec": {"ports": [{"port": "eighty"}]}}
+        with pytest.raises(ApiException) as exc:
+            await v1.create_namespaced_service("default", bad_port)
+        assert exc.value.status == 400 and "spec.ports[0].port" in _status(exc.value)["message"]
+        with pytest.raises(ApiException) as exc:  # roleRef is required
+            await rbac.create_cluster_role_binding({"metadata": {"name": "b"}, "subjects": []})
+        assert exc.value.status == 422 and _status(exc.value)["reason"] == "Invalid"
+        await v1.create_namespaced_service("default", _svc("web"))
+        with pytest.raises(ApiException) as exc:
+            await v1.patch_namespaced_service("web", "default", {"spec": {"ports": [{"port": "x"}]}})
+        assert exc.value.status == 400
+        # Tests may still plant malformed objects directly.
+        api.add(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "odd", "namespace": "default"},
+                "spec": {"ports": [{"port": "x"}]},
+            }
+        )
+        assert api.get("services", "odd", "default") is not None
+
+
+async def test_custom_resources_must_fit_their_crd_schema() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["region"],
+                "properties": {
+                    "region": {"type": "string"},
+                    "weight": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    "port": {"x-kubernetes-int-or-string": True},
+                    "note": {"type": "string", "nullable": True},
+                },
+            }
+        },
+    }
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.example.io"},
+        "spec": {
+            "group": "example.io",
+            "scope": "Namespaced",
+            "names": {"plural": "things", "kind": "Thing"},
+            "versions": [
+                {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}
+            ],
+        },
+    }
+    async with FakeKubeAPI() as api, api.api_client() as c:
+        await client.ApiextensionsV1Api(c).create_custom_resource_definition(crd)
+        custom = client.CustomObjectsApi(c)
+
+        async def create(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+            body = {"apiVersion": "example.io/v1", "kind": "Thing", "metadata": {"name": name}, "spec": spec}
+            return await custom.create_namespaced_custom_object("example.io", "v1", "default", "things", body)
+
+        await create("ok", {"region": "us-east1", "weight": 5, "port": "http", "note": None})
+        await create("ok2", {"region": "us-east1", "port": 8080})
+        for name, spec, code in (
+            ("no-region", {}, 422),
+            ("heavy", {"region": "r", "weight": 5000}, 422),
+            ("typed", {"region": 7}, 400),
+        ):
+            with pytest.raises(ApiException) as exc:
+                await create(name, spec)
+            assert exc.value.status == code, name
+        assert [o["metadata"]["name"] for o in api.objects("things")] == ["ok", "ok2"]

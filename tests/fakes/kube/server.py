@@ -190,6 +190,7 @@ class FakeKubeAPI:
         watch_timeout: float | None = None,
         tls: bool = False,
         enforce_rbac: bool = False,
+        schema_validation: bool = True,
     ) -> None:
         self.name = name
         self.host = host
@@ -200,6 +201,7 @@ class FakeKubeAPI:
         self.bookmark_interval = bookmark_interval
         self.watch_timeout = watch_timeout
         self.store = Store(history_size=history_size)
+        self.store.schema_validation = schema_validation
         self.store.tokens[token] = TokenInfo("admin")
         self.faults: list[Fault] = []
         self.requests: deque[RequestRecord] = deque(maxlen=200_000)
@@ -351,10 +353,15 @@ class FakeKubeAPI:
         else:
             rv = current["metadata"]["resourceVersion"]
             body = {**obj, "metadata": {**meta, "resourceVersion": rv}}
-            out = self.store.replace(rt, ns, current["metadata"]["name"], body)
+            out = self.store.replace(rt, ns, current["metadata"]["name"], body, validate=validate)
         if "status" in rt.subresources and "status" in obj and obj["status"] != out.get("status"):
             out = self.store.replace(
-                rt, ns, out["metadata"]["name"], {**out, "status": obj["status"]}, subresource="status"
+                rt,
+                ns,
+                out["metadata"]["name"],
+                {**out, "status": obj["status"]},
+                subresource="status",
+                validate=validate,
             )
         return out
 
@@ -384,11 +391,13 @@ class FakeKubeAPI:
         namespace: str | None = None,
         *,
         subresource: str | None = None,
+        validate: bool = False,
     ) -> Obj:
-        """Merge-patch an object (``subresource="status"`` to change status)."""
+        """Merge-patch an object (``subresource="status"`` to change status); unchecked like ``add``."""
         rt = self.store.find_type(resource)
+        ctype = "application/merge-patch+json"
         return self.store.patch(
-            rt, namespace, name, dict(patch), "application/merge-patch+json", subresource=subresource
+            rt, namespace, name, dict(patch), ctype, subresource=subresource, validate=validate
         )
 
     @property

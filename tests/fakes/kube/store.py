@@ -21,6 +21,7 @@ from typing import Any
 
 from tests.fakes.kube.errors import ApiError
 from tests.fakes.kube.resources import BUILTIN_TYPES, ResourceType, types_from_crd, validate_name
+from tests.fakes.kube.schema import check_schema
 from tests.fakes.kube.selectors import Selector
 
 __all__ = ["Store", "StoredEvent", "TokenInfo"]
@@ -155,6 +156,7 @@ class Store:
         self._epoch = 0  # bumped by compact(): continue tokens from before are expired
         self.tokens: dict[str, TokenInfo] = {}
         self.ca_pem = b""  # the server's CA, copied into service-account token Secrets
+        self.schema_validation = True  # API writes must fit the OpenAPI schema / the CRD's schema
         for t in BUILTIN_TYPES:
             self._register(t)
         for ns in INITIAL_NAMESPACES:
@@ -425,11 +427,23 @@ class Store:
         if rt.plural in _GENERATION_TYPES or rt.custom:
             meta["generation"] = 1
         self._defaults(rt, obj, validate=validate)
+        if validate:
+            self._check_schema(rt, obj)
         meta["resourceVersion"] = str(self._next_rv())
         self._bucket(rt)[key] = obj
         self._emit(rt, "ADDED", obj, None)
         self._after_create(rt, obj)
         return self.present(rt, obj)
+
+    def _check_schema(self, rt: ResourceType, obj: Obj) -> None:
+        if not self.schema_validation:
+            return
+        crd = None
+        if rt.custom:
+            crd = self._bucket(self.find_type("customresourcedefinitions")).get(
+                ("", f"{rt.plural}.{rt.group}")
+            )
+        check_schema(rt, obj, crd)
 
     def _defaults(self, rt: ResourceType, obj: Obj, *, validate: bool) -> None:
         """What the real server's defaulting and admission fill in on create."""
@@ -529,7 +543,14 @@ class Store:
         return new
 
     def replace(
-        self, rt: ResourceType, namespace: str | None, name: str, body: Any, *, subresource: str | None = None
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        *,
+        subresource: str | None = None,
+        validate: bool = True,
     ) -> Obj:
         old = self._bucket(rt).get(self._key(rt, namespace, name))
         if old is None:
@@ -550,7 +571,10 @@ class Store:
                 name,
                 [("metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update")],
             )
-        return self._write(rt, self._merge_update(rt, old, obj, subresource), old)
+        new = self._merge_update(rt, old, obj, subresource)
+        if validate:
+            self._check_schema(rt, new)
+        return self._write(rt, new, old)
 
     def _merge_update(self, rt: ResourceType, old: Obj, obj: Obj, subresource: str | None) -> Obj:
         if subresource == "status":
@@ -585,6 +609,7 @@ class Store:
         content_type: str,
         *,
         subresource: str | None = None,
+        validate: bool = True,
     ) -> Obj:
         old = self._bucket(rt).get(self._key(rt, namespace, name))
         if old is None:
@@ -610,7 +635,10 @@ class Store:
         if given_rv and str(given_rv) != old["metadata"]["resourceVersion"]:
             raise ApiError.conflict(rt, name)
         obj = self._body(rt, patched, namespace)
-        return self._write(rt, self._merge_update(rt, old, obj, subresource), old)
+        new = self._merge_update(rt, old, obj, subresource)
+        if validate:
+            self._check_schema(rt, new)
+        return self._write(rt, new, old)
 
     def delete(
         self, rt: ResourceType, namespace: str | None, name: str, *, options: Mapping[str, Any] | None = None

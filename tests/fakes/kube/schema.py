@@ -1,0 +1,100 @@
+"""Object shape checks: built-ins against the Kubernetes OpenAPI schemas, custom resources against their CRD.
+
+Type errors answer 400 (the real server fails to decode them), other schema violations 422 Invalid.
+Unknown fields pass, as with the server's default field validation (it drops them with a warning).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+from kubernetes_validate import utils as kv_utils  # type: ignore[import-untyped]
+from referencing import Registry, Resource
+
+from tests.fakes.kube.errors import ApiError
+from tests.fakes.kube.resources import ResourceType
+
+__all__ = ["check_schema"]
+
+KUBERNETES_VERSION = "1.30"
+
+
+def _path(error: jsonschema.ValidationError) -> str:
+    parts = []
+    for p in error.absolute_path:
+        parts.append(f"[{p}]" if isinstance(p, int) else f".{p}")
+    return "".join(parts).lstrip(".") or "<root>"
+
+
+def _raise(rt: ResourceType, obj: Mapping[str, Any], error: jsonschema.ValidationError) -> None:
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    field = _path(error)
+    if error.validator == "type":
+        raise ApiError.bad_request(
+            f"{rt.kind} in version {rt.version!r} cannot be handled as a {rt.kind}: "
+            f"json: cannot unmarshal {field}: {error.message}"
+        )
+    raise ApiError.invalid(rt, name, [(field, f"Invalid value: {error.message}")])
+
+
+def check_schema(rt: ResourceType, obj: Mapping[str, Any], crd: Mapping[str, Any] | None = None) -> None:
+    """Raise ApiError when ``obj`` does not fit the schema of ``rt`` (``crd`` for custom resources)."""
+    if rt.custom:
+        schema = _crd_schema(crd, rt.version) if crd else None
+        if schema is None:
+            return
+        try:
+            jsonschema.Draft4Validator(schema).validate(dict(obj))
+        except jsonschema.ValidationError as e:
+            _raise(rt, obj, e)
+        return
+    validator = _builtin_validator(rt.api_version, rt.kind)
+    if validator is None:
+        return
+    try:
+        validator.validate(dict(obj))
+    except jsonschema.ValidationError as e:
+        _raise(rt, obj, e)
+
+
+@functools.cache
+def _builtin_validator(api_version: str, kind: str) -> Any:
+    """A validator for one built-in kind, built once: the shared definitions file is large."""
+    versions = [v for v in kv_utils.all_versions() if kv_utils.major_minor(v) <= KUBERNETES_VERSION]
+    folder = f"kubernetes-json-schema/v{versions[-1]}-local"
+    # rbac.authorization.k8s.io/v1 -> rbac-v1, v1 -> v1: the package's file naming.
+    short = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = kv_utils.schema_contents(f"{folder}/{kind.lower()}-{short}.json", KUBERNETES_VERSION)
+    except FileNotFoundError:
+        return None
+    definitions = kv_utils.schema_contents(f"{folder}/_definitions.json", KUBERNETES_VERSION)
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+def _crd_schema(crd: Mapping[str, Any], version: str) -> dict[str, Any] | None:
+    for v in (crd.get("spec") or {}).get("versions") or []:
+        if isinstance(v, dict) and v.get("name") == version:
+            schema = (v.get("schema") or {}).get("openAPIV3Schema")
+            return _drop_extensions(schema) if isinstance(schema, dict) else None
+    return None
+
+
+def _drop_extensions(schema: Any) -> Any:
+    """OpenAPI's ``x-kubernetes-*`` and ``nullable`` mean nothing to JSON Schema; a null is allowed."""
+    if isinstance(schema, list):
+        return [_drop_extensions(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _drop_extensions(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
+    if out.pop("nullable", False) and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    if schema.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    return out
