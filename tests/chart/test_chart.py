@@ -401,6 +401,8 @@ def test_config_map_values_come_from_the_values() -> None:
     assert [c["name"] for c in config["clusters"]] == ["cluster-us-east1-b", "cluster-europe-west1-b"]
     assert config["clusters"][0]["location"] == {"lat": 33.2, "lon": -80.0}
     assert config["geo"]["database"] is None
+    # The TSIG key comes from the credentials Secret the chart mounts into the controller.
+    assert config["dns"]["options"]["tsigSecretFile"] == "/etc/ingressfed/credentials/tsig-secret"
     config = _config(_render("embedded-delegation"))
     assert config["federation"]["globalAddresses"] == ["203.0.113.10", "2001:db8::10"]
     assert config["source"]["namespaces"] == ["shop", "web"]
@@ -614,3 +616,20 @@ def test_chart_declares_the_oldest_supported_kubernetes(tmp_path: Path) -> None:
     packaged = _run_helm("package", str(CHART), "--destination", str(tmp_path))
     assert packaged.returncode == 0, packaged.stderr
     assert (tmp_path / "ingressfed-0.1.0.tgz").is_file()
+
+
+async def test_provider_accepts_the_rendered_dns_options(value_set: str, tmp_path: Path) -> None:
+    loader = pytest.importorskip("providers.loader")
+    config = _config(_render(value_set))
+    options = dict(config["dns"]["options"])
+    if "tsigSecretFile" in options:
+        # The chart points at the mounted credentials file; stand in for the mount.
+        assert options["tsigSecretFile"] == "/etc/ingressfed/credentials/tsig-secret"
+        secret = tmp_path / "tsig-secret"
+        secret.write_text(base64.b64encode(b"s" * 32).decode() + "\n")
+        options["tsigSecretFile"] = str(secret)
+    provider = loader.create(config["dns"]["provider"], zone=config["federation"]["zone"], options=options)
+    try:
+        assert provider.zone.rstrip(".") == config["federation"]["zone"]
+    finally:
+        await provider.close()

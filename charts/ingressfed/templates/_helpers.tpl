@@ -99,9 +99,13 @@ their sections (proxy.*, dnsServer.*, geo.*) from the same file.
 {{- if ne .Values.geoip.source "none" -}}
 {{- $geoDB = printf "%s/%s" (include "ingressfed.geoipDir" .) .Values.geoip.fileName -}}
 {{- end -}}
+{{- $dns := deepCopy .Values.dns -}}
+{{- if and (eq $dns.provider "rfc2136") (include "ingressfed.credentialsSecretName" .) (not (hasKey $dns.options "tsigSecret")) (not (hasKey $dns.options "tsigSecretFile")) -}}
+{{- $_ := set $dns.options "tsigSecretFile" (printf "%s/tsig-secret" (include "ingressfed.credentialsDir" .)) -}}
+{{- end -}}
 {{- $config := dict
   "federation" .Values.federation
-  "dns" .Values.dns
+  "dns" $dns
   "clusters" .Values.clusters
   "source" (dict
     "kind" .Values.source.kind
