@@ -770,3 +770,19 @@ async def test_custom_resources_must_fit_their_crd_schema() -> None:
                 await create(name, spec)
             assert exc.value.status == code, name
         assert [o["metadata"]["name"] for o in api.objects("things")] == ["ok", "ok2"]
+
+
+async def test_open_watches_counts_live_streams_only() -> None:
+    async with FakeKubeAPI() as api, api.api_client() as c:
+        v1 = client.CoreV1Api(c)
+        w = watch.Watch()
+        stream = w.stream(v1.list_namespaced_service, "default", timeout_seconds=30)
+        await v1.create_namespaced_service("default", _svc("a"))
+        await _events(stream, 1)
+        assert api.open_watches == 1
+        await w.close()
+        for _ in range(200):  # the server notices the closed connection within its poll interval
+            if api.open_watches == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert api.open_watches == 0
