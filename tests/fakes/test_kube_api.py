@@ -786,3 +786,36 @@ async def test_open_watches_counts_live_streams_only() -> None:
                 break
             await asyncio.sleep(0.01)
         assert api.open_watches == 0
+
+
+async def test_hostile_objects_can_be_planted_and_listed() -> None:
+    async with FakeKubeAPI() as api, api.api_client() as c:
+        hostile = [
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "s1", "namespace": "default"},
+                "spec": "x",
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "s2", "namespace": "default", "labels": ["not", "a", "map"]},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": "x" * 300,
+                    "namespace": "default",
+                    "annotations": {f"a{i}": "v" * 100 for i in range(10_000)},
+                },
+            },
+        ]
+        for obj in hostile:
+            api.add(obj)
+        listed = await client.CoreV1Api(c).list_namespaced_service("default", _preload_content=False)
+        names = [i["metadata"]["name"] for i in json.loads(await listed.read())["items"]]
+        assert names == ["s1", "s2", "x" * 300]
+        selected = await client.CoreV1Api(c).list_namespaced_service("default", label_selector="app=web")
+        assert selected.items == []

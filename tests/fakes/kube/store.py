@@ -455,7 +455,9 @@ class Store:
         elif rt.plural == "services" and rt.group == "":
             spec = obj.setdefault("spec", {})
             if not isinstance(spec, dict):
-                raise ApiError.invalid(rt, name, [("spec", "Invalid value: must be an object")])
+                if validate:
+                    raise ApiError.invalid(rt, name, [("spec", "Invalid value: must be an object")])
+                return  # a planted malformed object stays as it is
             spec.setdefault("type", "ClusterIP")
             ports = spec.get("ports")
             if validate and spec["type"] != "ExternalName" and spec.get("clusterIP") != "None" and not ports:
