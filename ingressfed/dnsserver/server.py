@@ -183,6 +183,9 @@ def _udp_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     try:
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            # Same as asyncio does for the TCP listener: "::" means IPv6 only on both.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         # Bursts from many resolvers must queue in the kernel rather than be dropped.
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             with contextlib.suppress(OSError):
