@@ -587,6 +587,14 @@ class ClientConnection(asyncio.Protocol):
             exchange.abandon()
         self.exchanges.clear()
 
+    def eof_received(self) -> bool:
+        """The client half-closed: answer the complete requests already received, then close."""
+        if self.exchanges and self.tunnel is None and self.exchanges[-1].request_done and not self.closed:
+            for exchange in self.exchanges:
+                exchange.close_after = True
+            return True
+        return False
+
     def pause_writing(self) -> None:
         self.writing_paused = True
         self._upstream_reading(False)

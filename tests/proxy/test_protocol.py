@@ -137,3 +137,13 @@ async def test_stale_pooled_connection_is_retried_on_a_fresh_one(backends: dict[
         assert answer.count(b"HTTP/1.1 200 OK") == 2
         assert connections == 2
         assert proxy.health()[US.name] is True  # a stale connection is not the backend's failure
+
+
+async def test_half_closed_client_still_gets_its_response(backends: dict[str, BackendServer]) -> None:
+    async with running_proxy(backends, routes=_routes(backends[US.name].port)) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(b"GET /half HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
+        writer.write_eof()
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ")  # and read() returned: the proxy closed after it
