@@ -53,7 +53,18 @@ class Running:
     http_port: int
     dns_server: Any = None
     proxy: Any = None
-    extra_tasks: list[Callable[[], Any]] = field(default_factory=list)
+    # Set when a background task (source, controller) dies; ``run`` exits non-zero then.
+    failed: asyncio.Event = field(default_factory=asyncio.Event)
+    errors: list[BaseException] = field(default_factory=list)
+
+    def _watch(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("%s stopped: %s", task.get_name(), exc, exc_info=exc)
+            self.errors.append(exc)
+            self.failed.set()
 
 
 def routed_records(config: Config) -> bool:
@@ -66,7 +77,11 @@ def routed_records(config: Config) -> bool:
 def build_provider(config: Config, metrics: ControllerMetrics, *, dry_run: bool) -> tuple[Provider, Provider]:
     """(raw provider, wrapped provider): cache(dry-run?(policy(metered(raw))))."""
     fed = config.federation_value()
-    raw = loader.create(config.dns.provider, zone=fed.suffix, options=config.dns.options)
+    options = dict(config.dns.options)
+    if config.dns.routing != "none":
+        # Providers that write routed records (Route53) need to know which kind.
+        options.setdefault("routing", config.dns.routing)
+    raw = loader.create(config.dns.provider, zone=fed.suffix, options=options)
     wrapped: Provider = MeteredProvider(raw, metrics)
     wrapped = PolicyProvider(wrapped, fed.policy)
     if dry_run or config.dns.dry_run:
@@ -246,8 +261,10 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             source.load_once()
             tasks.append(asyncio.create_task(source.run(), name="static-source"))
         else:
-            tasks.append(asyncio.create_task(_run_kube(config, store, controller, stack), name="kube"))
+            tasks.append(asyncio.create_task(_run_kube(config, store, controller), name="kube"))
         tasks.append(asyncio.create_task(controller.run(), name="controller"))
+        for t in tasks:
+            t.add_done_callback(running._watch)
         try:
             yield running
         finally:
@@ -258,12 +275,10 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
                     await t
 
 
-async def _run_kube(
-    config: Config, store: Store, controller: Controller, stack: contextlib.AsyncExitStack
-) -> None:
+async def _run_kube(config: Config, store: Store, controller: Controller) -> None:
     from ingressfed.kube_runtime import run_kubernetes
 
-    await run_kubernetes(config, store, controller, stack)
+    await run_kubernetes(config, store, controller)
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -284,9 +299,16 @@ async def _serve(args: argparse.Namespace) -> int:
                 config.dns_server.listen if running.dns_server else "off",
                 config.proxy.listen if running.proxy else "off",
             )
-            await stop.wait()
+            stopped = asyncio.create_task(stop.wait())
+            failed = asyncio.create_task(running.failed.wait())
+            await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            failed.cancel()
             if running.proxy is not None:
                 await running.proxy.drain()
+            if running.errors:
+                print(f"ingressfed: {running.errors[0]}")
+                return 1
     except IngressfedError as e:
         print(f"ingressfed: {e}")
         return 1

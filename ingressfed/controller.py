@@ -102,6 +102,7 @@ class Controller:
         self.is_leader = is_leader
         self.clock = clock
         self._dirty = asyncio.Event()
+        self._full_pending = False
         self._first_change: float | None = None
         self._failures = 0
         self._retry_at: float | None = None
@@ -109,8 +110,13 @@ class Controller:
         self.reconciles = 0
         store.on_change = self.schedule
 
-    def schedule(self) -> None:
-        """Mark the snapshot dirty; cheap, safe to call from any source callback."""
+    def schedule(self, *, full: bool = False) -> None:
+        """Mark the snapshot dirty; cheap, safe to call from any source callback.
+
+        ``full`` also drops the provider cache so the next reconcile re-reads the zone.
+        """
+        if full:
+            self._full_pending = True
         if self._first_change is None:
             self._first_change = self.clock()
         self._dirty.set()
@@ -149,6 +155,7 @@ class Controller:
         state, desired = self._desired(snap)
         routes = desired_routes(snap)
         self._observe_snapshot(snap, state)
+        full, self._full_pending = full or self._full_pending, False
         if full and isinstance(self.provider, Invalidatable):
             self.provider.invalidate()
         outcome: ReconcileOutcome

@@ -1,11 +1,20 @@
-"""Wiring of the Kubernetes adapters (source, probes, registry, status, leader election) for ``run``."""
+"""Wiring of the Kubernetes adapters for ``ingressfed run`` with ``source.kind: kubernetes``.
+
+Members come from FederatedCluster objects in the host cluster when one is
+configured (``source.hostKubeconfig``), else from ``clusters[]`` in the
+config. Watches feed the Store, API-server probes set cluster status, the
+status writer reports back on each object, and with leader election on only
+the Lease holder writes DNS.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from typing import TYPE_CHECKING
 
-from ingressfed.errors import ConfigError
+from ingressfed.core.health import HealthThresholds
 
 if TYPE_CHECKING:
     from ingressfed.config import Config
@@ -14,8 +23,79 @@ if TYPE_CHECKING:
 
 __all__ = ["run_kubernetes"]
 
+log = logging.getLogger(__name__)
 
-async def run_kubernetes(
-    config: Config, store: Store, controller: Controller, stack: contextlib.AsyncExitStack
-) -> None:
-    raise ConfigError(["source.kind: kubernetes is not available in this build yet"])
+
+def _host_configured(config: Config) -> bool:
+    h = config.source.host_kubeconfig
+    return bool(h.in_cluster or h.path or h.context)
+
+
+async def run_kubernetes(config: Config, store: Store, controller: Controller) -> None:
+    from ingressfed.kube.clients import ClientPool, connect
+    from ingressfed.kube.lease import LeaderElector, LeaseSettings, default_identity
+    from ingressfed.kube.members import host_source, member_from_config
+    from ingressfed.kube.objects import Selection
+    from ingressfed.kube.probes import Prober
+    from ingressfed.kube.registry import Registry
+    from ingressfed.kube.source import KubeSource
+    from ingressfed.kube.status import StatusWriter, statuses_from
+
+    h = config.health
+    thresholds = HealthThresholds(
+        period=h.period,
+        timeout=h.timeout,
+        failure_threshold=h.failure_threshold,
+        success_threshold=h.success_threshold,
+    )
+    host = await connect(host_source(config.source.host_kubeconfig)) if _host_configured(config) else None
+    try:
+        async with (
+            ClientPool(host=host) as clients,
+            contextlib.AsyncExitStack() as local,
+            asyncio.TaskGroup() as tg,
+        ):
+            writer = StatusWriter(clients.current)
+            source = KubeSource(
+                store,
+                clients=clients,
+                selection=Selection(frozenset(config.source.namespaces)),
+                problems=writer,
+                prober=Prober(store, thresholds=thresholds),
+            )
+            le = config.leader_election
+            if le.enabled:
+                if host is None:
+                    from ingressfed.errors import ConfigError
+
+                    raise ConfigError(
+                        ["leaderElection.enabled: needs source.hostKubeconfig, where the Lease lives"]
+                    )
+                elector = LeaderElector(
+                    host,
+                    le.namespace,
+                    le.lease_name,
+                    default_identity(),
+                    LeaseSettings(
+                        lease_duration=le.lease_duration,
+                        renew_deadline=le.renew_deadline,
+                        retry_period=le.retry_period,
+                    ),
+                    # A new leader re-reads the zone: the previous one may have written since.
+                    on_change=lambda leading: controller.schedule(full=True) if leading else None,
+                )
+                controller.is_leader = lambda: elector.is_leader
+                # Entered before the source so that it is released after the watches stop
+                # and before the host client closes.
+                await local.enter_async_context(elector)
+            await local.enter_async_context(source)
+            if host is not None:
+                tg.create_task(Registry(host, source).run(), name="federatedcluster-registry")
+            else:
+                await source.sync_members([member_from_config(c) for c in config.clusters if not c.disabled])
+            tg.create_task(writer.run(), name="status-writer")
+            controller.sinks.append(lambda out: writer.submit(statuses_from(out.snapshot, out.desired)))
+            await asyncio.Event().wait()  # until cancelled by the app
+    finally:
+        if host is not None:
+            await host.close()

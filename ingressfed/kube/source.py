@@ -355,8 +355,17 @@ class KubeSource:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for name in list(self._running):
-            await self.remove_member(name, forget=False)
+        # Cancel every member first and wait for all of them, also when we are leaving because our
+        # own task was cancelled: a member left running would outlive the clients it uses.
+        running = list(self._running.items())
+        self._running.clear()
+        for _, r in running:
+            r.task.cancel()
+        await asyncio.gather(*(r.task for _, r in running), return_exceptions=True)
+        for name, _ in running:
+            await self.clients.drop(name)
+            if self.prober is not None:
+                self.prober.forget(name)
         tg, self._tg = self._tg, None
         assert tg is not None
         # Every member task is finished by now; the caller's own exception propagates unwrapped.

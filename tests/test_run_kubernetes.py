@@ -1,0 +1,160 @@
+"""`ingressfed run` with source.kind=kubernetes, end to end through fake API servers and real DNS."""
+
+import asyncio
+import base64
+from pathlib import Path
+
+import dns.asyncquery
+import dns.message
+import dns.rdatatype
+import yaml
+
+from ingressfed.app import start
+from ingressfed.config import load_config
+from ingressfed.model import ClusterStatus
+from tests.fakes.kube.server import FakeKubeAPI
+from tests.kube.conftest import crd, endpoint_slice, eventually, node, service
+from tests.test_demo import free_port
+
+G = "web.default.federation.svc.example.com"
+
+
+async def a_records(port: int, name: str) -> set[str]:
+    q = dns.message.make_query(name, "A")
+    r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=2)
+    return {rd.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.A for rd in rrset}
+
+
+def write_config(tmp: Path, doc: dict) -> Path:
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def base_config(tmp: Path, dns_port: int) -> dict:
+    return {
+        "federation": {"name": "federation", "zone": "example.com", "ownerId": "e2e"},
+        "dns": {"provider": "embedded", "options": {"zoneFile": str(tmp / "zone.json")}},
+        "source": {"kind": "kubernetes"},
+        "health": {"period": 0.3, "timeout": 0.2, "failureThreshold": 1},
+        "proxy": {"enabled": False},
+        "dnsServer": {
+            "listen": f"127.0.0.1:{dns_port}",
+            "answers": "all",
+            "zoneFile": str(tmp / "zone.json"),
+        },
+        "controller": {"listen": f"127.0.0.1:{free_port()}", "debounce": 0.05},
+    }
+
+
+async def test_services_in_member_clusters_reach_dns(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    dns_port = free_port()
+    async with FakeKubeAPI() as us, FakeKubeAPI() as eu:
+        us.write_kubeconfig(kubeconfig, context="us")
+        eu.write_kubeconfig(kubeconfig, context="eu")
+        us.add(node("n1", "us-east1", "us-east1-b"))
+        eu.add(node("n1", "europe-west1", "europe-west1-b"))
+        doc = base_config(tmp_path, dns_port)
+        doc["clusters"] = [
+            {"name": "us", "kubeconfig": {"path": str(kubeconfig), "context": "us"}},
+            {"name": "eu", "kubeconfig": {"path": str(kubeconfig), "context": "eu"}},
+        ]
+        config = load_config(write_config(tmp_path, doc))
+        async with start(config) as running:
+            us.add(service("web", ip="203.0.113.1"))
+            us.add(endpoint_slice("web", ready=1))
+            eu.add(service("web", ip="203.0.113.2"))
+            eu.add(endpoint_slice("web", ready=0, not_ready=1))
+            want_us = {"203.0.113.1"}
+            got: set[str] = set()
+
+            async def settled(want: set[str]) -> None:
+                nonlocal got
+                for _ in range(200):
+                    got = await a_records(dns_port, G)
+                    if got == want:
+                        return
+                    await asyncio.sleep(0.05)
+                raise AssertionError(f"DNS answered {got}, expected {want}")
+
+            await settled(want_us)
+            # The region names come from the members' node labels.
+            assert await a_records(dns_port, "web.default.federation.svc.us-east1.example.com") == want_us
+            eu.add(endpoint_slice("web", ready=2))
+            await settled({"203.0.113.1", "203.0.113.2"})
+            # The EU API server dies; with no data-plane signal its records leave DNS.
+            await eu.stop()
+            await eventually(
+                lambda: (c := running.store.cluster("eu")) is not None and c.status is ClusterStatus.OFFLINE,
+                what="eu Offline",
+            )
+            await settled(want_us)
+            # ... unless the data plane still answers (the proxy's checks say so).
+            running.store.set_data_plane_health("eu", True)
+            await settled({"203.0.113.1", "203.0.113.2"})
+            # A deleted Service leaves DNS.
+            us.delete("services", "web", namespace="default")
+            await settled({"203.0.113.2"})
+
+
+async def test_two_replicas_one_leader_and_members_from_federatedclusters(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    async with FakeKubeAPI() as host, FakeKubeAPI() as member:
+        host.write_kubeconfig(kubeconfig, context="host")
+        member.write_kubeconfig(kubeconfig, context="member", make_current=False)
+        host.add(crd())
+        host.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ingressfed-system"}})
+        member_kubeconfig = yaml.safe_dump(member.kubeconfig(context="member")).encode()
+        host.add(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "member-kubeconfig", "namespace": "ingressfed-system"},
+                "data": {"kubeconfig": base64.b64encode(member_kubeconfig).decode()},
+            }
+        )
+        host.add(
+            {
+                "apiVersion": "ingressfed.io/v1alpha1",
+                "kind": "FederatedCluster",
+                "metadata": {"name": "member"},
+                "spec": {
+                    "region": "us-east1",
+                    "zone": "us-east1-b",
+                    "kubeconfigSecretRef": {
+                        "namespace": "ingressfed-system",
+                        "name": "member-kubeconfig",
+                        "key": "kubeconfig",
+                    },
+                },
+            }
+        )
+        member.add(service("web", ip="203.0.113.9"))
+        member.add(endpoint_slice("web", ready=1))
+        configs = []
+        for i in range(2):
+            d = tmp_path / f"r{i}"
+            d.mkdir()
+            doc = base_config(d, free_port())
+            doc["source"]["hostKubeconfig"] = {"path": str(kubeconfig), "context": "host"}
+            doc["leaderElection"] = {
+                "enabled": True,
+                "leaseDuration": 1.5,
+                "renewDeadline": 1.0,
+                "retryPeriod": 0.2,
+            }
+            configs.append(load_config(write_config(d, doc)))
+        async with start(configs[0]) as a, start(configs[1]) as b:
+            await eventually(lambda: a.controller.is_leader() or b.controller.is_leader(), what="a leader")
+            for _ in range(10):
+                assert a.controller.is_leader() != b.controller.is_leader()
+                await asyncio.sleep(0.1)
+            # Both replicas watch the member named by the FederatedCluster ...
+            await eventually(lambda: bool(a.store.snapshot().services) and bool(b.store.snapshot().services))
+            # ... and only the leader's zone holds its records.
+            leader, follower = (a, b) if a.controller.is_leader() else (b, a)
+            await eventually(
+                lambda: any(r.name == G for r in leader.controller.last.records), what="published"
+            )
+            assert not any(r.name == G for r in await follower.provider.records())
