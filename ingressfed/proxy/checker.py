@@ -14,15 +14,16 @@ __all__ = ["HealthChecker", "probe"]
 log = logging.getLogger(__name__)
 
 
-async def probe(backend: Backend, *, path: str, within: float) -> bool:
-    """True when the backend answers ``GET path`` with 2xx or 3xx within ``within`` seconds."""
+async def probe(backend: Backend, *, host: str, path: str, within: float) -> bool:
+    """True when the backend answers ``GET path`` (``Host: host``) within ``within`` seconds with a
+    status below 500. An ingress answering 404 for a path the app lacks is alive and routing; what
+    takes a cluster's data plane down is no answer, a timeout, or a 5xx (no ready pods, broken LB)."""
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(within):
             reader, writer = await asyncio.open_connection(backend.host, backend.port)
-            host = f"[{backend.host}]" if ":" in backend.host else backend.host
             writer.write(
-                f"GET {path} HTTP/1.1\r\nHost: {host}:{backend.port}\r\nUser-Agent: ingressfed-health\r\n"
+                f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ingressfed-health\r\n"
                 "Connection: close\r\n\r\n".encode()
             )
             status_line = await reader.readline()
@@ -32,7 +33,13 @@ async def probe(backend: Backend, *, path: str, within: float) -> bool:
         if writer is not None:
             writer.close()
     parts = status_line.split(b" ", 2)
-    return len(parts) >= 2 and parts[0].startswith(b"HTTP/1.") and parts[1][:1] in (b"2", b"3")
+    return (
+        len(parts) >= 2
+        and parts[0].startswith(b"HTTP/1.")
+        and len(parts[1]) == 3
+        and parts[1].isdigit()
+        and 200 <= int(parts[1]) < 500
+    )
 
 
 class HealthChecker:
@@ -44,10 +51,19 @@ class HealthChecker:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            backends = sorted(self.engine.table.backends, key=lambda b: (b.cluster, b.host, b.port))
+            table = self.engine.table
+            backends = sorted(table.backends, key=lambda b: (b.cluster, b.host, b.port))
             if backends:
                 results = await asyncio.gather(
-                    *(probe(b, path=self.settings.path, within=self.settings.timeout) for b in backends)
+                    *(
+                        probe(
+                            b,
+                            host=table.check_hosts[b],
+                            path=self.settings.path,
+                            within=self.settings.timeout,
+                        )
+                        for b in backends
+                    )
                 )
                 now = loop.time()
                 for backend, ok in zip(backends, results, strict=True):

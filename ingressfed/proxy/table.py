@@ -70,6 +70,8 @@ class RoutingTable:
     clusters: Mapping[str, Cluster]
     entries: tuple[RouteEntry, ...]
     backends: frozenset[Backend]
+    # Host header for each backend's health check: a host it serves, so an ingress routes the probe.
+    check_hosts: Mapping[Backend, str] = field(default_factory=dict)
 
     def host(self, host: str) -> HostRoutes | None:
         found = self.hosts.get(host)
@@ -175,13 +177,18 @@ def build_table(
             wildcards[host[2:]] = routes_for_host
         else:
             hosts[host] = routes_for_host
+    check_hosts: dict[Backend, str] = {}
+    for entry in entries:
+        for backend in entry.route.backends:
+            check_hosts.setdefault(backend, entry.route.host.replace("*", "ingressfed-health", 1))
     return RoutingTable(
         version=version,
         hosts=hosts,
         wildcards=wildcards,
         clusters=by_cluster,
         entries=tuple(entries),
-        backends=frozenset(b for e in entries for b in e.route.backends),
+        backends=frozenset(check_hosts),
+        check_hosts=check_hosts,
     )
 
 

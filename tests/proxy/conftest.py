@@ -33,6 +33,7 @@ class BackendServer:
     seen: list[dict[str, Any]] = field(default_factory=list)
     status_override: int | None = None
     health_status: int = 200
+    health_hosts: list[str] = field(default_factory=list)
     runner: web.AppRunner | None = None
     port: int = 0
 
@@ -58,6 +59,7 @@ class BackendServer:
         return web.Response(text=json.dumps(payload), content_type="application/json")
 
     async def healthz(self, request: web.Request) -> web.Response:
+        self.health_hosts.append(request.host)
         return web.Response(status=self.health_status, text="ok")
 
     async def ws(self, request: web.Request) -> web.WebSocketResponse:

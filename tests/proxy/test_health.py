@@ -89,10 +89,11 @@ async def test_active_checks_take_a_cluster_out_and_back_and_notify(
                     f"http://127.0.0.1:{proxy.port}/", headers={"Host": "app.example.com"}
                 ) as r:
                     assert r.headers["X-Served-By-Cluster"] == US.name
-        backends[EU.name].health_status = 200
+        backends[EU.name].health_status = 404  # an answering ingress without that path is alive
         await eventually(lambda: proxy.health().get(EU.name) is True)
         assert changes[-1] == (EU.name, True)
         assert proxy.health() == {US.name: True, EU.name: True}
+        assert set(backends[EU.name].health_hosts) == {"app.example.com"}  # probes carry a served host
 
 
 async def test_admin_endpoints(backends: dict[str, BackendServer]) -> None:
