@@ -80,7 +80,7 @@ class Engine:
         self.failing: set[Backend] = set()  # backends with consecutive passive failures or ejections
         self.cluster_healthy: dict[str, bool] = {}
         self.listeners: list[HealthListener] = []
-        self._orders: dict[tuple[int, Location | None], tuple[ClusterTarget, ...]] = {}
+        self._orders: dict[tuple[RouteEntry, Location | None], tuple[ClusterTarget, ...]] = {}
         self._locations: dict[str, Location | None] = {}
         self._forwarded: dict[tuple[str, bytes | None, bytes | None], Location | None] = {}
         self._rr = 0
@@ -140,16 +140,17 @@ class Engine:
         return found
 
     def targets(self, entry: RouteEntry, client: Location | None) -> tuple[ClusterTarget, ...]:
-        key = (entry.index, client)
+        # Keyed by the entry object (identity hash): a request parsed before a swap keeps its own route.
+        key = (entry, client)
         try:
             return self._orders[key]
         except KeyError:
             pass
-        available = self.available
+        usable = self.usable
         order = order_targets(
             entry,
             client,
-            healthy=lambda t: any(b in available for b in t.backends),
+            healthy=lambda t: any(usable(b) for b in t.backends),
             default_order=self.default_order,
         )
         if len(self._orders) >= _CACHE_LIMIT:
@@ -157,15 +158,20 @@ class Engine:
         self._orders[key] = order
         return order
 
+    def usable(self, backend: Backend) -> bool:
+        """Available, or gone from the table (a request routed before a swap): presumed up, as a
+        new backend is."""
+        return backend in self.available or backend not in self.health
+
     def pick(self, target: ClusterTarget) -> Backend | None:
         backends = target.backends
         if len(backends) == 1:
             only = backends[0]
-            return only if only in self.available else None
+            return only if self.usable(only) else None
         self._rr += 1
         for i in range(len(backends)):
             candidate = backends[(self._rr + i) % len(backends)]
-            if candidate in self.available:
+            if self.usable(candidate):
                 return candidate
         return None
 

@@ -40,7 +40,7 @@ class ClusterTarget:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class RouteEntry:
-    index: int  # unique within one table; keys per-route caches
+    index: int  # position in its table (sorted by host, path, type)
     route: Route
     targets: tuple[ClusterTarget, ...]
     by_name: Mapping[str, ClusterTarget] = field(repr=False)

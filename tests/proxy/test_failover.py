@@ -86,3 +86,31 @@ async def test_route_table_swaps_under_load_fail_no_request(backends: dict[str, 
     assert len(progress) == CLIENTS * PER_CLIENT
     assert swaps > 10
     assert {EU.name, ASIA.name} <= set(progress)  # both tables served traffic (names order them)
+
+
+async def test_request_parsed_before_a_swap_keeps_its_route(backends: dict[str, BackendServer]) -> None:
+    us, eu, asia = backends[US.name], backends[EU.name], backends[ASIA.name]
+    before = [Route(host="app.example.com", backends=(us.backend(),))]
+    after = [
+        Route(host="aaa.example.com", backends=(asia.backend(),)),  # takes the first slot of the new table
+        Route(host="app.example.com", backends=(eu.backend(),)),
+    ]
+    async with running_proxy(backends, routes=before) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        # two pipelined requests: the first is held by the backend, the second waits in the proxy
+        writer.write(
+            b"GET /stream?n=2&size=10 HTTP/1.1\r\nHost: app.example.com\r\n\r\n"
+            b"GET /second HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n"
+        )
+        await asyncio.wait_for(us.first_sent.wait(), 5)
+        await asyncio.sleep(0.05)
+        proxy.update(after, [US, EU, ASIA])
+        us.release.set()
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert answer.count(b"X-Served-By-Cluster: " + US.name.encode()) == 2
+        assert [r["path"] for r in us.seen] == ["/stream?n=2&size=10", "/second"]
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{proxy.port}/"
+            async with http.get(url, headers={"Host": "app.example.com"}) as resp:
+                assert resp.headers["X-Served-By-Cluster"] == EU.name
