@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ingressfed.core.desired import Desired, DesiredState, desired_state
-from ingressfed.core.ownership import companion_name, is_companion_name, owned_name, owned_names
+from ingressfed.core.ownership import is_companion_name, owned_name
 from ingressfed.core.plan import Plan, plan
 from ingressfed.core.routes import desired_routes
 from ingressfed.errors import ProviderError
 from ingressfed.metrics import ControllerMetrics
-from ingressfed.model import Changes, Federation, RecordSet, Route, Snapshot
+from ingressfed.model import ChangeAction, Changes, Federation, RecordSet, Route, Snapshot
 from ingressfed.store import Store
 from providers.base import Provider
 
@@ -67,7 +67,13 @@ class Invalidatable(Protocol):
 def applied_state(
     current: Sequence[RecordSet], changes: Changes, failed: Mapping[str, str]
 ) -> tuple[RecordSet, ...]:
-    """The zone after ``changes`` where every name not in ``failed`` went through."""
+    """The zone after ``changes`` where every name not in ``failed`` went through.
+
+    Order is not meaningful (consumers that need one sort); nothing is re-sorted
+    here because this runs on every reconcile over the whole zone.
+    """
+    if not changes:
+        return tuple(current)
     state = {rs.key: rs for rs in current}
     for c in changes.items:
         name = c.record.name
@@ -77,7 +83,7 @@ def applied_state(
             state.pop(c.old.key, None)
         if c.new is not None:
             state[c.new.key] = c.new
-    return tuple(sorted(state.values(), key=lambda r: (r.name, r.type.value, r.set_identifier or "")))
+    return tuple(state.values())
 
 
 class Controller:
@@ -173,7 +179,7 @@ class Controller:
             self.metrics.reconciles.labels("success" if not failed else "partial").inc()
             self.metrics.conflicts.set(len(p.conflicts))
             self.metrics.failed_records.set(len(failed))
-            self.metrics.records_owned.set(_count_owned(records, self.federation.owner_id))
+            self.metrics.records_owned.set(_count_owned(records, p, failed))
             self.metrics.last_success.set(time.time())
             if first_change is not None:
                 self.metrics.change_to_applied.observe(max(0.0, self.clock() - first_change))
@@ -217,7 +223,15 @@ class Controller:
             self.metrics.changes_applied.labels(c.action.value, c.record.type.value).inc()
 
 
-def _count_owned(records: Sequence[RecordSet], owner_id: str) -> int:
-    owned = owned_names(records, owner_id)
-    companions = {companion_name(n) for n in owned}
-    return sum(1 for r in records if r.name in owned or r.name in companions)
+def _count_owned(records: Sequence[RecordSet], p: Plan, failed: Mapping[str, str]) -> int:
+    """Record sets (companions included) at names the owner holds after this reconcile."""
+    owned = set(p.owned)
+    for c in p.changes.items:
+        if is_companion_name(c.record.name) and owned_name(c.record.name) not in failed:
+            if c.action is ChangeAction.CREATE:
+                owned.add(owned_name(c.record.name))
+            elif c.action is ChangeAction.DELETE:
+                owned.discard(owned_name(c.record.name))
+    return sum(
+        1 for r in records if r.name in owned or (is_companion_name(r.name) and owned_name(r.name) in owned)
+    )

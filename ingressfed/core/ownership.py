@@ -1,5 +1,8 @@
 """Ownership of record sets through TXT companions.
 
+(``parse_owner`` and ``companion`` are memoised: they are pure and run for
+every owned name on every reconcile.)
+
 Every name the controller publishes gets one companion TXT record at
 ``_ingressfed.<name>``. It sits on a child label, never at ``<name>`` itself,
 so it cannot collide with a CNAME there (external-dns issue #262), and one
@@ -10,6 +13,7 @@ with our owner id are foreign: the plan never changes or deletes them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -54,6 +58,7 @@ def owner_value(owner_id: str, resource: str) -> str:
     return f'"heritage={HERITAGE},ingressfed/owner={owner_id},ingressfed/resource={resource}"'
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def parse_owner(txt_value: str) -> Ownership | None:
     """The ownership a TXT value states, or None when it is not ours in form."""
     text = txt_value.strip()
@@ -76,6 +81,7 @@ def parse_owner(txt_value: str) -> Ownership | None:
     return Ownership(owner=owner, resource=resource)
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def companion(rs_name: str, *, owner_id: str, resource: str, ttl: int) -> RecordSet:
     return RecordSet(
         name=companion_name(rs_name),

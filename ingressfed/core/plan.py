@@ -37,6 +37,7 @@ class Conflict:
 class Plan:
     changes: Changes
     conflicts: tuple[Conflict, ...] = ()
+    owned: frozenset[str] = frozenset()  # names the owner held before these changes
 
 
 def _allowed(action: ChangeAction, policy: Policy) -> bool:
@@ -106,7 +107,6 @@ def plan(
     owner_id: str,
     policy: Policy = Policy.SYNC,
 ) -> Plan:
-    owned = owned_names(current, owner_id)
     cur_by_name: dict[str, list[RecordSet]] = defaultdict(list)
     companions: dict[str, RecordSet] = {}
     for rs in current:
@@ -114,6 +114,7 @@ def plan(
             companions[rs.name] = rs
         else:
             cur_by_name[rs.name].append(rs)
+    owned = owned_names(companions.values(), owner_id)
     want_by_name: dict[str, list[RecordSet]] = defaultdict(list)
     resource_of: dict[str, str] = {}
     for d in desired:
@@ -122,10 +123,15 @@ def plan(
 
     items: list[Change] = []
     conflicts: list[Conflict] = []
-    for name in sorted(set(want_by_name) | set(owned)):
+    for name in sorted(want_by_name.keys() | owned.keys()):
         want = want_by_name.get(name, [])
         resource = resource_of.get(name, owned.get(name, ""))
         cur_all = cur_by_name.get(name, [])
+        if want and len(cur_all) == len(want) and name in owned and all(rs in want for rs in cur_all):
+            # Fast path (most names on most reconciles): already as desired, companion included.
+            comp = companion(name, owner_id=owner_id, resource=resource, ttl=min(rs.ttl for rs in want))
+            if companions.get(comp.name) == comp:
+                continue
         cur = [rs for rs in cur_all if rs.type in ADDRESS_TYPES]
         others = [rs for rs in cur_all if rs.type not in ADDRESS_TYPES]
         comp_cur = companions.get(companion_name(name))
@@ -172,7 +178,7 @@ def plan(
                 )
                 continue
         items.extend(allowed)
-    return Plan(changes=Changes(tuple(items)), conflicts=tuple(conflicts))
+    return Plan(changes=Changes(tuple(items)), conflicts=tuple(conflicts), owned=frozenset(owned))
 
 
 def _end_state(cur: list[RecordSet], changes: list[Change]) -> list[RecordSet]:
