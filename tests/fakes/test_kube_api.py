@@ -819,3 +819,109 @@ async def test_hostile_objects_can_be_planted_and_listed() -> None:
         assert names == ["s1", "s2", "x" * 300]
         selected = await client.CoreV1Api(c).list_namespaced_service("default", label_selector="app=web")
         assert selected.items == []
+
+
+async def test_unknown_fields_are_dropped_with_a_warning_or_refused_when_strict() -> None:
+    async with FakeKubeAPI() as api, api.api_client() as c:
+        v1 = client.CoreV1Api(c)
+        body = {"metadata": {"name": "cm", "labels": {"a": "b"}}, "data": {"k": "v"}, "dta": {"typo": "x"}}
+        _obj, status, headers = await v1.create_namespaced_config_map_with_http_info("default", body)
+        assert status == 201 and headers["Warning"] == r'299 - "unknown field \"dta\""'
+        stored = api.get("configmaps", "cm", "default")
+        assert stored is not None and "dta" not in stored and stored["data"] == {"k": "v"}
+        with pytest.raises(ApiException) as exc:
+            await v1.create_namespaced_config_map(
+                "default", {**body, "metadata": {"name": "cm2"}}, field_validation="Strict"
+            )
+        assert exc.value.status == 400 and 'unknown field "dta"' in _status(exc.value)["message"]
+        await v1.patch_namespaced_config_map("cm", "default", {"metadata": {"labelz": {"x": "y"}}})
+        assert "labelz" not in api.get("configmaps", "cm", "default")["metadata"]
+
+
+async def test_strategic_merge_patch_merges_lists_by_their_merge_key() -> None:
+    async with FakeKubeAPI() as api, api.api_client() as c:
+        v1 = client.CoreV1Api(c)
+        svc = _svc("web")
+        svc.metadata.finalizers = ["example.com/a"]
+        await v1.create_namespaced_service("default", svc)
+        # kubernetes-asyncio sends dict patches of built-ins as strategic merge patches.
+        patched = await v1.patch_namespaced_service(
+            "web",
+            "default",
+            {
+                "metadata": {"finalizers": ["example.com/b"]},
+                "spec": {"ports": [{"port": 443, "name": "https"}, {"port": 80, "name": "http"}]},
+            },
+        )
+        assert patched.metadata.finalizers == ["example.com/a", "example.com/b"]
+        assert [(p.port, p.name) for p in patched.spec.ports] == [(80, "http"), (443, "https")]
+        patched = await v1.patch_namespaced_service(
+            "web", "default", {"spec": {"ports": [{"port": 80, "$patch": "delete"}]}}
+        )
+        assert [p.port for p in patched.spec.ports] == [443]
+        # A JSON merge patch replaces lists wholesale.
+        patched = await v1.patch_namespaced_service(
+            "web",
+            "default",
+            {"spec": {"ports": [{"port": 8080}]}},
+            _content_type="application/merge-patch+json",
+        )
+        assert [p.port for p in patched.spec.ports] == [8080]
+
+
+async def test_custom_resources_refuse_strategic_merge_and_keep_preserved_fields() -> None:
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.example.io"},
+        "spec": {
+            "group": "example.io",
+            "scope": "Cluster",
+            "names": {"plural": "things", "kind": "Thing"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {
+                                        "known": {"type": "string"},
+                                        "free": {
+                                            "type": "object",
+                                            "x-kubernetes-preserve-unknown-fields": True,
+                                        },
+                                    },
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    async with FakeKubeAPI() as api, api.api_client() as c:
+        await client.ApiextensionsV1Api(c).create_custom_resource_definition(crd)
+        custom = client.CustomObjectsApi(c)
+        body = {
+            "apiVersion": "example.io/v1",
+            "kind": "Thing",
+            "metadata": {"name": "t"},
+            "spec": {"known": "k", "unknown": 1, "free": {"any": {"thing": True}}},
+        }
+        made = await custom.create_cluster_custom_object("example.io", "v1", "things", body)
+        assert made["spec"] == {"known": "k", "free": {"any": {"thing": True}}}
+        with pytest.raises(ApiException) as exc:
+            await custom.patch_cluster_custom_object(
+                "example.io",
+                "v1",
+                "things",
+                "t",
+                {"spec": {"known": "x"}},
+                _content_type="application/strategic-merge-patch+json",
+            )
+        assert exc.value.status == 415

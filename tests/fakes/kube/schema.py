@@ -7,20 +7,17 @@ Unknown fields pass, as with the server's default field validation (it drops the
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
-from kubernetes_validate import utils as kv_utils  # type: ignore[import-untyped]
 from referencing import Registry, Resource
 
 from tests.fakes.kube.errors import ApiError
+from tests.fakes.kube.openapi import builtin_schema, crd_schema, definitions_document
 from tests.fakes.kube.resources import ResourceType
 
 __all__ = ["check_schema"]
-
-KUBERNETES_VERSION = "1.30"
 
 
 def _path(error: jsonschema.ValidationError) -> str:
@@ -44,11 +41,11 @@ def _raise(rt: ResourceType, obj: Mapping[str, Any], error: jsonschema.Validatio
 def check_schema(rt: ResourceType, obj: Mapping[str, Any], crd: Mapping[str, Any] | None = None) -> None:
     """Raise ApiError when ``obj`` does not fit the schema of ``rt`` (``crd`` for custom resources)."""
     if rt.custom:
-        schema = _crd_schema(crd, rt.version) if crd else None
+        schema = crd_schema(crd, rt.version) if crd else None
         if schema is None:
             return
         try:
-            jsonschema.Draft4Validator(schema).validate(dict(obj))
+            jsonschema.Draft4Validator(_drop_extensions(schema)).validate(dict(obj))
         except jsonschema.ValidationError as e:
             _raise(rt, obj, e)
         return
@@ -63,26 +60,12 @@ def check_schema(rt: ResourceType, obj: Mapping[str, Any], crd: Mapping[str, Any
 
 @functools.cache
 def _builtin_validator(api_version: str, kind: str) -> Any:
-    """A validator for one built-in kind, built once: the shared definitions file is large."""
-    versions = [v for v in kv_utils.all_versions() if kv_utils.major_minor(v) <= KUBERNETES_VERSION]
-    folder = f"kubernetes-json-schema/v{versions[-1]}-local"
-    # rbac.authorization.k8s.io/v1 -> rbac-v1, v1 -> v1: the package's file naming.
-    short = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
-    try:
-        schema = kv_utils.schema_contents(f"{folder}/{kind.lower()}-{short}.json", KUBERNETES_VERSION)
-    except FileNotFoundError:
+    """A validator for one built-in kind, built once."""
+    schema = builtin_schema(api_version, kind)
+    if schema is None:
         return None
-    definitions = kv_utils.schema_contents(f"{folder}/_definitions.json", KUBERNETES_VERSION)
-    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    registry = Resource.from_contents(definitions_document()) @ (Resource.from_contents(schema) @ Registry())
     return jsonschema.validators.Draft202012Validator(schema, registry=registry)
-
-
-def _crd_schema(crd: Mapping[str, Any], version: str) -> dict[str, Any] | None:
-    for v in (crd.get("spec") or {}).get("versions") or []:
-        if isinstance(v, dict) and v.get("name") == version:
-            schema = (v.get("schema") or {}).get("openAPIV3Schema")
-            return _drop_extensions(schema) if isinstance(schema, dict) else None
-    return None
 
 
 def _drop_extensions(schema: Any) -> Any:

@@ -643,17 +643,21 @@ class FakeKubeAPI:
                 resource_version_match=q.get("resourceVersionMatch"),
             )
             return self._json(body)
+        fv = q.get("fieldValidation")
+        if fv not in (None, "Strict", "Warn", "Ignore"):
+            raise ApiError.bad_request(f"fieldValidation must be one of Ignore, Warn, Strict (got {fv!r})")
+        warnings: list[str] = []
         if route.verb == "create":
             body = await self._read_json(request)
             if sub == "token":
                 return self._json(self.store.request_token(ns or "", name or "", body), status=201)
             if "dryRun" in q:
                 return self._json(body, status=201)
-            obj = self.store.create(rt, ns, body)
+            obj = self.store.create(rt, ns, body, field_validation=fv, warnings=warnings)
             if rt.plural == "secrets" and rt.group == "":
                 # The token controller may have filled it in already.
                 obj = self.store.get(rt, ns, obj["metadata"]["name"])
-            return self._json(obj, status=201)
+            return self._json(obj, status=201, warnings=warnings)
         if name is None:  # deletecollection
             listed = self.store.list(rt, ns, selector=self._selector(rt, q))
             for item in listed["items"]:
@@ -664,11 +668,17 @@ class FakeKubeAPI:
             return self._json(self.store.get(rt, ns, name))
         if route.verb == "update":
             body = await self._read_json(request)
-            return self._json(self.store.replace(rt, ns, name, body, subresource=sub))
+            obj = self.store.replace(
+                rt, ns, name, body, subresource=sub, field_validation=fv, warnings=warnings
+            )
+            return self._json(obj, warnings=warnings)
         if route.verb == "patch":
             body = await self._read_json(request)
             ctype = request.headers.get("Content-Type", "")
-            return self._json(self.store.patch(rt, ns, name, body, ctype, subresource=sub))
+            obj = self.store.patch(
+                rt, ns, name, body, ctype, subresource=sub, field_validation=fv, warnings=warnings
+            )
+            return self._json(obj, warnings=warnings)
         options = await self._read_json(request, optional=True)
         gone = self.store.delete(rt, ns, name, options=options)
         if rt.returns_deleted_object:
@@ -686,8 +696,12 @@ class FakeKubeAPI:
         return labels & parse_field_selector(q.get("fieldSelector"), rt.extra_fields)
 
     @staticmethod
-    def _json(body: Any, status: int = 200) -> web.Response:
-        return web.Response(body=json.dumps(body).encode(), status=status, content_type="application/json")
+    def _json(body: Any, status: int = 200, *, warnings: list[str] | None = None) -> web.Response:
+        resp = web.Response(body=json.dumps(body).encode(), status=status, content_type="application/json")
+        for w in warnings or ():
+            escaped = w.replace("\\", "\\\\").replace('"', '\\"')
+            resp.headers.add("Warning", f'299 - "{escaped}"')
+        return resp
 
     @staticmethod
     async def _read_json(request: web.Request, *, optional: bool = False) -> Any:

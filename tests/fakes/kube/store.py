@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import copy
 import itertools
 import json
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.fakes.kube.errors import ApiError
+from tests.fakes.kube.openapi import builtin_schema, crd_schema, prune, strategic_merge
 from tests.fakes.kube.resources import BUILTIN_TYPES, ResourceType, types_from_crd, validate_name
 from tests.fakes.kube.schema import check_schema
 from tests.fakes.kube.selectors import Selector
@@ -401,9 +403,25 @@ class Store:
             meta.pop("namespace", None)
         return obj
 
-    def create(self, rt: ResourceType, namespace: str | None, body: Any, *, validate: bool = True) -> Obj:
+    def create(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        body: Any,
+        *,
+        validate: bool = True,
+        field_validation: str | None = None,
+        warnings: builtins.list[str] | None = None,
+    ) -> Obj:
+        """Create like a POST; ``validate=False`` plants the object as given (for tests' hostile input).
+
+        ``field_validation`` is the request's fieldValidation (Strict rejects unknown fields, otherwise
+        they are dropped); notes about dropped fields are appended to ``warnings``.
+        """
         self._check_namespace(rt, namespace)
         obj = self._body(rt, body, namespace)
+        if validate:
+            obj = self._prune(rt, obj, field_validation, warnings)
         meta = obj["metadata"]
         if not meta.get("name"):
             if meta.get("generateName"):
@@ -434,6 +452,30 @@ class Store:
         self._emit(rt, "ADDED", obj, None)
         self._after_create(rt, obj)
         return self.present(rt, obj)
+
+    def _schema(self, rt: ResourceType) -> dict[str, Any] | None:
+        if not rt.custom:
+            return builtin_schema(rt.api_version, rt.kind)
+        crd = self._bucket(self.find_type("customresourcedefinitions")).get(("", f"{rt.plural}.{rt.group}"))
+        return crd_schema(crd, rt.version) if crd else None
+
+    def _prune(
+        self, rt: ResourceType, obj: Obj, field_validation: str | None, warnings: builtins.list[str] | None
+    ) -> Obj:
+        """Drop fields the schema does not know, as the server does (Strict field validation refuses)."""
+        schema = self._schema(rt) if self.schema_validation else None
+        if schema is None:
+            return obj
+        pruned, dropped = prune(obj, schema)
+        if dropped and field_validation == "Strict":
+            raise ApiError.bad_request(
+                f"{rt.kind} in version {rt.version!r} cannot be handled as a {rt.kind}: "
+                "strict decoding error: " + ", ".join(f'unknown field "{d}"' for d in dropped)
+            )
+        if warnings is not None and field_validation != "Ignore":
+            warnings += [f'unknown field "{d}"' for d in dropped]
+        assert isinstance(pruned, dict)
+        return pruned
 
     def _check_schema(self, rt: ResourceType, obj: Obj) -> None:
         if not self.schema_validation:
@@ -553,11 +595,15 @@ class Store:
         *,
         subresource: str | None = None,
         validate: bool = True,
+        field_validation: str | None = None,
+        warnings: builtins.list[str] | None = None,
     ) -> Obj:
         old = self._bucket(rt).get(self._key(rt, namespace, name))
         if old is None:
             raise ApiError.not_found(rt, name)
         obj = self._body(rt, body, namespace)
+        if validate:
+            obj = self._prune(rt, obj, field_validation, warnings)
         meta = obj["metadata"]
         if meta.get("name") not in (None, name):
             raise ApiError.bad_request(
@@ -612,15 +658,26 @@ class Store:
         *,
         subresource: str | None = None,
         validate: bool = True,
+        field_validation: str | None = None,
+        warnings: builtins.list[str] | None = None,
     ) -> Obj:
         old = self._bucket(rt).get(self._key(rt, namespace, name))
         if old is None:
             raise ApiError.not_found(rt, name)
         ctype = content_type.split(";", maxsplit=1)[0].strip().lower()
+        if ctype == "application/strategic-merge-patch+json" and rt.custom:
+            raise ApiError(
+                415,
+                "strategic merge patch is not supported for custom resources; use "
+                "application/merge-patch+json or application/json-patch+json",
+            )
         if ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
             if not isinstance(body, dict):
                 raise ApiError.bad_request("merge patch: the body must be a JSON object")
-            patched = merge_patch(old, body)
+            if ctype == "application/merge-patch+json":
+                patched = merge_patch(old, body)
+            else:
+                patched = strategic_merge(old, body, builtin_schema(rt.api_version, rt.kind))
             given_rv = _meta(body).get("resourceVersion")
         elif ctype == "application/json-patch+json":
             patched = json_patch(old, body)
@@ -637,6 +694,8 @@ class Store:
         if given_rv and str(given_rv) != old["metadata"]["resourceVersion"]:
             raise ApiError.conflict(rt, name)
         obj = self._body(rt, patched, namespace)
+        if validate:
+            obj = self._prune(rt, obj, field_validation, warnings)
         new = self._merge_update(rt, old, obj, subresource)
         if validate:
             self._check_schema(rt, new)
