@@ -48,7 +48,7 @@ from providers.base import ApplyResult, BaseProvider, Capabilities
 from providers.batching import BatchLimits, apply_in_batches
 from providers.inmemory import record_problem
 
-__all__ = ["EmbeddedProvider", "ZoneSubscriber", "stage"]
+__all__ = ["EmbeddedProvider", "ZoneSubscriber", "soa_from_options", "stage"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,11 @@ _OPTIONS = (
     "maxBatch",
 )
 _PROVIDER = "embedded"
+
+
+def soa_from_options(zone: str, options: Mapping[str, Any]) -> SoaSettings:
+
+    return _options(zone.rstrip(".").lower(), options)[1]
 
 
 def _options(zone: str, options: Mapping[str, Any]) -> tuple[Path | None, SoaSettings, int]:

@@ -1,9 +1,18 @@
-"""``ingressfed dns-serve``: serve a persisted zone file standalone.
+"""``ingressfed dns-serve``: the embedded DNS server as its own process.
 
-The file is the one the embedded provider writes (``dns.options.zoneFile``);
-it is re-read when it changes, so a separate server process follows a
-controller on the same volume. ``--reuse-port`` lets several such processes
-share one address (SO_REUSEPORT), the kernel spreading queries among them.
+Two sources for the zone:
+
+- ``--zone-file F``: the JSON file the embedded provider writes
+  (``dns.options.zoneFile``), re-read whenever it changes, so a server on the
+  same volume follows the controller;
+- ``--feed URL``: the controller's feed (bearer token, optional TLS); the last
+  view is persisted (``--state-file``) and served at once after a restart, also
+  while the controller is unreachable.
+
+``--config`` supplies the zone, listen address, answer mode, GeoIP database,
+ECS-trusted resolvers, default cluster order and SOA settings (from
+``dns.options`` when the provider is ``embedded``); flags override it.
+``--reuse-port`` lets several such processes share one address (SO_REUSEPORT).
 """
 
 from __future__ import annotations
@@ -15,23 +24,26 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from geo.clientip import TrustedProxies
 from ingressfed.dnsserver.index import AnswerMode, Locator, ZoneIndex, build_index
 from ingressfed.dnsserver.server import DnsServer
-from ingressfed.dnsserver.zone import zone_data_from_records
+from ingressfed.dnsserver.zone import SoaSettings, ZoneData, zone_data_from_records
 from ingressfed.dnsserver.zonefile import load_zone_file
 from ingressfed.errors import ConfigError
 from ingressfed.model import Location
 
-__all__ = ["main", "parse_listen", "register", "serve"]
+__all__ = ["ServeSettings", "follow_feed", "main", "parse_listen", "register", "serve", "settings_from_args"]
 
 log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 1.0
+_DEFAULT_LISTEN = "127.0.0.1:5353"
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -43,40 +55,106 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--zone", required=True, help="the zone to serve, e.g. example.com")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--zone-file", type=Path, help="JSON zone file written by the embedded provider")
+    source.add_argument("--feed", metavar="URL", help="controller base URL to follow, e.g. https://ctl:9090")
+    p.add_argument("--config", metavar="FILE", help="federation config: zone, dnsServer, geo, dns.options")
     p.add_argument(
-        "--listen", default="127.0.0.1:5353", help="HOST:PORT for UDP and TCP (default %(default)s)"
+        "--zone", help="the zone to serve, e.g. example.com (default: federation.zone of --config)"
     )
-    p.add_argument("--zone-file", required=True, help="JSON zone file written by the embedded provider")
+    p.add_argument(
+        "--listen", help=f"HOST:PORT for UDP and TCP (default: dnsServer.listen or {_DEFAULT_LISTEN})"
+    )
     p.add_argument(
         "--answers",
         choices=[m.value for m in AnswerMode],
-        default=AnswerMode.GEO.value,
-        help="per-cluster record sets: nearest cluster for the querier (geo) or all of them",
+        help="per-cluster record sets: nearest cluster for the querier (geo, default) or all of them",
     )
-    p.add_argument("--geoip", default=None, help="MaxMind-format City database for geo answers")
-    p.add_argument(
-        "--default-order", default="", help="comma-separated cluster names for unlocatable clients"
-    )
+    p.add_argument("--geoip", help="MaxMind-format City database for geo answers (default: geo.database)")
+    p.add_argument("--default-order", help="comma-separated cluster names for clients of unknown location")
     p.add_argument(
         "--trust-ecs-from",
-        default=None,
-        help="comma-separated CIDRs of resolvers whose EDNS Client Subnet is believed (default: all)",
+        help="comma-separated CIDRs of resolvers whose EDNS Client Subnet is believed "
+        "(default: geo.trustedProxies when set, else every resolver)",
     )
+    p.add_argument("--token-file", type=Path, help="bearer token for the feed")
+    p.add_argument("--ca-file", type=Path, help="CA bundle that signed the controller's TLS certificate")
+    p.add_argument("--state-file", type=Path, help="where the last feed view is kept (served when offline)")
     p.add_argument("--reuse-port", action="store_true", help="share the address with other processes")
     p.add_argument(
         "--loop",
         choices=["auto", "asyncio", "uvloop"],
         default="auto",
-        help="event loop; auto uses uvloop when installed (faster)",
+        help="event loop; auto uses uvloop when installed",
     )
     p.add_argument("--tcp-idle-timeout", type=float, default=10.0, help="seconds (default %(default)s)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("dns-serve", help="serve a persisted zone file with the embedded DNS server")
+    p = sub.add_parser(
+        "dns-serve",
+        help="run the embedded authoritative DNS server alone (zone file or controller feed)",
+    )
     _add_arguments(p)
     p.set_defaults(func=run)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    zone: str
+    host: str
+    port: int
+    answers: AnswerMode = AnswerMode.GEO
+    geoip: str | None = None
+    default_order: tuple[str, ...] = ()
+    trust_ecs_from: tuple[str, ...] = ()  # empty: every resolver
+    soa: SoaSettings | None = None
+    reuse_port: bool = False
+    tcp_idle_timeout: float = 10.0
+
+
+def _csv(text: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (text or "").split(",") if x.strip())
+
+
+def settings_from_args(args: argparse.Namespace) -> ServeSettings:
+    """Flags over ``--config`` over defaults; ConfigError or ValueError naming the problem."""
+    zone = args.zone
+    listen = args.listen
+    answers = args.answers
+    geoip = args.geoip
+    order = _csv(args.default_order)
+    trust = _csv(args.trust_ecs_from)
+    soa: SoaSettings | None = None
+    if args.config:
+        from ingressfed.config import load_config
+        from providers.embedded import soa_from_options
+
+        config = load_config(args.config)
+        zone = zone or config.federation.zone
+        listen = listen or config.dns_server.listen
+        answers = answers or config.dns_server.answers
+        geoip = geoip or (str(config.geo.database) if config.geo.database else None)
+        order = order or tuple(config.geo.default_order)
+        trust = trust or tuple(str(c) for c in config.geo.trusted_proxies)
+        if config.dns.provider == "embedded":
+            soa = soa_from_options(zone, config.dns.options)
+    if not zone:
+        raise ConfigError(["--zone: required (or give --config with federation.zone)"])
+    TrustedProxies(trust)  # validates the CIDRs
+    host, port = parse_listen(listen or _DEFAULT_LISTEN)
+    return ServeSettings(
+        zone=zone.rstrip(".").lower(),
+        host=host,
+        port=port,
+        answers=AnswerMode(answers or AnswerMode.GEO.value),
+        geoip=geoip,
+        default_order=order,
+        trust_ecs_from=trust,
+        soa=soa,
+        reuse_port=args.reuse_port,
+        tcp_idle_timeout=args.tcp_idle_timeout,
+    )
 
 
 def _locate_from(path: str | None) -> tuple[Callable[[str], Location | None] | None, Callable[[], None]]:
@@ -94,66 +172,118 @@ def _locate_from(path: str | None) -> tuple[Callable[[str], Location | None] | N
 
 
 async def serve(
+    settings: ServeSettings,
     *,
-    zone: str,
-    zone_file: Path,
-    host: str,
-    port: int,
-    answers: AnswerMode,
+    zone_file: Path | None = None,
+    feed: Callable[[DnsServer], Any] | None = None,
     locate: Callable[[str], Location | None] | None = None,
-    default_order: Sequence[str] = (),
-    trusts_ecs_from: Callable[[str], bool] | None = None,
-    reuse_port: bool = False,
-    tcp_idle_timeout: float = 10.0,
     ready: Callable[[DnsServer], Any] | None = None,
 ) -> None:
-    """Serve ``zone_file`` until cancelled, reloading it whenever it changes."""
-    locator = Locator(locate, trusts_ecs_from=trusts_ecs_from) if locate is not None else None
+    """Serve until cancelled: from ``zone_file`` (reloaded when it changes), or
+    from whatever ``feed(server)`` (a coroutine function, see :func:`follow_feed`) feeds in."""
+    trusted = TrustedProxies(settings.trust_ecs_from) if settings.trust_ecs_from else None
+    locator = Locator(locate, trusts_ecs_from=trusted.trusts if trusted else None) if locate else None
 
-    def index_of(path: Path) -> ZoneIndex:
+    def index_of(data: ZoneData) -> ZoneIndex:
+        return build_index(
+            data, answers=settings.answers, locator=locator, default_order=settings.default_order
+        )
+
+    def from_file(path: Path) -> ZoneData:
         data = load_zone_file(path)
         if data is None:
-            log.warning("zone file %s does not exist yet; serving an empty zone %s", path, zone)
-            data = zone_data_from_records(zone, ())
-        if data.zone != zone.rstrip(".").lower():
-            raise ConfigError([f"--zone-file: {path} holds zone {data.zone}, not {zone}"])
-        return build_index(data, answers=answers, locator=locator, default_order=default_order)
+            log.warning("zone file %s does not exist yet; serving an empty zone %s", path, settings.zone)
+            return zone_data_from_records(settings.zone, (), soa=settings.soa)
+        if data.zone != settings.zone:
+            raise ConfigError([f"--zone-file: {path} holds zone {data.zone}, not {settings.zone}"])
+        return data
 
-    def stamp() -> tuple[int, int] | None:
+    def stamp(path: Path) -> tuple[int, int] | None:
         try:
-            st = os.stat(zone_file)
+            st = os.stat(path)
         except FileNotFoundError:
             return None
         return (st.st_mtime_ns, st.st_size)
 
-    seen = stamp()
-    index = index_of(zone_file)
+    seen = stamp(zone_file) if zone_file is not None else None
+    first = (
+        from_file(zone_file)
+        if zone_file is not None
+        else zone_data_from_records(settings.zone, (), soa=settings.soa)
+    )
     async with DnsServer(
-        index, host=host, port=port, reuse_port=reuse_port, tcp_idle_timeout=tcp_idle_timeout
+        index_of(first),
+        host=settings.host,
+        port=settings.port,
+        reuse_port=settings.reuse_port,
+        tcp_idle_timeout=settings.tcp_idle_timeout,
     ) as server:
         if ready is not None:
             ready(server)
+        if feed is not None:
+            await feed(server)
+            return
+        assert zone_file is not None
         while True:
             await asyncio.sleep(_POLL_SECONDS)
-            now = stamp()
+            now = stamp(zone_file)
             if now == seen:
                 continue
             seen = now
             try:
-                server.swap(await asyncio.to_thread(index_of, zone_file))
+                server.update_soon(await asyncio.to_thread(from_file, zone_file))
             except ConfigError as exc:
                 log.error("keeping the last good zone: %s", exc)
 
 
+async def follow_feed(
+    server: DnsServer,
+    follower: Any,
+    *,
+    zone: str,
+    soa: SoaSettings | None = None,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Serve each view ``follower`` (a :class:`ingressfed.feed.follower.FeedFollower`) yields.
+
+    Feed versions are not SOA serials (they may restart with a new epoch), so the
+    serial is the wall clock in seconds, and always one more than the last.
+    """
+    serial = server.index.serial
+
+    def apply(view: Any) -> None:
+        nonlocal serial
+        if str(view.zone).rstrip(".").lower() != zone:
+            log.error("feed view is for zone %s, not %s; ignored", view.zone, zone)
+            return
+        serial = max(serial + 1, int(clock())) % 0x100000000 or 1
+        server.update_soon(zone_data_from_records(zone, view.records, serial=serial, soa=soa))
+
+    async with follower:
+        await follower.run(apply)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        host, port = parse_listen(args.listen)
-        trusted = TrustedProxies(args.trust_ecs_from.split(",")) if args.trust_ecs_from else None
-        locate, close = _locate_from(args.geoip)
+        settings = settings_from_args(args)
+        locate, close = _locate_from(settings.geoip)
     except (ValueError, ConfigError) as exc:
         print(f"dns-serve: {exc}", file=sys.stderr)
         return 2
-    order = [n.strip() for n in args.default_order.split(",") if n.strip()]
+
+    def feed_source() -> Callable[[DnsServer], Any] | None:
+        if args.feed is None:
+            return None
+        from ingressfed.feed.follower import FeedFollower, client_ssl_context
+
+        token = args.token_file.read_text().strip() if args.token_file else None
+        ssl_context = client_ssl_context(ca_file=args.ca_file) if args.ca_file else None
+        follower = FeedFollower(args.feed, token=token, state_file=args.state_file, ssl_context=ssl_context)
+
+        async def feed(server: DnsServer) -> None:
+            await follow_feed(server, follower, zone=settings.zone, soa=settings.soa)
+
+        return feed
 
     async def main_task() -> None:
         stop = asyncio.Event()
@@ -162,17 +292,11 @@ def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         serving = asyncio.create_task(
             serve(
-                zone=args.zone,
-                zone_file=Path(args.zone_file),
-                host=host,
-                port=port,
-                answers=AnswerMode(args.answers),
+                settings,
+                zone_file=args.zone_file,
+                feed=feed_source(),
                 locate=locate,
-                default_order=order,
-                trusts_ecs_from=trusted.trusts if trusted is not None else None,
-                reuse_port=args.reuse_port,
-                tcp_idle_timeout=args.tcp_idle_timeout,
-                ready=lambda s: print(f"serving {args.zone} on {s.host} port {s.port}", flush=True),
+                ready=lambda s: print(f"serving {settings.zone} on {s.host} port {s.port}", flush=True),
             )
         )
         stopping = asyncio.create_task(stop.wait())
@@ -188,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         _run_loop(main_task, args.loop)
-    except ConfigError as exc:
+    except (ConfigError, ValueError, OSError) as exc:
         print(f"dns-serve: {exc}", file=sys.stderr)
         return 2
     finally:

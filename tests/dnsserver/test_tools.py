@@ -14,11 +14,13 @@ import sys
 from pathlib import Path
 
 import dns.edns
+import dns.message
 import pytest
 
 from ingressfed.dnsserver.server import DnsServer
 from ingressfed.dnsserver.zone import zone_data_from_records, zone_data_to_json
 from ingressfed.dnsserver.zonefile import save_zone_file
+from ingressfed.errors import ConfigError
 from ingressfed.model import RecordSet, RecordType
 from tests.dnsserver.client import udp, values
 from tests.dnsserver.conftest import ZONE
@@ -65,14 +67,7 @@ async def test_dig_and_kdig(server: DnsServer, name: str) -> None:
 
 
 async def start_dns_serve(zone_file: Path, *extra: str) -> tuple[asyncio.subprocess.Process, int]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ingressfed.dnsserver", "--zone", ZONE, "--zone-file", str(zone_file),
-        "--listen", "127.0.0.1:0", "--log-level", "WARNING", *extra,
-        stdout=asyncio.subprocess.PIPE, cwd=ROOT,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
-    return proc, int(line.rsplit("port", 1)[1])
+    return await start_dns_serve_args("--zone", ZONE, "--zone-file", str(zone_file), *extra)
 
 
 async def test_dns_serve_geo_answers_from_a_city_database(tmp_path: Path) -> None:
@@ -133,3 +128,95 @@ async def test_dns_serve_command_serves_and_follows_the_zone_file(tmp_path: Path
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+async def test_dns_serve_follows_the_controller_feed_and_serves_its_state_when_away(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    from ingressfed.feed.publisher import FeedPublisher, add_feed_routes
+    from ingressfed.feed.view import FeedView
+
+    publisher = FeedPublisher(epoch="e1", initial_version=1)
+    app = web.Application()
+    add_feed_routes(app, publisher, "s3cret")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    feed_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    state = tmp_path / "dns-feed.json"
+    www = RecordSet(f"www.{ZONE}", RecordType.A, 30, ("192.0.2.1",))
+    publisher.publish(FeedView(version=0, records=(www,), routes=(), clusters=(), zone=ZONE))
+    args = ("--zone", ZONE, "--token-file", str(token), "--state-file", str(state))
+    feed = ("--feed", f"http://127.0.0.1:{feed_port}")
+    proc, port = await start_dns_serve_args(*feed, *args)
+    try:
+        r = await poll_until(port, f"www.{ZONE}")
+        assert values(r.answer, "A") == {"192.0.2.1"}
+        serial = (await udp(port, ZONE, "SOA")).answer[0][0].serial
+        new = RecordSet(f"new.{ZONE}", RecordType.A, 30, ("192.0.2.7",))
+        publisher.publish(FeedView(version=0, records=(www, new), routes=(), clusters=(), zone=ZONE))
+        r = await poll_until(port, f"new.{ZONE}")
+        assert values(r.answer, "A") == {"192.0.2.7"}
+        assert (await udp(port, ZONE, "SOA")).answer[0][0].serial > serial
+    finally:
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    await runner.cleanup()  # the controller goes away
+    proc, port = await start_dns_serve_args(*feed, *args)
+    try:
+        r = await poll_until(port, f"new.{ZONE}")  # served from the persisted view
+        assert values(r.answer, "A") == {"192.0.2.7"}
+    finally:
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+async def start_dns_serve_args(*args: str) -> tuple[asyncio.subprocess.Process, int]:
+    cmd = [sys.executable, "-m", "ingressfed.dnsserver", "--listen", "127.0.0.1:0", "--log-level", "WARNING"]
+    proc = await asyncio.create_subprocess_exec(*cmd, *args, stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+    return proc, int(line.rsplit("port", 1)[1])
+
+
+async def poll_until(port: int, name: str) -> dns.message.Message:
+    """Query until ``name`` exists (bounded: 5 s)."""
+    for _ in range(50):
+        r = await udp(port, name, "A")
+        if r.answer:
+            return r
+        await asyncio.sleep(0.1)
+    return r
+
+
+def test_dns_serve_settings_come_from_config_and_flags_override(tmp_path: Path) -> None:
+    import argparse
+
+    from ingressfed.dnsserver.commands import register, settings_from_args
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "federation: {name: federation, zone: Example.COM}\n"
+        "dns: {provider: embedded, options: {nameservers: [ns-a.example.com], hostmaster: dns@example.com}}\n"
+        "dnsServer: {listen: '127.0.0.1:5399', answers: all}\n"
+        "geo: {trustedProxies: [10.0.0.0/8], defaultOrder: [c2, c1]}\n"
+        "clusters: [{name: c1, region: us-east1, zone: us-east1-b},\n"
+        "  {name: c2, region: asia-east1, zone: asia-east1-a}]\n"
+    )
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    s = settings_from_args(
+        parser.parse_args(["dns-serve", "--feed", "http://ctl:9090", "--config", str(config)])
+    )
+    assert (s.zone, s.host, s.port, s.answers.value) == ("example.com", "127.0.0.1", 5399, "all")
+    assert s.trust_ecs_from == ("10.0.0.0/8",) and s.default_order == ("c2", "c1")
+    assert s.soa is not None and s.soa.nameservers == ("ns-a.example.com",)
+    assert s.soa.hostmaster == "dns.example.com"
+    args = ["dns-serve", "--feed", "http://ctl:9090", "--config", str(config), "--listen", "[::1]:53"]
+    s = settings_from_args(parser.parse_args([*args, "--answers", "geo", "--default-order", "c1"]))
+    assert (s.host, s.port, s.answers.value, s.default_order) == ("::1", 53, "geo", ("c1",))
+    with pytest.raises(ConfigError, match="--zone"):
+        settings_from_args(parser.parse_args(["dns-serve", "--zone-file", "z.json"]))
