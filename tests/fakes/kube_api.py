@@ -35,10 +35,11 @@ Behaviour follows the real server where kubernetes-asyncio can tell: Status erro
 AlreadyExists/Conflict, 410 Expired, 422 Invalid, 400 BadRequest), a global resourceVersion, uid,
 creationTimestamp, generation, status subresources, limit/continue over a consistent snapshot,
 resourceVersion=0 lists ignoring limit, watches with replay, bookmarks and ERROR 410, label and field
-selectors, CRDs serving custom resources, TokenRequest and legacy token Secrets, namespace cascade.
-Simplified: unknown fields are kept (the real server drops them), strategic-merge patch is a JSON merge
-patch (lists replace), deletion is immediate (finalizers and graceful deletion are ignored), no
-admission webhooks, no server-side apply.
+selectors, CRDs serving custom resources, TokenRequest and legacy token Secrets, namespace cascade,
+writes checked against the 1.30 OpenAPI schemas (or the CRD's), unknown fields dropped with a Warning
+header (fieldValidation=Strict refuses them), strategic merge patches that merge lists by merge key.
+Simplified: deletion is immediate (finalizers and graceful deletion are ignored), no admission
+webhooks, no server-side apply, no defaulting beyond Services and Namespaces.
 """
 
 from tests.fakes.kube import ApiError, FakeKubeAPI, Fault, RequestRecord, status_body
