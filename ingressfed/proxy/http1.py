@@ -523,6 +523,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_size = 0
         self._in_head = False
         self._head_raw = 0
+        self._max_head = engine.settings.limits.max_header_bytes
 
     # --- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -569,7 +570,7 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self.reject(400, str(exc))
             return
-        if self._in_head and self._head_raw > self.engine.settings.limits.max_header_bytes:
+        if self._in_head and self._head_raw > self._max_head:
             self.reject(431)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -625,13 +626,13 @@ class ClientConnection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self._url += url
         self._head_size += len(url)
-        if self._head_size > self.engine.settings.limits.max_header_bytes:
+        if self._head_size > self._max_head:
             raise Reject(431 if len(self._url) < 8192 else 414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
         self._head_size += len(name) + len(value) + 4
-        if self._head_size > self.engine.settings.limits.max_header_bytes:
+        if self._head_size > self._max_head:
             raise Reject(431)
 
     def on_headers_complete(self) -> None:
