@@ -285,22 +285,35 @@ class LeaderElector:
         obs = self._observed
         if not was_leader or obs is None or obs.record.holder != self.identity:
             return
-        now = self._wall()
-        body = self._body(
-            holder=None,
-            duration=1,
-            acquire=now,
-            renew=now,
-            transitions=obs.record.transitions,
-            rv=obs.record.resource_version,
-        )
         try:
-            await self._api.replace_namespaced_lease(
-                self.name, self.namespace, body, _request_timeout=self.settings.retry_period
-            )
-            log.info("lease %s/%s: released by %s", self.namespace, self.name, self.identity)
+            for _ in range(2):
+                now = self._wall()
+                body = self._body(
+                    holder=None,
+                    duration=1,
+                    acquire=now,
+                    renew=now,
+                    transitions=obs.record.transitions,
+                    rv=obs.record.resource_version,
+                )
+                try:
+                    await self._api.replace_namespaced_lease(
+                        self.name, self.namespace, body, _request_timeout=self.settings.retry_period
+                    )
+                except ApiException as e:
+                    if e.status != _HTTP_CONFLICT:
+                        raise
+                    # Our own last renewal may have landed after we stopped waiting for its answer.
+                    fresh = await self._read()
+                    if fresh is None or fresh.record.holder != self.identity:
+                        return
+                    obs = fresh
+                    continue
+                log.info("lease %s/%s: released by %s", self.namespace, self.name, self.identity)
+                return
+            log.warning("lease %s/%s: release kept conflicting; it will expire", self.namespace, self.name)
         except (ApiException, aiohttp.ClientError, TimeoutError) as e:
-            # Someone else wrote it meanwhile, or the API server is away: it will expire instead.
+            # The API server is away: the lease will expire instead.
             log.warning("lease %s/%s: release failed: %s", self.namespace, self.name, _describe(e))
 
     # ------------------------------------------------------------------ API

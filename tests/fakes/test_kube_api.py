@@ -925,3 +925,34 @@ async def test_custom_resources_refuse_strategic_merge_and_keep_preserved_fields
                 _content_type="application/strategic-merge-patch+json",
             )
         assert exc.value.status == 415
+
+
+async def test_finalizers_hold_deletion_until_removed() -> None:
+    async with FakeKubeAPI() as api, api.api_client() as c:
+        v1 = client.CoreV1Api(c)
+        cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="held", finalizers=["example.com/cleanup"]))
+        await v1.create_namespaced_config_map("default", cm)
+        rv = (await v1.list_namespaced_config_map("default")).metadata.resource_version
+        await v1.delete_namespaced_config_map("held", "default")
+        pending = await v1.read_namespaced_config_map("held", "default")
+        assert pending.metadata.deletion_timestamp is not None
+        with pytest.raises(ApiException) as exc:
+            await v1.patch_namespaced_config_map(
+                "held", "default", {"metadata": {"finalizers": ["example.com/cleanup", "example.com/more"]}}
+            )
+        assert exc.value.status == 422
+        await v1.patch_namespaced_config_map(
+            "held",
+            "default",
+            {"metadata": {"finalizers": None}},
+            _content_type="application/merge-patch+json",
+        )
+        with pytest.raises(ApiException) as exc:
+            await v1.read_namespaced_config_map("held", "default")
+        assert exc.value.status == 404
+        w = watch.Watch()
+        events = await _events(
+            w.stream(v1.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=5), 3
+        )
+        await w.close()
+        assert [e["type"] for e in events] == ["MODIFIED", "MODIFIED", "DELETED"]

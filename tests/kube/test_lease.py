@@ -405,3 +405,13 @@ async def test_two_controllers_one_writer_and_takeover_after_the_leader_is_kille
             for t in tasks["a"] + tasks["b"]:
                 t.cancel()
             await asyncio.gather(*tasks["a"], *tasks["b"], return_exceptions=True)
+
+
+async def test_release_succeeds_after_a_write_it_did_not_see() -> None:
+    async with host("a") as (api, (a,)):
+        async with a.elector:
+            await asyncio.wait_for(a.elector.wait_leader(), 5)
+            # e.g. its own last renewal landed after the campaign was cancelled, or a label was added
+            api.patch("leases", NAME, {"metadata": {"labels": {"touched": "yes"}}}, NS)
+        spec = lease_spec(api)
+        assert not spec.get("holderIdentity") and spec["leaseDurationSeconds"] == 1

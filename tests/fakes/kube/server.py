@@ -681,8 +681,8 @@ class FakeKubeAPI:
             return self._json(obj, warnings=warnings)
         options = await self._read_json(request, optional=True)
         gone = self.store.delete(rt, ns, name, options=options)
-        if rt.returns_deleted_object:
-            return self._json(gone)
+        if rt.returns_deleted_object or gone["metadata"].get("finalizers"):
+            return self._json(gone)  # deleted, or pending until its finalizers are removed
         details = {"name": name, "kind": rt.plural, "uid": gone["metadata"]["uid"]}
         if rt.group:
             details["group"] = rt.group

@@ -578,12 +578,29 @@ class Store:
         new = {**new, "metadata": new_meta}
         if new == old:
             return old
+        deleting = bool(old["metadata"].get("deletionTimestamp"))
+        if deleting and set(new_meta.get("finalizers") or ()) - set(old["metadata"].get("finalizers") or ()):
+            raise ApiError.invalid(
+                rt,
+                new_meta["name"],
+                [
+                    (
+                        "metadata.finalizers",
+                        "Forbidden: no new finalizers can be added if the object is being deleted",
+                    )
+                ],
+            )
         if "generation" in old["metadata"] and _spec_part(new) != _spec_part(old):
             new_meta["generation"] = int(old["metadata"]["generation"]) + 1
         new_meta["resourceVersion"] = str(self._next_rv())
         key = self._key(rt, new_meta.get("namespace"), new_meta["name"])
         self._bucket(rt)[key] = new
         self._emit(rt, "MODIFIED", new, old)
+        if deleting and not new_meta.get("finalizers"):
+            # The last finalizer is gone: the pending deletion completes.
+            del self._bucket(rt)[key]
+            gone = {**new, "metadata": {**new_meta, "resourceVersion": str(self._next_rv())}}
+            self._emit(rt, "DELETED", gone, new)
         return new
 
     def replace(
@@ -702,8 +719,16 @@ class Store:
         return self._write(rt, new, old)
 
     def delete(
-        self, rt: ResourceType, namespace: str | None, name: str, *, options: Mapping[str, Any] | None = None
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        *,
+        options: Mapping[str, Any] | None = None,
+        force: bool = False,
     ) -> Obj:
+        """Delete like a DELETE. An object with finalizers only gets a deletionTimestamp and goes away
+        when its last finalizer is removed; ``force`` (cascades) skips that."""
         key = self._key(rt, namespace, name)
         old = self._bucket(rt).get(key)
         if old is None:
@@ -724,6 +749,15 @@ class Store:
                 f"UID in precondition: {pre['uid']}, UID in object meta: {old['metadata']['uid']}",
                 reason="Conflict",
             )
+        if old["metadata"].get("finalizers") and not force:
+            if old["metadata"].get("deletionTimestamp"):
+                return self.present(rt, old)
+            meta = {
+                **old["metadata"],
+                "deletionTimestamp": _timestamp(self._clock()),
+                "deletionGracePeriodSeconds": 0,
+            }
+            return self.present(rt, self._write(rt, {**old, "metadata": meta}, old))
         self._before_delete(rt, old)
         del self._bucket(rt)[key]
         gone = {**old, "metadata": {**old["metadata"], "resourceVersion": str(self._next_rv())}}
@@ -736,12 +770,12 @@ class Store:
         if rt.plural == "namespaces" and rt.group == "":
             for t in {t.key: t for t in self._types.values() if t.namespaced}.values():
                 for ns, n in [k for k in self._bucket(t) if k[0] == name]:
-                    self.delete(t, ns, n)
+                    self.delete(t, ns, n, force=True)
         elif rt.plural == "customresourcedefinitions":
             served = types_from_crd(obj)
             if served:
                 for key in list(self._bucket(served[0])):
-                    self.delete(served[0], key[0] or None, key[1])
+                    self.delete(served[0], key[0] or None, key[1], force=True)
             for t in served:
                 self._types.pop((t.group, t.version, t.plural), None)
         elif rt.plural == "serviceaccounts" and rt.group == "":
