@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ingressfed.core.desired import Desired, DesiredState, desired_state
-from ingressfed.core.ownership import is_companion_name, owned_name
+from ingressfed.core.ownership import is_companion_name, owned_name, owned_names
 from ingressfed.core.plan import Plan, plan
 from ingressfed.core.routes import desired_routes
 from ingressfed.errors import ProviderError
 from ingressfed.metrics import ControllerMetrics
-from ingressfed.model import ChangeAction, Changes, Federation, RecordSet, Route, Snapshot
+from ingressfed.model import Changes, Federation, RecordSet, Route, Snapshot
 from ingressfed.store import Store
 from providers.base import Provider
 
@@ -74,16 +74,17 @@ def applied_state(
     """
     if not changes:
         return tuple(current)
-    state = {rs.key: rs for rs in current}
+    removed: set[RecordSet] = set()
+    added: list[RecordSet] = []
     for c in changes.items:
         name = c.record.name
         if name in failed or (is_companion_name(name) and owned_name(name) in failed):
             continue
         if c.old is not None:
-            state.pop(c.old.key, None)
+            removed.add(c.old)
         if c.new is not None:
-            state[c.new.key] = c.new
-    return tuple(state.values())
+            added.append(c.new)
+    return tuple(rs for rs in current if rs not in removed) + tuple(added)
 
 
 class Controller:
@@ -149,8 +150,11 @@ class Controller:
 
     def _desired(self, snap: Snapshot) -> tuple[DesiredState, list[Desired]]:
         state = desired_state(self.federation, snap, routed=self.settings.routed)
+        records = [d.record for d in state.records]
+        adjusted = self.provider.adjust(records)
+        if len(adjusted) == len(records) and all(a is b for a, b in zip(adjusted, records, strict=True)):
+            return state, list(state.records)  # the common case: the provider changed nothing
         resource_of = {d.record.name: d.resource for d in state.records}
-        adjusted = self.provider.adjust([d.record for d in state.records])
         return state, [Desired(rs, resource_of[rs.name]) for rs in adjusted if rs.name in resource_of]
 
     async def reconcile_once(self, *, full: bool = False) -> ReconcileOutcome:
@@ -179,7 +183,9 @@ class Controller:
             self.metrics.reconciles.labels("success" if not failed else "partial").inc()
             self.metrics.conflicts.set(len(p.conflicts))
             self.metrics.failed_records.set(len(failed))
-            self.metrics.records_owned.set(_count_owned(records, p, failed))
+            if full or self.reconciles == 0:
+                # A scan of the whole zone: kept off the per-change path, refreshed each resync.
+                self.metrics.records_owned.set(_count_owned(records, self.federation.owner_id))
             self.metrics.last_success.set(time.time())
             if first_change is not None:
                 self.metrics.change_to_applied.observe(max(0.0, self.clock() - first_change))
@@ -223,15 +229,7 @@ class Controller:
             self.metrics.changes_applied.labels(c.action.value, c.record.type.value).inc()
 
 
-def _count_owned(records: Sequence[RecordSet], p: Plan, failed: Mapping[str, str]) -> int:
-    """Record sets (companions included) at names the owner holds after this reconcile."""
-    owned = set(p.owned)
-    for c in p.changes.items:
-        if is_companion_name(c.record.name) and owned_name(c.record.name) not in failed:
-            if c.action is ChangeAction.CREATE:
-                owned.add(owned_name(c.record.name))
-            elif c.action is ChangeAction.DELETE:
-                owned.discard(owned_name(c.record.name))
-    return sum(
-        1 for r in records if r.name in owned or (is_companion_name(r.name) and owned_name(r.name) in owned)
-    )
+def _count_owned(records: Sequence[RecordSet], owner_id: str) -> int:
+    """Record sets (companions included) at names the owner holds."""
+    owned = owned_names(records, owner_id)
+    return len(owned) + sum(1 for r in records if r.name in owned)

@@ -98,6 +98,8 @@ class RecordSet:
     values: tuple[str, ...]
     set_identifier: str | None = None
     routing: Routing | None = field(default=None, compare=True)
+    # Zones hold 100k+ sets that plans compare as sets every reconcile: hash once.
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Normalise so that equal content compares equal whatever the source.
@@ -106,6 +108,14 @@ class RecordSet:
         if self.type in (RecordType.CNAME, RecordType.NS):
             vals = tuple(v.rstrip(".").lower() for v in vals)
         object.__setattr__(self, "values", tuple(sorted(set(vals))))
+        object.__setattr__(
+            self,
+            "_hash",
+            hash((self.name, self.type, self.ttl, self.values, self.set_identifier, self.routing)),
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def key(self) -> RecordKey:
