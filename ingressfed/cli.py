@@ -32,6 +32,15 @@ _COMMAND_MODULES = (
 )
 
 
+def _loop_factory() -> Any:
+    """uvloop when installed: the proxy and DNS data paths run measurably faster on it."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def _check_command(args: argparse.Namespace) -> int:
     from ingressfed.config import check_command
 
@@ -76,7 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        result = asyncio.run(func(args)) if inspect.iscoroutinefunction(func) else func(args)
+        if inspect.iscoroutinefunction(func):
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                result = runner.run(func(args))
+        else:
+            result = func(args)
     except KeyboardInterrupt:
         return 130
     return int(result or 0)
