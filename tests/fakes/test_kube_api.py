@@ -956,3 +956,24 @@ async def test_finalizers_hold_deletion_until_removed() -> None:
         )
         await w.close()
         assert [e["type"] for e in events] == ["MODIFIED", "MODIFIED", "DELETED"]
+
+
+async def test_label_and_annotation_rules() -> None:
+    async with FakeKubeAPI() as api, api.api_client() as c:
+        v1 = client.CoreV1Api(c)
+        for meta in (
+            {"name": "a", "labels": {"bad key!": "x"}},
+            {"name": "b", "labels": {"app": "has space"}},
+            {"name": "c", "labels": {"app": "x" * 64}},
+            {"name": "d", "annotations": {"big": "x" * (256 * 1024)}},
+            {"name": "e", "annotations": {"UPPER.example.com/x": "y"}},
+        ):
+            with pytest.raises(ApiException) as exc:
+                await v1.create_namespaced_config_map("default", {"metadata": meta})
+            assert exc.value.status == 422, meta
+        ok = {
+            "name": "ok",
+            "labels": {"example.com/app": "web-1"},
+            "annotations": {"note": "any text at all"},
+        }
+        await v1.create_namespaced_config_map("default", {"metadata": ok})

@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.fakes.kube.errors import ApiError
 
-__all__ = ["BUILTIN_TYPES", "ResourceType", "types_from_crd", "validate_name"]
+__all__ = ["BUILTIN_TYPES", "ResourceType", "types_from_crd", "validate_metadata", "validate_name"]
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -162,6 +162,57 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         short_names=("crd", "crds"),
     ),
 )
+
+
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+
+
+def _qualified_name_problem(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+        return "prefix part must be a lowercase RFC 1123 subdomain"
+    if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
+        return (
+            "name part must be 63 characters or less, alphanumerics, '-', '_' or '.', "
+            "starting and ending alphanumeric"
+        )
+    return None
+
+
+def validate_metadata(rt: ResourceType, meta: dict[str, Any]) -> None:
+    """Label and annotation rules the API server enforces on every write (422 Invalid)."""
+    name = str(meta.get("name") or "")
+    causes: list[tuple[str, str]] = []
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    for where, mapping in (("metadata.labels", labels), ("metadata.annotations", annotations)):
+        if not isinstance(mapping, dict):
+            causes.append((where, "Invalid value: must be a map of strings"))
+            continue
+        for key, value in mapping.items():
+            problem = _qualified_name_problem(str(key))
+            if problem:
+                causes.append((where, f"Invalid value: {key!r}: {problem}"))
+            if not isinstance(value, str):
+                causes.append((f"{where}.{key}", "Invalid value: must be a string"))
+            elif where == "metadata.labels" and (len(value) > 63 or not _LABEL_VALUE.match(value)):
+                causes.append(
+                    (
+                        f"{where}.{key}",
+                        f"Invalid value: {value!r}: a valid label value is 63 "
+                        "characters or less, alphanumerics, '-', '_' or '.'",
+                    )
+                )
+    if isinstance(annotations, dict):
+        size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
+        if size > MAX_ANNOTATIONS_BYTES:
+            causes.append(
+                ("metadata.annotations", f"Too long: must have at most {MAX_ANNOTATIONS_BYTES} bytes")
+            )
+    if causes:
+        raise ApiError.invalid(rt, name, causes)
 
 
 def validate_name(rt: ResourceType, name: str) -> None:

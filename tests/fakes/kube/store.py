@@ -22,7 +22,13 @@ from typing import Any
 
 from tests.fakes.kube.errors import ApiError
 from tests.fakes.kube.openapi import builtin_schema, crd_schema, prune, strategic_merge
-from tests.fakes.kube.resources import BUILTIN_TYPES, ResourceType, types_from_crd, validate_name
+from tests.fakes.kube.resources import (
+    BUILTIN_TYPES,
+    ResourceType,
+    types_from_crd,
+    validate_metadata,
+    validate_name,
+)
 from tests.fakes.kube.schema import check_schema
 from tests.fakes.kube.selectors import Selector
 
@@ -478,6 +484,7 @@ class Store:
         return pruned
 
     def _check_schema(self, rt: ResourceType, obj: Obj) -> None:
+        validate_metadata(rt, obj["metadata"])
         if not self.schema_validation:
             return
         crd = None
