@@ -977,3 +977,11 @@ async def test_label_and_annotation_rules() -> None:
             "annotations": {"note": "any text at all"},
         }
         await v1.create_namespaced_config_map("default", {"metadata": ok})
+
+
+async def test_request_bodies_over_3_mib_are_refused() -> None:
+    async with FakeKubeAPI() as api, api.api_client() as c:
+        huge = {"metadata": {"name": "huge"}, "data": {"k": "x" * (3 * 1024 * 1024)}}
+        with pytest.raises(ApiException) as exc:
+            await client.CoreV1Api(c).create_namespaced_config_map("default", huge)
+        assert exc.value.status == 413 and _status(exc.value)["reason"] == "RequestEntityTooLarge"

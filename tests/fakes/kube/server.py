@@ -36,6 +36,7 @@ __all__ = ["FakeKubeAPI", "Fault", "RequestRecord"]
 log = logging.getLogger(__name__)
 
 _TRUE = {"true", "True", "1"}
+_MAX_BODY = 3 * 1024 * 1024  # the API server's request body limit
 _VERSION = {
     "major": "1",
     "minor": "30",
@@ -706,6 +707,10 @@ class FakeKubeAPI:
     @staticmethod
     async def _read_json(request: web.Request, *, optional: bool = False) -> Any:
         raw = await request.read()
+        if len(raw) > _MAX_BODY:
+            raise ApiError(
+                413, f"Request entity too large: limit is {_MAX_BODY}", reason="RequestEntityTooLarge"
+            )
         if not raw:
             if optional:
                 return None
