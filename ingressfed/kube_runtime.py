@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from ingressfed.core.health import HealthThresholds
@@ -75,7 +76,7 @@ async def run_kubernetes(config: Config, store: Store, controller: Controller) -
                     host,
                     le.namespace,
                     le.lease_name,
-                    default_identity(),
+                    os.environ.get("POD_NAME") or default_identity(),
                     LeaseSettings(
                         lease_duration=le.lease_duration,
                         renew_deadline=le.renew_deadline,
