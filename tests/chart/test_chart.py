@@ -7,7 +7,6 @@ tests; locally they are skipped.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import functools
 import os
@@ -561,13 +560,6 @@ def test_notes_warn_when_nobody_answers_for_the_zone(tmp_path: Path) -> None:
     assert 'WARNING: dns.provider is "embedded" but dnsServer.enabled is false' in notes
 
 
-def _subcommand_has(parser: argparse.ArgumentParser, command: str, option: str) -> bool:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
-            return option in action.choices[command]._option_string_actions
-    return False
-
-
 def test_every_command_the_chart_starts_parses_with_the_real_cli(
     value_set: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -582,10 +574,6 @@ def test_every_command_the_chart_starts_parses_with_the_real_cli(
             try:
                 args = parser.parse_args(container["args"])
             except SystemExit:
-                if container["name"] == "dns" and not _subcommand_has(parser, "dns-serve", "--feed"):
-                    # Known gap, reported to the lead: the standalone DNS server cannot follow the
-                    # controller's feed yet. Turns into a pass as soon as it can.
-                    pytest.xfail("`ingressfed dns-serve` has no --feed option yet")
                 pytest.fail(
                     f"{name}: `ingressfed {' '.join(container['args'])}` is rejected by the CLI:\n"
                     + capsys.readouterr().err
