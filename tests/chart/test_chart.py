@@ -254,6 +254,10 @@ def test_controller_runs_with_leader_election_and_two_replicas() -> None:
         "/etc/ingressfed/config/config.yaml",
     ]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    (pdb,) = _find(docs, "PodDisruptionBudget", f"{RELEASE}-ingressfed-controller")
+    assert pdb["spec"]["selector"]["matchLabels"] == controller["spec"]["selector"]["matchLabels"]
+    single = _render("defaults", "--set", "controller.replicas=1")
+    assert not _find(single, "PodDisruptionBudget", f"{RELEASE}-ingressfed-controller")
     config = _config(docs)
     assert config["leaderElection"]["enabled"] is True
     assert config["leaderElection"]["namespace"] == NAMESPACE
