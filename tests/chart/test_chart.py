@@ -625,3 +625,20 @@ async def test_provider_accepts_the_rendered_dns_options(value_set: str, tmp_pat
         assert provider.zone.rstrip(".") == config["federation"]["zone"]
     finally:
         await provider.close()
+
+
+def test_network_policy_admits_the_followers_to_the_feed() -> None:
+    docs = _render("embedded-delegation")
+    (policy,) = _find(docs, "NetworkPolicy", f"{RELEASE}-ingressfed-controller")
+    (controller,) = _find(docs, "Deployment", f"{RELEASE}-ingressfed-controller")
+    assert policy["spec"]["podSelector"]["matchLabels"] == controller["spec"]["selector"]["matchLabels"]
+    (rule,) = policy["spec"]["ingress"]
+    selectors = [peer["podSelector"]["matchLabels"] for peer in rule["from"] if "podSelector" in peer]
+    for name in ("proxy", "dns"):
+        (follower,) = _find(docs, "Deployment", f"{RELEASE}-ingressfed-{name}")
+        assert follower["spec"]["selector"]["matchLabels"] in selectors, name
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in rule[
+        "from"
+    ]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert not _find(_render("defaults"), "NetworkPolicy")
