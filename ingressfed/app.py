@@ -164,10 +164,11 @@ async def _start_dns(
     from ingressfed.dnsserver.index import Locator, build_index
     from ingressfed.dnsserver.server import DnsServer
     from ingressfed.dnsserver.zone import next_serial, zone_data_from_records
-    from providers.embedded import EmbeddedProvider
+    from providers.embedded import EmbeddedProvider, soa_from_options
 
     locator = None
     if config.geo.database:
+        from geo.clientip import TrustedProxies
         from geo.lookup import GeoLookup
 
         lookup = GeoLookup(config.geo.database)
@@ -177,22 +178,29 @@ async def _start_dns(
             found = lookup.locate(ip)
             return found.location if found is not None else None
 
-        locator = Locator(locate)
+        # EDNS Client Subnet is believed only from the configured resolvers/proxies (DESIGN:
+        # "trusted only from configured CIDRs"); others are located by their own address.
+        trusted = TrustedProxies(config.geo.trusted_proxies)
+        locator = Locator(locate, trusts_ecs_from=trusted.trusts)
     answers = config.dns_server.answers
     order = config.geo.default_order
 
-    def index_of(data: Any) -> Any:
-        return build_index(data, answers=answers, locator=locator, default_order=order)
-
     host, port = split_host_port(config.dns_server.listen)
     if isinstance(raw, EmbeddedProvider):
-        server = DnsServer(index_of(raw.zone_data), host=host, port=port)
+        index = build_index(raw.zone_data, answers=answers, locator=locator, default_order=order)
+        server = DnsServer(index, host=host, port=port)
         await stack.enter_async_context(server)
-        stack.callback(raw.subscribe(lambda data: server.swap(index_of(data))))
+        # Rendering a large zone takes a while: update_soon renders off the event loop and
+        # coalesces bursts, while queries keep being answered from the previous index.
+        stack.callback(raw.subscribe(server.update_soon))
         return server, None
     # Another provider holds the zone: serve the controller's view of it as well.
     zone = config.federation_value().suffix
-    server = DnsServer(index_of(zone_data_from_records(zone, [])), host=host, port=port)
+    soa = soa_from_options(zone, {})
+    empty = zone_data_from_records(zone, [], soa=soa)
+    server = DnsServer(
+        build_index(empty, answers=answers, locator=locator, default_order=order), host=host, port=port
+    )
     await stack.enter_async_context(server)
     last: list[tuple[Any, ...]] = [()]
     serial = [next_serial(0)]
@@ -201,7 +209,7 @@ async def _start_dns(
         if outcome.records != last[0]:
             last[0] = outcome.records
             serial[0] = next_serial(serial[0])
-            server.swap(index_of(zone_data_from_records(zone, list(outcome.records), serial=serial[0])))
+            server.update_soon(zone_data_from_records(zone, list(outcome.records), serial=serial[0], soa=soa))
 
     return server, follow
 
