@@ -7,14 +7,14 @@ Transient errors are retried on the next reconcile; everything else surfaces
 from __future__ import annotations
 
 __all__ = [
-    "IngressfedError",
     "ConfigError",
-    "ProviderError",
-    "TransientProviderError",
+    "IngressfedError",
+    "InvalidRecordError",
     "PermanentProviderError",
+    "ProviderError",
     "RecordConflictError",
     "RecordNotFoundError",
-    "InvalidRecordError",
+    "TransientProviderError",
 ]
 
 
