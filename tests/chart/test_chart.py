@@ -223,9 +223,10 @@ def test_only_the_controller_gets_an_api_token(value_set: str) -> None:
     docs = _render(value_set)
     for sa in _find(docs, "ServiceAccount"):
         assert sa["automountServiceAccountToken"] is False, sa["metadata"]["name"]
+    kubernetes_source = _config(docs)["source"]["kind"] == "kubernetes"
     for name, spec in _pod_specs(docs):
         if name.endswith("-controller"):
-            assert spec["automountServiceAccountToken"] is True
+            assert spec["automountServiceAccountToken"] is kubernetes_source
             assert spec["serviceAccountName"] == f"{RELEASE}-ingressfed"
         else:
             assert spec["automountServiceAccountToken"] is False, name
@@ -410,6 +411,13 @@ def test_config_map_values_come_from_the_values() -> None:
     assert config["federation"]["globalAddresses"] == ["203.0.113.10", "2001:db8::10"]
     assert config["source"]["namespaces"] == ["shop", "web"]
     assert config["source"]["hostKubeconfig"]["inCluster"] is True
+    config = _config(_render("rfc2136-tsig"))
+    assert config["source"] == {
+        "kind": "static",
+        "file": "/etc/ingressfed/objects/objects.yaml",
+        "namespaces": [],
+        "hostKubeconfig": {"path": None, "context": None, "inCluster": False},
+    }
 
 
 def test_config_map_loads_with_the_project_config_loader(value_set: str, tmp_path: Path) -> None:
@@ -425,6 +433,10 @@ def test_config_map_loads_with_the_project_config_loader(value_set: str, tmp_pat
         database = tmp_path / "GeoLite2-City.mmdb"
         database.write_bytes(b"stand-in")
         config["geo"]["database"] = str(database)
+    if config["source"]["file"] is not None:
+        objects = tmp_path / "objects.yaml"
+        objects.write_text("services: []\ningresses: []\n")
+        config["source"]["file"] = str(objects)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     loaded = config_module.load_config(path)
@@ -432,6 +444,7 @@ def test_config_map_loads_with_the_project_config_loader(value_set: str, tmp_pat
     assert loaded.federation.zone == config["federation"]["zone"]
     assert loaded.dns.provider == config["dns"]["provider"]
     assert loaded.leader_election.enabled is True
+    assert loaded.source.kind == config["source"]["kind"]
     assert loaded.feed_token() == "t0ken"
     assert [c.name for c in loaded.clusters] == [c["name"] for c in config["clusters"]]
 
@@ -485,6 +498,10 @@ def test_schema_rejects_bad_values_with_a_clear_message(args: list[str], message
         (
             ["--set", "dns.provider=route53", "--set", "credentials.create=true"],
             "credentials.route53.accessKeyId is required with credentials.create",
+        ),
+        (
+            ["--set", "source.kind=static", "--set", "source.file=/objects.yaml"],
+            "source.kind static has no leader election",
         ),
     ],
 )

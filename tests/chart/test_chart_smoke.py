@@ -75,6 +75,7 @@ def _values(tmp_path: Path) -> Path:
             {"name": "cluster-europe-west1-b", "region": "europe-west1", "zone": "europe-west1-b"},
         ],
         "leaderElection": {"enabled": False},
+        "controller": {"replicas": 1},
         "proxy": {"healthCheck": {"path": "/", "interval": 1, "timeout": 0.5}},
     }
     path = tmp_path / "values.yaml"
