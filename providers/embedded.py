@@ -38,15 +38,13 @@ from ingressfed.dnsserver.zone import SoaSettings, ZoneData, next_serial, zone_d
 from ingressfed.dnsserver.zonefile import load_zone_file, save_zone_file
 from ingressfed.errors import (
     ConfigError,
-    InvalidRecordError,
-    RecordConflictError,
-    RecordNotFoundError,
     TransientProviderError,
 )
-from ingressfed.model import Change, Changes, RecordKey, RecordSet, RecordType
+from ingressfed.model import Changes, RecordKey, RecordSet, RecordType
 from providers.base import ApplyResult, BaseProvider, Capabilities
 from providers.batching import BatchLimits, apply_in_batches
 from providers.inmemory import record_problem
+from providers.staging import stage
 
 __all__ = ["EmbeddedProvider", "ZoneSubscriber", "soa_from_options", "stage"]
 
@@ -132,69 +130,11 @@ def _mailbox(value: Any) -> Any:
     return value
 
 
-def stage(
-    current: Mapping[RecordKey, RecordSet], changes: Changes, *, zone: str
-) -> dict[RecordKey, RecordSet]:
-    """The zone after ``changes``, or the error for the first change an authoritative store refuses. Pure."""
-    staged = dict(current)
-    for change in changes.items:
-        _stage_one(staged, change, zone)
-    _check_names(staged, {c.record.name for c in changes.items})
-    return staged
+def _problem(zone: str) -> Callable[[RecordSet], str | None]:
+    def problem(rs: RecordSet) -> str | None:
+        return record_problem(rs, zone, routing=True) or serving_problem(zone, rs)
 
-
-def _stage_one(staged: dict[RecordKey, RecordSet], change: Change, zone: str) -> None:
-    rs = change.record
-    if change.new is not None:
-        new = change.new
-        problem = record_problem(new, zone, routing=True) or serving_problem(zone, new)
-        if problem:
-            raise InvalidRecordError(f"{new.type} {new.name}: {problem}", provider=_PROVIDER, record=rs.name)
-    if change.old is not None:
-        old = change.old
-        current = staged.get(old.key)
-        if current != old:
-            what = (
-                "does not exist" if current is None else f"differs (is {current.values}, ttl {current.ttl})"
-            )
-            raise RecordNotFoundError(
-                f"{change.action} {old.type} {old.name}: the set {what}", provider=_PROVIDER, record=rs.name
-            )
-        del staged[old.key]
-    if change.new is not None:
-        new = change.new
-        if new.key in staged:
-            raise RecordConflictError(
-                f"{change.action} {new.type} {new.name}: the set already exists",
-                provider=_PROVIDER,
-                record=rs.name,
-            )
-        if change.old is not None and change.old.name != new.name:
-            raise InvalidRecordError(
-                f"UPDATE may not rename {change.old.name} to {new.name}", provider=_PROVIDER, record=rs.name
-            )
-        staged[new.key] = new
-
-
-def _check_names(staged: Mapping[RecordKey, RecordSet], touched: set[str]) -> None:
-    by_name: dict[str, list[RecordSet]] = {}
-    for rs in staged.values():
-        if rs.name in touched:
-            by_name.setdefault(rs.name, []).append(rs)
-    for name in sorted(by_name):
-        sets = by_name[name]
-        types = {rs.type for rs in sets}
-        if RecordType.CNAME in types and len(types) > 1:
-            others = ", ".join(sorted(t for t in types if t is not RecordType.CNAME))
-            raise RecordConflictError(
-                f"CNAME at {name} beside other data ({others})", provider=_PROVIDER, record=name
-            )
-        for rtype in types:
-            idents = {rs.set_identifier for rs in sets if rs.type is rtype}
-            if None in idents and len(idents) > 1:
-                raise RecordConflictError(
-                    f"{rtype} {name}: a plain set beside routed sets", provider=_PROVIDER, record=name
-                )
+    return problem
 
 
 class EmbeddedProvider(BaseProvider):
@@ -260,7 +200,7 @@ class EmbeddedProvider(BaseProvider):
         if not changes:
             return
         async with self._lock:
-            staged = stage(self._sets, changes, zone=self.zone)
+            staged = stage(self._sets, changes, provider=_PROVIDER, problem=_problem(self.zone))
             data = zone_data_from_records(
                 self.zone, staged.values(), serial=next_serial(self._data.serial), soa=self._data.soa
             )

@@ -26,13 +26,12 @@ from typing import Any
 from ingressfed.errors import (
     ConfigError,
     InvalidRecordError,
-    RecordConflictError,
-    RecordNotFoundError,
     TransientProviderError,
 )
-from ingressfed.model import Change, Changes, RecordKey, RecordSet, RecordType
+from ingressfed.model import Changes, RecordKey, RecordSet, RecordType
 from providers.base import ApplyResult, BaseProvider, Capabilities
 from providers.batching import BatchLimits, apply_in_batches
+from providers.staging import stage
 
 __all__ = ["MAX_TTL", "InMemoryProvider", "record_problem"]
 
@@ -195,11 +194,17 @@ class InMemoryProvider(BaseProvider):
         self.calls["batch"] += 1
         self._maybe_fail()
         self.batch_sizes.append(len(changes))
-        staged = dict(self._sets)
         for change in changes.items:
-            self._stage(staged, change)
-        self._check_cnames(staged, {c.record.name for c in changes.items})
-        self._sets = staged
+            refused = self._rejected.get(change.record.name)
+            if refused is not None:
+                raise InvalidRecordError(refused, provider=self.name, record=change.record.name)
+        routing = self.capabilities.routing
+        self._sets = stage(
+            self._sets,
+            changes,
+            provider=self.name,
+            problem=lambda rs: record_problem(rs, self.zone, routing=routing),
+        )
 
     # --- internals --------------------------------------------------------------------------
 
@@ -207,62 +212,3 @@ class InMemoryProvider(BaseProvider):
         if self._transient_left > 0:
             self._transient_left -= 1
             raise TransientProviderError("injected transient failure", provider=self.name)
-
-    def _stage(self, staged: dict[RecordKey, RecordSet], change: Change) -> None:
-        rs = change.record
-        if rs.name in self._rejected:
-            raise InvalidRecordError(self._rejected[rs.name], provider=self.name, record=rs.name)
-        if change.new is not None:
-            problem = record_problem(change.new, self.zone, routing=self.capabilities.routing)
-            if problem:
-                raise InvalidRecordError(
-                    f"{change.new.type} {change.new.name}: {problem}", provider=self.name, record=rs.name
-                )
-        if change.old is not None:
-            current = staged.get(change.old.key)
-            if current != change.old:
-                what = (
-                    "does not exist"
-                    if current is None
-                    else f"differs (is {current.values}, ttl {current.ttl})"
-                )
-                raise RecordNotFoundError(
-                    f"{change.action} {change.old.type} {change.old.name}: the set {what}",
-                    provider=self.name,
-                    record=rs.name,
-                )
-            del staged[change.old.key]
-        if change.new is not None:
-            if change.new.key in staged:
-                raise RecordConflictError(
-                    f"{change.action} {change.new.type} {change.new.name}: the set already exists",
-                    provider=self.name,
-                    record=rs.name,
-                )
-            if change.old is not None and change.old.name != change.new.name:
-                raise InvalidRecordError(
-                    f"UPDATE may not rename {change.old.name} to {change.new.name}",
-                    provider=self.name,
-                    record=rs.name,
-                )
-            staged[change.new.key] = change.new
-
-    def _check_cnames(self, staged: Mapping[RecordKey, RecordSet], touched: set[str]) -> None:
-        by_name: dict[str, list[RecordSet]] = {}
-        for rs in staged.values():
-            if rs.name in touched:
-                by_name.setdefault(rs.name, []).append(rs)
-        for name in sorted(by_name):
-            sets = by_name[name]
-            types = {rs.type for rs in sets}
-            if RecordType.CNAME in types and len(types) > 1:
-                others = ", ".join(sorted(t for t in types if t is not RecordType.CNAME))
-                raise RecordConflictError(
-                    f"CNAME at {name} beside other data ({others})", provider=self.name, record=name
-                )
-            for rtype in types:
-                idents = {rs.set_identifier for rs in sets if rs.type is rtype}
-                if None in idents and len(idents) > 1:
-                    raise RecordConflictError(
-                        f"{rtype} {name}: a plain set beside routed sets", provider=self.name, record=name
-                    )
