@@ -129,7 +129,19 @@ async def _http_app(
     publisher: FeedPublisher,
     metrics: ControllerMetrics,
 ) -> int:
-    app = web.Application()
+    @web.middleware
+    async def standby_feed(request: web.Request, handler: Any) -> web.StreamResponse:
+        # With several controller replicas behind one Service, only the Lease holder's view is
+        # the zone as written; a standby sends followers elsewhere instead of an empty view.
+        running = running_ref.get("running")
+        if request.path.startswith("/v1/feed") and running is not None and not running.controller.is_leader():
+            return web.Response(
+                status=503, headers={"Retry-After": "2"}, text="standby replica: the leader serves the feed\n"
+            )
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    app = web.Application(middlewares=[standby_feed])
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")

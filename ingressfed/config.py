@@ -593,8 +593,11 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
                 problems.append(
                     f"clusters[{i}].zone: is required when source.kind is static (e.g. us-east1-b)"
                 )
+    # With members from FederatedCluster objects (kubernetes source, no clusters[]) the names are
+    # only known at run time: defaultOrder cannot be checked here.
+    members_known = bool(names) or source.get("kind", "static") == "static"
     for i, entry in enumerate(_list(_mapping(raw, "geo"), "defaultOrder")):
-        if isinstance(entry, str) and entry not in names:
+        if members_known and isinstance(entry, str) and entry not in names:
             known = ", ".join(sorted(names)) or "none"
             problems.append(f"geo.defaultOrder[{i}]: {entry!r} is not a cluster name; clusters: {known}")
     health = _mapping(raw, "health")

@@ -441,3 +441,13 @@ def test_config_is_frozen(full: Path) -> None:
         config.federation.ttl = 5  # type: ignore[misc]
     assert isinstance(config, Config)
     assert yaml.safe_load(FULL)["federation"]["name"] == "federation"
+
+
+def test_default_order_unchecked_when_members_come_from_the_host(tmp_path: Path) -> None:
+    path = tmp_path / "k.yaml"
+    path.write_text(
+        "federation: {name: federation, zone: example.com}\n"
+        "source: {kind: kubernetes, hostKubeconfig: {inCluster: true}}\n"
+        "geo: {defaultOrder: [cluster-a, cluster-b]}\n"
+    )
+    assert load_config(path).geo.default_order == ("cluster-a", "cluster-b")

@@ -4,6 +4,7 @@ import asyncio
 import base64
 from pathlib import Path
 
+import aiohttp
 import dns.asyncquery
 import dns.message
 import dns.rdatatype
@@ -160,3 +161,9 @@ async def test_two_replicas_one_leader_and_members_from_federatedclusters(tmp_pa
                 lambda: any(r.name == G for r in leader.controller.last.records), what="published"
             )
             assert not any(r.name == G for r in await follower.provider.records())
+            # Followers of the feed are sent to the leader: the standby answers 503.
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{follower.http_port}/v1/feed?timeout=0") as resp:
+                    assert resp.status == 503 and resp.headers["Retry-After"]
+                async with http.get(f"http://127.0.0.1:{leader.http_port}/v1/feed?timeout=0") as resp:
+                    assert resp.status == 200
