@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from kubernetes_asyncio.client import ApiClient
 
@@ -43,6 +44,8 @@ from ingressfed.kube.probes import Prober
 from ingressfed.kube.rest import KubeApiError
 from ingressfed.model import ClusterStatus, IngressObservation, ServiceObservation
 from ingressfed.store import Store
+
+_Obs = TypeVar("_Obs", ServiceObservation, IngressObservation)
 
 __all__ = ["RESOURCES", "KubeSource", "LogProblems", "ProblemSink"]
 
@@ -132,17 +135,16 @@ class _Member:
             self.declare()
 
 
-class _Handler:
+class _Handler(ABC):
     """Shared relist bookkeeping; subclasses map objects and commit."""
 
     resource: Resource
 
     def __init__(self, member: _Member) -> None:
         self.m = member
-        self._pending: list[Mapping[str, Any]] | None = None
 
-    def relist_started(self) -> None:
-        self._pending = []
+    @abstractmethod
+    def relist_started(self) -> None: ...
 
     def relisted_page(self, objects: Sequence[Mapping[str, Any]]) -> None:
         self._collect(objects)
@@ -150,85 +152,108 @@ class _Handler:
     def failed(self, error: KubeApiError) -> None:
         self.m.failed(self.resource, error)
 
-    def _collect(self, objects: Sequence[Mapping[str, Any]]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _collect(self, objects: Sequence[Mapping[str, Any]]) -> None: ...
 
 
 def _key(ref: ObjectRef) -> Key | None:
     return (ref.namespace, ref.name) if ref.namespace and ref.name else None
 
 
-class _Services(_Handler):
-    resource = SERVICES
+class _Federated(_Handler, Generic[_Obs]):
+    """Services and Ingresses: map each object, keep the federated ones by (namespace, name)."""
+
+    kind: str
 
     def __init__(self, member: _Member, selection: Selection) -> None:
         super().__init__(member)
         self._selection = selection
-        self._next: dict[Key, ServiceObservation] = {}
+        self._next: dict[Key, _Obs] = {}
 
-    def _map(self, obj: Mapping[str, Any]) -> Mapped[ServiceObservation]:
-        mapped = service_from(obj, cluster=self.m.name, selection=self._selection)
+    @abstractmethod
+    def _mapper(self, obj: Mapping[str, Any]) -> Mapped[_Obs]: ...
+
+    @abstractmethod
+    def _table(self) -> dict[Key, _Obs]: ...
+
+    @abstractmethod
+    def _commit_all(self, table: dict[Key, _Obs]) -> None: ...
+
+    @abstractmethod
+    def _commit(self, key: Key) -> None: ...
+
+    @abstractmethod
+    def _remove(self, key: Key) -> None: ...
+
+    def _map(self, obj: Mapping[str, Any]) -> _Obs | None:
+        mapped = self._mapper(obj)
         self.m.report(mapped.problems)
-        return mapped
+        return mapped.value
 
     def relist_started(self) -> None:
         self._next = {}
 
     def _collect(self, objects: Sequence[Mapping[str, Any]]) -> None:
         for obj in objects:
-            value = self._map(obj).value
+            value = self._map(obj)
             if value is not None:
                 self._next[(value.namespace, value.name)] = value
 
     def relist_finished(self) -> None:
-        self.m.services, self._next = self._next, {}
+        table, self._next = self._next, {}
+        self._commit_all(table)
+
+    def changed(self, event: EventType, obj: Mapping[str, Any]) -> None:
+        key = _key(ref_of(obj, self.kind))
+        value = self._map(obj) if event != "DELETED" else None
+        if value is not None:
+            self._table()[(value.namespace, value.name)] = value
+            self._commit((value.namespace, value.name))
+        elif key is not None and self._table().pop(key, None) is not None:
+            # Deleted, or no longer federated (opted out, type or class changed).
+            self._remove(key)
+
+
+class _Services(_Federated[ServiceObservation]):
+    resource = SERVICES
+    kind = "Service"
+
+    def _mapper(self, obj: Mapping[str, Any]) -> Mapped[ServiceObservation]:
+        return service_from(obj, cluster=self.m.name, selection=self._selection)
+
+    def _table(self) -> dict[Key, ServiceObservation]:
+        return self.m.services
+
+    def _commit_all(self, table: dict[Key, ServiceObservation]) -> None:
+        self.m.services = table
         self.m.push_all_services()
 
-    def changed(self, event: EventType, obj: Mapping[str, Any]) -> None:
-        key = _key(ref_of(obj, "Service"))
-        value = self._map(obj).value if event != "DELETED" else None
-        if value is not None:
-            self.m.services[(value.namespace, value.name)] = value
-            self.m.push_service((value.namespace, value.name))
-        elif key is not None and self.m.services.pop(key, None) is not None:
-            # Deleted, or no longer federated (opted out, type changed).
-            self.m._store.delete_service(self.m.name, *key)
+    def _commit(self, key: Key) -> None:
+        self.m.push_service(key)
+
+    def _remove(self, key: Key) -> None:
+        self.m._store.delete_service(self.m.name, *key)
 
 
-class _Ingresses(_Handler):
+class _Ingresses(_Federated[IngressObservation]):
     resource = INGRESSES
+    kind = "Ingress"
 
-    def __init__(self, member: _Member, selection: Selection) -> None:
-        super().__init__(member)
-        self._selection = selection
-        self._next: dict[Key, IngressObservation] = {}
+    def _mapper(self, obj: Mapping[str, Any]) -> Mapped[IngressObservation]:
+        return ingress_from(obj, cluster=self.m.name, selection=self._selection)
 
-    def _map(self, obj: Mapping[str, Any]) -> Mapped[IngressObservation]:
-        mapped = ingress_from(obj, cluster=self.m.name, selection=self._selection)
-        self.m.report(mapped.problems)
-        return mapped
+    def _table(self) -> dict[Key, IngressObservation]:
+        return self.m.ingresses
 
-    def relist_started(self) -> None:
-        self._next = {}
+    def _commit_all(self, table: dict[Key, IngressObservation]) -> None:
+        self.m.ingresses = table
+        self.m._store.replace_objects(self.m.name, ingresses=list(table.values()))
 
-    def _collect(self, objects: Sequence[Mapping[str, Any]]) -> None:
-        for obj in objects:
-            value = self._map(obj).value
-            if value is not None:
-                self._next[(value.namespace, value.name)] = value
+    def _commit(self, key: Key) -> None:
+        self.m._store.upsert_ingress(self.m.ingresses[key])
 
-    def relist_finished(self) -> None:
-        self.m.ingresses, self._next = self._next, {}
-        self.m._store.replace_objects(self.m.name, ingresses=list(self.m.ingresses.values()))
-
-    def changed(self, event: EventType, obj: Mapping[str, Any]) -> None:
-        key = _key(ref_of(obj, "Ingress"))
-        value = self._map(obj).value if event != "DELETED" else None
-        if value is not None:
-            self.m.ingresses[(value.namespace, value.name)] = value
-            self.m._store.upsert_ingress(value)
-        elif key is not None and self.m.ingresses.pop(key, None) is not None:
-            self.m._store.delete_ingress(self.m.name, *key)
+    def _remove(self, key: Key) -> None:
+        self.m._store.delete_ingress(self.m.name, *key)
 
 
 class _Slices(_Handler):
