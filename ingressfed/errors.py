@@ -33,14 +33,20 @@ class ConfigError(IngressfedError):
 class ProviderError(IngressfedError):
     """A DNS provider refused or failed a call.
 
-    ``record`` names the record set at fault where the provider told us which.
+    ``record`` names the record set at fault where the provider told us which;
+    ``batch_wide`` says that none is (the whole call was refused).
     """
 
     transient: bool = False
 
-    def __init__(self, message: str, *, provider: str = "", record: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, provider: str = "", record: str | None = None, batch_wide: bool = False
+    ) -> None:
         self.provider = provider
         self.record = record
+        # No single record is to blame (credentials, permissions, missing zone): failure
+        # isolation must not bisect the batch to find one.
+        self.batch_wide = batch_wide
         prefix = f"{provider}: " if provider else ""
         super().__init__(prefix + message)
 

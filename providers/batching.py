@@ -163,8 +163,9 @@ async def apply_isolating(apply_batch: Callable[[Changes], Awaitable[None]], cha
     """Apply ``changes`` (one batch, atomic) so a bad group fails alone.
 
     On a permanent error: if it names a record in the batch, that record's group
-    is reported failed and the rest retried at once; otherwise the batch is
-    bisected at a group boundary. A group is the smallest unit: it is applied or
+    is reported failed and the rest retried at once; if it is ``batch_wide`` (no
+    record to blame) it propagates at once; otherwise the batch is bisected at a
+    group boundary. A group is the smallest unit: it is applied or
     reported whole.
     """
     if not changes:
@@ -172,6 +173,8 @@ async def apply_isolating(apply_batch: Callable[[Changes], Awaitable[None]], cha
     try:
         await apply_batch(changes)
     except PermanentProviderError as err:
+        if err.batch_wide:
+            raise
         return await _isolate(apply_batch, groups(changes), err)
     return ApplyResult(applied=len(changes), failed={})
 

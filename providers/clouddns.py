@@ -127,7 +127,6 @@ class CloudDNSProvider(BaseProvider):
         self._client: Any = None
         self._zone_handle: Any = None
         self._lock = asyncio.Lock()
-        self._fatal: ProviderError | None = None
         self._backoff = Backoff(base=self.opts.backoff, cap=30.0, attempts=self.opts.transient_retries + 1)
         self.calls: dict[str, int] = {"list": 0, "change": 0}
 
@@ -246,28 +245,22 @@ class CloudDNSProvider(BaseProvider):
         if not changes:
             return ApplyResult(applied=0, failed={})
         async with self._lock:
-            self._fatal = None
-            result = await apply_in_batches(
+            return await apply_in_batches(
                 self._isolatable, changes, BatchLimits(max_changes=self.capabilities.max_batch)
             )
-            if self._fatal is not None:
-                raise self._fatal
-            return result
 
     async def _isolatable(self, changes: Changes) -> None:
         """``_apply_batch`` for failure isolation, which bisects on any permanent error.
 
         Errors no record is to blame for (credentials, permissions, missing zone) are
-        remembered: later calls fail at once without I/O and ``apply`` raises them.
+        marked batch-wide, so isolation raises them at once instead of bisecting.
         """
-        if self._fatal is not None:
-            raise self._fatal
         try:
             await self._apply_batch(changes)
         except (InvalidRecordError, RecordConflictError):
             raise
         except PermanentProviderError as e:
-            self._fatal = e
+            e.batch_wide = True
             raise
 
     async def _apply_batch(self, changes: Changes) -> None:

@@ -268,7 +268,6 @@ class RFC2136Provider(BaseProvider):
         self.calls: dict[str, int] = {"axfr": 0, "update": 0, "tcp": 0}
         self.message_sizes: list[int] = []  # bytes of each UPDATE sent
         self.batch_sizes: list[int] = []  # changes in each UPDATE sent
-        self._fatal: ProviderError | None = None
 
     def _fail(self, message: str, *, transient: bool, record: str | None = None) -> ProviderError:
         cls = TransientProviderError if transient else PermanentProviderError
@@ -353,26 +352,17 @@ class RFC2136Provider(BaseProvider):
         limits = BatchLimits(
             max_changes=self.capabilities.max_batch, max_chars=self.opts.max_message_size - _MESSAGE_OVERHEAD
         )
-        self._fatal = None
-        result = await apply_in_batches(
+        return await apply_in_batches(
             self._apply_batch, changes, limits, cost=functools.partial(wire_cost, self._origin)
         )
-        if self._fatal is not None:
-            raise self._fatal
-        return result
 
     def _batch_wide(self, err: ProviderError) -> ProviderError:
-        """Remember an error no record is to blame for (bad key, server not authoritative).
-
-        Failure isolation bisects a batch on any permanent error; once one of these
-        is seen every later call fails at once without I/O and ``apply`` raises it.
-        """
-        self._fatal = err
+        """Mark an error no record is to blame for (bad key, server not authoritative), so
+        failure isolation raises it at once instead of bisecting the batch."""
+        err.batch_wide = True
         return err
 
     async def _apply_batch(self, changes: Changes) -> None:
-        if self._fatal is not None:
-            raise self._fatal
         msg = build_update(self._origin, changes.items, key=self._key)
         wire_size = len(msg.to_wire())
         if wire_size > 65535:

@@ -32,7 +32,6 @@ from ingressfed.errors import (
     ConfigError,
     InvalidRecordError,
     PermanentProviderError,
-    ProviderError,
     TransientProviderError,
 )
 from ingressfed.model import ChangeAction, Changes, RecordSet, RecordType
@@ -215,7 +214,6 @@ class WebhookProvider(BaseProvider):
         self._session: aiohttp.ClientSession | None = None
         self._backoff = Backoff(base=self.opts.backoff, cap=30.0, attempts=self.opts.retries + 1)
         self._adjusted: dict[RecordSet, RecordSet] = {}
-        self._fatal: ProviderError | None = None
         self.calls: dict[str, int] = {"negotiate": 0, "records": 0, "apply": 0, "adjust": 0}
 
     # -- HTTP ------------------------------------------------------------------------------------
@@ -318,18 +316,13 @@ class WebhookProvider(BaseProvider):
         f = await self._filter()
         outside = {c.record.name for c in changes.items if not self._in_scope(f, c.record.name)}
         inside = Changes(tuple(c for c in changes.items if c.record.name not in outside))
-        self._fatal = None
         result = await apply_in_batches(
             self._apply_batch, inside, BatchLimits(max_changes=self.opts.max_batch)
         )
-        if self._fatal is not None:
-            raise self._fatal
         reason = f"{self.name}: outside the webhook provider's domain filter; not sent"
         return ApplyResult(result.applied, {**result.failed, **dict.fromkeys(outside, reason)})
 
     async def _apply_batch(self, changes: Changes) -> None:
-        if self._fatal is not None:
-            raise self._fatal
         try:
             await self._post(changes)
         except InvalidRecordError:
@@ -338,7 +331,7 @@ class WebhookProvider(BaseProvider):
             cause = e.__cause__
             if not isinstance(cause, _HTTPError) or cause.status in (401, 403, 404, 405, 406, 415):
                 # Nothing to do with any one record: raise once, do not bisect.
-                self._fatal = e
+                e.batch_wide = True
                 raise
             only = changes.items[0].record.name if len(changes) == 1 else None
             raise InvalidRecordError(

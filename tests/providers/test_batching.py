@@ -152,6 +152,19 @@ async def test_transient_errors_propagate_without_isolation() -> None:
     assert calls == 1
 
 
+async def test_batch_wide_permanent_errors_are_not_bisected() -> None:
+    calls = 0
+
+    async def forbidden(changes: Changes) -> None:
+        nonlocal calls
+        calls += 1
+        raise PermanentProviderError("403 Forbidden", batch_wide=True)
+
+    with pytest.raises(PermanentProviderError, match="403"):
+        await apply_in_batches(forbidden, plan_of(16), BatchLimits(max_changes=100))
+    assert calls == 1, "a refusal no record is to blame for is sent once, not once per bisection"
+
+
 async def test_apply_in_batches_sums_results() -> None:
     backend = Backend({"n2.example.com"}, names_record=True)
     result = await apply_in_batches(backend.apply_batch, plan_of(6), BatchLimits(max_changes=4))
