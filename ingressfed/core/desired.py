@@ -134,7 +134,8 @@ def _routed_sets(
 
 
 def _ttl(default: int, overrides: Iterable[int | None]) -> int:
-    chosen = [t for t in overrides if t is not None and t > 0]
+    """The shortest TTL any of the objects behind a name asks for (no override: the default)."""
+    chosen = [t if t is not None and t > 0 else default for t in overrides]
     return min(chosen) if chosen else default
 
 
@@ -149,11 +150,11 @@ def _service_records(
 ) -> tuple[list[RecordSet], list[Problem], dict[str, tuple[str, ...]]]:
     resource = service_resource(namespace, name)
     problems: list[Problem] = []
-    ttl = _ttl(fed.ttl, (o.ttl for o in observations))
     # (region, zone) -> level names; all clusters that have the Service, healthy or not,
     # so that a level whose clusters are all down still gets its CNAME fallback.
     levels: dict[str, set[tuple[str, str]]] = {}
     serving: dict[str, ServiceObservation] = {}
+    placed: list[tuple[Cluster, ServiceObservation]] = []
     for obs in observations:
         c = clusters.get(obs.cluster)
         if c is None:
@@ -163,6 +164,7 @@ def _service_records(
             problems.append(Problem(resource, "cluster region/zone unknown; not published", obs.cluster))
             continue
         levels.setdefault(c.region, set()).add((c.region, c.zone))
+        placed.append((c, obs))
         has_targets = bool(obs.addresses or obs.hostnames)
         if not has_targets:
             problems.append(Problem(resource, "no load-balancer address yet", obs.cluster))
@@ -188,6 +190,9 @@ def _service_records(
         if problem:
             problems.append(Problem(resource, f"cannot publish {level_name}: {problem}"))
             return False
+        # A level's TTL comes from the objects in that level's clusters only: an override in one
+        # cluster must not shorten (or lengthen) another cluster's zone- and region-level records.
+        ttl = _ttl(fed.ttl, (o.ttl for c, o in placed if pred(c)))
         union, per = targets_where(pred)
         if union.empty:
             if fallback is not None:
@@ -314,12 +319,18 @@ def desired_state(fed: Federation, snap: Snapshot, *, routed: bool = False) -> D
         claimed.update(d.record.name for d in recs)
     ing_records, ing_problems, ing_pub = _ingress_records(fed, snap.ingresses)
     problems.extend(ing_problems)
+    dropped: set[tuple[str, str]] = set()
     for d in ing_records:
         if d.record.name in claimed:
-            problems.append(Problem(d.resource, f"{d.record.name} is already published for a Service"))
+            if (d.resource, d.record.name) not in dropped:  # one Problem per host, not per record type
+                dropped.add((d.resource, d.record.name))
+                problems.append(Problem(d.resource, f"{d.record.name} is already published for a Service"))
             continue
         records.append(d)
-    published.update(ing_pub)
+    # What the status write-back reports must be what was kept, not what the Ingress asked for.
+    for resource, host in dropped:
+        ing_pub[resource].pop(host, None)
+    published.update({resource: hosts for resource, hosts in ing_pub.items() if hosts})
     return DesiredState(records=tuple(records), problems=tuple(problems), published=published)
 
 
