@@ -173,11 +173,14 @@ class Controller:
             current = await self.provider.records()
             p = plan(current, desired, owner_id=self.federation.owner_id, policy=self.federation.policy)
             applied, failed = 0, {}
-            if p.changes and self.is_leader():
+            # Read once: leadership gained between two reads would publish (feed, status) changes
+            # this reconcile never sent to the provider.
+            leading = self.is_leader()
+            if p.changes and leading:
                 result = await self.provider.apply(p.changes)
                 applied, failed = result.applied, dict(result.failed)
                 self._count_changes(p.changes, failed)
-            records = applied_state(current, p.changes, failed) if self.is_leader() else tuple(current)
+            records = applied_state(current, p.changes, failed) if leading else tuple(current)
             outcome = ReconcileOutcome(snap, state, p, routes, records, applied, failed)
             self._failures, self._retry_at = 0, None
             self.metrics.reconciles.labels("success" if not failed else "partial").inc()

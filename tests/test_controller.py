@@ -144,3 +144,22 @@ async def test_non_leader_writes_nothing() -> None:
     store.upsert_service(svc("us", "10.0.0.1"))
     out = await ctl.reconcile_once()
     assert out.plan.changes and provider.calls["apply"] == 0
+
+
+async def test_leadership_is_read_once_per_reconcile() -> None:
+    """Finding 9: leadership gained mid-reconcile must not publish changes never sent to the provider."""
+    answers = iter([False, True, True, True])
+    reads: list[bool] = []
+
+    def is_leader() -> bool:
+        reads.append(next(answers))
+        return reads[-1]
+
+    store, provider, ctl, seen = make(is_leader=is_leader)
+    store.upsert_service(svc("us", "10.0.0.1"))
+    out = await ctl.reconcile_once()
+    assert len(reads) == 1 and out.applied == 0 and provider.calls["apply"] == 0
+    # What the feed and the status writer get is the zone as it stands: still empty.
+    assert out.records == () and seen[-1].records == ()
+    out = await ctl.reconcile_once()  # leader now: the same changes go out, and only now are published
+    assert out.applied > 0 and {r.name for r in out.records} >= {G}
