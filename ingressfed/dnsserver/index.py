@@ -275,22 +275,89 @@ class _Choice:
         return len({rs.set_identifier for rs in self.routed}) > 1
 
 
-class _RR:
-    """An RRset with its records already in wire form (owner aside)."""
+# Types whose data holds names that may be compressed (RFC 1035 section 4.1.4,
+# RFC 3597 section 4): the names come first, then fixed-size fields.
+_NAMES_IN_DATA = {
+    dns.rdatatype.CNAME: ("target",),
+    dns.rdatatype.NS: ("target",),
+    dns.rdatatype.SOA: ("mname", "rname"),
+}
 
-    __slots__ = ("owner", "tails", "target")
+
+class _RR:
+    """An RRset with its records already in wire form (owner aside).
+
+    ``rdatas[i]`` is ``(names, rest)``: the lower-case wire names the record
+    data starts with (compressed when written into a message) and the bytes
+    after them; ``head`` is type, class and TTL.
+    """
+
+    __slots__ = ("head", "owner", "rdatas", "target")
 
     def __init__(self, rrset: dns.rrset.RRset) -> None:
         self.owner = _wire(rrset.name).lower()
         # For a CNAME: the (lower-case wire) name it points to.
         self.target = _wire(rrset[0].target).lower() if rrset.rdtype == dns.rdatatype.CNAME else b""
-        head = _u16(rrset.rdtype) + _u16(rrset.rdclass) + rrset.ttl.to_bytes(4, "big")
-        tails = []
+        self.head = _u16(rrset.rdtype) + _u16(rrset.rdclass) + rrset.ttl.to_bytes(4, "big")
+        fields = _NAMES_IN_DATA.get(rrset.rdtype, ())
+        rdatas = []
         for rd in rrset:
+            names = tuple(_wire(getattr(rd, f)).lower() for f in fields)
             data = rd.to_wire()
             assert data is not None
-            tails.append(head + _u16(len(data)) + data)
-        self.tails = tuple(tails)
+            rdatas.append((names, data[sum(map(len, names)) :]))
+        self.rdatas = tuple(rdatas)
+
+
+class _Writer:
+    """Appends records to a message body, compressing every name (RFC 1035 section 4.1.4).
+
+    ``start`` is the body's offset in the message; the question name (at
+    offset 12) seeds the table, so a body fits after any question with the
+    same name in any letter case.
+    """
+
+    __slots__ = ("out", "start", "table")
+
+    def __init__(self, qname: bytes, start: int) -> None:
+        self.out = bytearray()
+        self.start = start
+        self.table: dict[bytes, int] = {}
+        self._remember(qname, 12)
+
+    def _remember(self, name: bytes, at: int, upto: int = 256) -> None:
+        """Note where each suffix of ``name`` (written at ``at``) starts, for labels before ``upto``."""
+        i = 0
+        while name[i] and i < upto and at + i < 0x4000:
+            self.table.setdefault(name[i:], at + i)
+            i += name[i] + 1
+
+    def name(self, name: bytes) -> None:
+        i = 0
+        table = self.table
+        while name[i]:
+            ptr = table.get(name[i:])
+            if ptr is not None:
+                self._remember(name, self.start + len(self.out), i)
+                self.out += name[:i]
+                self.out += (0xC000 | ptr).to_bytes(2, "big")
+                return
+            i += name[i] + 1
+        self._remember(name, self.start + len(self.out))
+        self.out += name
+
+    def rrset(self, rr: _RR) -> int:
+        out = self.out
+        for names, rest in rr.rdatas:
+            self.name(rr.owner)
+            out += rr.head
+            at = len(out)
+            out += b"\x00\x00"
+            for n in names:
+                self.name(n)
+            out += rest
+            out[at : at + 2] = _u16(len(out) - at - 2)
+        return len(rr.rdatas)
 
 
 Entry = Prepared | GeoEntry
@@ -331,9 +398,9 @@ class ZoneIndex:
         self.refused = Prepared(aa=False, rcode=RCODE_REFUSED, counts=(0, 0, 0), body=b"")
         self.notimp = Prepared(aa=False, rcode=RCODE_NOTIMP, counts=(0, 0, 0), body=b"")
         self.formerr = Prepared(aa=False, rcode=RCODE_FORMERR, counts=(0, 0, 0), body=b"")
-        # The owner is written out, never a pointer: this follows questions of any name.
-        soa_wire = self._neg_soa.owner + self._neg_soa.tails[0]
-        self.nxdomain = Prepared(aa=True, rcode=RCODE_NXDOMAIN, counts=(0, 1, 0), body=soa_wire)
+        # NXDOMAIN bodies by question length: the zone is always the question's
+        # suffix, so the SOA owner is a pointer at a place fixed by the length alone.
+        self._nx: dict[int, Prepared] = {}
         self._prerender()
 
     # --- construction -------------------------------------------------
@@ -523,25 +590,25 @@ class ZoneIndex:
     def _prepare(
         self, qname: bytes, sections: tuple[list[_RR], list[_RR], list[_RR]], rcode: int
     ) -> Prepared:
-        # Owner names equal to the question name become a pointer to it (offset 12);
-        # everything else is written out, so a body fits after any question of
-        # the same length whatever its letter case.
-        out: list[bytes] = []
-        counts = []
-        for section in sections:
-            count = 0
-            for rr in section:
-                owner = b"\xc0\x0c" if rr.owner == qname else rr.owner
-                for tail in rr.tails:
-                    out.append(owner)
-                    out.append(tail)
-                    count += 1
-            counts.append(count)
-        body = b"".join(out)
+        # The body follows the question (12-byte header, name, type, class): every
+        # question this body answers has the same name up to letter case, so
+        # pointers into the question and into the body itself stay valid.
+        writer = _Writer(qname, 12 + len(qname) + 4)
+        counts = [sum(writer.rrset(rr) for rr in section) for section in sections]
+        body = bytes(writer.out)
         if len(body) + len(qname) + 16 > 65535:
             log.error("answer for %r exceeds 65535 bytes; serving SERVFAIL", qname)
             return Prepared(aa=False, rcode=RCODE_SERVFAIL, counts=(0, 0, 0), body=b"")
         return Prepared(aa=True, rcode=rcode, counts=(counts[0], counts[1], counts[2]), body=body)
+
+    def nxdomain_for(self, qname_lower: bytes) -> Prepared:
+        """NXDOMAIN for an in-zone name: the SOA owner points into the question."""
+        n = len(qname_lower)
+        found = self._nx.get(n)
+        if found is None:
+            found = self._prepare(qname_lower, ([], [self._neg_soa], []), RCODE_NXDOMAIN)
+            self._nx[n] = found
+        return found
 
     # --- lookups used by the answering code ---------------------------
 
@@ -556,7 +623,7 @@ class ZoneIndex:
         entry = self.other.get(qname_lower)
         if entry is not None:
             return entry
-        return self.nxdomain if self._wire_in_zone(qname_lower) else self.refused
+        return self.nxdomain_for(qname_lower) if self._wire_in_zone(qname_lower) else self.refused
 
     def _wire_in_zone(self, qname_lower: bytes) -> bool:
         # Walk label by label: a plain suffix test could match inside a label.

@@ -186,13 +186,22 @@ zone "{zone}" {{
 
 
 @contextlib.contextmanager
-def knotd(workdir: Path, *, zone: str = "example.com", algorithm: str = "hmac-sha256") -> Iterator[DnsServer]:
-    """Knot DNS with ``zone`` accepting updates and AXFR signed with the TSIG key."""
+def knotd(
+    workdir: Path,
+    *,
+    zone: str = "example.com",
+    algorithm: str = "hmac-sha256",
+    zone_text: str | None = None,
+) -> Iterator[DnsServer]:
+    """Knot DNS with ``zone`` accepting updates and AXFR signed with the TSIG key.
+
+    ``zone_text``: the zone file to serve instead of the empty dynamic zone.
+    """
     binary = require("knotd")
     workdir.mkdir(parents=True, exist_ok=True)
     server = DnsServer("knot", "127.0.0.1", free_port(), zone, KEY_NAME, _secret(), algorithm, workdir)
     (workdir / "db").mkdir(exist_ok=True)
-    (workdir / f"{zone}.zone").write_text(ZONE_FILE.format(zone=zone))
+    (workdir / f"{zone}.zone").write_text(zone_text or ZONE_FILE.format(zone=zone))
     (workdir / "knot.conf").write_text(
         f"""
 server:
