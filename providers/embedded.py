@@ -17,7 +17,9 @@ DNS servers in the same process follow the zone through :meth:`subscribe`::
 
 Options (all optional): ``zoneFile`` (path of the JSON zone file, loaded at
 start and rewritten atomically after every change), ``nameservers`` (list of
-NS names, default ``["ns1.<zone>"]``), ``hostmaster`` (default
+NS names, default ``["ns1.<zone>"]``; an entry may be
+``{name: ns1.<zone>, addresses: [192.0.2.53, "2001:db8::53"]}``, and names
+inside the zone get those addresses as A/AAAA glue), ``hostmaster`` (default
 ``hostmaster.<zone>``), ``soaRefresh``, ``soaRetry``, ``soaExpire``,
 ``soaMinimum`` (seconds; the last is the negative-caching TTL), ``maxBatch``.
 """
@@ -25,6 +27,7 @@ NS names, default ``["ns1.<zone>"]``), ``hostmaster`` (default
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -108,8 +111,28 @@ def _options(zone: str, options: Mapping[str, Any]) -> tuple[Path | None, SoaSet
     if not isinstance(raw_ns, list | tuple) or not raw_ns:
         problems.append(f"dns.options.nameservers: expected a non-empty list of DNS names, got {raw_ns!r}")
         raw_ns = list(default.nameservers)
+    names: list[str] = []
+    glue: list[tuple[str, tuple[str, ...]]] = []
+    for i, entry in enumerate(raw_ns):
+        where = f"nameservers[{i}]"
+        if isinstance(entry, Mapping):
+            for key in sorted(set(entry) - {"name", "addresses"}):
+                problems.append(f"dns.options.{where}.{key}: unknown key (known: name, addresses)")
+            ns = name(f"{where}.name", entry.get("name"))
+            addresses = _addresses(f"dns.options.{where}.addresses", entry.get("addresses"), problems)
+            if addresses and ns != zone and not ns.endswith("." + zone):
+                problems.append(
+                    f"dns.options.{where}.addresses: {ns} is outside zone {zone}; only in-zone "
+                    "nameservers get glue here (an outside name's own zone publishes its addresses)"
+                )
+            elif addresses:
+                glue.append((ns, addresses))
+        else:
+            ns = name(where, entry)
+        names.append(ns)
     soa = SoaSettings(
-        nameservers=tuple(name("nameservers", n) for n in raw_ns),
+        nameservers=tuple(names),
+        glue=tuple(glue),
         hostmaster=name("hostmaster", _mailbox(options.get("hostmaster", default.hostmaster))),
         refresh=seconds("soaRefresh", default.refresh, 1),
         retry=seconds("soaRetry", default.retry, 1),
@@ -120,6 +143,21 @@ def _options(zone: str, options: Mapping[str, Any]) -> tuple[Path | None, SoaSet
     if problems:
         raise ConfigError(problems)
     return path, soa, max_batch
+
+
+def _addresses(where: str, value: Any, problems: list[str]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or not value:
+        problems.append(f"{where}: expected a non-empty list of IP addresses, got {value!r}")
+        return ()
+    out = []
+    for v in value:
+        try:
+            out.append(str(ipaddress.ip_address(str(v))))
+        except ValueError:
+            problems.append(f"{where}: {v!r} is not an IPv4 or IPv6 address")
+    return tuple(out)
 
 
 def _mailbox(value: Any) -> Any:

@@ -24,7 +24,7 @@ import dns.opcode
 import dns.rdataclass
 import dns.rdatatype
 
-from ingressfed.dnsserver.index import Entry, Prepared, ZoneIndex
+from ingressfed.dnsserver.index import RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, Entry, Prepared, ZoneIndex
 
 __all__ = ["DEFAULT_MAX_UDP", "EDNS_PAYLOAD", "answer"]
 
@@ -74,7 +74,7 @@ def answer(
     if b2 & 0x80:
         return None  # a response; answering it could start a loop
     if b2 & 0x78:
-        return _header_only(data, index.notimp)
+        return _slow(index, data, client_ip, tcp, max_udp, memo)  # another opcode: NOTIMP
     if data[4:10] != _QD1_AN0_NS0:
         return _slow(index, data, client_ip, tcp, max_udp, memo)
     i = 12
@@ -222,10 +222,44 @@ def _ecs_opt(do: int, ecs: Ecs, scope: int) -> bytes:
     return _OPT_HEAD + b"\x00\x00" + flags + len(rdata).to_bytes(2, "big") + rdata
 
 
-def _header_only(data: bytes, entry: Prepared, *, rcode: int | None = None) -> bytes:
-    """A response with no question: ID and opcode echoed, RD copied."""
-    rc = entry.rcode if rcode is None else rcode
-    return data[:2] + bytes((0x80 | (data[2] & 0x79), rc & 0x0F)) + b"\x00" * 8
+def _error(data: bytes, rcode: int, *, question: bytes = b"", edns: int = -1) -> bytes:
+    """An error reply: ID and opcode echoed, RD copied, the question when given,
+    and OPT when the query had one (``edns``: its DO flag, or -1 for no OPT)."""
+    head = bytes((0x80 | (data[2] & 0x79), rcode & 0x0F, 0, 1 if question else 0, 0, 0, 0, 0))
+    if edns < 0:
+        return data[:2] + head + b"\x00\x00" + question
+    return data[:2] + head + b"\x00\x01" + question + _OPT_PLAIN[1 if edns else 0]
+
+
+def _edns_of(data: bytes) -> int:
+    """The DO flag of the OPT record in a packet dnspython could not parse (-1: no OPT found).
+
+    Walks the sections by the header counts; names end at a zero label or a
+    pointer. Anything out of bounds reads as "no OPT"."""
+    n = len(data)
+    qd, an, ns, ar = (int.from_bytes(data[i : i + 2], "big") for i in (4, 6, 8, 10))
+
+    def skip_name(i: int) -> int:
+        while i < n:
+            ln = data[i]
+            if ln & 0xC0 == 0xC0:
+                return i + 2
+            if ln == 0:
+                return i + 1
+            i += ln + 1
+        return n + 1
+
+    i = 12
+    for _ in range(qd):
+        i = skip_name(i) + 4
+    for k in range(an + ns + ar):
+        i = skip_name(i)
+        if i + 10 > n:
+            return -1
+        if k >= an + ns and data[i : i + 2] == b"\x00\x29":
+            return 1 if data[i + 6] & 0x80 else 0
+        i += 10 + int.from_bytes(data[i + 8 : i + 10], "big")
+    return -1
 
 
 def _slow(  # noqa: PLR0917
@@ -236,18 +270,20 @@ def _slow(  # noqa: PLR0917
     max_udp: int,
     memo: dict[bytes, bytes] | None,
 ) -> bytes | None:
+    if len(data) >= 12 and data[2] & 0x78:
+        # Another opcode (NOTIFY, UPDATE, ...): not ours to parse, whatever its sections hold.
+        return _error(data, RCODE_NOTIMP, edns=_edns_of(data))
     try:
         msg = dns.message.from_wire(data, ignore_trailing=False)
     except dns.message.ShortHeader:
         return None
     except dns.message.UnknownTSIGKey:
-        return _header_only(data, index.refused)  # we hold no TSIG keys
+        return _error(data, RCODE_REFUSED, edns=_edns_of(data))  # we hold no TSIG keys
     except Exception:  # any parse failure of a packet with a header is FORMERR, never a crash
-        return _header_only(data, index.formerr)
-    if msg.opcode() != dns.opcode.QUERY:
-        return _header_only(data, index.notimp)
+        return _error(data, RCODE_FORMERR, edns=_edns_of(data))
+    edns = -1 if msg.edns < 0 else (1 if msg.ednsflags & 0x8000 else 0)
     if len(msg.question) != 1 or msg.answer or msg.authority:
-        return _header_only(data, index.formerr)
+        return _error(data, RCODE_FORMERR, edns=edns)
     q = msg.question[0]
     question = (
         (q.name.to_wire() or b"") + int(q.rdtype).to_bytes(2, "big") + int(q.rdclass).to_bytes(2, "big")
@@ -263,13 +299,13 @@ def _slow(  # noqa: PLR0917
         for option in msg.options:
             if isinstance(option, dns.edns.ECSOption):
                 parsed = _ecs(option.to_wire() or b"")
-                if parsed is None:
-                    return _header_only(data, index.formerr)
+                if parsed is None or ecs is not None:  # RFC 7871 section 7.1.1: one, well formed
+                    return _error(data, RCODE_FORMERR, edns=edns)
                 ecs = parsed
     if q.rdclass != dns.rdataclass.IN:
-        return data[:2] + index.refused.headers[(data[2] & 1) | ((data[3] & 0x10) >> 3)] + question
+        return _error(data, RCODE_REFUSED, question=question, edns=edns)
     if len(question) > 4 + 255:
-        return _header_only(data, index.formerr)
+        return _error(data, RCODE_FORMERR, edns=edns)
     qname_lower = question[:-4].lower()
     return _respond(
         index, data, question, qname_lower, question[-4:-2], payload, do, ecs, client_ip, tcp, max_udp, memo

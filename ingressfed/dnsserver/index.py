@@ -407,7 +407,7 @@ class ZoneIndex:
 
     def _load(self, records: Iterable[RecordSet]) -> None:
         grouped: dict[tuple[bytes, int], tuple[list[RecordSet], list[RecordSet]]] = {}
-        for rs in records:
+        for rs in (*records, *_glue_sets(self.data)):
             problem = record_problem(self.data.zone, rs)
             if problem is not None:
                 log.warning("skipping record set: %s", problem, extra={"zone": self.data.zone})
@@ -635,6 +635,17 @@ class ZoneIndex:
                 return True
             i += qname_lower[i] + 1
         return False
+
+
+def _glue_sets(data: ZoneData) -> list[RecordSet]:
+    """The configured addresses of in-zone nameservers as A/AAAA record sets."""
+    out = []
+    for name, addresses in data.soa.glue:
+        for rtype in (RecordType.A, RecordType.AAAA):
+            wanted = tuple(a for a in addresses if (":" in a) == (rtype is RecordType.AAAA))
+            if wanted:
+                out.append(RecordSet(name, rtype, data.soa.ttl, wanted))
+    return out
 
 
 def build_index(

@@ -37,7 +37,9 @@ _MAX_TTL = 0x7FFFFFFF
 class SoaSettings:
     """Apex settings. ``nameservers`` and ``hostmaster`` are absolute names
     without the trailing dot; ``hostmaster`` in mailbox-as-name form
-    (``hostmaster.example.com``)."""
+    (``hostmaster.example.com``). ``glue``: addresses of the in-zone
+    nameservers, served as their A/AAAA records (and in the additional
+    section of NS answers), so a zone delegated to these servers resolves."""
 
     nameservers: tuple[str, ...]
     hostmaster: str
@@ -48,6 +50,7 @@ class SoaSettings:
     # the controller is about to create should not stay NXDOMAIN for long.
     minimum: int = 30
     ttl: int = 3600
+    glue: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @staticmethod
     def default(zone: str) -> SoaSettings:
@@ -118,6 +121,7 @@ def zone_data_to_json(data: ZoneData) -> dict[str, Any]:
             "expire": soa.expire,
             "minimum": soa.minimum,
             "ttl": soa.ttl,
+            "glue": [{"name": n, "addresses": list(a)} for n, a in soa.glue],
         },
         "records": records,
     }
@@ -157,6 +161,20 @@ class _Reader:
             self.problems.append(f"{path}: got {type(v).__name__}, expected an object")
             return {}
         return v
+
+    def glue(self, v: Any, path: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        if not isinstance(v, list):
+            self.problems.append(f"{path}: got {type(v).__name__}, expected a list")
+            return ()
+        out = []
+        for i, item in enumerate(v):
+            obj = self.mapping(item, f"{path}[{i}]")
+            addrs = obj.get("addresses")
+            if not isinstance(addrs, list) or not addrs or not all(isinstance(a, str) for a in addrs):
+                self.problems.append(f"{path}[{i}].addresses: got {addrs!r}, expected a list of addresses")
+                continue
+            out.append((self.str_(obj, "name", f"{path}[{i}]").rstrip(".").lower(), tuple(addrs)))
+        return tuple(out)
 
     def routing(self, v: Any, path: str) -> Routing:
         obj = self.mapping(v, path)
@@ -229,6 +247,7 @@ def zone_data_from_json(doc: Any, *, source: str = "zone file") -> ZoneData:
         expire=rd.int_(sobj, "expire", f"{source}.soa", lo=1, hi=_MAX_TTL, default=86400),
         minimum=rd.int_(sobj, "minimum", f"{source}.soa", lo=0, hi=_MAX_TTL, default=30),
         ttl=rd.int_(sobj, "ttl", f"{source}.soa", lo=0, hi=_MAX_TTL, default=3600),
+        glue=rd.glue(sobj.get("glue", []), f"{source}.soa.glue"),
     )
     raw = top.get("records", [])
     records: list[RecordSet] = []
