@@ -46,7 +46,7 @@ def test_glue_survives_the_zone_file() -> None:
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"name": "ns.example.net", "addresses": ["192.0.2.1"]}, r"nameservers\[0\]\.addresses: .*outside zone"),
+        ({"name": "ns.example.net", "addresses": ["192.0.2.1"]}, r"\[0\]\.addresses: .*outside zone"),
         ({"name": "ns1.example.com", "addresses": ["300.1.1.1"]}, r"nameservers\[0\]\.addresses: '300"),
         ({"name": "ns1.example.com", "addresses": []}, r"nameservers\[0\]\.addresses: expected"),
         ({"name": "ns1.example.com", "address": ["192.0.2.1"]}, r"nameservers\[0\]\.address: unknown"),
