@@ -25,6 +25,9 @@ if [ "$want_test" = 1 ]; then
   command -v nginx >/dev/null || need_apt+=(nginx-light)
   command -v unzip >/dev/null || need_apt+=(unzip)
   command -v npm >/dev/null || need_apt+=(npm)
+  command -v openssl >/dev/null || need_apt+=(openssl)
+  command -v curl >/dev/null || need_apt+=(curl)
+  command -v h2load >/dev/null || need_apt+=(nghttp2-client)
 fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"
