@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+import time
 import timeit
 from pathlib import Path
 
@@ -33,12 +34,13 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         lookup = GeoLookup(build_city_db(Path(tmp)))
         settings = ProxySettings(geo=GeoSettings(trusted_proxies=("127.0.0.0/8",)))
-        engine = Engine(settings, locator=lookup, metrics=ProxyMetrics(), now=0.0)
+        engine = Engine(settings, locator=lookup, metrics=ProxyMetrics(), now=0.0, precise=time.monotonic)
+        router = engine.router
         routes = [
             Route(host="app.example.com", backends=tuple(Backend(c.name, "127.0.0.1", 80) for c in CLUSTERS))
         ]
-        engine.swap(build_table(routes, CLUSTERS, version=1, locate=cluster_location))
-        entry = engine.table.entries[0]
+        router.swap(build_table(routes, CLUSTERS, version=1, locate=cluster_location))
+        entry = router.table.entries[0]
         trusted = TrustedProxies(["127.0.0.0/8"])
         xff = b"81.2.69.10"
 
@@ -49,7 +51,7 @@ async def main() -> None:
             return order_targets(entry, where, healthy=lambda t: True, default_order=())
 
         def cached() -> object:
-            return engine.targets(entry, engine.locate_forwarded("127.0.0.1", xff, None))
+            return router.targets(entry, router.locate_forwarded("127.0.0.1", xff, None))
 
         for name, fn in (("computed per request", uncached), ("cached (proxy)", cached)):
             seconds = min(timeit.repeat(fn, number=N, repeat=3)) / N

@@ -42,7 +42,7 @@ async def _healthz(request: web.Request) -> web.Response:
 
 async def _readyz(request: web.Request) -> web.Response:
     engine = request.app[ENGINE_KEY]
-    if not engine.loaded:
+    if not engine.router.loaded:
         return web.Response(status=503, text="no routing table loaded yet\n")
     if engine.draining:
         return web.Response(status=503, text="draining\n")
@@ -56,12 +56,13 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 def routes_view(engine: Engine) -> RoutesView:
-    now = engine.clock[0]
+    now = engine.clock.now
+    router = engine.router
     routes: list[RouteView] = []
-    for entry in engine.table.entries:
+    for entry in router.table.entries:
         backends: list[BackendView] = []
         for backend in entry.route.backends:
-            state = engine.health.get(backend)
+            state = router.health.get(backend)
             backends.append(
                 {
                     "cluster": backend.cluster,
@@ -79,7 +80,7 @@ def routes_view(engine: Engine) -> RoutesView:
                 "backends": backends,
             }
         )
-    return {"version": engine.table.version, "clusters": dict(engine.cluster_healthy), "routes": routes}
+    return {"version": router.table.version, "clusters": dict(router.cluster_healthy), "routes": routes}
 
 
 async def _routes(request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""Active health checks: one HTTP GET per backend per interval, results folded by the engine."""
+"""Active health checks: one HTTP GET per backend per interval, results folded by the router."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from ingressfed.model import Backend
-from ingressfed.proxy.engine import Engine
+from ingressfed.proxy.routing import Router
 from ingressfed.proxy.settings import HealthCheckSettings
 
 __all__ = ["HealthChecker", "probe"]
@@ -43,15 +43,15 @@ async def probe(backend: Backend, *, host: str, path: str, within: float) -> boo
 
 
 class HealthChecker:
-    def __init__(self, engine: Engine, settings: HealthCheckSettings) -> None:
-        self.engine = engine
+    def __init__(self, router: Router, settings: HealthCheckSettings) -> None:
+        self.router = router
         self.settings = settings
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            table = self.engine.table
+            table = self.router.table
             backends = sorted(table.backends, key=lambda b: (b.cluster, b.host, b.port))
             if backends:
                 results = await asyncio.gather(
@@ -67,5 +67,5 @@ class HealthChecker:
                 )
                 now = loop.time()
                 for backend, ok in zip(backends, results, strict=True):
-                    self.engine.record_check(backend, ok=ok, now=now)
+                    self.router.record_check(backend, ok=ok, now=now)
             await asyncio.sleep(max(0.0, self.settings.interval - (loop.time() - started)))

@@ -22,9 +22,10 @@ from geo.regions import cluster_location
 from ingressfed.model import Cluster, Route
 from ingressfed.proxy.admin import admin_app
 from ingressfed.proxy.checker import HealthChecker
-from ingressfed.proxy.engine import Engine, HealthListener, Locator
+from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.http1 import ClientConnection
 from ingressfed.proxy.metrics import ProxyMetrics
+from ingressfed.proxy.routing import HealthListener, Locator
 from ingressfed.proxy.settings import ProxySettings
 from ingressfed.proxy.table import build_table
 
@@ -73,12 +74,13 @@ class ProxyServer:
             if locator is None and self.settings.geo.database:
                 self._owned_lookup = GeoLookup(self.settings.geo.database)
                 locator = self._owned_lookup
-            engine = Engine(self.settings, locator=locator, metrics=self.metrics, now=loop.time())
-            engine.listeners.extend(self._listeners)
+            engine = Engine(
+                self.settings, locator=locator, metrics=self.metrics, now=loop.time(), precise=loop.time
+            )
+            engine.router.listeners.extend(self._listeners)
             self._engine = engine
-            via = self.settings.via.encode()
             self._server = await loop.create_server(
-                lambda: ClientConnection(engine, via),
+                lambda: ClientConnection(engine),
                 self.settings.host,
                 self.settings.port,
                 reuse_address=True,
@@ -96,7 +98,9 @@ class ProxyServer:
             tg = await self._stack.enter_async_context(asyncio.TaskGroup())
             self._tasks.append(tg.create_task(self._tick()))
             if self.settings.health_check.enabled:
-                self._tasks.append(tg.create_task(HealthChecker(engine, self.settings.health_check).run()))
+                self._tasks.append(
+                    tg.create_task(HealthChecker(engine.router, self.settings.health_check).run())
+                )
         except BaseException:
             await self._close()
             raise
@@ -117,10 +121,7 @@ class ProxyServer:
         self._tasks.clear()
         engine = self._engine
         if engine is not None:
-            for client in list(engine.clients):
-                client.abort()
-            for task in list(engine.connecting):
-                task.cancel()
+            engine.registry.abort_all()
             engine.pool.close_all()
         if self._server is not None:
             await self._server.wait_closed()
@@ -140,8 +141,7 @@ class ProxyServer:
             await asyncio.sleep(_TICK_SECONDS)
             now = loop.time()
             engine.tick(now)
-            for client in list(engine.clients):
-                client.check_timeouts(now)
+            engine.registry.check_timeouts(now)
             sweeps += 1
             if sweeps % 8 == 0:
                 engine.pool.sweep(now=now, idle_timeout=self.settings.timeouts.idle)
@@ -151,37 +151,30 @@ class ProxyServer:
         """Replace the routing table atomically; requests in flight keep the table they started with."""
         self._version += 1
         table = build_table(routes, clusters, version=self._version, locate=cluster_location)
-        self.engine.swap(table)
+        self.engine.router.swap(table)
         log.info("routing table %d: %d routes", table.version, len(table.entries))
 
     def health(self) -> dict[str, bool]:
         """Data-plane health per cluster: True when any of its backends may receive traffic."""
-        return dict(self.engine.cluster_healthy)
+        return dict(self.engine.router.cluster_healthy)
 
     def add_health_listener(self, listener: HealthListener) -> None:
         self._listeners.append(listener)
         if self._engine is not None:
-            self._engine.listeners.append(listener)
+            self._engine.router.listeners.append(listener)
 
     @property
     def ready(self) -> bool:
-        return self._engine is not None and self._engine.loaded and not self._engine.draining
+        return self._engine is not None and self._engine.router.loaded and not self._engine.draining
 
     async def drain(self, grace: float | None = None) -> None:
         """Stop accepting, let requests in flight finish (up to ``grace`` seconds, default
         ``settings.drain_seconds``), then close the rest."""
-        engine = self.engine
-        engine.draining = True
+        registry = self.engine.registry
+        registry.draining = True
         if self._server is not None:
             self._server.close()
-        for client in list(engine.clients):
-            if not client.exchanges and client.tunnel is None:
-                client.close()
-        if engine.clients:
-            engine.no_clients.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.drain_seconds if grace is None else grace):
-                    await engine.no_clients.wait()
-        for client in list(engine.clients):
-            client.abort()
+        registry.close_idle()
+        await registry.wait_empty(self.settings.drain_seconds if grace is None else grace)
+        registry.abort_all()
         log.info("proxy drained")

@@ -85,6 +85,12 @@ class RoutingTable:
         routes = self.host(host)
         return routes.match(path) if routes is not None else None
 
+    def match(self, host: str, path: str, head: object) -> RouteEntry | None:
+        """``request.RouteMatcher``: Ingress rules look at host and path only."""
+        del head
+        routes = self.host(host)
+        return routes.match(path) if routes is not None else None
+
 
 EMPTY_TABLE = RoutingTable(version=0, hosts={}, wildcards={}, clusters={}, entries=(), backends=frozenset())
 

@@ -1,15 +1,19 @@
-"""Connections to backends: an asyncio protocol per connection and an idle pool per backend address."""
+"""Connections to backends: an asyncio protocol per connection and an idle pool per backend address.
+
+An upstream connection knows nothing of exchanges or clients: it reports to whatever
+``ports.UpstreamListener`` uses it, and in a tunnel passes bytes to a ``ports.TunnelPeer``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import httptools
 
-if TYPE_CHECKING:
-    from ingressfed.proxy.http1 import ClientConnection, Exchange
+from ingressfed.proxy.clock import Clock
+from ingressfed.proxy.ports import Pause, TunnelPeer, UpstreamListener
 
 __all__ = ["UpstreamConnection", "UpstreamPool"]
 
@@ -24,9 +28,9 @@ class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "address",
         "closed",
-        "exchange",
         "headers",
         "idle_since",
+        "listener",
         "parser",
         "pool",
         "reason",
@@ -41,8 +45,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.address = address
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.exchange: Exchange | None = None
-        self.tunnel: ClientConnection | None = None
+        self.listener: UpstreamListener | None = None
+        self.tunnel: TunnelPeer | None = None
         self.closed = False
         self.reused = False
         self.idle_since = 0.0
@@ -60,26 +64,25 @@ class UpstreamConnection(asyncio.Protocol):
         if tunnel is not None:
             tunnel.write(data)
             return
-        exchange = self.exchange
-        if exchange is None:
+        listener = self.listener
+        if listener is None:
             # An idle connection that speaks unasked is broken (or the server is closing it).
             self.close()
             return
-        exchange.upstream_active = self.pool.clock[0]
-        client = exchange.client
-        client.cork()
+        listener.upstream_active = self.pool.clock.now
+        listener.cork()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
-            if self.exchange is not None:
-                self.exchange.upstream_upgraded(self, data[upgrade.args[0] :])
+            if self.listener is not None:
+                self.listener.upstream_upgraded(data[upgrade.args[0] :])
         except httptools.HttpParserError as exc:
-            current = self.exchange
+            current = self.listener
             self.close()
             if current is not None:
-                current.upstream_failed(self, f"invalid response from backend: {exc}")
+                current.upstream_failed(f"invalid response from backend: {exc}")
         finally:
-            client.uncork()
+            listener.uncork()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -88,22 +91,24 @@ class UpstreamConnection(asyncio.Protocol):
             self.tunnel = None
             tunnel.close()
             return
-        exchange = self.exchange
-        if exchange is not None:
-            self.exchange = None
-            exchange.upstream_lost(self)
+        listener = self.listener
+        if listener is not None:
+            self.listener = None
+            listener.upstream_lost()
         else:
             self.pool.discard(self)
 
     def pause_writing(self) -> None:
-        peer = self.tunnel if self.tunnel is not None else (self.exchange.client if self.exchange else None)
-        if peer is not None:
-            peer.set_paused(peer.PAUSE_UPSTREAM, True)
+        self._pause_peer(True)
 
     def resume_writing(self) -> None:
-        peer = self.tunnel if self.tunnel is not None else (self.exchange.client if self.exchange else None)
-        if peer is not None:
-            peer.set_paused(peer.PAUSE_UPSTREAM, False)
+        self._pause_peer(False)
+
+    def _pause_peer(self, on: bool) -> None:
+        if self.tunnel is not None:
+            self.tunnel.set_paused(Pause.UPSTREAM, on)
+        elif self.listener is not None:
+            self.listener.pause_client(on)
 
     # httptools callbacks
     def on_message_begin(self) -> None:
@@ -118,45 +123,55 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
-        if self.exchange is not None:
-            self.exchange.response_head(self)
+        if self.listener is not None:
+            self.listener.response_head(self.status, self.reason, self.headers)
 
     def on_body(self, body: bytes) -> None:
-        if self.exchange is not None:
-            self.exchange.response_body(body)
+        if self.listener is not None:
+            self.listener.response_body(body)
 
     def on_message_complete(self) -> None:
-        if self.exchange is not None:
-            self.exchange.response_complete(self)
+        if self.listener is not None and self.status >= 200:
+            self.listener.response_complete(self.parser.should_keep_alive())
 
     # helpers
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
             self.transport.write(data)
 
+    def set_reading(self, on: bool) -> None:
+        if self.transport is not None and not self.closed:
+            if on:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
-        self.exchange = None
+        self.listener = None
 
     def abort(self) -> None:
-        self.exchange = None
+        self.listener = None
         self.closed = True
         if self.transport is not None:
             self.transport.abort()
+
+    def set_paused(self, reason: int, on: bool) -> None:
+        """As a tunnel peer: the client's socket buffer is full, stop reading the backend."""
+        self.set_reading(not on)
 
 
 class UpstreamPool:
     """Idle keep-alive connections per backend address (LIFO: the warmest connection first)."""
 
-    def __init__(self, *, connect_timeout: float, clock: list[float], max_idle: int = 128) -> None:
+    def __init__(self, *, connect_timeout: float, clock: Clock, max_idle: int = 128) -> None:
         self.connect_timeout = connect_timeout
-        self.clock = clock  # shared coarse clock, [now]; avoids a syscall per event
+        self.clock = clock
         self.max_idle = max_idle
         self.idle: dict[Address, list[UpstreamConnection]] = {}
-        self.busy: set[UpstreamConnection] = set()
 
     def take(self, address: Address) -> UpstreamConnection | None:
         stack = self.idle.get(address)
@@ -168,14 +183,14 @@ class UpstreamPool:
         return None
 
     def put(self, conn: UpstreamConnection) -> None:
-        conn.exchange = None
+        conn.listener = None
         if conn.closed:
             return
         stack = self.idle.setdefault(conn.address, [])
         if len(stack) >= self.max_idle:
             conn.close()
             return
-        conn.idle_since = self.clock[0]
+        conn.idle_since = self.clock.now
         stack.append(conn)
 
     def discard(self, conn: UpstreamConnection) -> None:

@@ -57,7 +57,7 @@ async def test_nearest_unhealthy_cluster_is_skipped(backends: dict[str, BackendS
     async with running_proxy(backends, geo=geo) as proxy, aiohttp.ClientSession() as http:
         eu_backend = backends[EU.name].backend()
         for _ in range(3):
-            proxy.engine.record_request(eu_backend, failed=True)
+            proxy.engine.router.record_request(eu_backend, failed=True)
         assert proxy.health()[EU.name] is False
         # London's next nearest is us-east1 (about 6,800 km) before asia-east1 (about 9,800 km)
         assert await _served_by(http, proxy.port, "81.2.69.10") == US.name

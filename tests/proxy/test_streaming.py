@@ -6,6 +6,7 @@ import asyncio
 
 import aiohttp
 
+from ingressfed.proxy.http1 import ClientConnection
 from ingressfed.proxy.settings import LimitSettings
 
 from .conftest import US, BackendServer, eventually, running_proxy
@@ -29,7 +30,11 @@ async def test_large_response_streams_with_backpressure(backends: dict[str, Back
         # The client reads nothing for a while: back-pressure must stop the backend well before 50 MB.
         await asyncio.sleep(0.5)
         assert not us.stream_finished.is_set()
-        buffered = [c.transport.get_write_buffer_size() for c in proxy.engine.clients if c.transport]
+        buffered = [
+            c.transport.get_write_buffer_size()
+            for c in proxy.engine.registry.clients
+            if isinstance(c, ClientConnection) and c.transport
+        ]
         assert max(buffered) < 4 * MB
         # Read the rest, counting the payload by decoding the chunk framing.
         payload = 0

@@ -1,0 +1,504 @@
+"""One request and its response, tried on one backend after another until one answers.
+
+Its lifecycle is two small state machines (in the manner of h11's client and server states):
+``RequestPhase`` for the request body the client is sending, and ``Phase`` for the exchange
+with the backends. Every decision that depends on "how far did we get" reads these, never a flag:
+
+```
+QUEUED ──start──▶ CONNECTING ──attach──▶ SENT ──response head──▶ RESPONDING ──complete──▶ DONE
+   │                 ▲   │                 │  └─101 to an upgrade──▶ SWITCHING ──▶ DONE (tunnel)
+   │                 └───┴── retry ◀───────┘  (next-ranked cluster, or a fresh connection)
+   └──────────────── fail / abandon (any phase) ─────────────────────────────────────▶ DONE
+```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from enum import Enum
+from http import HTTPStatus
+
+from ingressfed.model import Backend, Location
+from ingressfed.proxy.engine import Engine
+from ingressfed.proxy.ports import Downstream, Pause
+from ingressfed.proxy.request import HOP_BY_HOP, Forward
+from ingressfed.proxy.table import ClusterTarget
+from ingressfed.proxy.upstream import UpstreamConnection
+
+__all__ = ["BodyTooLarge", "Exchange", "Phase", "RequestPhase", "ResponseFraming", "local_response"]
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+_RESPONSE_SPECIAL = HOP_BY_HOP | {b"content-length", b"via"}
+_PENDING_LIMIT = 256 * 1024  # unsent request body held before the upstream is ready
+
+
+class Phase(Enum):
+    QUEUED = "queued"  # parsed; waits behind earlier pipelined exchanges
+    CONNECTING = "connecting"  # choosing a backend / connecting; nothing of this attempt sent
+    SENT = "sent"  # this attempt's head (and maybe body) is upstream; no final response yet
+    RESPONDING = "responding"  # the response head went to the client; its body is streaming
+    SWITCHING = "switching"  # a 101 for a WebSocket upgrade went to the client
+    DONE = "done"
+
+
+class RequestPhase(Enum):
+    BODY = "body"  # the client may still send body bytes
+    COMPLETE = "complete"  # the whole request has been received
+
+
+class ResponseFraming(Enum):
+    """How the response body reaches the client (chunked out?, body ends when the backend closes?)."""
+
+    AS_IS = (False, False)
+    CHUNKED = (True, False)
+    CHUNKED_UNTIL_EOF = (True, True)
+    UNTIL_EOF = (False, True)
+
+
+_CHUNKED_OUT = frozenset({ResponseFraming.CHUNKED, ResponseFraming.CHUNKED_UNTIL_EOF})
+_UNTIL_EOF = frozenset({ResponseFraming.CHUNKED_UNTIL_EOF, ResponseFraming.UNTIL_EOF})
+
+
+class BodyTooLarge(Exception):
+    """The request body went over ``limits.max_body_bytes``; the codec answers 413."""
+
+
+def _tokens(value: bytes) -> set[bytes]:
+    return {t.strip().lower() for t in value.split(b",") if t.strip()}
+
+
+def local_response(status: int, *, close: bool, detail: str = "", extra: bytes = b"") -> bytes:
+    phrase = HTTPStatus(status).phrase
+    body = f"{status} {phrase}{': ' + detail if detail else ''}\n".encode()
+    return b"".join(
+        (
+            f"HTTP/1.1 {status} {phrase}\r\n".encode(),
+            b"Content-Type: text/plain; charset=utf-8\r\n",
+            b"Content-Length: %d\r\n" % len(body),
+            b"Connection: close\r\n" if close else b"",
+            extra,
+            b"\r\n",
+            body,
+        )
+    )
+
+
+class Exchange:
+    __slots__ = (
+        "attempt",
+        "backend",
+        "body_bytes",
+        "client",
+        "close_after",
+        "connecting",
+        "engine",
+        "framing",
+        "kept",
+        "kept_size",
+        "location",
+        "pending",
+        "pending_size",
+        "phase",
+        "request",
+        "request_phase",
+        "resp_status",
+        "retried_fresh",
+        "sent_at",
+        "targets",
+        "upstream",
+        "upstream_active",
+    )
+
+    def __init__(
+        self, client: Downstream, engine: Engine, request: Forward, *, location: Location | None
+    ) -> None:
+        self.client = client
+        self.engine = engine
+        self.request = request
+        self.location = location
+        self.phase = Phase.QUEUED
+        self.request_phase = RequestPhase.BODY
+        self.framing = ResponseFraming.AS_IS
+        self.targets: tuple[ClusterTarget, ...] = ()
+        self.attempt = 0
+        self.backend: Backend | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.connecting: asyncio.Task[None] | None = None
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.kept: list[bytes] | None = []  # the body so far, while small enough to send again
+        self.kept_size = 0
+        self.body_bytes = 0
+        self.resp_status = 0
+        self.close_after = not request.keep_alive
+        self.retried_fresh = False  # a reused connection found closed was retried on a fresh one
+        self.sent_at = 0.0
+        self.upstream_active = 0.0
+
+    # --- state questions -------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self.phase is Phase.DONE
+
+    @property
+    def request_done(self) -> bool:
+        return self.request_phase is RequestPhase.COMPLETE
+
+    @property
+    def response_started(self) -> bool:
+        return self.phase is Phase.RESPONDING or self.phase is Phase.SWITCHING
+
+    def retryable(self) -> bool:
+        """May this request go to another backend after this attempt's bytes were sent?"""
+        request = self.request
+        return (
+            request.idempotent
+            and self.request_phase is RequestPhase.COMPLETE
+            and not request.upgrade
+            and not self.response_started
+            and (self.phase is not Phase.SENT or self.kept is not None)
+        )
+
+    # --- request side (called by the codec) ------------------------------------------------
+    def send(self, framed: bytes) -> None:
+        """Forward (or hold) already-framed request body bytes."""
+        kept = self.kept
+        if kept is not None:
+            self.kept_size += len(framed)
+            if self.kept_size > self.engine.settings.limits.retry_body_bytes:
+                self.kept = None
+            else:
+                kept.append(framed)
+        upstream = self.upstream
+        if upstream is not None:
+            upstream.write(framed)
+            self.upstream_active = self.engine.clock.now
+        else:
+            self.pending.append(framed)
+            self.pending_size += len(framed)
+            if self.pending_size > _PENDING_LIMIT:
+                self.client.set_paused(Pause.PENDING, True)
+
+    def body(self, data: bytes) -> None:
+        self.body_bytes += len(data)
+        if self.body_bytes > self.engine.settings.limits.max_body_bytes:
+            raise BodyTooLarge
+        if self.request.chunked:
+            self.send(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            self.send(data)
+
+    def complete(self) -> None:
+        self.request_phase = RequestPhase.COMPLETE
+        if self.request.chunked:
+            self.send(b"0\r\n\r\n")
+
+    # --- dispatch --------------------------------------------------------------------------
+    def start(self) -> None:
+        self.targets = self.engine.router.targets(self.request.entry, self.location)
+        if not self.targets:
+            self.fail(503, "no healthy cluster serves this route", extra=b"Retry-After: 5\r\n")
+            return
+        self.attempt = 0
+        self.try_current(fresh=False)
+
+    def try_current(self, *, fresh: bool) -> None:
+        engine = self.engine
+        self.phase = Phase.CONNECTING
+        while self.attempt < len(self.targets):
+            backend = engine.router.pick(self.targets[self.attempt])
+            if backend is not None:
+                break
+            self.attempt += 1
+        else:
+            self.fail(503, "no healthy backend left", extra=b"Retry-After: 5\r\n")
+            return
+        self.backend = backend
+        conn = None if fresh else engine.pool.take((backend.host, backend.port))
+        if conn is not None:
+            self.attach(conn)
+        else:
+            task = asyncio.get_running_loop().create_task(self._connect(backend))
+            engine.registry.track(task)
+            self.connecting = task
+
+    async def _connect(self, backend: Backend) -> None:
+        engine = self.engine
+        try:
+            conn = await engine.pool.connect((backend.host, backend.port))
+        except (OSError, TimeoutError) as exc:
+            self.connecting = None
+            if self.done:
+                return
+            engine.router.record_request(backend, failed=True)
+            log.info(
+                "connect to %s:%s (%s) failed: %s",
+                backend.host,
+                backend.port,
+                backend.cluster,
+                exc or type(exc).__name__,
+            )
+            self.next_attempt(status=502, detail="backend connection failed")
+            return
+        self.connecting = None
+        if self.done:
+            engine.pool.put(conn)
+            return
+        self.attach(conn)
+
+    def next_attempt(self, *, status: int, detail: str) -> None:
+        """Move on to the next-ranked cluster when that is safe, else answer ``status``."""
+        safe = (self.phase is Phase.CONNECTING or self.retryable()) and not self.response_started
+        if safe and self.attempt + 1 < len(self.targets):
+            self.engine.metrics.retries.labels(self.targets[self.attempt].name).inc()
+            self.attempt += 1
+            self.reset_for_retry()
+            self.try_current(fresh=False)
+            return
+        self.fail(status, detail)
+
+    def reset_for_retry(self) -> None:
+        if self.phase is Phase.SENT:
+            assert self.kept is not None
+            self.pending = list(self.kept)
+            self.pending_size = self.kept_size
+            self.phase = Phase.CONNECTING
+
+    def attach(self, conn: UpstreamConnection) -> None:
+        engine = self.engine
+        self.upstream = conn
+        conn.listener = self
+        self.upstream_active = engine.clock.now
+        self.sent_at = engine.clock.precise()
+        self.phase = Phase.SENT
+        if self.pending:
+            conn.write(b"".join((self.request.head, *self.pending)))
+            self.pending = []
+            self.pending_size = 0
+            self.client.set_paused(Pause.PENDING, False)
+        else:
+            conn.write(self.request.head)
+
+    def detach(self) -> UpstreamConnection | None:
+        conn = self.upstream
+        self.upstream = None
+        if conn is not None:
+            conn.listener = None
+        return conn
+
+    # --- ports.UpstreamListener ------------------------------------------------------------
+    def cork(self) -> None:
+        self.client.cork()
+
+    def uncork(self) -> None:
+        self.client.uncork()
+
+    def pause_client(self, on: bool) -> None:
+        self.client.set_paused(Pause.UPSTREAM, on)
+
+    def response_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        engine = self.engine
+        backend = self.backend
+        assert backend is not None
+        if status < 200:
+            if status == 101 and self.request.upgrade:
+                self.phase = Phase.SWITCHING
+                self.client.write(self.render_head(status, reason, headers, body=False))
+            elif status != 101 and self.request.http11:
+                self.client.write(b"HTTP/1.1 %d %b\r\n\r\n" % (status, reason))
+            return
+        engine.router.record_request(backend, failed=status >= 500)
+        if status in RETRY_STATUSES and self.retryable() and self.attempt + 1 < len(self.targets):
+            log.info("%s answered %d; retrying on the next cluster", backend.cluster, status)
+            conn = self.detach()
+            if conn is not None:
+                conn.close()
+            self.next_attempt(status=502, detail="")
+            return
+        engine.metrics.observe_latency(backend.cluster, engine.clock.precise() - self.sent_at)
+        self.resp_status = status
+        self.phase = Phase.RESPONDING
+        no_body = self.request.is_head or status in (204, 304)
+        self.client.write(self.render_head(status, reason, headers, body=not no_body))
+        if self.request.is_head:
+            # llhttp cannot be told that a HEAD response has no body: finish here, never reuse.
+            conn = self.detach()
+            if conn is not None:
+                conn.close()
+            self.finish(reusable=None)
+
+    def render_head(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], *, body: bool
+    ) -> bytes:
+        parts = [b"HTTP/1.1 %d %b\r\n" % (status, reason)]
+        named: set[bytes] = set()
+        length: bytes | None = None
+        framed_chunked = False
+        via: bytes | None = None
+        upgrade: bytes | None = None
+        kept: list[tuple[bytes, bytes, bytes]] = []
+        for name, value in headers:
+            lname = name.lower()
+            if lname not in _RESPONSE_SPECIAL and not lname.startswith(b"proxy-"):
+                kept.append((lname, name, value))
+            elif lname == b"content-length":
+                length = value
+            elif lname == b"transfer-encoding":
+                framed_chunked = True
+            elif lname == b"connection":
+                named |= _tokens(value)
+            elif lname == b"via":
+                via = value
+            elif lname == b"upgrade":
+                upgrade = value
+        for lname, name, value in kept:
+            if not named or lname not in named:
+                parts += (name, b": ", value, b"\r\n")
+        engine = self.engine
+        cluster_header = engine.settings.cluster_header
+        if cluster_header and self.backend is not None:
+            parts.append(b"%b: %b\r\n" % (cluster_header.encode(), self.backend.cluster.encode()))
+        parts.append(b"Via: %b, %b\r\n" % (via, engine.via) if via else b"Via: %b\r\n" % engine.via)
+        if self.phase is Phase.SWITCHING:
+            parts.append(b"Connection: upgrade\r\nUpgrade: %b\r\n\r\n" % (upgrade or b"websocket"))
+            return b"".join(parts)
+        if length is not None:
+            parts += (b"Content-Length: ", length, b"\r\n")
+        elif body and status not in (204, 304) and not (100 <= status < 200):
+            if self.request.http11:
+                self.framing = (
+                    ResponseFraming.CHUNKED if framed_chunked else ResponseFraming.CHUNKED_UNTIL_EOF
+                )
+                parts.append(b"Transfer-Encoding: chunked\r\n")
+            else:
+                self.framing = ResponseFraming.AS_IS if framed_chunked else ResponseFraming.UNTIL_EOF
+                self.close_after = True  # HTTP/1.0 client: the body ends when we close
+        if self.request.upgrade or engine.registry.draining:
+            self.close_after = True
+        if self.close_after:
+            parts.append(b"Connection: close\r\n")
+        elif not self.request.http11:
+            parts.append(b"Connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def response_body(self, data: bytes) -> None:
+        if self.framing in _CHUNKED_OUT:
+            self.client.write(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            self.client.write(data)
+
+    def response_complete(self, keep_alive: bool) -> None:
+        if self.framing in _CHUNKED_OUT:
+            self.client.write(b"0\r\n\r\n")
+        # A backend that answered before the request body ended has bytes of it still owed:
+        # that connection can never carry another request.
+        reusable = keep_alive and self.request_phase is RequestPhase.COMPLETE and not self.request.upgrade
+        conn = self.detach()
+        self.finish(reusable=conn if reusable else None)
+        if not reusable and conn is not None:
+            conn.close()
+
+    def upstream_upgraded(self, tail: bytes) -> None:
+        conn = self.detach()
+        if self.phase is not Phase.SWITCHING or conn is None:
+            if conn is not None:
+                conn.close()
+            self.fail(502, "backend switched protocols unasked")
+            return
+        self.engine.metrics.count_request(self.backend.cluster if self.backend else "", 101)
+        self.phase = Phase.DONE
+        self.client.start_tunnel(conn, tail, self)
+
+    def upstream_lost(self) -> None:
+        """The backend closed while this exchange used the connection."""
+        conn = self.upstream
+        self.upstream = None
+        if self.done:
+            return
+        if self.response_started:
+            if self.framing in _UNTIL_EOF:
+                if self.framing in _CHUNKED_OUT:
+                    self.client.write(b"0\r\n\r\n")
+                self.finish(reusable=None)  # a close-delimited body: EOF is its end
+            else:
+                self.client.abort()
+            return
+        backend = self.backend
+        reused = conn is not None and conn.reused
+        if reused and not self.retried_fresh and (self.phase is Phase.CONNECTING or self.retryable()):
+            # A kept-alive connection the backend had already given up on: try once on a fresh one.
+            self.retried_fresh = True
+            self.reset_for_retry()
+            self.try_current(fresh=True)
+            return
+        if backend is not None:
+            self.engine.router.record_request(backend, failed=True)
+        self.next_attempt(status=502, detail="backend closed the connection")
+
+    def upstream_failed(self, detail: str) -> None:
+        self.upstream = None
+        if self.response_started:
+            self.client.abort()
+            return
+        self.fail(502, detail)
+
+    def check_timeout(self, now: float, read_timeout: float) -> None:
+        if self.client.writing_paused:
+            self.upstream_active = now  # waiting on a slow client is not the backend's silence
+            return
+        if self.upstream is not None and now - self.upstream_active > read_timeout:
+            conn = self.detach()
+            if conn is not None:
+                conn.abort()
+            if self.backend is not None:
+                self.engine.router.record_request(self.backend, failed=True)
+            if self.response_started:
+                self.client.abort()
+            else:
+                self.fail(504, "backend did not answer in time")
+
+    # --- endings ---------------------------------------------------------------------------
+    def fail(self, status: int, detail: str, *, extra: bytes = b"") -> None:
+        if self.done:
+            return
+        conn = self.detach()
+        if conn is not None:
+            conn.abort()
+        if self.response_started:
+            self.client.abort()
+            return
+        # A request whose body we did not read to the end leaves the connection unusable.
+        close = (
+            self.close_after
+            or self.request_phase is not RequestPhase.COMPLETE
+            or self.engine.registry.draining
+        )
+        self.close_after = close
+        self.resp_status = status
+        self.client.write(local_response(status, close=close, detail=detail, extra=extra))
+        self.finish(reusable=None)
+
+    def finish(self, *, reusable: UpstreamConnection | None) -> None:
+        if self.done:
+            return
+        responded = self.response_started
+        self.phase = Phase.DONE
+        engine = self.engine
+        backend = self.backend
+        engine.metrics.count_request(backend.cluster if backend and responded else "", self.resp_status)
+        if reusable is not None:
+            engine.pool.put(reusable)
+        self.client.exchange_finished(self)
+
+    def abandon(self) -> None:
+        """The client went away."""
+        self.phase = Phase.DONE
+        conn = self.detach()
+        if conn is not None:
+            conn.abort()
+        if self.connecting is not None:
+            self.connecting = None  # its result goes back to the pool

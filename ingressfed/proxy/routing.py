@@ -1,0 +1,245 @@
+"""Routing and health state of one proxy: the routing table, backend health, and the caches that
+make a cluster choice cost a dict lookup.
+
+The routing table is one immutable object replaced by ``swap``; a request holds the entry it was
+routed with, so a swap never changes a request in flight. Decisions are the pure functions of
+``proxy.health`` and ``proxy.table``; this object keeps their results and the clock is passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from geo.clientip import TrustedProxies, client_address
+from ingressfed.model import Backend, Location
+from ingressfed.proxy.clock import Clock
+from ingressfed.proxy.health import (
+    BackendHealth,
+    CheckThresholds,
+    EjectionPolicy,
+    is_available,
+    observe_check,
+    observe_request,
+)
+from ingressfed.proxy.metrics import ProxyMetrics
+from ingressfed.proxy.table import EMPTY_TABLE, ClusterTarget, RouteEntry, RoutingTable, order_targets
+
+__all__ = ["HealthListener", "Locator", "Router"]
+
+log = logging.getLogger(__name__)
+
+_CACHE_LIMIT = 65536
+
+
+class _Located(Protocol):
+    @property
+    def location(self) -> Location | None: ...
+
+
+class Locator(Protocol):
+    """What the router needs of a GeoIP lookup (geo.lookup.GeoLookup satisfies it)."""
+
+    def locate(self, ip: str) -> _Located | None: ...
+
+
+HealthListener = Callable[[str, bool], None]
+
+
+class Router:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        metrics: ProxyMetrics,
+        locator: Locator | None,
+        trusted_proxies: Iterable[str],
+        default_order: tuple[str, ...],
+        thresholds: CheckThresholds,
+        ejection: EjectionPolicy,
+    ) -> None:
+        self.clock = clock
+        self.metrics = metrics
+        self.locator = locator
+        trusted = tuple(trusted_proxies)
+        self.trusted = TrustedProxies(trusted)
+        self.has_trusted = bool(trusted)
+        self.default_order = default_order
+        self.thresholds = thresholds
+        self.ejection = ejection
+        self.table: RoutingTable = EMPTY_TABLE
+        self.loaded = False
+        self.health: dict[Backend, BackendHealth] = {}
+        self.available: set[Backend] = set()
+        self.failing: set[Backend] = set()  # backends with consecutive passive failures or ejections
+        self.cluster_healthy: dict[str, bool] = {}
+        self.listeners: list[HealthListener] = []
+        self._orders: dict[tuple[RouteEntry, Location | None], tuple[ClusterTarget, ...]] = {}
+        self._locations: dict[str, Location | None] = {}
+        self._forwarded: dict[tuple[str, bytes | None, bytes | None], Location | None] = {}
+        self._rr = 0
+
+    # --- table -----------------------------------------------------------------------------
+    def swap(self, table: RoutingTable) -> None:
+        previous = self.health
+        self.health = {b: previous.get(b, BackendHealth()) for b in table.backends}
+        self.failing &= set(self.health)
+        self.table = table
+        self.loaded = True
+        self._refresh(now=self.clock.now)
+
+    # --- client placement ------------------------------------------------------------------
+    def trusts(self, peer: str) -> bool:
+        return self.has_trusted and self.trusted.trusts(peer)
+
+    def client_ip(self, peer: str, xff: bytes | None, forwarded: bytes | None) -> str:
+        if not self.has_trusted or (xff is None and forwarded is None) or not self.trusted.trusts(peer):
+            return peer
+        return client_address(
+            peer,
+            x_forwarded_for=xff.decode("latin-1") if xff is not None else None,
+            forwarded=forwarded.decode("latin-1") if forwarded is not None else None,
+            trusted=self.trusted,
+        )
+
+    def locate_forwarded(self, peer: str, xff: bytes | None, forwarded: bytes | None) -> Location | None:
+        """Location of the client behind a trusted peer; memoised on the raw header values, because
+        parsing addresses costs more than the rest of the request's routing."""
+        key = (peer, xff, forwarded)
+        try:
+            return self._forwarded[key]
+        except KeyError:
+            pass
+        found = self.locate(self.client_ip(peer, xff, forwarded))
+        if len(self._forwarded) >= _CACHE_LIMIT:
+            self._forwarded.clear()
+        self._forwarded[key] = found
+        return found
+
+    def locate(self, ip: str) -> Location | None:
+        try:
+            return self._locations[ip]
+        except KeyError:
+            pass
+        found: Location | None = None
+        if self.locator is not None:
+            try:
+                result = self.locator.locate(ip)
+            except ValueError:
+                result = None
+            found = result.location if result is not None else None
+        if len(self._locations) >= _CACHE_LIMIT:
+            self._locations.clear()
+        self._locations[ip] = found
+        return found
+
+    def targets(self, entry: RouteEntry, client: Location | None) -> tuple[ClusterTarget, ...]:
+        # Keyed by the entry object (identity hash): a request parsed before a swap keeps its own route.
+        key = (entry, client)
+        try:
+            return self._orders[key]
+        except KeyError:
+            pass
+        usable = self.usable
+        order = order_targets(
+            entry,
+            client,
+            healthy=lambda t: any(usable(b) for b in t.backends),
+            default_order=self.default_order,
+        )
+        if len(self._orders) >= _CACHE_LIMIT:
+            self._orders.clear()
+        self._orders[key] = order
+        return order
+
+    def usable(self, backend: Backend) -> bool:
+        """Available, or gone from the table (a request routed before a swap): presumed up, as a
+        new backend is."""
+        return backend in self.available or backend not in self.health
+
+    def pick(self, target: ClusterTarget) -> Backend | None:
+        backends = target.backends
+        if len(backends) == 1:
+            only = backends[0]
+            return only if self.usable(only) else None
+        self._rr += 1
+        for i in range(len(backends)):
+            candidate = backends[(self._rr + i) % len(backends)]
+            if self.usable(candidate):
+                return candidate
+        return None
+
+    # --- health ----------------------------------------------------------------------------
+    def record_request(self, backend: Backend, *, failed: bool) -> None:
+        if not failed and not self.failing:
+            return  # the common case: success while no backend has a passive record
+        state = self.health.get(backend)
+        if state is None:
+            return  # backend left the table while the request ran
+        now = self.clock.now
+        new = observe_request(state, failed, now=now, policy=self.ejection)
+        if new is state:
+            return
+        self.health[backend] = new
+        if new.request_failures or new.ejections:
+            self.failing.add(backend)
+        else:
+            self.failing.discard(backend)
+        if new.ejected_until is not None and new.ejected_until != state.ejected_until:
+            self.metrics.ejections.labels(backend.cluster).inc()
+            log.warning(
+                "backend %s:%s of %s ejected until +%.1fs",
+                backend.host,
+                backend.port,
+                backend.cluster,
+                new.ejected_until - now,
+                extra={"cluster": backend.cluster},
+            )
+        self._refresh(now=now)
+
+    def record_check(self, backend: Backend, *, ok: bool, now: float) -> None:
+        state = self.health.get(backend)
+        if state is None:
+            return
+        new = observe_check(state, ok, now=now, thresholds=self.thresholds)
+        self.health[backend] = new
+        if new.checked_up != state.checked_up:
+            log.warning(
+                "backend %s:%s of %s is %s by active check",
+                backend.host,
+                backend.port,
+                backend.cluster,
+                "up" if new.checked_up else "down",
+                extra={"cluster": backend.cluster},
+            )
+            self._refresh(now=now)
+
+    def tick(self, now: float) -> None:
+        if any(s.ejected_until is not None and now >= s.ejected_until for s in self._ejected()):
+            self._refresh(now=now)
+
+    def _ejected(self) -> Iterable[BackendHealth]:
+        return (s for b, s in self.health.items() if b not in self.available and s.checked_up)
+
+    def _refresh(self, *, now: float) -> None:
+        available = {b for b, s in self.health.items() if is_available(s, now=now)}
+        self._orders = {}
+        self.available = available
+        clusters: dict[str, bool] = {}
+        for backend in self.health:
+            clusters[backend.cluster] = clusters.get(backend.cluster, False) or backend in available
+        for backend in self.health:
+            self.metrics.backend_up.labels(backend.cluster, f"{backend.host}:{backend.port}").set(
+                1 if backend in available else 0
+            )
+        # A cluster new to the table is presumed healthy and not reported until something is observed.
+        previous = self.cluster_healthy
+        changed = [(c, h) for c, h in clusters.items() if c in previous and previous[c] != h]
+        self.cluster_healthy = clusters
+        for cluster, healthy in changed:
+            for listener in self.listeners:
+                try:
+                    listener(cluster, healthy)
+                except Exception:
+                    log.exception("health listener failed", extra={"cluster": cluster})

@@ -1,0 +1,134 @@
+"""The sans-I/O request step: heads in, Forward or Rejection out; no sockets, no event loop."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingressfed.model import Backend, Cluster, Location, Route
+from ingressfed.proxy.request import Forward, Peer, Rejection, RequestHead, prepare
+from ingressfed.proxy.table import RouteEntry, RoutingTable, build_table
+
+CLUSTER = Cluster(name="c1", region="r", zone="z", location=Location(0.0, 0.0))
+TABLE = build_table(
+    [
+        Route(host="app.example.com", path="/", backends=(Backend("c1", "10.0.0.1", 80),)),
+        Route(host="app.example.com", path="/api", backends=(Backend("c1", "10.0.0.2", 80),)),
+    ],
+    [CLUSTER],
+    version=1,
+    locate=lambda c: c.location,
+)
+PEER = Peer(address="192.0.2.7")
+TRUSTED = Peer(address="10.1.1.1", trusted=True)
+
+
+def head(
+    target: bytes = b"/", *headers: tuple[bytes, bytes], method: bytes = b"GET", **kw: bool
+) -> RequestHead:
+    return RequestHead(method=method, target=target, headers=[(b"Host", b"app.example.com"), *headers], **kw)
+
+
+def forward(request: RequestHead, peer: Peer = PEER, table: RoutingTable = TABLE) -> Forward:
+    outcome = prepare(request, peer=peer, matcher=table, max_body_bytes=1000)
+    assert isinstance(outcome, Forward), outcome
+    return outcome
+
+
+def header_lines(outcome: Forward) -> list[bytes]:
+    return outcome.head.split(b"\r\n")[1:-2]
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        (head(method=b"CONNECT"), 405),
+        (RequestHead(method=b"GET", target=b"/", headers=[]), 400),
+        (head(b"/", (b"Host", b"other.example.com")), 400),
+        (head(b"/", (b"Transfer-Encoding", b"gzip, chunked")), 400),
+        (head(b"/", (b"Transfer-Encoding", b"chunked"), http11=False), 400),
+        (head(b"/", (b"Content-Length", b"1001")), 413),
+        (head(b"/", (b"Content-Length", b"+5")), 400),
+        (head(b"/api/../admin"), 400),
+        (head(b"/api/%2E%2e/admin"), 400),
+        (head(b"http://user@app.example.com/"), 400),
+        (head(b"example.com:80"), 400),
+        (RequestHead(method=b"GET", target=b"/", headers=[(b"Host", b"unknown.example.org")]), 404),
+        (head(b"http://evil.example.org/"), 404),
+        (RequestHead(method=b"GET", target=b"/", headers=[(b"Host", b"bad:port")]), 400),
+    ],
+)
+def test_rejections(request_head: RequestHead, status: int) -> None:
+    outcome = prepare(request_head, peer=PEER, matcher=TABLE, max_body_bytes=1000)
+    assert isinstance(outcome, Rejection)
+    assert outcome.status == status
+
+
+def test_longest_prefix_route_and_flags() -> None:
+    outcome = forward(head(b"/api/x?y=1", method=b"HEAD"))
+    assert outcome.entry.route.path == "/api"
+    assert outcome.is_head and outcome.idempotent and not outcome.chunked and not outcome.upgrade
+    assert outcome.head.startswith(b"HEAD /api/x?y=1 HTTP/1.1\r\nHost: app.example.com\r\n")
+    assert forward(head(b"/", method=b"POST")).idempotent is False
+
+
+def test_absolute_form_authority_replaces_host() -> None:
+    outcome = forward(
+        RequestHead(method=b"GET", target=b"http://APP.example.com:8080/a", headers=[(b"Host", b"x")])
+    )
+    assert outcome.head.startswith(b"GET /a HTTP/1.1\r\nHost: APP.example.com:8080\r\n")
+
+
+def test_hop_by_hop_and_connection_named_headers_are_removed() -> None:
+    outcome = forward(
+        head(
+            b"/",
+            (b"Connection", b"keep-alive, X-Secret"),
+            (b"X-Secret", b"1"),
+            (b"Keep-Alive", b"timeout=5"),
+            (b"Proxy-Authorization", b"Basic x"),
+            (b"TE", b"trailers"),
+            (b"Accept", b"*/*"),
+        )
+    )
+    names = [line.split(b":")[0].lower() for line in header_lines(outcome)]
+    assert b"accept" in names
+    for gone in (b"connection", b"x-secret", b"keep-alive", b"proxy-authorization", b"te"):
+        assert gone not in names
+
+
+def test_forwarding_headers_from_an_untrusted_peer_are_not_believed() -> None:
+    outcome = forward(head(b"/", (b"X-Forwarded-For", b"8.8.8.8"), (b"X-Forwarded-Proto", b"https")))
+    lines = header_lines(outcome)
+    assert b"X-Forwarded-For: 8.8.8.8, 192.0.2.7" in lines
+    assert b"X-Forwarded-Proto: http" in lines
+    assert b"X-Forwarded-Host: app.example.com" in lines
+    assert b"Via: 1.1 ingressfed" in lines
+    assert outcome.forwarded_for is None
+
+
+def test_trusted_peer_keeps_proto_and_hands_the_forwarded_chain_to_placement() -> None:
+    outcome = forward(head(b"/", (b"X-Forwarded-For", b"8.8.8.8"), (b"X-Forwarded-Proto", b"https")), TRUSTED)
+    assert b"X-Forwarded-Proto: https" in header_lines(outcome)
+    assert outcome.forwarded_for == (b"8.8.8.8", None)
+
+
+def test_body_framing_is_rendered_by_the_proxy() -> None:
+    chunked = forward(head(b"/", (b"Transfer-Encoding", b"chunked"), method=b"POST"))
+    assert chunked.chunked and b"Transfer-Encoding: chunked" in header_lines(chunked)
+    sized = forward(head(b"/", (b"Content-Length", b"12"), method=b"POST"))
+    assert not sized.chunked and b"Content-Length: 12" in header_lines(sized)
+
+
+def test_a_custom_matcher_sees_the_whole_head() -> None:
+    seen: list[tuple[str, str, bytes]] = []
+    entry = TABLE.entries[0]
+
+    class ByMethod:
+        def match(self, host: str, path: str, request: RequestHead) -> RouteEntry | None:
+            seen.append((host, path, request.method))
+            return entry if request.method == b"GET" else None
+
+    assert isinstance(prepare(head(b"/x?q"), peer=PEER, matcher=ByMethod(), max_body_bytes=10), Forward)
+    refused = prepare(head(b"/x", method=b"DELETE"), peer=PEER, matcher=ByMethod(), max_body_bytes=10)
+    assert refused == Rejection(404, "no route for this host and path")
+    assert seen == [("app.example.com", "/x", b"GET"), ("app.example.com", "/x", b"DELETE")]
