@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from geo.regions import cluster_location
 from ingressfed.config import Config, load_config, split_host_port
 from ingressfed.controller import Controller, ControllerSettings, ReconcileOutcome
+from ingressfed.edge.runtime import EdgeRuntime
 from ingressfed.errors import ConfigError, IngressfedError
 from ingressfed.feed.publisher import FeedPublisher, add_feed_routes
 from ingressfed.feed.view import FeedView
@@ -53,6 +54,7 @@ class Running:
     http_port: int
     dns_server: Any = None
     proxy: Any = None
+    edges: EdgeRuntime | None = None
     # Set when a background task (source, controller) dies; ``run`` exits non-zero then.
     failed: asyncio.Event = field(default_factory=asyncio.Event)
     errors: list[BaseException] = field(default_factory=list)
@@ -128,6 +130,8 @@ async def _http_app(
     config: Config,
     publisher: FeedPublisher,
     metrics: ControllerMetrics,
+    *,
+    add_routes: Callable[[web.Application], None],
 ) -> int:
     @web.middleware
     async def standby_feed(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -159,6 +163,7 @@ async def _http_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
     add_feed_routes(app, publisher, config.feed_token())
+    add_routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
@@ -254,7 +259,10 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(provider.close)
         stack.callback(publisher.close)
-        http_port = await _http_app(stack, running_ref, config, publisher, metrics)
+        edges = EdgeRuntime(config, store)
+        http_port = await _http_app(
+            stack, running_ref, config, publisher, metrics, add_routes=edges.add_routes
+        )
         dns_server = None
         if config.dns_server.enabled:
             dns_server, follow = await _start_dns(stack, config, raw)
@@ -268,10 +276,11 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             settings = ProxySettings.from_config(
                 config.proxy.model_dump(by_alias=True), config.geo.model_dump(by_alias=True)
             )
-            proxy = ProxyServer(settings, on_health_change=store.set_data_plane_health)
+            proxy = ProxyServer(settings)
             await stack.enter_async_context(proxy)
+            edges.attach_proxy(proxy)
             controller.sinks.append(_RouteSink(proxy))
-        running = Running(config, store, controller, raw, publisher, http_port, dns_server, proxy)
+        running = Running(config, store, controller, raw, publisher, http_port, dns_server, proxy, edges)
         running_ref["running"] = running
         tasks: list[asyncio.Task[None]] = []
         if static:
@@ -283,6 +292,7 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
         else:
             tasks.append(asyncio.create_task(_run_kube(config, store, controller), name="kube"))
         tasks.append(asyncio.create_task(controller.run(), name="controller"))
+        tasks.append(asyncio.create_task(edges.run(), name="edges"))
         for t in tasks:
             t.add_done_callback(running._watch)
         try:

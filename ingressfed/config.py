@@ -367,6 +367,27 @@ class LeaderElectionSection(_Model):
     retry_period: Seconds = 2.0
 
 
+class EdgeEntry(_Model):
+    """One edge (a proxy in a member cluster); see docs/adr/0006-edges-and-health-quorum.md."""
+
+    name: DnsLabel
+    cluster: DnsLabel
+    region: Annotated[str, AfterValidator(_optional_label)] = ""  # default: its cluster's region
+    location: LocationSection | None = None  # default: its cluster's location
+    addresses: tuple[IpAddress, ...] = ()  # declared public addresses; else the ones it announces
+    token_file: ExistingFile | None = None  # its own report token; default: controller.feedTokenFile
+
+
+class EdgeHealthSection(_Model):
+    """How the controller agrees on data-plane health from the edges' reports."""
+
+    quorum: Literal["majority"] | Annotated[int, AfterValidator(_at_least(1))] = "majority"
+    stale_after: Seconds = 15.0
+    min_report_interval: Annotated[float, AfterValidator(_between(0, 60))] = 1.0
+    max_report_bytes: Annotated[int, AfterValidator(_between(1024, 64 * 1024 * 1024))] = 4 * 1024 * 1024
+    local_edge: DnsLabel = "local"  # the name the in-process proxy reports under
+
+
 class Config(_Model):
     federation: FederationSection
     dns: DnsSection = DnsSection()
@@ -378,6 +399,8 @@ class Config(_Model):
     dns_server: DnsServerSection = DnsServerSection()
     controller: ControllerSection = ControllerSection()
     leader_election: LeaderElectionSection = LeaderElectionSection()
+    edges: tuple[EdgeEntry, ...] = ()
+    edge_health: EdgeHealthSection = EdgeHealthSection()
 
     def federation_value(self) -> Federation:
         f = self.federation
@@ -625,12 +648,31 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
             f"leaderElection.retryPeriod: {retry:g} must be less than "
             f"leaderElection.renewDeadline ({renew:g})"
         )
+    problems.extend(_edge_checks(raw, names if members_known else None))
     provider = _mapping(raw, "dns").get("provider", "embedded")
     registered = sorted({ep.name for ep in entry_points(group=PROVIDER_GROUP)})
     if isinstance(provider, str) and registered and provider not in registered:
         problems.append(
             f"dns.provider: {provider!r} is not an installed provider; installed: {', '.join(registered)}"
         )
+    return problems
+
+
+def _edge_checks(raw: Mapping[str, Any], clusters: Collection[str] | None) -> list[str]:
+    problems = []
+    seen: dict[str, int] = {}
+    for i, e in enumerate(_list(raw, "edges")):
+        if not isinstance(e, Mapping):
+            continue
+        name, cluster = e.get("name"), e.get("cluster")
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(f"edges[{i}].name: {name!r} is a duplicate of edges[{seen[name]}]")
+            else:
+                seen[name] = i
+        if clusters is not None and isinstance(cluster, str) and cluster not in clusters:
+            known = ", ".join(sorted(clusters)) or "none"
+            problems.append(f"edges[{i}].cluster: {cluster!r} is not a cluster name; clusters: {known}")
     return problems
 
 

@@ -218,13 +218,13 @@ async def _control_app(backends: dict[str, Backend], running: Any, host: str, po
                 {"error": f"unknown cluster {name!r}; known: {sorted(backends)}"}, status=404
             )
         if action == "down":
+            # The data plane's health is not set here: the proxy's checks find the stopped backend
+            # and report it through the edge health path, as they would in a real federation.
             await backend.stop()
             running.store.set_cluster_status(name, ClusterStatus.OFFLINE)
-            running.store.set_data_plane_health(name, False)
         else:
             await backend.start()
             running.store.set_cluster_status(name, ClusterStatus.READY)
-            running.store.set_data_plane_health(name, None)
         return web.json_response({"cluster": name, "state": action})
 
     async def status(_: web.Request) -> web.Response:

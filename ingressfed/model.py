@@ -21,6 +21,7 @@ __all__ = [
     "Changes",
     "Cluster",
     "ClusterStatus",
+    "Edge",
     "Federation",
     "IngressObservation",
     "IngressRule",
@@ -252,12 +253,29 @@ class Federation:
 
 
 @dataclass(frozen=True, slots=True)
+class Edge:
+    """A point of presence: a proxy (optionally with a DNS server) running in a member cluster.
+
+    ``addresses`` are its public (load-balancer) addresses; ``live`` is whether the controller
+    heard from it within the health window (core/quorum decides).
+    """
+
+    name: str
+    cluster: str
+    region: str
+    location: Location | None = None
+    addresses: tuple[str, ...] = ()
+    live: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the controller knows at one instant; the only input of ``desired``."""
 
     clusters: tuple[Cluster, ...] = ()
     services: tuple[ServiceObservation, ...] = ()
     ingresses: tuple[IngressObservation, ...] = ()
+    edges: tuple[Edge, ...] = ()
 
     def cluster(self, name: str) -> Cluster | None:
         for c in self.clusters:

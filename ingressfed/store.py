@@ -17,6 +17,7 @@ from typing import TypeVar
 from ingressfed.model import (
     Cluster,
     ClusterStatus,
+    Edge,
     IngressObservation,
     ServiceObservation,
     Snapshot,
@@ -35,6 +36,7 @@ class Store:
         self._clusters: dict[str, Cluster] = {}
         self._services: dict[ObjKey, ServiceObservation] = {}
         self._ingresses: dict[ObjKey, IngressObservation] = {}
+        self._edges: tuple[Edge, ...] = ()
         self.generation = 0
         self.on_change = on_change
         self._snapshot: Snapshot | None = None
@@ -89,6 +91,13 @@ class Store:
             self._clusters[name] = nxt
             self._changed()
 
+    # edges (written by ingressfed.edge.registry only)
+    def set_edges(self, edges: Iterable[Edge]) -> None:
+        new = tuple(sorted(edges, key=lambda e: e.name))
+        if new != self._edges:
+            self._edges = new
+            self._changed()
+
     # objects
     def upsert_service(self, obs: ServiceObservation) -> None:
         key = (obs.cluster, obs.namespace, obs.name)
@@ -135,6 +144,7 @@ class Store:
                 clusters=tuple(self._clusters[k] for k in sorted(self._clusters)),
                 services=tuple(self._services[k] for k in sorted(self._services)),
                 ingresses=tuple(self._ingresses[k] for k in sorted(self._ingresses)),
+                edges=self._edges,
             )
         return self._snapshot
 
@@ -143,6 +153,7 @@ class Store:
             "clusters": len(self._clusters),
             "services": len(self._services),
             "ingresses": len(self._ingresses),
+            "edges": len(self._edges),
         }
 
 

@@ -5,7 +5,12 @@ Federation v1 naming: A/AAAA of the load-balancer addresses of the clusters
 at that level that serve it (cluster may serve, Service has ready endpoints);
 a level with none gets a CNAME to the next level up; the global level with
 none gets no record. A lone load-balancer hostname is published as a CNAME.
-Ingress hosts inside the zone point at the federation's global addresses.
+Ingress hosts inside the zone point at the federation's global addresses when
+they are configured (a static, e.g. anycast, address), else at the live edges'
+addresses: one routed set per edge when a provider answers per client, so each
+client resolves to its nearest live edge. When no edge is live every edge is
+published (failing open, as Route53 does when all health checks fail): an
+empty answer would take the whole federation off the air.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from ingressfed.core.naming import in_zone, name_problem, service_level_names
 from ingressfed.core.ownership import companion, companion_name
 from ingressfed.model import (
     Cluster,
+    Edge,
     Federation,
     IngressObservation,
     RecordSet,
@@ -262,8 +268,34 @@ def _dedupe(records: list[RecordSet]) -> list[RecordSet]:
     return list(seen.values())
 
 
+def _edge_sets(host: str, ttl: int, edges: Sequence[Edge], *, routed: bool) -> list[RecordSet]:
+    """The address sets of ``host`` pointing at ``edges`` (see the module doc)."""
+    with_addresses = [e for e in edges if e.addresses]
+    chosen = [e for e in with_addresses if e.live] or with_addresses
+    if routed and len(chosen) > 1:
+        out: list[RecordSet] = []
+        for e in chosen:
+            v4, v6 = _split_addresses(e.addresses)
+            routing = Routing(cluster=e.cluster, region=e.region, location=e.location)
+            if v4:
+                out.append(RecordSet(host, RecordType.A, ttl, tuple(v4), e.name, routing))
+            if v6:
+                out.append(RecordSet(host, RecordType.AAAA, ttl, tuple(v6), e.name, routing))
+        return out
+    union = _Targets()
+    for e in chosen:
+        v4, v6 = _split_addresses(e.addresses)
+        union.v4 |= v4
+        union.v6 |= v6
+    return _address_sets(host, ttl, union)
+
+
 def _ingress_records(
-    fed: Federation, ingresses: Sequence[IngressObservation]
+    fed: Federation,
+    ingresses: Sequence[IngressObservation],
+    edges: Sequence[Edge] = (),
+    *,
+    routed: bool = False,
 ) -> tuple[list[Desired], list[Problem], dict[str, dict[str, tuple[str, ...]]]]:
     problems: list[Problem] = []
     published: dict[str, dict[str, tuple[str, ...]]] = defaultdict(dict)
@@ -275,6 +307,7 @@ def _ingress_records(
     targets = _Targets()
     targets.v4, targets.v6 = _split_addresses(fed.global_addresses)
     targets.hostnames = {h.rstrip(".").lower() for h in fed.global_hostnames}
+    use_edges = targets.empty and any(e.addresses for e in edges)
     for host in sorted(by_host):
         claimants = sorted(by_host[host], key=lambda i: (i.namespace, i.name, i.cluster))
         owner = claimants[0]
@@ -290,11 +323,12 @@ def _ingress_records(
             other_res = ingress_resource(other.namespace, other.name)
             if other_res != resource:
                 problems.append(Problem(other_res, f"host {host} is already published for {resource}"))
-        if targets.empty:
-            problems.append(Problem(resource, "federation has no global address configured"))
+        if targets.empty and not use_edges:
+            problems.append(Problem(resource, "federation has no global address and no edge with an address"))
             continue
         ttl = _ttl(fed.ttl, (i.ttl for i in claimants))
-        for rs in _address_sets(host, ttl, targets):
+        sets = _edge_sets(host, ttl, edges, routed=routed) if use_edges else _address_sets(host, ttl, targets)
+        for rs in sets:
             out.append(Desired(rs, resource))
         published[resource][host] = tuple(sorted({i.cluster for i in claimants}))
     return out, problems, dict(published)
@@ -317,7 +351,7 @@ def desired_state(fed: Federation, snap: Snapshot, *, routed: bool = False) -> D
         published[service_resource(ns, name)] = dict(pub)
         records.extend(recs)
         claimed.update(d.record.name for d in recs)
-    ing_records, ing_problems, ing_pub = _ingress_records(fed, snap.ingresses)
+    ing_records, ing_problems, ing_pub = _ingress_records(fed, snap.ingresses, snap.edges, routed=routed)
     problems.extend(ing_problems)
     dropped: set[tuple[str, str]] = set()
     for d in ing_records:

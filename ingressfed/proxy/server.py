@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from geo.lookup import GeoLookup
 from geo.regions import cluster_location
-from ingressfed.model import Cluster, Route
+from ingressfed.model import Backend, Cluster, Route
 from ingressfed.proxy.admin import admin_app
 from ingressfed.proxy.checker import HealthChecker
 from ingressfed.proxy.engine import Engine
@@ -157,6 +157,12 @@ class ProxyServer:
     def health(self) -> dict[str, bool]:
         """Data-plane health per cluster: True when any of its backends may receive traffic."""
         return dict(self.engine.router.cluster_healthy)
+
+    def backend_view(self) -> list[tuple[Backend, bool]]:
+        """Every backend of the table and whether it may receive traffic now (active checks and
+        passive ejection together): what an edge reports to the controller."""
+        engine = self.engine
+        return [(b, b in engine.available) for b in engine.health]
 
     def add_health_listener(self, listener: HealthListener) -> None:
         self._listeners.append(listener)

@@ -1,0 +1,130 @@
+"""The edge side of health reporting: send the proxy's whole backend view every interval.
+
+The view is sent whole, not as changes: a lost report is repaired by the next
+one, and a backend that was healthy from the start and never changed is still
+counted (the single-process mode lost exactly that before). Two ways out, one
+report format: over HTTP to a remote controller (``http_submitter``), or
+straight into the in-process registry (``local_submitter``) through the same
+decoder the HTTP endpoint uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+import aiohttp
+
+from ingressfed.edge.registry import EdgeRegistry
+from ingressfed.edge.report import BackendState, HealthReport, decode_report, encode_report
+from ingressfed.model import Backend
+
+__all__ = ["HealthReporter", "Submit", "http_submitter", "local_submitter", "report_url"]
+
+log = logging.getLogger(__name__)
+
+Submit = Callable[[bytes], Awaitable[None]]
+
+
+class ReportRefused(Exception):
+    """The controller answered a report with an error status."""
+
+
+def report_url(controller: str, edge: str) -> str:
+    return f"{controller.rstrip('/')}/v1/edges/{edge}/health"
+
+
+class HealthReporter:
+    def __init__(
+        self,
+        *,
+        edge: str,
+        view: Callable[[], Iterable[tuple[Backend, bool]]],
+        submit: Submit,
+        interval: float,
+        addresses: Sequence[str] = (),
+    ) -> None:
+        self.edge = edge
+        self.view = view
+        self.submit = submit
+        self.interval = interval
+        self.addresses = tuple(addresses)
+        self.sequence = 0
+        self.sent = 0
+        self.failed = 0
+        self._poked = asyncio.Event()
+
+    def poke(self) -> None:
+        """Send the next report now (a health change seen by the proxy), not at the next tick."""
+        self._poked.set()
+
+    def build(self) -> HealthReport:
+        self.sequence += 1
+        backends = tuple(
+            BackendState(cluster=b.cluster, host=b.host, port=b.port, up=up)
+            for b, up in sorted(self.view(), key=lambda item: (item[0].cluster, item[0].host, item[0].port))
+        )
+        return HealthReport(
+            edge=self.edge, sequence=self.sequence, addresses=self.addresses, backends=backends
+        )
+
+    async def send_once(self) -> bool:
+        body = encode_report(self.build())
+        try:
+            await self.submit(body)
+        except (ReportRefused, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            self.failed += 1
+            # The controller being away is the static-stability case: keep serving, keep trying.
+            log.warning("edge %s: health report not delivered: %s", self.edge, exc, extra={"edge": self.edge})
+            return False
+        self.sent += 1
+        return True
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            self._poked.clear()
+            await self.send_once()
+            remaining = max(0.0, self.interval - (loop.time() - started))
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._poked.wait()
+            except TimeoutError:
+                pass
+
+
+def local_submitter(registry: EdgeRegistry, clock: Callable[[], float]) -> Submit:
+    async def submit(body: bytes) -> None:
+        registry.accept(decode_report(body), now=clock())
+
+    return submit
+
+
+def http_submitter(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    token: str | None,
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = 5.0,
+) -> Submit:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+
+    async def submit(body: bytes) -> None:
+        async with session.post(
+            url,
+            data=body,
+            headers=headers,
+            ssl=ssl_context if ssl_context is not None else True,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as resp:
+            if resp.status != 204:
+                text = (await resp.text())[:300]
+                raise ReportRefused(f"{url} answered {resp.status}: {text}")
+
+    return submit
