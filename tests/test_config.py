@@ -232,7 +232,7 @@ def test_every_problem_reported_at_once(tmp_path: Path) -> None:
         "controller.listen: 'localhost' must be host:port",
         "controller.feedTokenFile: '/no/such/token' does not exist",
         "leaderElection.renewDeadline: 10 must be less than leaderElection.leaseDuration (5)",
-        "unknownSection: unknown field; allowed: clusters, controller, dns, dnsServer, edgeHealth, edges, federation,",
+        "unknownSection: unknown field; allowed: clusters, controller, dns, dnsServer, edgeHealth, edges,",
     ]
     for want in expected:
         assert any(p.startswith(want) for p in problems), (want, problems)
