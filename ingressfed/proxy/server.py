@@ -161,8 +161,8 @@ class ProxyServer:
     def backend_view(self) -> list[tuple[Backend, bool]]:
         """Every backend of the table and whether it may receive traffic now (active checks and
         passive ejection together): what an edge reports to the controller."""
-        engine = self.engine
-        return [(b, b in engine.available) for b in engine.health]
+        router = self.engine.router
+        return [(b, b in router.available) for b in router.health]
 
     def add_health_listener(self, listener: HealthListener) -> None:
         self._listeners.append(listener)
