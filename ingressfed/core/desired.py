@@ -324,7 +324,8 @@ def _ingress_records(
             if other_res != resource:
                 problems.append(Problem(other_res, f"host {host} is already published for {resource}"))
         if targets.empty and not use_edges:
-            problems.append(Problem(resource, "federation has no global address and no edge with an address"))
+            why = "no edge has an address yet" if edges else "federation has no global address configured"
+            problems.append(Problem(resource, why))
             continue
         ttl = _ttl(fed.ttl, (i.ttl for i in claimants))
         sets = _edge_sets(host, ttl, edges, routed=routed) if use_edges else _address_sets(host, ttl, targets)

@@ -102,7 +102,7 @@ def test_edges_without_addresses_are_a_problem_not_a_record() -> None:
     bare = (Edge("edge-us", "us", "us-east1", US, ()),)
     state = desired_state(FED, Snapshot(CLUSTERS, (), INGRESSES, bare), routed=True)
     assert not [d for d in state.records if d.record.name == HOST]
-    assert any("no edge with an address" in p.message for p in state.problems)
+    assert any("no edge has an address yet" in p.message for p in state.problems)
 
 
 def test_idempotent() -> None:
