@@ -9,6 +9,13 @@ When somebody else changed the zone between our read and our write, Cloud DNS
 answers 409 (an addition collides) or 412/404 (a deletion no longer matches).
 We then re-read the zone, rebase the batch on what is really there and retry a
 bounded number of times before reporting a transient error.
+
+Record sets are read and written as JSON resources through the library's
+authenticated connection (the library cannot represent routing policies; see
+:mod:`providers.clouddns_wire`). With ``routing: geolocation`` (or ``latency``,
+which Cloud DNS serves the same way: nearest item to the resolver) per-cluster
+sets become one ``geo`` routing policy per name and type, one item per GCP
+region. Long TXT data is written as 255-character strings.
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import replace
+from typing import Any, Literal, TypeVar
 
 import requests
 from google.auth.credentials import AnonymousCredentials
@@ -36,9 +43,10 @@ from ingressfed.errors import (
     RecordConflictError,
     TransientProviderError,
 )
-from ingressfed.model import ChangeAction, Changes, RecordSet, RecordType
+from ingressfed.model import Changes, RecordSet, RecordType, Routing
 from providers.base import ApplyResult, BaseProvider, Capabilities
 from providers.batching import Backoff, BatchLimits, apply_in_batches, retrying
+from providers.clouddns_wire import ZoneState, change_for, gcp_location, split_txt
 
 __all__ = ["CloudDNSOptions", "CloudDNSProvider"]
 
@@ -66,6 +74,7 @@ class CloudDNSOptions(BaseModel):
     wait_for_change: bool = Field(default=False, alias="waitForChange")
     change_timeout: float = Field(default=120.0, alias="changeTimeout", gt=0)
     max_batch: int = Field(default=1000, alias="maxBatch", ge=1, le=10000)
+    routing: Literal["none", "latency", "geolocation"] = "none"
 
 
 def parse_options(options: Mapping[str, Any]) -> CloudDNSOptions:
@@ -83,32 +92,6 @@ def parse_options(options: Mapping[str, Any]) -> CloudDNSOptions:
         ) from e
 
 
-@dataclass(frozen=True, slots=True)
-class _Wire:
-    """A record set as Cloud DNS spells it (absolute names with a trailing dot)."""
-
-    name: str
-    type: str
-    ttl: int
-    rrdatas: tuple[str, ...]
-
-    @classmethod
-    def of(cls, rs: RecordSet) -> _Wire:
-        values = rs.values
-        if rs.type in _NAME_VALUED:
-            values = tuple(v + "." for v in values)
-        return cls(rs.name + ".", rs.type.value, rs.ttl, values)
-
-
-def to_record_set(name: str, rtype: str, ttl: int, rrdatas: Sequence[str]) -> RecordSet | None:
-    """Cloud DNS answer -> RecordSet; None for types ingressfed does not model."""
-    try:
-        t = RecordType(rtype)
-    except ValueError:
-        return None
-    return RecordSet(name, t, int(ttl), tuple(rrdatas))
-
-
 class _ConcurrentEdit(TransientProviderError):
     """The zone no longer matches what the batch was planned against (409/412/404 on a Change)."""
 
@@ -123,7 +106,9 @@ class CloudDNSProvider(BaseProvider):
         self.zone = (self.opts.dns_name or zone).rstrip(".").lower()
         if not self.zone:
             raise ConfigError(["dns.options.dnsName: the zone's DNS name is required (or federation.zone)"])
-        self.capabilities = Capabilities(routing=False, max_batch=self.opts.max_batch)
+        self.geo = self.opts.routing != "none"
+        self.capabilities = Capabilities(routing=self.geo, max_batch=self.opts.max_batch)
+        self._state: ZoneState | None = None  # the zone as last read and written
         self._client: Any = None
         self._zone_handle: Any = None
         self._lock = asyncio.Lock()
@@ -225,21 +210,30 @@ class CloudDNSProvider(BaseProvider):
 
     async def records(self) -> list[RecordSet]:
         async with self._lock:
-            return list((await self._read()).values())
+            return (await self._read()).records()
 
-    async def _read(self) -> dict[tuple[str, RecordType], RecordSet]:
+    async def _read(self) -> ZoneState:
         mz = await self._zone()
+        connection = mz._client._connection
+        path = f"{mz.path}/rrsets"
 
-        def list_all() -> list[RecordSet]:
-            out: list[RecordSet] = []
-            for rrs in mz.list_resource_record_sets():  # follows nextPageToken page by page
-                rs = to_record_set(rrs.name, rrs.record_type, rrs.ttl, rrs.rrdatas)
-                if rs is not None:
-                    out.append(rs)
-            return out
+        def list_all() -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            params: dict[str, str] = {}
+            while True:  # follows nextPageToken page by page
+                page = connection.api_request(method="GET", path=path, query_params=dict(params))
+                out.extend(page.get("rrsets", []))
+                token = page.get("nextPageToken")
+                if not token:
+                    return out
+                params["pageToken"] = token
 
         self.calls["list"] += 1
-        return {(rs.name, rs.type): rs for rs in await self._call(list_all)}
+        state = ZoneState.of(await self._call(list_all), geo=self.geo)
+        for (name, rtype), why in sorted(state.foreign.items()):
+            log.debug("clouddns: %s %s has a %s; read as foreign", rtype, name, why, extra={"record": name})
+        self._state = state
+        return state
 
     async def apply(self, changes: Changes) -> ApplyResult:
         if not changes:
@@ -264,43 +258,40 @@ class CloudDNSProvider(BaseProvider):
             raise
 
     async def _apply_batch(self, changes: Changes) -> None:
-        """Apply one batch as one atomic Change; rebase and retry on concurrent edits."""
-        deletions = [c.old for c in changes.items if c.old is not None]
-        additions = [c.new for c in changes.items if c.new is not None]
+        """Apply one batch as one atomic Change; re-read and rebase on concurrent edits."""
         for attempt in range(self.opts.conflict_retries + 1):
-            try:
-                await self._submit(deletions, additions)
-                return
-            except _ConcurrentEdit as e:
-                last = e
-            log.info(
-                "clouddns: zone changed under us (%s); re-reading, attempt %d",
-                last,
-                attempt + 1,
-                extra={"zone": self.zone},
-            )
-            current = await self._read()
-            deletions, additions = rebase(changes, current, provider=self.name)
+            state = self._state if self._state is not None else await self._read()
+            deletions, additions = change_for(changes, state, provider=self.name)
             if not deletions and not additions:
                 return
+            try:
+                await self._submit(deletions, additions)
+            except _ConcurrentEdit as e:
+                self._state = None
+                log.info(
+                    "clouddns: zone changed under us (%s); re-reading, attempt %d",
+                    e,
+                    attempt + 1,
+                    extra={"zone": self.zone},
+                )
+                continue
+            state.applied(deletions, additions)
+            return
         raise TransientProviderError(
             f"zone kept changing during {self.opts.conflict_retries + 1} attempts; retrying next cycle",
             provider=self.name,
         )
 
-    async def _submit(self, deletions: Sequence[RecordSet], additions: Sequence[RecordSet]) -> None:
+    async def _submit(self, deletions: list[dict[str, Any]], additions: list[dict[str, Any]]) -> None:
         mz = await self._zone()
+        connection = mz._client._connection
 
-        def create() -> Any:
-            ch = mz.changes()
-            for rs in deletions:
-                w = _Wire.of(rs)
-                ch.delete_record_set(mz.resource_record_set(w.name, w.type, w.ttl, list(w.rrdatas)))
-            for rs in additions:
-                w = _Wire.of(rs)
-                ch.add_record_set(mz.resource_record_set(w.name, w.type, w.ttl, list(w.rrdatas)))
-            ch.create()
-            return ch
+        def create() -> dict[str, Any]:
+            body = {"kind": "dns#change", "additions": additions, "deletions": deletions}
+            answer: dict[str, Any] = connection.api_request(
+                method="POST", path=f"{mz.path}/changes", data=body
+            )
+            return answer
 
         self.calls["change"] += 1
         try:
@@ -315,20 +306,64 @@ class CloudDNSProvider(BaseProvider):
                 err.record = _record_at_fault(_message(e), deletions, additions)
             raise err from e
         if self.opts.wait_for_change:
-            await self._wait_done(ch)
+            await self._wait_done(mz, ch)
 
-    async def _wait_done(self, ch: Any) -> None:
+    def adjust(self, desired: Sequence[RecordSet]) -> list[RecordSet]:
+        """Sets in the form Cloud DNS stores and ``records()`` reads back: TXT data in
+        255-character strings; routed sets as one geo item per GCP region."""
+        out: list[RecordSet] = []
+        routed: dict[tuple[str, RecordType], list[RecordSet]] = {}
+        plain: list[RecordSet] = []
+        for given in desired:
+            rs = given
+            if rs.type is RecordType.TXT:
+                rs = replace(rs, values=tuple(split_txt(v) for v in rs.values))
+            if rs.set_identifier is not None and self.geo:
+                routed.setdefault((rs.name, rs.type), []).append(rs)
+            else:
+                plain.append(rs)
+        out = super().adjust(plain)
+        for (name, rtype), sets in routed.items():
+            out.extend(self._geo_items(name, rtype, sets))
+        return out
+
+    def _geo_items(self, name: str, rtype: RecordType, sets: list[RecordSet]) -> list[RecordSet]:
+        by_location: dict[str, list[RecordSet]] = {}
+        ttl = min(s.ttl for s in sets)
+        for rs in sets:
+            assert rs.routing is not None
+            loc = gcp_location(rs.routing)
+            if loc is None:
+                log.warning(
+                    "clouddns: cannot place cluster %s (region %r) in a GCP region for geo routing; "
+                    "publishing %s %s unrouted",
+                    rs.routing.cluster,
+                    rs.routing.region,
+                    rtype.value,
+                    name,
+                    extra={"record": name, "cluster": rs.routing.cluster},
+                )
+                return [RecordSet(name, rtype, ttl, tuple(v for s in sets for v in s.values))]
+            by_location.setdefault(loc, []).append(rs)
+        return [
+            RecordSet(name, rtype, ttl, tuple(v for m in members for v in m.values), loc, Routing(loc, loc))
+            for loc, members in sorted(by_location.items())
+        ]
+
+    async def _wait_done(self, mz: Any, ch: dict[str, Any]) -> None:
         deadline = time.monotonic() + self.opts.change_timeout
         delay = 0.2
-        while ch.status != "done":
+        connection = mz._client._connection
+        path = f"{mz.path}/changes/{ch.get('id')}"
+        while ch.get("status") != "done":
             if time.monotonic() > deadline:
                 raise TransientProviderError(
-                    f"change {ch.name} still {ch.status!r} after {self.opts.change_timeout}s",
+                    f"change {ch.get('id')} still {ch.get('status')!r} after {self.opts.change_timeout}s",
                     provider=self.name,
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-            await self._call(ch.reload)
+            ch = await self._call(lambda: connection.api_request(method="GET", path=path))
 
     async def close(self) -> None:
         self._zone_handle = None
@@ -338,57 +373,11 @@ class CloudDNSProvider(BaseProvider):
             await asyncio.to_thread(http.close)
 
 
-def rebase(
-    changes: Changes, current: Mapping[tuple[str, RecordType], RecordSet], *, provider: str = "clouddns"
-) -> tuple[list[RecordSet], list[RecordSet]]:
-    """Rewrite a batch against the zone as it is now (pure).
-
-    Deletions become the exact current sets; what is already in place is
-    dropped; a CREATE colliding with a different set someone else wrote is a
-    conflict we refuse to overwrite.
-    """
-    deletions: dict[tuple[str, RecordType], RecordSet] = {}
-    additions: list[RecordSet] = []
-    for c in changes.items:
-        if c.action is ChangeAction.DELETE:
-            assert c.old is not None
-            cur = current.get((c.old.name, c.old.type))
-            if cur is not None:
-                deletions[(cur.name, cur.type)] = cur
-            continue
-        new = c.new
-        assert new is not None
-        here = current.get((new.name, new.type))
-        if c.action is ChangeAction.UPDATE:
-            assert c.old is not None
-            cur = current.get((c.old.name, c.old.type))
-            if cur is not None and cur != new:
-                deletions[(cur.name, cur.type)] = cur
-            if c.old.type != new.type and here is not None and here != new:
-                raise RecordConflictError(
-                    f"{new.name} {new.type} appeared with other data: {here.values}",
-                    provider=provider,
-                    record=new.name,
-                )
-            if here is None or here != new:
-                additions.append(new)
-            continue
-        if here is not None and here != new:
-            raise RecordConflictError(
-                f"{new.name} {new.type} already exists with other data: {here.values}",
-                provider=provider,
-                record=new.name,
-            )
-        if here is None:
-            additions.append(new)
-    return list(deletions.values()), additions
-
-
 _FAULT = re.compile(r"entity\.change\.(additions|deletions)\[(\d+)\]")
 
 
 def _record_at_fault(
-    message: str, deletions: Sequence[RecordSet], additions: Sequence[RecordSet]
+    message: str, deletions: Sequence[Mapping[str, Any]], additions: Sequence[Mapping[str, Any]]
 ) -> str | None:
     """Cloud DNS names the offending entry as ``entity.change.additions[i]``."""
     m = _FAULT.search(message)
@@ -396,7 +385,7 @@ def _record_at_fault(
         return None
     seq = additions if m.group(1) == "additions" else deletions
     i = int(m.group(2))
-    return seq[i].name if i < len(seq) else None
+    return str(seq[i]["name"]).rstrip(".").lower() if i < len(seq) else None
 
 
 def _status(e: BaseException) -> int | None:

@@ -11,7 +11,11 @@ Rules enforced on a Change, all or nothing:
 - each deletion must equal a current set exactly (name, type, ttl and rrdatas) -> else 404 notFound
   (absent) or 412 conditionNotMet (differs);
 - deletions apply first, then an addition of a (name, type) still present -> 409 alreadyExists;
-- the result may not hold a CNAME beside other data, SOA outside the apex, or lose the apex SOA/NS.
+- the result may not hold a CNAME beside other data, SOA outside the apex, or lose the apex SOA/NS;
+- a set has either ``rrdatas`` or a ``routingPolicy`` (``geo`` items by GCP region, ``wrr`` items by
+  weight, or ``primaryBackup``), never both; geo locations are distinct GCP regions; a deletion
+  must match the routing policy exactly too;
+- TXT data: each character-string at most 255 characters (longer text is several quoted strings).
 Errors use Google's JSON error body. Faults: ``fail_next(status, count)``; ``rejected`` (names
 refused with 400); ``before_next_change(fn)`` runs ``fn(fake)`` just before the next Change(s) is
 evaluated (a concurrent writer).
@@ -22,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -109,6 +114,12 @@ class FakeCloudDNS:
     def put(self, project: str, zone: str, name: str, rtype: str, ttl: int, rrdatas: list[str]) -> None:
         """Write a set directly, as another writer would."""
         self.zones[(project, zone)].rrsets[(name, rtype)] = _rrset(name, rtype, ttl, rrdatas)
+
+    def put_raw(self, project: str, zone: str, rrset: dict[str, Any]) -> None:
+        """Write any set (e.g. one with a routing policy) directly, as another writer would."""
+        z = self.zones[(project, zone)]
+        checked = self._validate(z, rrset, "rrset")
+        z.rrsets[(checked["name"], checked["type"])] = checked
 
     def change_sizes(self) -> list[int]:
         """Record sets touched by each accepted Change, in order."""
@@ -240,7 +251,7 @@ class FakeCloudDNS:
                     f"The 'entity.change.deletions[{i}]' resource named "
                     f"'{d['name']} ({d['type']})' does not exist.",
                 )
-            if cur["ttl"] != d["ttl"] or sorted(cur["rrdatas"]) != sorted(d["rrdatas"]):
+            if cur["ttl"] != d["ttl"] or _content(cur) != _content(d):
                 raise ApiError(
                     412,
                     "conditionNotMet",
@@ -275,6 +286,7 @@ class FakeCloudDNS:
         if not isinstance(r, dict):
             raise ApiError(400, "invalid", f"Invalid value for '{where}'")
         name, rtype, ttl, rrdatas = r.get("name"), r.get("type"), r.get("ttl"), r.get("rrdatas")
+        policy = r.get("routingPolicy")
         if not isinstance(name, str) or not name.endswith("."):
             raise ApiError(400, "invalid", f"Invalid value for '{where}.name': '{name}'")
         name = name.lower()
@@ -291,24 +303,24 @@ class FakeCloudDNS:
             ttl = int(ttl)
         if not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 <= ttl <= 2**31 - 1:
             raise ApiError(400, "invalid", f"Invalid value for '{where}.ttl': '{ttl}'")
-        if not isinstance(rrdatas, list) or not rrdatas or not all(isinstance(v, str) for v in rrdatas):
-            raise ApiError(400, "required", f"The '{where}.rrdatas' parameter is required but was missing.")
-        if len(set(rrdatas)) != len(rrdatas):
-            raise ApiError(400, "invalid", f"The resource '{where}' has duplicate rrdatas")
-        for v in rrdatas:
-            if not _valid_rdata(rtype, v):
-                raise ApiError(400, "invalidRecordData", f"Invalid record data for '{where}': '{v}'")
-        if rtype == "CNAME" and len(rrdatas) != 1:
-            raise ApiError(400, "invalid", f"The resource '{where}' is a CNAME with more than one rrdata")
         if rtype == "SOA" and name != z.dns_name:
             raise ApiError(400, "invalid", f"The resource '{where}': SOA only at the zone apex")
-        return {
-            "kind": "dns#resourceRecordSet",
-            "name": name,
-            "type": rtype,
-            "ttl": ttl,
-            "rrdatas": list(rrdatas),
-        }
+        out: dict[str, Any] = {"kind": "dns#resourceRecordSet", "name": name, "type": rtype, "ttl": ttl}
+        if policy is not None:
+            if rrdatas:
+                raise ApiError(
+                    400,
+                    "invalid",
+                    f"The resource '{where}' has both rrdatas and a routingPolicy; "
+                    "rrdatas must be empty when routingPolicy is set",
+                )
+            out["routingPolicy"] = _routing_policy(rtype, policy, f"{where}.routingPolicy")
+            return out
+        _check_rrdatas(rtype, rrdatas, where)
+        if rtype == "CNAME" and len(rrdatas) != 1:
+            raise ApiError(400, "invalid", f"The resource '{where}' is a CNAME with more than one rrdata")
+        out["rrdatas"] = list(rrdatas)
+        return out
 
     @staticmethod
     def _check_zone_rules(z: Zone, state: dict[Key, dict[str, Any]]) -> None:
@@ -335,6 +347,98 @@ def _rrset(name: str, rtype: str, ttl: int, rrdatas: list[str]) -> dict[str, Any
         "ttl": ttl,
         "rrdatas": list(rrdatas),
     }
+
+
+# GCP region names (``us-east1``): what geo routing policy items are keyed by.
+_GCP_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+
+
+def _check_rrdatas(rtype: str, rrdatas: Any, where: str) -> None:
+    if not isinstance(rrdatas, list) or not rrdatas or not all(isinstance(v, str) for v in rrdatas):
+        raise ApiError(400, "required", f"The '{where}.rrdatas' parameter is required but was missing.")
+    if len(set(rrdatas)) != len(rrdatas):
+        raise ApiError(400, "invalid", f"The resource '{where}' has duplicate rrdatas")
+    for v in rrdatas:
+        if not _valid_rdata(rtype, v):
+            raise ApiError(400, "invalidRecordData", f"Invalid record data for '{where}': '{v}'")
+        if rtype == "TXT" and any(len(part) > 255 for part in _txt_strings(v)):
+            raise ApiError(
+                400,
+                "invalidRecordData",
+                f"Invalid record data for '{where}': a TXT character-string is longer than 255 characters",
+            )
+
+
+def _txt_strings(v: str) -> list[str]:
+    """The character-strings of TXT presentation data: quoted strings, or one unquoted word run."""
+    if not v.startswith('"'):
+        return [v]
+    return re.findall(r'"((?:[^"\\]|\\.)*)"', v)
+
+
+def _routing_policy(rtype: str, policy: Any, where: str) -> dict[str, Any]:
+    if not isinstance(policy, dict):
+        raise ApiError(400, "invalid", f"Invalid value for '{where}'")
+    kinds = [k for k in ("geo", "wrr", "primaryBackup") if k in policy]
+    if len(kinds) != 1:
+        raise ApiError(400, "invalid", f"'{where}' needs exactly one of geo, wrr, primaryBackup")
+    kind = kinds[0]
+    body = policy[kind]
+    if kind == "primaryBackup":
+        return {"kind": "dns#rRSetRoutingPolicy", kind: body}
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ApiError(400, "required", f"The '{where}.{kind}.items' parameter is required but was missing.")
+    seen: set[str] = set()
+    out_items = []
+    for i, item in enumerate(items):
+        at = f"{where}.{kind}.items[{i}]"
+        if not isinstance(item, dict):
+            raise ApiError(400, "invalid", f"Invalid value for '{at}'")
+        _check_rrdatas(rtype, item.get("rrdatas"), at)
+        if kind == "geo":
+            loc = item.get("location")
+            if not isinstance(loc, str) or not _GCP_REGION.match(loc):
+                raise ApiError(400, "invalid", f"Invalid value for '{at}.location': '{loc}'")
+            if loc in seen:
+                raise ApiError(400, "invalid", f"'{at}.location': '{loc}' appears twice")
+            seen.add(loc)
+            out_items.append(
+                {
+                    "kind": "dns#rRSetRoutingPolicyGeoPolicyGeoPolicyItem",
+                    "location": loc,
+                    "rrdatas": item["rrdatas"],
+                }
+            )
+        else:
+            weight = item.get("weight")
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+                raise ApiError(400, "invalid", f"Invalid value for '{at}.weight': '{weight}'")
+            out_items.append(
+                {
+                    "kind": "dns#rRSetRoutingPolicyWrrPolicyWrrPolicyItem",
+                    "weight": weight,
+                    "rrdatas": item["rrdatas"],
+                }
+            )
+    inner: dict[str, Any] = {"kind": f"dns#rRSetRoutingPolicy{'GeoPolicy' if kind == 'geo' else 'WrrPolicy'}"}
+    inner["items"] = out_items
+    if kind == "geo" and "enableFencing" in body:
+        inner["enableFencing"] = bool(body["enableFencing"])
+    return {"kind": "dns#rRSetRoutingPolicy", kind: inner}
+
+
+def _content(rrset: dict[str, Any]) -> Any:
+    """What a deletion must match: the data, or the routing policy (``kind`` fields aside)."""
+
+    def strip(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k != "kind"}
+        if isinstance(v, list):
+            return sorted((strip(x) for x in v), key=json.dumps)
+        return v
+
+    return strip({"rrdatas": rrset.get("rrdatas") or [], "routingPolicy": rrset.get("routingPolicy")})
 
 
 def _valid_rdata(rtype: str, v: str) -> bool:
