@@ -3,6 +3,9 @@
 Order, most important first:
 
 1. healthy before unhealthy (an unhealthy cluster is only ever a last resort);
+1b. ``prefer`` (an edge's own cluster) first among the healthy, whoever the
+   client: an edge DNS chose for a client sends it to the cluster beside it
+   rather than hairpinning through another region;
 2. for a client with a known location: nearer first, where distances are
    compared in buckets of :data:`DISTANCE_BUCKET_KM` (50 km) so that clusters
    in the same metro area count as *equally near*; candidates without a
@@ -52,6 +55,7 @@ def rank(
     candidates: Sequence[Candidate],
     *,
     default_order: Sequence[str] = (),
+    prefer: str | None = None,
 ) -> list[str]:
     """Names of ``candidates`` in the order to try them."""
     if client is None:
@@ -60,12 +64,12 @@ def rank(
             position.setdefault(name, i)
         unlisted = len(position)
 
-        def unknown_key(c: Candidate) -> tuple[bool, int, str]:
-            return (not c.healthy, position.get(c.name, unlisted), c.name)
+        def unknown_key(c: Candidate) -> tuple[bool, bool, int, str]:
+            return (not c.healthy, c.name != prefer, position.get(c.name, unlisted), c.name)
 
         return [c.name for c in sorted(candidates, key=unknown_key)]
 
-    def known_key(c: Candidate) -> tuple[bool, float, int, str]:
-        return (not c.healthy, _bucket(client, c.location), -c.weight, c.name)
+    def known_key(c: Candidate) -> tuple[bool, bool, float, int, str]:
+        return (not c.healthy, c.name != prefer, _bucket(client, c.location), -c.weight, c.name)
 
     return [c.name for c in sorted(candidates, key=known_key)]

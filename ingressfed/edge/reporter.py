@@ -45,12 +45,16 @@ class HealthReporter:
         submit: Submit,
         interval: float,
         addresses: Sequence[str] = (),
+        min_spacing: float = 0.0,
     ) -> None:
+        """``min_spacing``: at least this long between two reports, however often it is poked
+        (the controller refuses reports closer than its ``edgeHealth.minReportInterval``)."""
         self.edge = edge
         self.view = view
         self.submit = submit
         self.interval = interval
         self.addresses = tuple(addresses)
+        self.min_spacing = min_spacing
         self.sequence = 0
         self.sent = 0
         self.failed = 0
@@ -88,6 +92,8 @@ class HealthReporter:
             started = loop.time()
             self._poked.clear()
             await self.send_once()
+            if self.min_spacing > 0:
+                await asyncio.sleep(self.min_spacing)
             remaining = max(0.0, self.interval - (loop.time() - started))
             try:
                 async with asyncio.timeout(remaining):

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from ingressfed.edge import agent as edge_agent
 from ingressfed.errors import ConfigError
 from ingressfed.model import Backend, Cluster, Location, Route
 from ingressfed.proxy.server import ProxyServer
@@ -41,12 +42,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR", help="repeatable")
     p.add_argument("--default-order", action="append", default=[], metavar="CLUSTER", help="repeatable")
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
+    edge_agent.add_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Plain function (not a coroutine) so that it can choose its event loop (uvloop when present)."""
     try:
+        edge_agent.check_arguments(args)
         settings = settings_from_args(args)
     except ConfigError as exc:
         log.error("%s", exc)
@@ -89,6 +92,8 @@ def settings_from_args(args: argparse.Namespace) -> ProxySettings:
             trusted_proxies=tuple(args.trusted_proxy) or geo.trusted_proxies,
             default_order=tuple(args.default_order) or geo.default_order,
         )
+    if getattr(args, "edge_cluster", None):
+        changes["home_cluster"] = args.edge_cluster
     return dataclasses.replace(settings, geo=geo, **changes)
 
 
@@ -104,6 +109,12 @@ async def _serve(args: argparse.Namespace, settings: ProxySettings) -> int:
             feeder = None
         else:
             feeder = tg.create_task(_follow(args, proxy))
+            if args.edge is not None:
+                from ingressfed.feed.follower import client_ssl_context
+
+                ssl_context = client_ssl_context(ca_file=args.ca_file) if args.ca_file else None
+                reporter = tg.create_task(edge_agent.report_forever(args, proxy, ssl_context=ssl_context))
+                feeder.add_done_callback(lambda _: reporter.cancel())
         await stop.wait()
         log.info("signal received: draining (up to %.0fs)", settings.drain_seconds)
         if feeder is not None:

@@ -41,6 +41,7 @@ class Engine:
             locator=locator,
             trusted_proxies=settings.geo.trusted_proxies,
             default_order=settings.geo.default_order,
+            home_cluster=settings.home_cluster,
             thresholds=CheckThresholds(
                 unhealthy=settings.health_check.unhealthy_threshold,
                 healthy=settings.health_check.healthy_threshold,

@@ -58,8 +58,10 @@ class Router:
         default_order: tuple[str, ...],
         thresholds: CheckThresholds,
         ejection: EjectionPolicy,
+        home_cluster: str | None = None,
     ) -> None:
         self.clock = clock
+        self.home_cluster = home_cluster  # an edge's own cluster: first while healthy
         self.metrics = metrics
         self.locator = locator
         trusted = tuple(trusted_proxies)
@@ -147,6 +149,7 @@ class Router:
             client,
             healthy=lambda t: any(usable(b) for b in t.backends),
             default_order=self.default_order,
+            prefer=self.home_cluster,
         )
         if len(self._orders) >= _CACHE_LIMIT:
             self._orders.clear()

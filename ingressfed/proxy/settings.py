@@ -77,6 +77,7 @@ class ProxySettings:
     geo: GeoSettings = field(default_factory=GeoSettings)
     drain_seconds: float = 30.0
     via: str = "1.1 ingressfed"
+    home_cluster: str | None = None  # set on an edge: its own cluster is tried first while healthy
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [

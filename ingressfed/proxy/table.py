@@ -204,6 +204,7 @@ def order_targets(
     *,
     healthy: Callable[[ClusterTarget], bool],
     default_order: Sequence[str],
+    prefer: str | None = None,
 ) -> tuple[ClusterTarget, ...]:
     """Healthy targets of a route in the order to try them for this client (pure)."""
     candidates = [
@@ -211,5 +212,5 @@ def order_targets(
         for t in entry.targets
     ]
     usable = {c.name for c in candidates if c.healthy}
-    ranked = rank(client, candidates, default_order=default_order)
+    ranked = rank(client, candidates, default_order=default_order, prefer=prefer)
     return tuple(entry.by_name[name] for name in ranked if name in usable)
