@@ -6,17 +6,22 @@ left of it was written by the client itself and may be forged. An entry that
 does not parse ("unknown", an obfuscated ``_node``, garbage) stops the walk
 and the last address that did parse is the client.
 
-When both headers are present, ``Forwarded`` (RFC 7239, the standard form)
-is used and ``X-Forwarded-For`` ignored, so a client cannot add a second,
-unchecked chain.
+Exactly one header is believed, chosen in configuration (``geo.clientAddressHeader``):
+``X-Forwarded-For`` or ``Forwarded`` (RFC 7239). The other is never read, so a client cannot add
+a second, unchecked chain that a trusted load balancer did not write (the load balancer appends
+to one of them only).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
-__all__ = ["TrustedProxies", "client_address", "parse_address"]
+__all__ = ["CLIENT_HEADERS", "ClientHeader", "TrustedProxies", "client_address", "parse_address"]
+
+ClientHeader = Literal["X-Forwarded-For", "Forwarded"]
+CLIENT_HEADERS: tuple[ClientHeader, ...] = ("X-Forwarded-For", "Forwarded")
 
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -106,23 +111,19 @@ def _forwarded_for(element: str) -> str | None:
     return None
 
 
-def _hops(x_forwarded_for: str | None, forwarded: str | None) -> list[str | None]:
+def _hops(chain: str | None, header: ClientHeader) -> list[str | None]:
     """Claimed addresses, left (client) to right (nearest proxy); None marks an element without one."""
-    if forwarded is not None and forwarded.strip():
-        return [_forwarded_for(e) for e in _split_outside_quotes(forwarded, ",")]
-    if x_forwarded_for is not None and x_forwarded_for.strip():
-        return [e.strip() for e in x_forwarded_for.split(",")]
-    return []
+    if chain is None or not chain.strip():
+        return []
+    if header == "Forwarded":
+        return [_forwarded_for(e) for e in _split_outside_quotes(chain, ",")]
+    return [e.strip() for e in chain.split(",")]
 
 
-def client_address(
-    peer: str,
-    *,
-    x_forwarded_for: str | None,
-    forwarded: str | None,
-    trusted: TrustedProxies,
-) -> str:
-    """The client's address as text (IPv4-mapped IPv6 peers reported as IPv4).
+def client_address(peer: str, *, chain: str | None, header: ClientHeader, trusted: TrustedProxies) -> str:
+    """The client's address as text (IPv4-mapped IPv6 peers reported as IPv4): the socket peer when
+    it is not trusted, else the rightmost address of ``chain`` (the value of ``header``) that is not
+    a trusted proxy.
 
     A header that appears several times must be passed joined with ``", "`` in
     arrival order (HTTP list semantics), or a client could hide a forged hop.
@@ -133,7 +134,7 @@ def client_address(
     current = peer_ip
     if not trusted.trusts(current):
         return str(current)
-    for hop in reversed(_hops(x_forwarded_for, forwarded)):
+    for hop in reversed(_hops(chain, header)):
         ip = parse_address(hop) if hop is not None else None
         if ip is None:
             break

@@ -313,6 +313,8 @@ class GeoSection(_Model):
     database: ExistingFile | None = None
     trusted_proxies: tuple[Cidr, ...] = ()
     default_order: tuple[str, ...] = ()
+    # The one forwarding header believed from trusted proxies (issue 11); the other is removed.
+    client_address_header: Literal["X-Forwarded-For", "Forwarded"] = "X-Forwarded-For"
 
 
 class ProxyHealthCheck(_Model):

@@ -45,13 +45,13 @@ async def main() -> None:
         xff = b"81.2.69.10"
 
         def uncached() -> object:
-            ip = client_address("127.0.0.1", x_forwarded_for=xff.decode(), forwarded=None, trusted=trusted)
+            ip = client_address("127.0.0.1", chain=xff.decode(), header="X-Forwarded-For", trusted=trusted)
             found = lookup.locate(ip)
             where = found.location if found else None
             return order_targets(entry, where, healthy=lambda t: True, default_order=())
 
         def cached() -> object:
-            return router.targets(entry, router.locate_forwarded("127.0.0.1", xff, None))
+            return router.targets(entry, router.locate_forwarded("127.0.0.1", xff))
 
         for name, fn in (("computed per request", uncached), ("cached (proxy)", cached)):
             seconds = min(timeit.repeat(fn, number=N, repeat=3)) / N

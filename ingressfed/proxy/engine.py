@@ -12,6 +12,7 @@ from ingressfed.proxy.clock import Clock
 from ingressfed.proxy.health import CheckThresholds, EjectionPolicy
 from ingressfed.proxy.metrics import ProxyMetrics
 from ingressfed.proxy.registry import ConnectionRegistry
+from ingressfed.proxy.request import RequestRules
 from ingressfed.proxy.routing import Locator, Router
 from ingressfed.proxy.settings import ProxySettings
 from ingressfed.proxy.upstream import UpstreamPool
@@ -20,7 +21,7 @@ __all__ = ["Engine"]
 
 
 class Engine:
-    __slots__ = ("clock", "metrics", "pool", "registry", "router", "settings", "via")
+    __slots__ = ("clock", "metrics", "pool", "registry", "router", "rules", "settings", "via")
 
     def __init__(
         self,
@@ -34,12 +35,18 @@ class Engine:
         self.settings = settings
         self.metrics = metrics
         self.via = settings.via.encode()
+        self.rules = RequestRules(
+            max_body_bytes=settings.limits.max_body_bytes,
+            via=self.via,
+            forwarded_header=settings.geo.client_address_header == "Forwarded",
+        )
         self.clock = Clock(now, precise)
         self.router = Router(
             clock=self.clock,
             metrics=metrics,
             locator=locator,
             trusted_proxies=settings.geo.trusted_proxies,
+            client_header=settings.geo.client_address_header,
             default_order=settings.geo.default_order,
             home_cluster=settings.home_cluster,
             thresholds=CheckThresholds(

@@ -70,6 +70,20 @@ def _tokens(value: bytes) -> set[bytes]:
     return {t.strip().lower() for t in value.split(b",") if t.strip()}
 
 
+def _valid_switch(headers: list[tuple[bytes, bytes]], accept: bytes | None) -> bool:
+    """A 101 answers our WebSocket handshake: Upgrade: websocket and the right Sec-WebSocket-Accept."""
+    upgrade = found = None
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"upgrade":
+            upgrade = value
+        elif lname == b"sec-websocket-accept":
+            found = value.strip()
+    if upgrade is None or _tokens(upgrade) != {b"websocket"}:
+        return False
+    return found is not None and found == accept
+
+
 def local_response(status: int, *, close: bool, detail: str = "", extra: bytes = b"") -> bytes:
     phrase = HTTPStatus(status).phrase
     body = f"{status} {phrase}{': ' + detail if detail else ''}\n".encode()
@@ -305,6 +319,11 @@ class Exchange:
         assert backend is not None
         if status < 200:
             if status == 101 and self.request.upgrade:
+                if not _valid_switch(headers, self.request.websocket_accept):
+                    log.info("%s answered a WebSocket handshake with an invalid 101", backend.cluster)
+                    engine.router.record_request(backend, failed=True)
+                    self.fail(502, "backend's 101 is not a WebSocket handshake answer")
+                    return
                 self.phase = Phase.SWITCHING
                 self.client.write(self.render_head(status, reason, headers, body=False))
             elif status != 101 and self.request.http11:

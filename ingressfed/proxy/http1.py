@@ -27,6 +27,8 @@ __all__ = ["ClientConnection"]
 
 log = logging.getLogger(__name__)
 
+_HELD_LIMIT = 64 * 1024  # bytes after a WebSocket handshake held (reading paused) until the 101
+
 
 class _Reject(Exception):
     """The codec's own refusals (sizes), raised inside parser callbacks."""
@@ -55,7 +57,9 @@ class ClientConnection(asyncio.Protocol):
         self.writing_paused = False
         self.tunnel: UpstreamConnection | None = None
         self.corked: list[bytes] | None = None
-        self.upgrading: Exchange | None = None
+        self.upgrading: Exchange | None = None  # a WebSocket handshake awaiting the backend's answer
+        self.held: list[bytes] = []  # what the client sent after that handshake: never parsed as HTTP
+        self.held_size = 0
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0
@@ -76,7 +80,7 @@ class ClientConnection(asyncio.Protocol):
         if self.peer.startswith("::ffff:") and "." in self.peer:
             self.peer = self.peer[7:]
         engine = self.engine
-        self.identity = Peer(address=self.peer, trusted=engine.router.trusts(self.peer), via=engine.via)
+        self.identity = Peer(address=self.peer, trusted=engine.router.trusts(self.peer))
         engine.registry.add(self)
         engine.metrics.active_connections.inc()
 
@@ -85,7 +89,7 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel.write(data)
             return
         if self.upgrading is not None:
-            self.upgrading.send(data)
+            self._hold(data)
             return
         if self.final is not None or self.closed:
             return
@@ -95,14 +99,7 @@ class ClientConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
-            tail = data[upgrade.args[0] :]
-            exchange = self.parsing
-            if exchange is not None and exchange.request.upgrade:
-                self.upgrading = exchange
-                if tail:
-                    exchange.send(tail)
-            else:
-                self.reject(400, "unexpected protocol upgrade")
+            self._upgrade_point(data[upgrade.args[0] :])
             return
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
@@ -118,6 +115,29 @@ class ClientConnection(asyncio.Protocol):
             return
         if self._in_head and self._head_raw > self._max_head:
             self.reject(431)
+
+    def _upgrade_point(self, tail: bytes) -> None:
+        """llhttp stopped after a head with Connection: upgrade (the message is complete)."""
+        exchange = self.parsing
+        if exchange is not None and exchange.request.upgrade:
+            # A WebSocket handshake: what follows is not HTTP, and goes nowhere before the 101.
+            self.upgrading = exchange
+            if tail:
+                self._hold(tail)
+        elif exchange is not None:
+            # An upgrade token we removed (h2c and the like): the request is plain HTTP/1.1 and
+            # the bytes after it are the next request, parsed afresh.
+            self.parser = httptools.HttpRequestParser(self)
+            if tail:
+                self.data_received(tail)
+        else:
+            self.reject(400, "unexpected protocol upgrade")
+
+    def _hold(self, data: bytes) -> None:
+        self.held.append(data)
+        self.held_size += len(data)
+        if self.held_size > _HELD_LIMIT:
+            self.set_paused(Pause.PENDING, True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -189,12 +209,7 @@ class ClientConnection(asyncio.Protocol):
             upgrade=parser.should_upgrade(),
         )
         engine = self.engine
-        outcome = prepare(
-            head,
-            peer=self.identity,
-            matcher=engine.router.table,
-            max_body_bytes=engine.settings.limits.max_body_bytes,
-        )
+        outcome = prepare(head, peer=self.identity, matcher=engine.router.table, rules=engine.rules)
         if not isinstance(outcome, Forward):
             raise _Reject(outcome.status, outcome.detail)
         exchange = Exchange(self, engine, outcome, location=self._location(outcome))
@@ -218,7 +233,7 @@ class ClientConnection(asyncio.Protocol):
         router = self.engine.router
         hint = request.forwarded_for
         if hint is not None:
-            return router.locate_forwarded(self.peer, hint[0], hint[1])
+            return router.locate_forwarded(self.peer, hint)
         if not self.peer_located:
             self.peer_location = router.locate(self.peer)
             self.peer_located = True
@@ -280,7 +295,13 @@ class ClientConnection(asyncio.Protocol):
             self.exchanges.popleft()
         if tail:
             self.write(tail)
+        held = self.held
+        self.held = []
+        self.held_size = 0
+        if held:
+            conn.write(b"".join(held))
         self.set_paused(Pause.PIPELINE, False)
+        self.set_paused(Pause.PENDING, False)
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:

@@ -10,6 +10,9 @@ HTTP/1.1, so ``Forward.head`` is an HTTP/1.1 request head whatever the client sp
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,8 +25,10 @@ __all__ = [
     "Peer",
     "Rejection",
     "RequestHead",
+    "RequestRules",
     "RouteMatcher",
     "prepare",
+    "websocket_accept",
 ]
 
 # Hop-by-hop headers (RFC 9110 7.6.1) plus legacy ones; Proxy-* are matched by prefix.
@@ -39,6 +44,7 @@ _SPECIAL = HOP_BY_HOP | {
     b"forwarded",
     b"via",
 }
+_WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 _DOT_SEGMENT = frozenset({b".", b"..", b"%2e", b"%2e%2e", b".%2e", b"%2e."})
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
@@ -61,8 +67,18 @@ class Peer:
 
     address: str
     trusted: bool = False
-    via: bytes = b"1.1 ingressfed"
     scheme: bytes = b"http"  # what the client spoke to us: "https" behind a TLS listener
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRules:
+    """What one proxy's configuration says about every request."""
+
+    max_body_bytes: int = 10 * 1024 * 1024
+    via: bytes = b"1.1 ingressfed"
+    # The one forwarding header believed from trusted peers and extended with our hop; the other
+    # one is removed, so that the backend and the cluster choice read the same chain.
+    forwarded_header: bool = False  # True: RFC 7239 Forwarded; False: X-Forwarded-For
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +90,10 @@ class Forward:
     idempotent: bool
     is_head: bool
     chunked: bool  # the body is chunked (the proxy re-chunks what the codec decodes)
-    upgrade: bool
-    # (X-Forwarded-For, Forwarded) from a trusted peer: the client is further away than the peer.
-    forwarded_for: tuple[bytes | None, bytes | None] | None = None
+    upgrade: bool  # a valid WebSocket handshake: tunnelled once the backend answers 101
+    # The trusted header's chain as received from a trusted peer: the client is further away.
+    forwarded_for: bytes | None = None
+    websocket_accept: bytes | None = None  # the Sec-WebSocket-Accept a 101 must carry
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,17 +121,38 @@ def _tokens(value: bytes) -> set[bytes]:
     return {t.strip().lower() for t in value.split(b",") if t.strip()}
 
 
+def websocket_accept(key: bytes) -> bytes:
+    """The Sec-WebSocket-Accept value for a Sec-WebSocket-Key (RFC 6455 4.2.2)."""
+    return base64.b64encode(hashlib.sha1(key.strip() + _WEBSOCKET_GUID, usedforsecurity=False).digest())
+
+
 def prepare(
-    head: RequestHead, *, peer: Peer, matcher: RouteMatcher, max_body_bytes: int
+    head: RequestHead, *, peer: Peer, matcher: RouteMatcher, rules: RequestRules
 ) -> Forward | Rejection:
     """Validate a request head, route it and render the head the backend receives (pure)."""
     try:
-        return _prepare(head, peer, matcher, max_body_bytes)
+        return _prepare(head, peer, matcher, rules)
     except _Refuse as refused:
         return refused.rejection
 
 
-def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, max_body_bytes: int) -> Forward:
+def _websocket_key(head: RequestHead, method: bytes, key: bytes | None, version: bytes | None) -> bytes:
+    """The handshake's key when the request is a valid RFC 6455 opening handshake, else refused."""
+    if method != b"GET" or not head.http11:
+        raise _Refuse(400, "a WebSocket handshake must be an HTTP/1.1 GET")
+    if version is None or version.strip() != b"13":
+        raise _Refuse(400, "Sec-WebSocket-Version must be 13")
+    try:
+        raw = base64.b64decode(key.strip(), validate=True) if key is not None else b""
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 16:
+        raise _Refuse(400, "Sec-WebSocket-Key must be 16 bytes in base64")
+    assert key is not None
+    return key.strip()
+
+
+def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: RequestRules) -> Forward:
     method = head.method
     if method == b"CONNECT":
         raise _Refuse(405, "CONNECT is not supported")
@@ -128,11 +166,18 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, max_body_byte
     xfh: bytes | None = None
     via: bytes | None = None
     upgrade: bytes | None = None
+    ws_key: bytes | None = None
+    ws_version: bytes | None = None
     named: set[bytes] = set()
     out: list[bytes] = []
     for name, value in head.headers:
         lname = name.lower()
         if lname not in _SPECIAL and not lname.startswith(b"proxy-"):
+            if lname.startswith(b"sec-websocket-"):
+                if lname == b"sec-websocket-key":
+                    ws_key = value
+                elif lname == b"sec-websocket-version":
+                    ws_version = value
             out += (name, b": ", value, b"\r\n")
             continue
         if lname == b"host":
@@ -151,7 +196,6 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, max_body_byte
             xff = value if xff is None else xff + b", " + value
         elif lname == b"forwarded":
             forwarded = value if forwarded is None else forwarded + b", " + value
-            out += (name, b": ", value, b"\r\n")
         elif lname == b"x-forwarded-proto":
             xfp = value
         elif lname == b"x-forwarded-host":
@@ -159,7 +203,7 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, max_body_byte
         elif lname == b"via":
             via = value if via is None else via + b", " + value
         elif lname == b"upgrade":
-            upgrade = value
+            upgrade = value if upgrade is None else upgrade + b", " + value
     if named:
         kept: list[bytes] = []
         for i in range(0, len(out), 4):
@@ -201,8 +245,29 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, max_body_byte
     if length is not None:
         if not length.isdigit():
             raise _Refuse(400, "Content-Length must be one decimal number")
-        if int(length) > max_body_bytes:
+        if int(length) > rules.max_body_bytes:
             raise _Refuse(413)
+    # Upgrades: only a WebSocket handshake is passed on (and tunnelled after the backend's 101);
+    # any other token (h2c, TLS/1.0, ...) is removed and the request served as plain HTTP/1.1.
+    is_upgrade = False
+    accept: bytes | None = None
+    if upgrade is not None:
+        has_body = te is not None or (length is not None and int(length) > 0)
+        if head.upgrade and has_body:
+            # llhttp hands everything after such a head over as upgraded bytes: never reparse it.
+            raise _Refuse(400, "a request with Upgrade cannot carry a body")
+        if _tokens(upgrade) == {b"websocket"} and b"upgrade" in named:
+            ws = _websocket_key(head, method, ws_key, ws_version)
+            is_upgrade = True
+            accept = websocket_accept(ws)
+        else:
+            # HTTP2-Settings belongs to h2c; it is named by Connection and gone already when the
+            # client followed RFC 7540, and dropped here when it did not.
+            kept = []
+            for i in range(0, len(out), 4):
+                if out[i].lower() != b"http2-settings":
+                    kept += out[i : i + 4]
+            out = kept
     raw_path = target.split(b"?", 1)[0]
     lowered = raw_path.lower() if b"%" in raw_path else raw_path
     if (b"." in raw_path or b"%2e" in lowered) and not _DOT_SEGMENT.isdisjoint(lowered.split(b"/")):
@@ -212,20 +277,26 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, max_body_byte
     if entry is None:
         raise _Refuse(404, "no route for this host and path")
 
-    is_upgrade = head.upgrade and upgrade is not None
     address = peer.address.encode()
-    out += (b"X-Forwarded-For: ", xff + b", " + address if xff else address, b"\r\n")
     trusted = peer.trusted
-    out += (b"X-Forwarded-Proto: ", xfp if trusted and xfp else peer.scheme, b"\r\n")
+    proto = xfp if trusted and xfp else peer.scheme
+    if rules.forwarded_header:
+        chain = forwarded
+        node = b'"[%b]"' % address if b":" in address else address
+        hop = b"for=%b;proto=%b" % (node, proto)
+        out += (b"Forwarded: ", forwarded + b", " + hop if forwarded else hop, b"\r\n")
+    else:
+        chain = xff
+        out += (b"X-Forwarded-For: ", xff + b", " + address if xff else address, b"\r\n")
+    out += (b"X-Forwarded-Proto: ", proto, b"\r\n")
     out += (b"X-Forwarded-Host: ", xfh if trusted and xfh else host, b"\r\n")
-    out += (b"Via: ", via + b", " + peer.via if via else peer.via, b"\r\n")
+    out += (b"Via: ", via + b", " + rules.via if via else rules.via, b"\r\n")
     if te is not None:
         out.append(b"Transfer-Encoding: chunked\r\n")
     elif length is not None:
         out += (b"Content-Length: ", length, b"\r\n")
     if is_upgrade:
-        assert upgrade is not None
-        out += (b"Connection: upgrade\r\nUpgrade: ", upgrade, b"\r\n")
+        out.append(b"Connection: upgrade\r\nUpgrade: websocket\r\n")
     rendered = b"".join((method, b" ", target, b" HTTP/1.1\r\nHost: ", host, b"\r\n", *out, b"\r\n"))
     return Forward(
         head=rendered,
@@ -236,5 +307,6 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, max_body_byte
         is_head=method == b"HEAD",
         chunked=te is not None,
         upgrade=is_upgrade,
-        forwarded_for=(xff, forwarded) if trusted and (xff is not None or forwarded is not None) else None,
+        forwarded_for=chain if trusted else None,
+        websocket_accept=accept,
     )

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from geo.clientip import TrustedProxies, client_address
+from geo.clientip import ClientHeader, TrustedProxies, client_address
 from ingressfed.model import Backend, Location
 from ingressfed.proxy.clock import Clock
 from ingressfed.proxy.health import (
@@ -55,6 +55,7 @@ class Router:
         metrics: ProxyMetrics,
         locator: Locator | None,
         trusted_proxies: Iterable[str],
+        client_header: ClientHeader,
         default_order: tuple[str, ...],
         thresholds: CheckThresholds,
         ejection: EjectionPolicy,
@@ -67,6 +68,7 @@ class Router:
         trusted = tuple(trusted_proxies)
         self.trusted = TrustedProxies(trusted)
         self.has_trusted = bool(trusted)
+        self.client_header: ClientHeader = client_header
         self.default_order = default_order
         self.thresholds = thresholds
         self.ejection = ejection
@@ -79,7 +81,7 @@ class Router:
         self.listeners: list[HealthListener] = []
         self._orders: dict[tuple[RouteEntry, Location | None], tuple[ClusterTarget, ...]] = {}
         self._locations: dict[str, Location | None] = {}
-        self._forwarded: dict[tuple[str, bytes | None, bytes | None], Location | None] = {}
+        self._forwarded: dict[tuple[str, bytes], Location | None] = {}
         self._rr = 0
 
     # --- table -----------------------------------------------------------------------------
@@ -95,25 +97,22 @@ class Router:
     def trusts(self, peer: str) -> bool:
         return self.has_trusted and self.trusted.trusts(peer)
 
-    def client_ip(self, peer: str, xff: bytes | None, forwarded: bytes | None) -> str:
-        if not self.has_trusted or (xff is None and forwarded is None) or not self.trusted.trusts(peer):
+    def client_ip(self, peer: str, chain: bytes | None) -> str:
+        if not self.has_trusted or chain is None or not self.trusted.trusts(peer):
             return peer
         return client_address(
-            peer,
-            x_forwarded_for=xff.decode("latin-1") if xff is not None else None,
-            forwarded=forwarded.decode("latin-1") if forwarded is not None else None,
-            trusted=self.trusted,
+            peer, chain=chain.decode("latin-1"), header=self.client_header, trusted=self.trusted
         )
 
-    def locate_forwarded(self, peer: str, xff: bytes | None, forwarded: bytes | None) -> Location | None:
-        """Location of the client behind a trusted peer; memoised on the raw header values, because
+    def locate_forwarded(self, peer: str, chain: bytes) -> Location | None:
+        """Location of the client behind a trusted peer; memoised on the raw header value, because
         parsing addresses costs more than the rest of the request's routing."""
-        key = (peer, xff, forwarded)
+        key = (peer, chain)
         try:
             return self._forwarded[key]
         except KeyError:
             pass
-        found = self.locate(self.client_ip(peer, xff, forwarded))
+        found = self.locate(self.client_ip(peer, chain))
         if len(self._forwarded) >= _CACHE_LIMIT:
             self._forwarded.clear()
         self._forwarded[key] = found

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from geo.clientip import CLIENT_HEADERS, ClientHeader
 from ingressfed.errors import ConfigError
 
 __all__ = [
@@ -61,6 +62,8 @@ class GeoSettings:
     database: str | None = None  # MaxMind-format City database; None: every client has an unknown location
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For / Forwarded are believed
     default_order: tuple[str, ...] = ()  # cluster names for clients of unknown location
+    # The one header believed from trusted proxies (and extended with our hop); the other is removed.
+    client_address_header: ClientHeader = "X-Forwarded-For"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,8 @@ class ProxySettings:
         problems = [message for ok, message in checks if not ok]
         if any(c in self.cluster_header for c in ":\r\n "):
             problems.append("proxy.clusterHeader must be a header name without ':', spaces or newlines")
+        if self.geo.client_address_header not in CLIENT_HEADERS:
+            problems.append(f"geo.clientAddressHeader must be one of {', '.join(CLIENT_HEADERS)}")
         for cidr in self.geo.trusted_proxies:
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -144,10 +149,18 @@ class ProxySettings:
                     database=str(g["database"]) if g.get("database") else None,
                     trusted_proxies=tuple(str(c) for c in g.get("trustedProxies") or ()),
                     default_order=tuple(str(c) for c in g.get("defaultOrder") or ()),
+                    client_address_header=_client_header(g.get("clientAddressHeader", "X-Forwarded-For")),
                 ),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError([f"proxy: invalid setting: {exc}"]) from exc
+
+
+def _client_header(value: object) -> ClientHeader:
+    for name in CLIENT_HEADERS:
+        if str(value).lower() == name.lower():
+            return name
+    raise ConfigError([f"geo.clientAddressHeader: {value!r} must be one of {', '.join(CLIENT_HEADERS)}"])
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -10,7 +10,10 @@ TRUSTED = TrustedProxies(["10.0.0.0/8", "127.0.0.1/32", "fd00::/8"])
 def addr(
     peer: str, *, xff: str | None = None, fwd: str | None = None, trusted: TrustedProxies = TRUSTED
 ) -> str:
-    return client_address(peer, x_forwarded_for=xff, forwarded=fwd, trusted=trusted)
+    assert xff is None or fwd is None, "one header per call"
+    if fwd is not None:
+        return client_address(peer, chain=fwd, header="Forwarded", trusted=trusted)
+    return client_address(peer, chain=xff, header="X-Forwarded-For", trusted=trusted)
 
 
 @pytest.mark.parametrize(
@@ -67,8 +70,12 @@ def test_forwarded(fwd: str, expected: str) -> None:
     assert addr("10.0.0.1", fwd=fwd) == expected
 
 
-def test_forwarded_wins_over_x_forwarded_for() -> None:
-    assert addr("10.0.0.1", xff="6.6.6.6", fwd="for=198.51.100.1") == "198.51.100.1"
+def test_only_the_configured_header_is_read() -> None:
+    # The case from issue 11: a trusted LB appends to X-Forwarded-For; the client adds Forwarded.
+    xff, fwd = "8.8.8.8, 81.2.69.160", "for=1.0.16.1"
+    by_xff = client_address("10.0.0.1", chain=xff, header="X-Forwarded-For", trusted=TRUSTED)
+    by_fwd = client_address("10.0.0.1", chain=fwd, header="Forwarded", trusted=TRUSTED)
+    assert (by_xff, by_fwd) == ("81.2.69.160", "1.0.16.1")
 
 
 def test_forwarded_ignored_from_untrusted_peer() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ingressfed.model import Backend, Cluster, Location, Route
-from ingressfed.proxy.request import Forward, Peer, Rejection, RequestHead, prepare
+from ingressfed.proxy.request import Forward, Peer, Rejection, RequestHead, RequestRules, prepare
 from ingressfed.proxy.table import RouteEntry, RoutingTable, build_table
 
 CLUSTER = Cluster(name="c1", region="r", zone="z", location=Location(0.0, 0.0))
@@ -18,6 +18,7 @@ TABLE = build_table(
     version=1,
     locate=lambda c: c.location,
 )
+RULES = RequestRules(max_body_bytes=1000)
 PEER = Peer(address="192.0.2.7")
 TRUSTED = Peer(address="10.1.1.1", trusted=True)
 
@@ -29,7 +30,7 @@ def head(
 
 
 def forward(request: RequestHead, peer: Peer = PEER, table: RoutingTable = TABLE) -> Forward:
-    outcome = prepare(request, peer=peer, matcher=table, max_body_bytes=1000)
+    outcome = prepare(request, peer=peer, matcher=table, rules=RULES)
     assert isinstance(outcome, Forward), outcome
     return outcome
 
@@ -58,7 +59,7 @@ def header_lines(outcome: Forward) -> list[bytes]:
     ],
 )
 def test_rejections(request_head: RequestHead, status: int) -> None:
-    outcome = prepare(request_head, peer=PEER, matcher=TABLE, max_body_bytes=1000)
+    outcome = prepare(request_head, peer=PEER, matcher=TABLE, rules=RULES)
     assert isinstance(outcome, Rejection)
     assert outcome.status == status
 
@@ -109,7 +110,7 @@ def test_forwarding_headers_from_an_untrusted_peer_are_not_believed() -> None:
 def test_trusted_peer_keeps_proto_and_hands_the_forwarded_chain_to_placement() -> None:
     outcome = forward(head(b"/", (b"X-Forwarded-For", b"8.8.8.8"), (b"X-Forwarded-Proto", b"https")), TRUSTED)
     assert b"X-Forwarded-Proto: https" in header_lines(outcome)
-    assert outcome.forwarded_for == (b"8.8.8.8", None)
+    assert outcome.forwarded_for == b"8.8.8.8"
 
 
 def test_body_framing_is_rendered_by_the_proxy() -> None:
@@ -128,7 +129,125 @@ def test_a_custom_matcher_sees_the_whole_head() -> None:
             seen.append((host, path, request.method))
             return entry if request.method == b"GET" else None
 
-    assert isinstance(prepare(head(b"/x?q"), peer=PEER, matcher=ByMethod(), max_body_bytes=10), Forward)
-    refused = prepare(head(b"/x", method=b"DELETE"), peer=PEER, matcher=ByMethod(), max_body_bytes=10)
+    assert isinstance(prepare(head(b"/x?q"), peer=PEER, matcher=ByMethod(), rules=RULES), Forward)
+    refused = prepare(head(b"/x", method=b"DELETE"), peer=PEER, matcher=ByMethod(), rules=RULES)
     assert refused == Rejection(404, "no route for this host and path")
     assert seen == [("app.example.com", "/x", b"GET"), ("app.example.com", "/x", b"DELETE")]
+
+
+WS_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # the RFC 6455 example key
+
+
+def websocket(*extra: tuple[bytes, bytes], method: bytes = b"GET", key: bytes = WS_KEY) -> RequestHead:
+    return head(
+        b"/ws",
+        (b"Connection", b"keep-alive, Upgrade"),
+        (b"Upgrade", b"websocket"),
+        (b"Sec-WebSocket-Key", key),
+        (b"Sec-WebSocket-Version", b"13"),
+        *extra,
+        method=method,
+        upgrade=True,
+    )
+
+
+def test_websocket_handshake_is_passed_on_with_the_accept_it_expects() -> None:
+    outcome = forward(websocket())
+    assert outcome.upgrade and not outcome.keep_alive
+    assert outcome.websocket_accept == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # RFC 6455 section 1.3
+    lines = header_lines(outcome)
+    assert b"Upgrade: websocket" in lines and b"Connection: upgrade" in lines
+    assert b"Sec-WebSocket-Key: " + WS_KEY in lines
+
+
+@pytest.mark.parametrize(
+    ("request_head", "detail"),
+    [
+        (websocket(method=b"POST"), "a WebSocket handshake must be an HTTP/1.1 GET"),
+        (websocket(key=b"short"), "Sec-WebSocket-Key must be 16 bytes in base64"),
+        (websocket(key=b"!!notbase64!!notbase64=="), "Sec-WebSocket-Key must be 16 bytes in base64"),
+        (
+            head(
+                b"/", (b"Connection", b"Upgrade"), (b"Upgrade", b"websocket"), (b"Sec-WebSocket-Key", WS_KEY)
+            ),
+            "Sec-WebSocket-Version must be 13",
+        ),
+        (websocket((b"Content-Length", b"5")), "a request with Upgrade cannot carry a body"),
+    ],
+)
+def test_invalid_websocket_handshakes_are_refused(request_head: RequestHead, detail: str) -> None:
+    outcome = prepare(request_head, peer=PEER, matcher=TABLE, rules=RULES)
+    assert outcome == Rejection(400, detail)
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [b"h2c", b"TLS/1.0", b"websocket, h2c", b"foo"],
+)
+def test_other_upgrades_are_removed_and_served_as_http11(tokens: bytes) -> None:
+    outcome = forward(
+        head(
+            b"/public",
+            (b"Connection", b"Upgrade, HTTP2-Settings"),
+            (b"Upgrade", tokens),
+            (b"HTTP2-Settings", b"AAMAAABkAAQAAP__"),
+            upgrade=True,
+        )
+    )
+    assert not outcome.upgrade and outcome.websocket_accept is None
+    names = [line.split(b":")[0].lower() for line in header_lines(outcome)]
+    assert b"upgrade" not in names and b"http2-settings" not in names and b"connection" not in names
+
+
+def test_h2c_upgrade_with_a_body_is_refused() -> None:
+    request_head = head(
+        b"/", (b"Connection", b"Upgrade"), (b"Upgrade", b"h2c"), (b"Content-Length", b"3"), upgrade=True
+    )
+    assert prepare(request_head, peer=PEER, matcher=TABLE, rules=RULES) == Rejection(
+        400, "a request with Upgrade cannot carry a body"
+    )
+
+
+XFF_AND_FORWARDED = ((b"X-Forwarded-For", b"8.8.8.8, 81.2.69.160"), (b"Forwarded", b"for=1.0.16.1"))
+
+
+@pytest.mark.parametrize(
+    ("forwarded_header", "peer", "chain", "sent", "removed"),
+    [
+        # X-Forwarded-For believed: our hop appended to it, the client's Forwarded removed.
+        (
+            False,
+            TRUSTED,
+            b"8.8.8.8, 81.2.69.160",
+            b"X-Forwarded-For: 8.8.8.8, 81.2.69.160, 10.1.1.1",
+            b"forwarded",
+        ),
+        (False, PEER, None, b"X-Forwarded-For: 8.8.8.8, 81.2.69.160, 192.0.2.7", b"forwarded"),
+        # Forwarded believed: our hop appended to it, X-Forwarded-For removed.
+        (
+            True,
+            TRUSTED,
+            b"for=1.0.16.1",
+            b"Forwarded: for=1.0.16.1, for=10.1.1.1;proto=http",
+            b"x-forwarded-for",
+        ),
+        (True, PEER, None, b"Forwarded: for=1.0.16.1, for=192.0.2.7;proto=http", b"x-forwarded-for"),
+        (
+            True,
+            Peer(address="2001:db8::7"),
+            None,
+            b'Forwarded: for=1.0.16.1, for="[2001:db8::7]";proto=http',
+            b"x-forwarded-for",
+        ),
+    ],
+)
+def test_one_forwarding_header_is_believed_and_extended(
+    forwarded_header: bool, peer: Peer, chain: bytes | None, sent: bytes, removed: bytes
+) -> None:
+    rules = RequestRules(max_body_bytes=1000, forwarded_header=forwarded_header)
+    outcome = prepare(head(b"/", *XFF_AND_FORWARDED), peer=peer, matcher=TABLE, rules=rules)
+    assert isinstance(outcome, Forward)
+    lines = header_lines(outcome)
+    assert sent in lines
+    assert removed not in [line.split(b":")[0].lower() for line in lines]
+    assert outcome.forwarded_for == chain
