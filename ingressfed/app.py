@@ -55,6 +55,7 @@ class Running:
     dns_server: Any = None
     proxy: Any = None
     edges: EdgeRuntime | None = None
+    status: Any = None  # status.state.StatusState when status.enabled
     # Set when a background task (source, controller) dies; ``run`` exits non-zero then.
     failed: asyncio.Event = field(default_factory=asyncio.Event)
     errors: list[BaseException] = field(default_factory=list)
@@ -132,6 +133,7 @@ async def _http_app(
     metrics: ControllerMetrics,
     *,
     add_routes: Callable[[web.Application], None],
+    status: Any = None,
 ) -> int:
     @web.middleware
     async def standby_feed(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -164,6 +166,10 @@ async def _http_app(
     app.router.add_get("/metrics", metrics_handler)
     add_feed_routes(app, publisher, config.feed_token())
     add_routes(app)
+    if status is not None:
+        from ingressfed.status.api import add_status_routes
+
+        add_status_routes(app, status, token=config.status_token())
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
@@ -260,8 +266,9 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
         stack.push_async_callback(provider.close)
         stack.callback(publisher.close)
         edges = EdgeRuntime(config, store)
+        status = _status(stack, config, publisher)
         http_port = await _http_app(
-            stack, running_ref, config, publisher, metrics, add_routes=edges.add_routes
+            stack, running_ref, config, publisher, metrics, add_routes=edges.add_routes, status=status
         )
         dns_server = None
         if config.dns_server.enabled:
@@ -280,7 +287,14 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             await stack.enter_async_context(proxy)
             edges.attach_proxy(proxy)
             controller.sinks.append(_RouteSink(proxy))
-        running = Running(config, store, controller, raw, publisher, http_port, dns_server, proxy, edges)
+        if status is not None:
+            from ingressfed.status.wiring import attach_data_planes
+
+            attach_data_planes(status, proxy=proxy, dns_server=dns_server)
+            controller.sinks.append(status.observe_outcome)
+        running = Running(
+            config, store, controller, raw, publisher, http_port, dns_server, proxy, edges, status
+        )
         running_ref["running"] = running
         tasks: list[asyncio.Task[None]] = []
         if static:
@@ -303,6 +317,14 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
+
+
+def _status(stack: contextlib.AsyncExitStack, config: Config, publisher: FeedPublisher) -> Any:
+    if not config.status.enabled:
+        return None
+    from ingressfed.status.wiring import controller_status
+
+    return controller_status(stack, config, publisher)
 
 
 async def _run_kube(config: Config, store: Store, controller: Controller) -> None:

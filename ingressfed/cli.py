@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 _COMMAND_MODULES = (
     "ingressfed.app",
     "ingressfed.demo",
+    "ingressfed.status.commands",  # owns ``get``; before kube.commands, which then skips it
     "ingressfed.kube.commands",
     "ingressfed.proxy.commands",
     "ingressfed.dnsserver.commands",

@@ -360,6 +360,17 @@ class ControllerSection(_Model):
     feed_token_file: ExistingFile | None = None
 
 
+class StatusSection(_Model):
+    """The read API and status page on the controller listener (``/status``, ``ingressfed get --controller``).
+
+    Off by default: it shows every route and record. ``tokenFile`` unset means the feed's token
+    (``controller.feedTokenFile``) guards it too, so enabling it never opens what the feed closes.
+    """
+
+    enabled: bool = False
+    token_file: ExistingFile | None = None
+
+
 class LeaderElectionSection(_Model):
     enabled: bool = False
     namespace: DnsLabel = "ingressfed-system"
@@ -403,6 +414,7 @@ class Config(_Model):
     leader_election: LeaderElectionSection = LeaderElectionSection()
     edges: tuple[EdgeEntry, ...] = ()
     edge_health: EdgeHealthSection = EdgeHealthSection()
+    status: StatusSection = StatusSection()
 
     def federation_value(self) -> Federation:
         f = self.federation
@@ -432,6 +444,12 @@ class Config(_Model):
         if self.controller.feed_token_file is None:
             return None
         return read_token_file(self.controller.feed_token_file)
+
+    def status_token(self) -> str | None:
+        """The token the read API and status page require: ``status.tokenFile``, else the feed's."""
+        if self.status.token_file is not None:
+            return read_token_file(self.status.token_file)
+        return self.feed_token()
 
 
 def read_token_file(path: str | Path) -> str:

@@ -141,6 +141,7 @@ def write_demo_files(
         },
         "dnsServer": {"listen": dns_listen, "answers": "all", "zoneFile": str(workdir / "zone.json")},
         "controller": {"listen": controller_listen, "debounce": 0.1, "resync": 30},
+        "status": {"enabled": True},
     }
     if geoip is None:
         del config["geo"]["database"]
@@ -173,7 +174,7 @@ def write_demo_files(
     return cfg_path
 
 
-def _instructions(dns_listen: str, proxy_listen: str, control: str) -> str:
+def _instructions(dns_listen: str, proxy_listen: str, control: str, controller_listen: str) -> str:
     dns_host, dns_port = split_host_port(dns_listen)
     p_host, p_port = split_host_port(proxy_listen)
     if p_host in ("0.0.0.0", ""):
@@ -182,6 +183,8 @@ def _instructions(dns_listen: str, proxy_listen: str, control: str) -> str:
     dig = f"dig @{dns_host} -p {dns_port} +noall +answer"
     lines = [
         "ingressfed demo is running: federation 'federation', zone 'example.com', 3 clusters.",
+        "",
+        *_status_lines(controller_listen),
         "",
         "DNS (the embedded authoritative server):",
         f"  {dig} {prefix}.{ZONE}",
@@ -206,6 +209,16 @@ def _instructions(dns_listen: str, proxy_listen: str, control: str) -> str:
         "Ctrl-C stops the demo.",
     ]
     return "\n".join(lines)
+
+
+def _status_lines(controller_listen: str) -> list[str]:
+    host, port = split_host_port(controller_listen)
+    url = f"http://{host if host not in ('0.0.0.0', '') else '127.0.0.1'}:{port}"
+    return [
+        f"The status page (world map, health, events, where a client goes): {url}/status",
+        "The members, as kubectl get clusters showed them (also routes, records, events; -o wide|json|yaml):",
+        f"  ingressfed get clusters --controller {url}",
+    ]
 
 
 async def _control_app(backends: dict[str, Backend], running: Any, host: str, port: int) -> web.AppRunner:
@@ -294,7 +307,10 @@ async def run_demo(args: argparse.Namespace) -> int:
                         break
                     await asyncio.sleep(0.05)
                 print(f"config written to {cfg_path}")
-                print(_instructions(args.dns_listen, args.proxy_listen, args.control), flush=True)
+                print(
+                    _instructions(args.dns_listen, args.proxy_listen, args.control, args.controller_listen),
+                    flush=True,
+                )
                 await stop.wait()
             finally:
                 await control.cleanup()

@@ -54,6 +54,8 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     _common(p)
     p.set_defaults(func=run_unjoin)
 
+    if "get" in sub.choices:
+        return  # ingressfed.status.commands owns ``get`` in the CLI and calls run_get for the host
     p = sub.add_parser("get", help="show federation members or federated services")
     p.add_argument("what", choices=["clusters", "services"])
     p.add_argument("-o", "--output", choices=["wide", "json", "yaml"], default=None)
