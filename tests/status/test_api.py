@@ -126,6 +126,9 @@ async def test_page_holds_no_secret_and_forbids_foreign_scripts(guarded: Running
         assert TOKEN.encode() not in body
         assert "script-src 'self'" in headers["Content-Security-Policy"]
         assert headers["X-Content-Type-Options"] == "nosniff"
+    # Self-contained: nothing is loaded from another origin (no CDN).
+    _, _, page = await get(guarded, "/status", **auth)
+    assert b'src="http' not in page and b'href="http' not in page
     status, _, _ = await get(guarded, "/status/assets/..%2Fapi.py", **auth)
     assert status == 404
 
