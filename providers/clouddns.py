@@ -40,13 +40,13 @@ from ingressfed.errors import (
     InvalidRecordError,
     PermanentProviderError,
     ProviderError,
-    RecordConflictError,
     TransientProviderError,
 )
 from ingressfed.model import Changes, RecordSet, RecordType, Routing
 from providers.base import ApplyResult, BaseProvider, Capabilities
 from providers.batching import Backoff, BatchLimits, apply_in_batches, retrying
 from providers.clouddns_wire import ZoneState, change_for, gcp_location, split_txt
+from providers.errortable import ErrorTable, Rule, Scope
 
 __all__ = ["CloudDNSOptions", "CloudDNSProvider"]
 
@@ -90,6 +90,27 @@ def parse_options(options: Mapping[str, Any]) -> CloudDNSOptions:
         raise ConfigError(
             [f"dns.options.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
         ) from e
+
+
+_ROLES = (
+    "the identity needs roles/dns.admin on the project, or dns.changes.create + dns.resourceRecordSets.list"
+)
+ERRORS = ErrorTable(
+    provider="clouddns",
+    codes={
+        "unreachable": Rule(Scope.TRANSIENT),
+        "credentials": Rule(Scope.BATCH, "check dns.options.credentialsFile or the workload identity"),
+        "unexpected": Rule(Scope.BATCH),
+    },
+    statuses={
+        409: Rule(Scope.TRANSIENT),  # concurrent change: re-read and retry
+        412: Rule(Scope.TRANSIENT),
+        401: Rule(Scope.BATCH, _ROLES),
+        403: Rule(Scope.BATCH, _ROLES),
+        404: Rule(Scope.BATCH, "the managed zone is gone: check dns.options.managedZone"),
+    },
+    default=Rule(Scope.RECORD, error=InvalidRecordError),
+)
 
 
 class _ConcurrentEdit(TransientProviderError):
@@ -142,6 +163,7 @@ class CloudDNSProvider(BaseProvider):
                     f"managed zone {self.opts.managed_zone!r} serves {mz.dns_name!r}, not {want!r}: "
                     "fix dns.options.managedZone or dns.options.dnsName",
                     provider=self.name,
+                    batch_wide=True,
                 )
             return mz
         found = [z for z in client.list_zones() if (z.dns_name or "").lower() == want]
@@ -150,12 +172,14 @@ class CloudDNSProvider(BaseProvider):
                 f"no managed zone with DNS name {want!r} in project {self.opts.project!r}: "
                 "create it or set dns.options.managedZone",
                 provider=self.name,
+                batch_wide=True,
             )
         if len(found) > 1:
             names = ", ".join(sorted(z.name for z in found))
             raise PermanentProviderError(
                 f"several managed zones serve {want!r} ({names}): set dns.options.managedZone",
                 provider=self.name,
+                batch_wide=True,
             )
         return found[0]
 
@@ -185,26 +209,17 @@ class CloudDNSProvider(BaseProvider):
         if isinstance(e, ProviderError):
             return e
         status = _status(e)
-        msg = _message(e)
-        if status is None:
-            if isinstance(e, requests.RequestException):
-                return TransientProviderError(f"cannot reach Cloud DNS: {e}", provider=self.name)
-            if isinstance(e, GoogleAuthError):
-                return PermanentProviderError(f"credentials: {e}", provider=self.name)
-            return PermanentProviderError(f"unexpected error: {e!r}", provider=self.name)
-        if status == 429 or status >= 500:
-            return TransientProviderError(f"HTTP {status}: {msg}", provider=self.name)
-        if status in (409, 412):
-            return TransientProviderError(f"concurrent change (HTTP {status}): {msg}", provider=self.name)
+        if status is not None:
+            err = ERRORS.error(f"HTTP {status}: {_message(e)}", status=status)
+        elif isinstance(e, requests.RequestException):
+            err = ERRORS.error(f"cannot reach Cloud DNS: {e}", code="unreachable")
+        elif isinstance(e, GoogleAuthError):
+            err = ERRORS.error(f"credentials: {e}", code="credentials")
+        else:
+            err = ERRORS.error(f"unexpected error: {e!r}", code="unexpected")
         if status in (401, 403):
-            return PermanentProviderError(
-                f"HTTP {status}: {msg} (the identity needs roles/dns.admin on project "
-                f"{self.opts.project!r}, or dns.changes.create + dns.resourceRecordSets.list)",
-                provider=self.name,
-            )
-        if status == 404:
-            return PermanentProviderError(f"HTTP 404: {msg}", provider=self.name)
-        return InvalidRecordError(f"HTTP {status}: {msg}", provider=self.name)
+            err.args = (f"{err.args[0]} (project {self.opts.project!r})",)
+        return err
 
     # -- protocol ---------------------------------------------------------------------------------
 
@@ -240,22 +255,8 @@ class CloudDNSProvider(BaseProvider):
             return ApplyResult(applied=0, failed={})
         async with self._lock:
             return await apply_in_batches(
-                self._isolatable, changes, BatchLimits(max_changes=self.capabilities.max_batch)
+                self._apply_batch, changes, BatchLimits(max_changes=self.capabilities.max_batch)
             )
-
-    async def _isolatable(self, changes: Changes) -> None:
-        """``_apply_batch`` for failure isolation, which bisects on any permanent error.
-
-        Errors no record is to blame for (credentials, permissions, missing zone) are
-        marked batch-wide, so isolation raises them at once instead of bisecting.
-        """
-        try:
-            await self._apply_batch(changes)
-        except (InvalidRecordError, RecordConflictError):
-            raise
-        except PermanentProviderError as e:
-            e.batch_wide = True
-            raise
 
     async def _apply_batch(self, changes: Changes) -> None:
         """Apply one batch as one atomic Change; re-read and rebase on concurrent edits."""

@@ -27,8 +27,10 @@ inside the zone get those addresses as A/AAAA glue), ``hostmaster`` (default
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,11 +43,11 @@ from ingressfed.dnsserver.zone import SoaSettings, ZoneData, next_serial, zone_d
 from ingressfed.dnsserver.zonefile import load_zone_file, save_zone_file
 from ingressfed.errors import (
     ConfigError,
-    TransientProviderError,
 )
 from ingressfed.model import Changes, RecordKey, RecordSet, RecordType
 from providers.base import ApplyResult, BaseProvider, Capabilities
 from providers.batching import BatchLimits, apply_in_batches
+from providers.errortable import ErrorTable, Rule, Scope
 from providers.inmemory import record_problem
 from providers.staging import stage
 
@@ -66,6 +68,19 @@ _OPTIONS = (
     "maxBatch",
 )
 _PROVIDER = "embedded"
+_PATH_HINT = "fix dns.options.zoneFile (a writable file in an existing directory)"
+# Zone file write failures by errno: a wrong path or permissions will not heal by retrying, and
+# no record is to blame; a full or failing disk may.
+ERRORS = ErrorTable(
+    provider=_PROVIDER,
+    codes={
+        **dict.fromkeys(
+            ("ENOENT", "ENOTDIR", "EISDIR", "EEXIST", "EACCES", "EPERM", "EROFS"),
+            Rule(Scope.BATCH, _PATH_HINT),
+        ),
+    },
+    default=Rule(Scope.TRANSIENT),
+)
 
 
 def soa_from_options(zone: str, options: Mapping[str, Any]) -> SoaSettings:
@@ -187,6 +202,7 @@ class EmbeddedProvider(BaseProvider):
         self.capabilities = Capabilities(routing=True, max_batch=max_batch)
         self._subscribers: list[ZoneSubscriber] = []
         self._lock = asyncio.Lock()
+        self.calls: Counter[str] = Counter()  # "write": zone file writes attempted
         loaded = load_zone_file(path) if path is not None else None
         if loaded is not None and loaded.zone != self.zone:
             raise ConfigError(
@@ -243,11 +259,13 @@ class EmbeddedProvider(BaseProvider):
                 self.zone, staged.values(), serial=next_serial(self._data.serial), soa=self._data.soa
             )
             if self.zone_file is not None:
+                self.calls["write"] += 1
                 try:
                     await asyncio.to_thread(save_zone_file, self.zone_file, data)
                 except OSError as exc:
-                    raise TransientProviderError(
-                        f"cannot write zone file {self.zone_file}: {exc.strerror}", provider=self.name
+                    raise ERRORS.error(
+                        f"cannot write zone file {self.zone_file}: {exc.strerror}",
+                        code=errno.errorcode.get(exc.errno or 0, ""),
                     ) from exc
             self._sets = staged
             self._data = data

@@ -26,6 +26,7 @@ from typing import Any
 from ingressfed.errors import (
     ConfigError,
     InvalidRecordError,
+    PermanentProviderError,
     TransientProviderError,
 )
 from ingressfed.model import Changes, RecordKey, RecordSet, RecordType
@@ -160,6 +161,7 @@ class InMemoryProvider(BaseProvider):
         self.batch_sizes: list[int] = []
         self._transient_left = 0
         self._rejected: dict[str, str] = {}
+        self._refusal: str | None = None
 
     # --- test hooks -------------------------------------------------------------------------
 
@@ -175,6 +177,11 @@ class InMemoryProvider(BaseProvider):
     def reject(self, name: str, reason: str = "rejected by fault injection") -> None:
         """Any batch touching ``name`` is refused as invalid, naming it."""
         self._rejected[name.rstrip(".").lower()] = reason
+
+    def refuse_all(self, reason: str = "refused by fault injection") -> None:
+        """Every further backend call is refused as a real backend refuses bad credentials:
+        permanently, and for the whole batch (no record is to blame)."""
+        self._refusal = reason
 
     # --- Provider ---------------------------------------------------------------------------
 
@@ -209,6 +216,8 @@ class InMemoryProvider(BaseProvider):
     # --- internals --------------------------------------------------------------------------
 
     def _maybe_fail(self) -> None:
+        if self._refusal is not None:
+            raise PermanentProviderError(self._refusal, provider=self.name, batch_wide=True)
         if self._transient_left > 0:
             self._transient_left -= 1
             raise TransientProviderError("injected transient failure", provider=self.name)

@@ -49,13 +49,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ingressfed.errors import (
     ConfigError,
     InvalidRecordError,
-    PermanentProviderError,
     ProviderError,
-    TransientProviderError,
 )
 from ingressfed.model import Change, ChangeAction, Changes, RecordSet, RecordType
 from providers.base import ApplyResult, BaseProvider, Capabilities
 from providers.batching import BatchLimits, Cost, apply_in_batches
+from providers.errortable import ErrorTable, Rule, Scope
 
 __all__ = ["ALGORITHMS", "RFC2136Options", "RFC2136Provider", "build_update", "wire_cost"]
 
@@ -72,6 +71,28 @@ ALGORITHMS: dict[str, dns.name.Name] = {
     "hmac-md5.sig-alg.reg.int": dns.tsig.HMAC_MD5,
 }
 _PREREQUISITE_FAILED = {dns.rcode.NXRRSET, dns.rcode.YXRRSET, dns.rcode.NXDOMAIN, dns.rcode.YXDOMAIN}
+_T = Rule(Scope.TRANSIENT)
+# What a server's refusal of an update means (codes: RCODE names, plus our own for local failures).
+ERRORS = ErrorTable(
+    provider="rfc2136",
+    codes={
+        # A prerequisite failed: the zone changed since it was read; the next cycle re-reads.
+        **dict.fromkeys(("NXRRSET", "YXRRSET", "NXDOMAIN", "YXDOMAIN"), _T),
+        "SERVFAIL": _T,
+        "unreachable": _T,
+        "dns": _T,
+        # Nothing to do with any record: a wrong key, a server not authoritative for the zone.
+        "tsig": Rule(Scope.BATCH),
+        "NOTAUTH": Rule(Scope.BATCH),
+        "NOTIMP": Rule(Scope.BATCH),
+        "xfr-refused": Rule(Scope.BATCH),
+        # update-policy may refuse single names: the record at fault is found by isolation.
+        "REFUSED": Rule(Scope.RECORD),
+        "NOTZONE": Rule(Scope.RECORD, error=InvalidRecordError),
+        "FORMERR": Rule(Scope.RECORD, error=InvalidRecordError),
+    },
+    default=Rule(Scope.BATCH),
+)
 _TSIG_ERRORS = (
     dns.tsig.PeerBadKey,
     dns.tsig.PeerBadSignature,
@@ -269,12 +290,9 @@ class RFC2136Provider(BaseProvider):
         self.message_sizes: list[int] = []  # bytes of each UPDATE sent
         self.batch_sizes: list[int] = []  # changes in each UPDATE sent
 
-    def _fail(self, message: str, *, transient: bool, record: str | None = None) -> ProviderError:
-        cls = TransientProviderError if transient else PermanentProviderError
-        return cls(
-            f"{self.opts.server}:{self.opts.port} zone {self.zone}: {message}",
-            provider=self.name,
-            record=record,
+    def _fail(self, message: str, *, code: str, record: str | None = None) -> ProviderError:
+        return ERRORS.error(
+            f"{self.opts.server}:{self.opts.port} zone {self.zone}: {message}", code=code, record=record
         )
 
     def _key_hint(self) -> str:
@@ -318,22 +336,20 @@ class RFC2136Provider(BaseProvider):
                 self.opts.server, zone, query, port=self.opts.port, timeout=self.opts.timeout, lifetime=60.0
             )
         except _TSIG_ERRORS as e:
-            raise self._fail(
-                f"zone transfer: TSIG rejected ({e!r}); {self._key_hint()}", transient=False
-            ) from e
+            raise self._fail(f"zone transfer: TSIG rejected ({e!r}); {self._key_hint()}", code="tsig") from e
         except dns.xfr.TransferError as e:
             rcode = e.rcode
             if rcode in (dns.rcode.REFUSED, dns.rcode.NOTAUTH, dns.rcode.NOTIMP):
                 raise self._fail(
                     f"zone transfer refused ({dns.rcode.to_text(rcode)}): allow AXFR for the key "
                     f"(BIND allow-transfer, Knot acl action transfer); {self._key_hint()}",
-                    transient=False,
+                    code="xfr-refused",
                 ) from e
-            raise self._fail(f"zone transfer failed: {dns.rcode.to_text(rcode)}", transient=True) from e
+            raise self._fail(f"zone transfer failed: {dns.rcode.to_text(rcode)}", code="dns") from e
         except (dns.exception.Timeout, OSError, EOFError) as e:
-            raise self._fail(f"zone transfer: cannot reach the server: {e!r}", transient=True) from e
+            raise self._fail(f"zone transfer: cannot reach the server: {e!r}", code="unreachable") from e
         except dns.exception.DNSException as e:
-            raise self._fail(f"zone transfer: {e!r}", transient=True) from e
+            raise self._fail(f"zone transfer: {e!r}", code="dns") from e
         out: list[RecordSet] = []
         for name, node in zone.nodes.items():
             owner = name.to_text(omit_final_dot=True)
@@ -356,12 +372,6 @@ class RFC2136Provider(BaseProvider):
             self._apply_batch, changes, limits, cost=functools.partial(wire_cost, self._origin)
         )
 
-    def _batch_wide(self, err: ProviderError) -> ProviderError:
-        """Mark an error no record is to blame for (bad key, server not authoritative), so
-        failure isolation raises it at once instead of bisecting the batch."""
-        err.batch_wide = True
-        return err
-
     async def _apply_batch(self, changes: Changes) -> None:
         msg = build_update(self._origin, changes.items, key=self._key)
         wire_size = len(msg.to_wire())
@@ -377,13 +387,11 @@ class RFC2136Provider(BaseProvider):
         try:
             response = await self._send(msg, wire_size)
         except _TSIG_ERRORS as e:
-            raise self._batch_wide(
-                self._fail(f"update: TSIG rejected ({e!r}); {self._key_hint()}", transient=False)
-            ) from e
+            raise self._fail(f"update: TSIG rejected ({e!r}); {self._key_hint()}", code="tsig") from e
         except (dns.exception.Timeout, OSError, EOFError) as e:
-            raise self._fail(f"update: cannot reach the server: {e!r}", transient=True) from e
+            raise self._fail(f"update: cannot reach the server: {e!r}", code="unreachable") from e
         except dns.exception.DNSException as e:
-            raise self._fail(f"update: {e!r}", transient=True) from e
+            raise self._fail(f"update: {e!r}", code="dns") from e
         self._check(response, changes)
 
     async def _send(self, msg: dns.message.Message, wire_size: int) -> dns.message.Message:
@@ -401,34 +409,23 @@ class RFC2136Provider(BaseProvider):
         if rcode == dns.rcode.NOERROR:
             return
         text = dns.rcode.to_text(rcode)
-        if rcode in _PREREQUISITE_FAILED:
-            raise self._fail(
-                f"prerequisite failed ({text}): the zone changed since it was read; re-reading next cycle",
-                transient=True,
-            )
-        if rcode == dns.rcode.SERVFAIL:
-            raise self._fail("server failure (SERVFAIL)", transient=True)
-        if rcode in (dns.rcode.NOTAUTH, dns.rcode.NOTIMP):
-            raise self._batch_wide(
-                self._fail(
-                    f"{text}: the server is not authoritative for the zone, does not implement updates "
-                    f"or rejected TSIG; {self._key_hint()}",
-                    transient=False,
-                )
-            )
         only = changes.items[0].record.name if len(changes) == 1 else None
-        if rcode == dns.rcode.REFUSED:
-            # update-policy may refuse single names: the record at fault is found by bisection.
-            raise PermanentProviderError(
-                f"{self.opts.server}:{self.opts.port} zone {self.zone}: REFUSED: the server does not allow "
-                "this update (BIND allow-update/update-policy, Knot acl action update); " + self._key_hint(),
-                provider=self.name,
-                record=only,
+        if rcode in _PREREQUISITE_FAILED:
+            message = (
+                f"prerequisite failed ({text}): the zone changed since it was read; re-reading next cycle"
             )
-        if rcode in (dns.rcode.NOTZONE, dns.rcode.FORMERR):
-            raise InvalidRecordError(
-                f"{self.opts.server}:{self.opts.port} zone {self.zone}: update rejected ({text})",
-                provider=self.name,
-                record=only,
+        elif rcode == dns.rcode.SERVFAIL:
+            message = "server failure (SERVFAIL)"
+        elif rcode in (dns.rcode.NOTAUTH, dns.rcode.NOTIMP):
+            message = (
+                f"{text}: the server is not authoritative for the zone, does not implement updates "
+                f"or rejected TSIG; {self._key_hint()}"
             )
-        raise self._fail(f"update rejected ({text})", transient=False)
+        elif rcode == dns.rcode.REFUSED:
+            message = (
+                "REFUSED: the server does not allow this update "
+                "(BIND allow-update/update-policy, Knot acl action update); " + self._key_hint()
+            )
+        else:
+            message = f"update rejected ({text})"
+        raise self._fail(message, code=text, record=only)

@@ -60,6 +60,7 @@ from ingressfed.errors import (
 from ingressfed.model import Change, ChangeAction, Changes, RecordKey, RecordSet, RecordType, Routing
 from providers.base import ApplyResult, BaseProvider, Capabilities
 from providers.batching import Backoff, BatchLimits, Cost, apply_in_batches, group_key, groups, retrying
+from providers.errortable import ErrorTable, Rule, Scope
 from providers.inmemory import record_problem
 
 if TYPE_CHECKING:
@@ -387,26 +388,63 @@ def _state_problem(sets: Iterable[RecordSet]) -> str | None:
 # --- the provider ------------------------------------------------------------------------------
 
 
-def _error(err: ClientError, provider: str) -> ProviderError:
+_PERMISSIONS = (
+    "AWS refused the credentials or their permissions: the identity needs route53:ListHostedZonesByName, "
+    "route53:ListResourceRecordSets and route53:ChangeResourceRecordSets on the zone "
+    "(and route53:*HealthCheck* with dns.options.healthCheck)"
+)
+_BATCH = Rule(Scope.BATCH, _PERMISSIONS)
+ERRORS = ErrorTable(
+    provider="route53",
+    codes={
+        **dict.fromkeys(_TRANSIENT_CODES, Rule(Scope.TRANSIENT)),
+        **dict.fromkeys(
+            (
+                "AccessDenied",
+                "AccessDeniedException",
+                "InvalidClientTokenId",
+                "SignatureDoesNotMatch",
+                "IncompleteSignature",
+                "MissingAuthenticationToken",
+                "ExpiredToken",
+                "ExpiredTokenException",
+                "UnrecognizedClientException",
+                "InvalidSignatureException",
+                "OptInRequired",
+            ),
+            _BATCH,
+        ),
+        "NoSuchHostedZone": Rule(Scope.BATCH, "check dns.options.hostedZoneId"),
+        "NoSuchHealthCheck": Rule(Scope.RECORD),
+        "InvalidChangeBatch": Rule(Scope.RECORD, error=InvalidRecordError),
+        "InvalidInput": Rule(Scope.RECORD, error=InvalidRecordError),
+    },
+    statuses={401: _BATCH, 403: _BATCH},
+)
+
+
+def _error(err: ClientError, provider: str, operation: str = "") -> ProviderError:
     error = err.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    message = str(error.get("Message", "")) or str(err)
+    code = str(error.get("Code") or "")
+    message = str(error.get("Message") or "")
     status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
     match = _NAME_IN_MESSAGE.search(message)
     record = decode_name(match.group(1)) if match else None
-    text = f"{code}: {message}"
-    if code in _TRANSIENT_CODES or status == 429 or status >= 500:
-        return TransientProviderError(text, provider=provider, record=record)
-    if code in ("InvalidChangeBatch", "InvalidInput"):
+    # The status always: an auth failure may come with neither code nor message.
+    text = f"{operation + ': ' if operation else ''}HTTP {status} {code or '(no error code)'}: "
+    text += message or "(no error message)"
+    result = ERRORS.error(text, code=code, status=status or None, record=record)
+    if isinstance(result, InvalidRecordError):
         lowered = message.lower()
         if "already exists" in lowered:
-            return RecordConflictError(text, provider=provider, record=record)
+            return RecordConflictError(
+                str(result).removeprefix(f"{provider}: "), provider=provider, record=record
+            )
         if "not found" in lowered:
-            return RecordNotFoundError(text, provider=provider, record=record)
-        return InvalidRecordError(text, provider=provider, record=record)
-    if code == "NoSuchHostedZone":
-        return PermanentProviderError(f"{text}; check dns.options.hostedZoneId", provider=provider)
-    return PermanentProviderError(text, provider=provider, record=record)
+            return RecordNotFoundError(
+                str(result).removeprefix(f"{provider}: "), provider=provider, record=record
+            )
+    return result
 
 
 class Route53Provider(BaseProvider):
@@ -451,12 +489,13 @@ class Route53Provider(BaseProvider):
             try:
                 return await asyncio.to_thread(fn)
             except ClientError as err:
-                raise _error(err, self.name) from err
+                raise _error(err, self.name, operation) from err
             except NoCredentialsError as err:
                 raise PermanentProviderError(
                     f"no AWS credentials found ({err}); configure the environment, a profile "
                     "(dns.options.profile) or web identity (IRSA)",
                     provider=self.name,
+                    batch_wide=True,
                 ) from err
             except BotoCoreError as err:  # connection errors, timeouts
                 raise TransientProviderError(f"{operation}: {err}", provider=self.name) from err
@@ -491,12 +530,14 @@ class Route53Provider(BaseProvider):
                 f"no {'' if zone_type == 'any' else zone_type + ' '}hosted zone named {self.zone}; create it "
                 "or set dns.options.hostedZoneId",
                 provider=self.name,
+                batch_wide=True,
             )
         if len(found) > 1:
             raise PermanentProviderError(
                 f"{len(found)} hosted zones are named {self.zone} ({', '.join(f[0] for f in found)}); "
                 "set dns.options.zoneType (public/private) or dns.options.hostedZoneId",
                 provider=self.name,
+                batch_wide=True,
             )
         return found[0][0]
 

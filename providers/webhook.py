@@ -32,11 +32,11 @@ from ingressfed.errors import (
     ConfigError,
     InvalidRecordError,
     PermanentProviderError,
-    TransientProviderError,
 )
 from ingressfed.model import ChangeAction, Changes, RecordSet, RecordType
 from providers.base import ApplyResult, BaseProvider, Capabilities
 from providers.batching import Backoff, BatchLimits, apply_in_batches, retrying
+from providers.errortable import ErrorTable, Rule, Scope
 
 __all__ = ["MEDIA_TYPE", "DomainFilter", "WebhookOptions", "WebhookProvider"]
 
@@ -194,6 +194,26 @@ def from_endpoint(obj: Any) -> RecordSet | None:
     return RecordSet(name, t, ttl, values, set_identifier=set_id if isinstance(set_id, str) else None)
 
 
+_WRONG_URL = Rule(Scope.BATCH, "is dns.options.url the webhook provider's address?")
+# The external-dns webhook protocol's answers: statuses that say nothing about any one record.
+ERRORS = ErrorTable(
+    provider="webhook",
+    codes={
+        "unreachable": Rule(Scope.TRANSIENT),
+        "not-json": Rule(Scope.BATCH, "is dns.options.url an external-dns webhook provider?"),
+    },
+    statuses={
+        401: Rule(Scope.BATCH, "the webhook provider refused our credentials (dns.options.headers)"),
+        403: Rule(Scope.BATCH, "the webhook provider refused our credentials (dns.options.headers)"),
+        404: _WRONG_URL,
+        405: _WRONG_URL,
+        406: Rule(Scope.BATCH, "the webhook provider does not speak this protocol version"),
+        415: Rule(Scope.BATCH, "the webhook provider does not speak this protocol version"),
+    },
+    default=Rule(Scope.RECORD),
+)
+
+
 class _HTTPError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"HTTP {status}: {message}")
@@ -240,25 +260,26 @@ class WebhookProvider(BaseProvider):
                         raise _HTTPError(resp.status, _error_text(raw))
                     parsed = json.loads(raw) if raw.strip() else None
                     return resp.status, parsed, ctype
-            except (aiohttp.ClientError, TimeoutError) as e:
-                raise TransientProviderError(
-                    f"{method} {path}: cannot reach {self.opts.url}: {e!r}", provider=self.name
+            except TimeoutError as e:
+                raise ERRORS.error(
+                    f"{method} {path}: no complete answer from {self.opts.url} within {self.opts.timeout:g}s "
+                    "(dns.options.timeout; raise it for a slow webhook provider)",
+                    code="unreachable",
+                ) from e
+            except aiohttp.ClientError as e:
+                raise ERRORS.error(
+                    f"{method} {path}: cannot reach {self.opts.url}: {e}", code="unreachable"
                 ) from e
             except ValueError as e:
-                raise PermanentProviderError(
-                    f"{method} {path}: answer is not JSON: {e}", provider=self.name
-                ) from e
+                raise ERRORS.error(f"{method} {path}: answer is not JSON: {e}", code="not-json") from e
 
         try:
             return await retrying(
                 once, self._backoff, retry_on=lambda e: isinstance(e, _HTTPError) and e.status >= 500
             )
         except _HTTPError as e:
-            if e.status >= 500:
-                raise TransientProviderError(
-                    f"{method} {path}: {e} (after {self._backoff.attempts} attempts)", provider=self.name
-                ) from e
-            raise PermanentProviderError(f"{method} {path}: {e}", provider=self.name) from e
+            suffix = f" (after {self._backoff.attempts} attempts)" if e.status >= 500 else ""
+            raise ERRORS.error(f"{method} {path}: {e}{suffix}", status=e.status) from e
 
     async def negotiate(self) -> DomainFilter:
         self.calls["negotiate"] += 1
@@ -325,14 +346,10 @@ class WebhookProvider(BaseProvider):
     async def _apply_batch(self, changes: Changes) -> None:
         try:
             await self._post(changes)
-        except InvalidRecordError:
-            raise
         except PermanentProviderError as e:
-            cause = e.__cause__
-            if not isinstance(cause, _HTTPError) or cause.status in (401, 403, 404, 405, 406, 415):
-                # Nothing to do with any one record: raise once, do not bisect.
-                e.batch_wide = True
+            if e.batch_wide or isinstance(e, InvalidRecordError):
                 raise
+            # A 4xx about the content: the record at fault is found by isolation.
             only = changes.items[0].record.name if len(changes) == 1 else None
             raise InvalidRecordError(
                 str(e).removeprefix(f"{self.name}: "), provider=self.name, record=only

@@ -36,7 +36,7 @@ import pytest
 from ingressfed.core.desired import Desired, with_companions
 from ingressfed.core.ownership import companion, companion_name
 from ingressfed.core.plan import plan
-from ingressfed.errors import TransientProviderError
+from ingressfed.errors import PermanentProviderError, TransientProviderError
 from ingressfed.model import Change, ChangeAction, Changes, Policy, RecordSet, RecordType
 from providers.base import ApplyResult, Provider
 
@@ -107,6 +107,15 @@ class ProviderContract:
 
     def batch_sizes(self, provider: Provider) -> list[int] | None:
         """Sizes (in changes) of the batches the backend received so far, or None."""
+        return None
+
+    def refuse_everything(self, provider: Provider) -> bool:
+        """Make the backend refuse every further call for a reason no record is to blame for
+        (bad credentials, no permission); False when unsupported."""
+        return False
+
+    def backend_calls(self, provider: Provider) -> int | None:
+        """How many calls (of any kind) the backend has received so far; None when unknown."""
         return None
 
     def bad_record(self, zone: str) -> RecordSet:
@@ -309,3 +318,19 @@ class ProviderContract:
                 break
         assert managed(await provider.records()) >= expected(desired)
         assert all(e.transient for e in errors)
+
+    async def test_backend_refusing_everything_costs_one_call_and_one_error(self, provider: Provider) -> None:
+        z = provider.zone
+        desired = [svc(a(f"h{i}.{z}", f"192.0.2.{i + 1}"), f"service/default/h{i}") for i in range(16)]
+        changes = await pending(provider, desired)
+        if not self.refuse_everything(provider):
+            pytest.skip("backend offers no way to make it refuse everything")
+        before = self.backend_calls(provider)
+        with pytest.raises(PermanentProviderError) as err:
+            await provider.apply(changes)
+        # One provider-level error (no record to blame), not one failure per record...
+        assert err.value.batch_wide and err.value.record is None, err.value
+        # ...found with one call, not by bisecting the batch record by record.
+        after = self.backend_calls(provider)
+        if before is not None and after is not None:
+            assert after - before == 1

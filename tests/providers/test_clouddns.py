@@ -64,6 +64,13 @@ class TestCloudDNSContract(ProviderContract):
     def batch_sizes(self, provider: Provider) -> list[int] | None:
         return self.fake.change_sizes()
 
+    def refuse_everything(self, provider: Provider) -> bool:
+        self.fake.fail_next(403, 100)
+        return True
+
+    def backend_calls(self, provider: Provider) -> int | None:
+        return len(self.fake.requests)
+
 
 def mine(records: list[RecordSet]) -> set[RecordSet]:
     return {r for r in records if r.type not in (RecordType.SOA, RecordType.NS)}

@@ -34,6 +34,17 @@ class TestEmbeddedContract(ProviderContract):
         yield p
         await p.close()
 
+    def refuse_everything(self, provider: Provider) -> bool:
+        assert isinstance(provider, EmbeddedProvider) and provider.zone_file is not None
+        blocker = provider.zone_file.parent / "not-a-directory"
+        blocker.write_text("")
+        provider.zone_file = blocker / "zone.json"  # every write now fails: ENOTDIR
+        return True
+
+    def backend_calls(self, provider: Provider) -> int | None:
+        assert isinstance(provider, EmbeddedProvider)
+        return provider.calls["write"]
+
 
 @pytest.fixture
 def emb(tmp_path: Path) -> EmbeddedProvider:

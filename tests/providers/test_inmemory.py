@@ -54,6 +54,15 @@ class TestInMemoryContract(ProviderContract):
         assert isinstance(provider, InMemoryProvider)
         return provider.batch_sizes
 
+    def refuse_everything(self, provider: Provider) -> bool:
+        assert isinstance(provider, InMemoryProvider)
+        provider.refuse_all("credentials revoked for the test")
+        return True
+
+    def backend_calls(self, provider: Provider) -> int | None:
+        assert isinstance(provider, InMemoryProvider)
+        return provider.calls["batch"]
+
 
 @pytest.fixture
 def mem() -> InMemoryProvider:

@@ -65,6 +65,16 @@ class _Contract(ProviderContract):
         assert isinstance(provider, RFC2136Provider)
         return provider.batch_sizes
 
+    def refuse_everything(self, provider: Provider) -> bool:
+        assert isinstance(provider, RFC2136Provider) and provider._key is not None
+        name, _, algorithm = provider._key
+        provider._key = (name, b"w" * 32, algorithm)  # the server no longer trusts our signature
+        return True
+
+    def backend_calls(self, provider: Provider) -> int | None:
+        assert isinstance(provider, RFC2136Provider)
+        return provider.calls["update"]
+
 
 class TestBindContract(_Contract):
     @pytest.fixture

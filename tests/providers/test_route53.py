@@ -156,6 +156,13 @@ class TestRoute53Contract(ProviderContract):
     def batch_sizes(self, provider: Provider) -> list[int] | None:
         return provider.wire.change_sizes()  # type: ignore[attr-defined,no-any-return]
 
+    def refuse_everything(self, provider: Provider) -> bool:
+        provider.wire.fail_next.extend([(403, "AccessDenied")] * 100)  # type: ignore[attr-defined]
+        return True
+
+    def backend_calls(self, provider: Provider) -> int | None:
+        return len(provider.wire.requests)  # type: ignore[attr-defined]
+
 
 # --- mapping ---------------------------------------------------------------------------------
 
@@ -540,3 +547,17 @@ async def test_wildcard_and_txt_round_trip(make: Callable[..., Route53Provider])
     ]
     assert (await p.apply(Changes(tuple(create(rs) for rs in sets)))).failed == {}
     assert set(sets) <= set(await p.records())
+
+
+async def test_auth_error_without_code_names_status_and_fix(make: Callable[..., Route53Provider]) -> None:
+    p = make()
+    await p.records()
+    wire = Wire(p)
+    wire.fail_next.append((403, ""))
+    changes = Changes(tuple(create(a(f"h{i}.{p.zone}", "192.0.2.1")) for i in range(16)))
+    with pytest.raises(PermanentProviderError) as err:
+        await p.apply(changes)
+    text = str(err.value)
+    assert "HTTP 403" in text and "(no error code)" in text and "route53:ChangeResourceRecordSets" in text
+    assert ": : " not in text and err.value.batch_wide
+    assert wire.count("ChangeResourceRecordSets") == 1

@@ -62,6 +62,13 @@ class TestWebhookContract(ProviderContract):
     def batch_sizes(self, provider: Provider) -> list[int] | None:
         return [len(p["create"]) + len(p["updateNew"]) + len(p["delete"]) for p in self.server.posts]
 
+    def refuse_everything(self, provider: Provider) -> bool:
+        self.server.fail_next(403, 100)
+        return True
+
+    def backend_calls(self, provider: Provider) -> int | None:
+        return len(self.server.requests)
+
 
 class TestWebhookContractPascalCase(TestWebhookContract):
     @pytest.fixture
@@ -260,3 +267,27 @@ async def test_unreachable_is_transient() -> None:
             await p.records()
     finally:
         await p.close()
+
+
+async def test_timeout_names_the_limit_and_the_option() -> None:
+    import asyncio
+
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept, read nothing, never answer
+
+    srv = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    p = WebhookProvider(zone=ZONE, options={"url": f"http://127.0.0.1:{port}", "timeout": 0.3, "backoff": 0.0})
+    try:
+        with pytest.raises(TransientProviderError) as err:
+            await p.records()
+        assert "within 0.3s" in str(err.value) and "dns.options.timeout" in str(err.value)
+        assert "TimeoutError()" not in str(err.value)
+    finally:
+        await p.close()
+        for w in held:
+            w.close()
+        srv.close()
+        await srv.wait_closed()

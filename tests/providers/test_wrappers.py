@@ -59,6 +59,13 @@ class TestCachedContract(ProviderContract):
     def batch_sizes(self, provider: Provider) -> list[int] | None:
         return inner_of(provider).batch_sizes
 
+    def refuse_everything(self, provider: Provider) -> bool:
+        inner_of(provider).refuse_all("credentials revoked for the test")
+        return True
+
+    def backend_calls(self, provider: Provider) -> int | None:
+        return inner_of(provider).calls["batch"]
+
 
 async def test_idle_federation_makes_zero_provider_calls() -> None:
     inner = InMemoryProvider(zone=ZONE)
