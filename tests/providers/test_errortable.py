@@ -14,7 +14,9 @@ from providers.webhook import ERRORS as WEBHOOK
 
 
 def test_codes_win_over_statuses_and_5xx_is_transient() -> None:
-    table = ErrorTable("x", codes={"Slow": Rule(Scope.TRANSIENT)}, statuses={400: Rule(Scope.BATCH, "fix it")})
+    table = ErrorTable(
+        "x", codes={"Slow": Rule(Scope.TRANSIENT)}, statuses={400: Rule(Scope.BATCH, "fix it")}
+    )
     assert table.rule(code="Slow", status=400).scope is Scope.TRANSIENT
     assert table.rule(status=400).scope is Scope.BATCH
     assert table.rule(status=503).scope is Scope.TRANSIENT

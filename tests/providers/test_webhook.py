@@ -279,7 +279,9 @@ async def test_timeout_names_the_limit_and_the_option() -> None:
 
     srv = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = srv.sockets[0].getsockname()[1]
-    p = WebhookProvider(zone=ZONE, options={"url": f"http://127.0.0.1:{port}", "timeout": 0.3, "backoff": 0.0})
+    p = WebhookProvider(
+        zone=ZONE, options={"url": f"http://127.0.0.1:{port}", "timeout": 0.3, "backoff": 0.0}
+    )
     try:
         with pytest.raises(TransientProviderError) as err:
             await p.records()
