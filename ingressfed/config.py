@@ -336,8 +336,39 @@ class ProxyLimits(_Model):
     max_header_bytes: Annotated[int, AfterValidator(_at_least(1024))] = 16384
 
 
+class ProxyHsts(_Model):
+    max_age: Annotated[int, AfterValidator(_at_least(0))] = 0
+    include_subdomains: bool = False
+
+
+class ProxyHttp2(_Model):
+    enabled: bool = True
+    max_concurrent_streams: Annotated[int, AfterValidator(_between(1, 10000))] = 100
+    max_resets: Threshold = 200
+    reset_window: Seconds = 10.0
+    max_header_list_bytes: Annotated[int, AfterValidator(_at_least(1024))] = 16384
+    max_header_frames: Threshold = 16
+    max_control_frames: Annotated[int, AfterValidator(_at_least(10))] = 1000
+    control_window: Seconds = 10.0
+    stall_timeout: Seconds = 30.0
+    initial_window_bytes: Annotated[int, AfterValidator(_between(65535, 2**31 - 1))] = 1024 * 1024
+
+
+class ProxyTls(_Model):
+    """HTTPS at the proxy (ingressfed/tls/settings.py holds the meaning of each field)."""
+
+    listen: ListenAddress = "0.0.0.0:8443"
+    certificate_dir: FilePath | None = None
+    default_certificate: str | None = None
+    redirect_http: bool = False
+    hsts: ProxyHsts = ProxyHsts()
+    handshake_timeout: Seconds = 10.0
+    http2: ProxyHttp2 = ProxyHttp2()
+
+
 class ProxySection(_Model):
     enabled: bool = True
+    tls: ProxyTls | None = None  # None: no HTTPS listener
     listen: ListenAddress = "0.0.0.0:8080"
     admin_listen: ListenAddress = "127.0.0.1:8081"
     cluster_header: Annotated[str, AfterValidator(_header_name)] = "X-Served-By-Cluster"

@@ -9,6 +9,7 @@ from typing import Any
 
 from geo.clientip import CLIENT_HEADERS, ClientHeader
 from ingressfed.errors import ConfigError
+from ingressfed.tls.settings import TlsSettings
 
 __all__ = [
     "EjectionSettings",
@@ -81,6 +82,7 @@ class ProxySettings:
     drain_seconds: float = 30.0
     via: str = "1.1 ingressfed"
     home_cluster: str | None = None  # set on an edge: its own cluster is tried first while healthy
+    tls: TlsSettings | None = None  # the HTTPS listener (issue 10); None: plain HTTP only
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
@@ -145,6 +147,7 @@ class ProxySettings:
                     max_body_bytes=int(lim.get("maxBodyBytes", 10 * 1024 * 1024)),
                     max_header_bytes=int(lim.get("maxHeaderBytes", 16 * 1024)),
                 ),
+                tls=TlsSettings.from_config(proxy["tls"]) if proxy.get("tls") else None,
                 geo=GeoSettings(
                     database=str(g["database"]) if g.get("database") else None,
                     trusted_proxies=tuple(str(c) for c in g.get("trustedProxies") or ()),
