@@ -361,6 +361,7 @@ class ProxyTls(_Model):
     certificate_dir: FilePath | None = None
     default_certificate: str | None = None
     redirect_http: bool = False
+    redirect_port: Port = 443
     hsts: ProxyHsts = ProxyHsts()
     handshake_timeout: Seconds = 10.0
     http2: ProxyHttp2 = ProxyHttp2()

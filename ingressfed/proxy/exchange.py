@@ -381,6 +381,8 @@ class Exchange:
         if cluster_header and self.backend is not None:
             parts.append(b"%b: %b\r\n" % (cluster_header.encode(), self.backend.cluster.encode()))
         parts.append(b"Via: %b, %b\r\n" % (via, engine.via) if via else b"Via: %b\r\n" % engine.via)
+        if self.client.response_headers:
+            parts.append(self.client.response_headers)
         if self.phase is Phase.SWITCHING:
             parts.append(b"Connection: upgrade\r\nUpgrade: %b\r\n\r\n" % (upgrade or b"websocket"))
             return b"".join(parts)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import cast
 
 import httptools
@@ -33,15 +34,33 @@ _HELD_LIMIT = 64 * 1024  # bytes after a WebSocket handshake held (reading pause
 class _Reject(Exception):
     """The codec's own refusals (sizes), raised inside parser callbacks."""
 
-    def __init__(self, status: int, detail: str = "") -> None:
+    def __init__(self, status: int, detail: str = "", *, extra: bytes = b"") -> None:
         super().__init__(status, detail)
         self.status = status
         self.detail = detail
+        self.extra = extra
+
+
+# (request head, its Forward) -> an absolute https URL to redirect to, or None (proxy/https.py)
+Redirect = Callable[[RequestHead, Forward], bytes | None]
 
 
 class ClientConnection(asyncio.Protocol):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        scheme: bytes = b"http",
+        redirect: Redirect | None = None,
+        response_headers: bytes = b"",
+    ) -> None:
+        """``scheme`` is what the client speaks to us (``https`` behind the TLS listener);
+        ``redirect`` may answer a plain request with a 308 to HTTPS; ``response_headers`` are
+        added to every forwarded response (HSTS on HTTPS)."""
         self.engine = engine
+        self.scheme = scheme
+        self.redirect = redirect
+        self.response_headers = response_headers
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer = ""
@@ -80,7 +99,7 @@ class ClientConnection(asyncio.Protocol):
         if self.peer.startswith("::ffff:") and "." in self.peer:
             self.peer = self.peer[7:]
         engine = self.engine
-        self.identity = Peer(address=self.peer, trusted=engine.router.trusts(self.peer))
+        self.identity = Peer(address=self.peer, trusted=engine.router.trusts(self.peer), scheme=self.scheme)
         engine.registry.add(self)
         engine.metrics.active_connections.inc()
 
@@ -104,7 +123,7 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _Reject):
-                self.reject(cause.status, cause.detail)
+                self.reject(cause.status, cause.detail, extra=cause.extra)
                 return
             if isinstance(cause, BodyTooLarge):
                 self.reject(413)
@@ -212,6 +231,10 @@ class ClientConnection(asyncio.Protocol):
         outcome = prepare(head, peer=self.identity, matcher=engine.router.table, rules=engine.rules)
         if not isinstance(outcome, Forward):
             raise _Reject(outcome.status, outcome.detail)
+        if self.redirect is not None:
+            location = self.redirect(head, outcome)
+            if location is not None:
+                raise _Reject(308, extra=b"Location: %b\r\n" % location)
         exchange = Exchange(self, engine, outcome, location=self._location(outcome))
         self.parsing = exchange
         self.exchanges.append(exchange)
@@ -315,13 +338,15 @@ class ClientConnection(asyncio.Protocol):
             self.transport.abort()
 
     # --- endings -----------------------------------------------------------------------------
-    def reject(self, status: int, detail: str = "") -> None:
+    def reject(self, status: int, detail: str = "", *, extra: bytes = b"") -> None:
         """Answer the request being parsed ourselves, then close: after a framing error
         nothing later on this connection can be trusted."""
         self.engine.metrics.count_request("", status)
         if status == 400:
             log.info("rejected request from %s: %s", self.peer, detail)
-        response = local_response(status, close=True, detail=detail if status != 400 else "bad request")
+        response = local_response(
+            status, close=True, detail=detail if status != 400 else "bad request", extra=extra
+        )
         parsing = self.parsing
         if parsing is not None and not parsing.done and parsing in self.exchanges:
             if parsing.response_started:

@@ -43,6 +43,9 @@ class Downstream(TunnelPeer, Protocol):
     HTTP/2 stream). ``write`` takes HTTP/1.1 response bytes as the exchange renders them; an HTTP/2
     codec re-frames them (or, better, a second ``Exchange.render_head`` is added beside it)."""
 
+    # Extra response header lines (e.g. Strict-Transport-Security on HTTPS), b"" for none.
+    response_headers: bytes
+
     @property
     def writing_paused(self) -> bool: ...
 

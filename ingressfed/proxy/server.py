@@ -24,6 +24,7 @@ from ingressfed.proxy.admin import admin_app
 from ingressfed.proxy.checker import HealthChecker
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.http1 import ClientConnection
+from ingressfed.proxy.https import HttpsListener
 from ingressfed.proxy.metrics import ProxyMetrics
 from ingressfed.proxy.routing import HealthListener, Locator
 from ingressfed.proxy.settings import ProxySettings
@@ -55,6 +56,7 @@ class ProxyServer:
         self._engine: Engine | None = None
         self._server: asyncio.Server | None = None
         self._admin: web.AppRunner | None = None
+        self.https: HttpsListener | None = None  # the TLS listener when settings.tls is set
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self._version = 0
@@ -79,8 +81,13 @@ class ProxyServer:
             )
             engine.router.listeners.extend(self._listeners)
             self._engine = engine
+            if self.settings.tls is not None:
+                self.https = await HttpsListener(
+                    engine, self.settings.tls, registry=self.metrics.registry
+                ).__aenter__()
+            redirect = self.https.redirect if self.https is not None else None
             self._server = await loop.create_server(
-                lambda: ClientConnection(engine),
+                lambda: ClientConnection(engine, redirect=redirect),
                 self.settings.host,
                 self.settings.port,
                 reuse_address=True,
@@ -115,6 +122,8 @@ class ProxyServer:
     async def _close(self) -> None:
         if self._server is not None:
             self._server.close()
+        if self.https is not None:
+            self.https.stop_accepting()
         for task in self._tasks:
             task.cancel()
         await self._stack.aclose()
@@ -126,6 +135,9 @@ class ProxyServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+        if self.https is not None:
+            await self.https.aclose()
+            self.https = None
         if self._admin is not None:
             await self._admin.cleanup()
             self._admin = None
@@ -180,6 +192,8 @@ class ProxyServer:
         registry.draining = True
         if self._server is not None:
             self._server.close()
+        if self.https is not None:
+            self.https.stop_accepting()
         registry.close_idle()
         await registry.wait_empty(self.settings.drain_seconds if grace is None else grace)
         registry.abort_all()

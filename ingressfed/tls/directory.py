@@ -78,16 +78,22 @@ class DirectorySource:
     """Feeds ``catalog`` group ``group`` from ``root``; ``run`` polls every ``interval`` seconds and
     refreshes the catalogue (which also drops certificates that expired meanwhile)."""
 
+    DEFAULT_GROUP = "directory-default"
+
     def __init__(
         self,
         root: str | Path,
         catalog: CertificateCatalog,
         *,
         group: str = "directory",
+        default_name: str | None = None,
         interval: float = 2.0,
         clock: Callable[[], datetime.datetime] | None = None,
     ) -> None:
+        """``default_name`` names the pair (``NAME/`` or ``NAME.crt``) that also answers unknown
+        server names (offered as group ``DEFAULT_GROUP``)."""
         self.root = Path(root)
+        self.default_name = default_name
         self.catalog = catalog
         self.group = group
         self.interval = interval
@@ -100,7 +106,16 @@ class DirectorySource:
         if signature == self._signature:
             return False
         self._signature = signature
-        self.catalog.offer(self.group, scan_directory(self.root))
+        offers = scan_directory(self.root)
+        self.catalog.offer(self.group, offers)
+        if self.default_name is not None:
+            wanted = f"file {self.root / self.default_name}"
+            default = [o for o in offers if o.source == wanted]
+            if not default:
+                log.error(
+                    "default certificate %s not found (expected %s/ or .crt)", wanted, self.default_name
+                )
+            self.catalog.offer(self.DEFAULT_GROUP, default)
         log.info("certificate directory %s: %d pairs", self.root, len(signature) // 2)
         return True
 

@@ -55,6 +55,7 @@ class TlsSettings:
     certificate_dir: str | None = None  # directory source (see ingressfed/tls/directory.py)
     default_certificate: str | None = None  # a pair name in certificate_dir for unknown SNI names
     redirect_http: bool = False  # plain HTTP requests for hosts with a certificate get 308 -> https
+    redirect_port: int = 443  # the HTTPS port clients see (the Service's, not the pod's)
     hsts: HstsSettings = field(default_factory=HstsSettings)
     handshake_timeout: float = 10.0
     http2: Http2Settings = field(default_factory=Http2Settings)
@@ -63,6 +64,7 @@ class TlsSettings:
         h2 = self.http2
         checks = [
             (0 <= self.port <= 65535, "proxy.tls.listen: port must be 0..65535"),
+            (1 <= self.redirect_port <= 65535, "proxy.tls.redirectPort must be 1..65535"),
             (self.handshake_timeout > 0, "proxy.tls.handshakeTimeout must be > 0 seconds"),
             (self.hsts.max_age >= 0, "proxy.tls.hsts.maxAge must be >= 0 seconds"),
             (1 <= h2.max_concurrent_streams <= 10000, "proxy.tls.http2.maxConcurrentStreams: 1..10000"),
@@ -96,6 +98,7 @@ class TlsSettings:
                 certificate_dir=str(tls["certificateDir"]) if tls.get("certificateDir") else None,
                 default_certificate=str(tls["defaultCertificate"]) if tls.get("defaultCertificate") else None,
                 redirect_http=bool(tls.get("redirectHttp", False)),
+                redirect_port=int(tls.get("redirectPort", 443)),
                 hsts=HstsSettings(
                     max_age=int(hsts.get("maxAge", 0)),
                     include_subdomains=bool(hsts.get("includeSubDomains", False)),

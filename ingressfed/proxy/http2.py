@@ -1,0 +1,575 @@
+"""The HTTP/2 codec of the client side (h2, sans-I/O), beside ``http1``.
+
+Each client stream becomes a ``request.RequestHead`` and, through the same pure ``request.prepare``,
+an ``exchange.Exchange`` to an HTTP/1.1 backend from the shared pool: routing, header rules, limits,
+retries and streaming are the HTTP/1.1 path's own. ``_Stream`` is the exchange's
+``ports.Downstream``: it takes the HTTP/1.1 response bytes the exchange renders, turns the head into
+HTTP/2 headers and sends the body within the client's flow-control window, pausing the backend
+while the window is shut.
+
+Protections (``Http2Settings``), each counted in ``ingressfed_proxy_http2_refusals{reason}``:
+- concurrent streams: SETTINGS_MAX_CONCURRENT_STREAMS; a client that opens more is cut off;
+- rapid reset (CVE-2023-44487): more than ``max_resets`` client resets per ``reset_window``
+  ends the connection with GOAWAY ENHANCE_YOUR_CALM;
+- CONTINUATION flood (CVE-2024-27316): a header block of more than ``max_header_frames`` frames,
+  or more encoded bytes than ``max_header_list_bytes``, ends the connection;
+- HPACK bomb: the decoded header list is capped at ``max_header_list_bytes`` (SETTINGS and the
+  decoder), so a small block expanding from the dynamic table is refused;
+- SETTINGS/PING/WINDOW_UPDATE/empty-frame floods: more than ``max_control_frames`` per
+  ``control_window`` ends the connection; while our own writes are backed up we stop reading, so
+  acknowledgements a client never reads cannot pile up;
+- zero-window stalls: a response the client leaves at a zero window for ``stall_timeout`` is
+  reset and its backend connection released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections import deque
+from http import HTTPStatus
+from typing import cast
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+from h2.errors import ErrorCodes
+from prometheus_client import CollectorRegistry, Counter
+
+from ingressfed.model import Location
+from ingressfed.proxy.engine import Engine
+from ingressfed.proxy.exchange import BodyTooLarge, Exchange
+from ingressfed.proxy.ports import TunnelPeer
+from ingressfed.proxy.request import Forward, Peer, RequestHead, prepare
+from ingressfed.tls.settings import Http2Settings
+
+__all__ = ["H2ClientConnection", "H2Metrics", "request_head"]
+
+log = logging.getLogger(__name__)
+
+_STREAM_BUFFER = 256 * 1024  # response bytes held per stream before its backend is paused
+# Connection-specific fields HTTP/2 forbids (RFC 9113 8.2.2); the exchange may render some of them.
+_CONNECTION_FIELDS = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
+)
+
+
+class H2Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.refusals = Counter(
+            "ingressfed_proxy_http2_refusals",
+            "HTTP/2 connections or streams cut by a protection, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.connections = Counter(
+            "ingressfed_proxy_http2_connections", "HTTP/2 client connections accepted", registry=registry
+        )
+
+
+def request_head(headers: list[tuple[bytes, bytes]], *, ended: bool) -> RequestHead:
+    """An HTTP/2 request's header list as the HTTP/1.1 head ``request.prepare`` reads (pure).
+
+    ``:authority`` becomes ``Host`` (it wins over a ``host`` field, RFC 9113 8.3.1); several
+    ``cookie`` fields are joined with "; " (8.2.3); a body without ``content-length`` is marked
+    chunked so that the backend's HTTP/1.1 request is framed."""
+    method = b"GET"
+    path = b"/"
+    authority: bytes | None = None
+    host: bytes | None = None
+    cookies: list[bytes] = []
+    out: list[tuple[bytes, bytes]] = []
+    has_length = False
+    for name, value in headers:
+        if name.startswith(b":"):
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                path = value
+            elif name == b":authority":
+                authority = value
+            continue
+        if name == b"cookie":
+            cookies.append(value)
+        elif name == b"host":
+            host = value
+        else:
+            out.append((name, value))
+            has_length = has_length or name == b"content-length"
+    authority = authority or host
+    if authority is not None:
+        out.insert(0, (b"host", authority))
+    if cookies:
+        out.append((b"cookie", b"; ".join(cookies)))
+    if not ended and not has_length:
+        out.append((b"transfer-encoding", b"chunked"))
+    return RequestHead(method=method, target=path, headers=out, http11=True, keep_alive=True, upgrade=False)
+
+
+def _response_fields(head: bytes, extra: bytes) -> list[tuple[bytes, bytes]]:
+    """The HTTP/1.1 response head an exchange rendered, as HTTP/2 fields."""
+    lines = head.split(b"\r\n")
+    status = lines[0].split(b" ", 2)[1]
+    fields = [(b":status", status)]
+    for line in (*lines[1:], *extra.split(b"\r\n")):
+        if not line:
+            continue
+        name, _, value = line.partition(b":")
+        lname = name.strip().lower()
+        if lname and lname not in _CONNECTION_FIELDS:
+            fields.append((lname, value.strip()))
+    return fields
+
+
+class _Stream:
+    """One HTTP/2 stream as ``ports.Downstream`` of its exchange."""
+
+    __slots__ = (
+        "blocked_since",
+        "conn",
+        "ended",
+        "exchange",
+        "finished",
+        "head",
+        "head_sent",
+        "out",
+        "paused",
+        "response_headers",
+        "stream_id",
+        "unacked",
+        "upstream_paused",
+    )
+
+    def __init__(self, conn: H2ClientConnection, stream_id: int) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+        self.exchange: Exchange | None = None
+        self.response_headers = b""  # added by _response_fields instead (HTTP/2 fields)
+        self.head = b""
+        self.head_sent = False
+        self.out = bytearray()
+        self.ended = False  # the exchange finished: end the stream once ``out`` is sent
+        self.finished = False  # END_STREAM or RST_STREAM sent
+        self.paused = 0
+        self.unacked = 0  # request body bytes received while paused, acknowledged on resume
+        self.blocked_since: float | None = None
+        self.upstream_paused = False
+
+    # --- ports.Downstream ----------------------------------------------------------------------
+    @property
+    def writing_paused(self) -> bool:
+        return len(self.out) >= _STREAM_BUFFER or self.conn.writing_paused
+
+    def write(self, data: bytes) -> None:
+        if self.finished:
+            return
+        if not self.head_sent:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, body = self.head[:end], self.head[end + 4 :]
+            self.head = b""
+            self.head_sent = True
+            self.conn.send_headers(self, _response_fields(head, self.conn.response_headers))
+            if not body:
+                return
+            data = body
+        self.out += data
+        self.conn.flush(self)
+
+    def cork(self) -> None:
+        return None  # the connection writes once per loop iteration anyway
+
+    def uncork(self) -> None:
+        return None
+
+    def set_paused(self, reason: int, on: bool) -> None:
+        self.paused = self.paused | reason if on else self.paused & ~reason
+        if not self.paused and self.unacked:
+            unacked, self.unacked = self.unacked, 0
+            self.conn.acknowledge(self, unacked)
+
+    def abort(self) -> None:
+        self.conn.reset(self, ErrorCodes.INTERNAL_ERROR)
+
+    def close(self) -> None:
+        self.exchange_finished(None)
+
+    def exchange_finished(self, exchange: object) -> None:
+        self.ended = True
+        self.conn.flush(self)
+
+    def start_tunnel(self, conn: TunnelPeer, tail: bytes, exchange: object) -> None:
+        conn.close()  # requests over HTTP/2 never upgrade (prepare sees upgrade=False)
+        self.abort()
+
+
+class H2ClientConnection(asyncio.Protocol):
+    def __init__(
+        self, engine: Engine, settings: Http2Settings, *, metrics: H2Metrics, response_headers: bytes = b""
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.metrics = metrics
+        self.response_headers = response_headers
+        self.transport: asyncio.Transport | None = None
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        self.h2 = h2.connection.H2Connection(config)
+        self.streams: dict[int, _Stream] = {}
+        self.peer = ""
+        self.identity = Peer(address="", scheme=b"https")
+        self.location: Location | None = None
+        self.located = False
+        self.closed = False
+        self.writing_paused = False
+        self.reading_paused = False
+        self.last_active = engine.clock.now
+        self.resets: deque[float] = deque()
+        self.controls: deque[float] = deque()
+        self._write_soon = False
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.streams)
+
+    # --- asyncio.Protocol ----------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if peer else ""
+        if self.peer.startswith("::ffff:") and "." in self.peer:
+            self.peer = self.peer[7:]
+        engine = self.engine
+        self.identity = Peer(address=self.peer, trusted=engine.router.trusts(self.peer), scheme=b"https")
+        s = self.settings
+        codes = h2.settings.SettingCodes
+        self.h2.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                codes.MAX_CONCURRENT_STREAMS: s.max_concurrent_streams,
+                codes.MAX_HEADER_LIST_SIZE: s.max_header_list_bytes,
+                codes.INITIAL_WINDOW_SIZE: s.initial_window_bytes,
+            },
+        )
+        # The HPACK bomb bound: refuse a block whose *decoded* list is larger, whatever its size on the wire.
+        self.h2.decoder.max_header_list_size = s.max_header_list_bytes
+        self.h2.initiate_connection()
+        self.h2.increment_flow_control_window(s.initial_window_bytes - 65535)
+        engine.registry.add(self)
+        engine.metrics.active_connections.inc()
+        self.metrics.connections.inc()
+        self._write_out()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        now = self.engine.clock.now
+        self.last_active = now
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.TooManyStreamsError:
+            self._refuse("max_concurrent_streams", None)
+            return
+        except h2.exceptions.DenialOfServiceError:
+            self._refuse("header_list_size", None)
+            return
+        except h2.exceptions.ProtocolError as exc:
+            message = str(exc)
+            reason = "continuation_flood" if "continuation" in message.lower() else "protocol_error"
+            log.info("HTTP/2 protocol error from %s: %s", self.peer, message)
+            self._refuse(reason, None)
+            return
+        if self._header_block_too_big():
+            self._refuse("continuation_flood", ErrorCodes.ENHANCE_YOUR_CALM)
+            return
+        for event in events:
+            if self.closed:
+                return
+            self._dispatch(event, now)
+        self._write_out()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        engine = self.engine
+        engine.registry.remove(self)
+        engine.metrics.active_connections.dec()
+        for stream in self.streams.values():
+            if stream.exchange is not None:
+                stream.exchange.abandon()
+        self.streams.clear()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self._set_reading(False)  # no more frames to acknowledge until the client reads ours
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._set_reading(True)
+        for stream in list(self.streams.values()):
+            self.flush(stream)
+
+    def _set_reading(self, on: bool) -> None:
+        if self.transport is None or self.closed or self.reading_paused == (not on):
+            return
+        self.reading_paused = not on
+        if on:
+            self.transport.resume_reading()
+        else:
+            self.transport.pause_reading()
+
+    # --- events ----------------------------------------------------------------------------------
+    def _dispatch(self, event: h2.events.Event, now: float) -> None:
+        if isinstance(event, h2.events.RequestReceived):
+            self._request(event.stream_id, event.headers, event.stream_ended)
+        elif isinstance(event, h2.events.DataReceived):
+            self._data(event, now)
+        elif isinstance(event, h2.events.StreamEnded):
+            stream = self.streams.get(event.stream_id)
+            if stream is not None and stream.exchange is not None and not stream.exchange.done:
+                stream.exchange.complete()
+        elif isinstance(event, h2.events.StreamReset):
+            self._client_reset(event.stream_id, now)
+        elif isinstance(event, h2.events.WindowUpdated):
+            self._control(now)
+            if event.stream_id:
+                stream = self.streams.get(event.stream_id)
+                if stream is not None:
+                    self.flush(stream)
+            else:
+                for stream in list(self.streams.values()):
+                    self.flush(stream)
+        elif isinstance(
+            event,
+            h2.events.PingReceived
+            | h2.events.RemoteSettingsChanged
+            | h2.events.PriorityUpdated
+            | h2.events.UnknownFrameReceived
+            | h2.events.SettingsAcknowledged
+            | h2.events.PingAckReceived,
+        ):
+            self._control(now)
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self.close()
+
+    def _request(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: object) -> None:
+        head = request_head(headers, ended=ended is not None)
+        stream = _Stream(self, stream_id)
+        self.streams[stream_id] = stream
+        engine = self.engine
+        outcome = prepare(head, peer=self.identity, matcher=engine.router.table, rules=engine.rules)
+        if not isinstance(outcome, Forward):
+            self.respond_local(stream, outcome.status, outcome.detail)
+            return
+        # The exchange frames the response for an HTTP/1.0-style reader (no chunking): this codec
+        # frames bodies itself, and the stream's end is its own signal.
+        forward = dataclasses.replace(outcome, http11=False)
+        exchange = Exchange(stream, engine, forward, location=self._location(forward))
+        stream.exchange = exchange
+        exchange.start()
+
+    def _data(self, event: h2.events.DataReceived, now: float) -> None:
+        data = event.data
+        size = event.flow_controlled_length
+        if not data:
+            self._control(now)  # empty DATA frames cost work and carry nothing
+        stream = self.streams.get(event.stream_id)
+        if stream is None or stream.exchange is None or stream.exchange.done:
+            if size:
+                self.h2.acknowledge_received_data(size, event.stream_id)
+            return
+        try:
+            if data:
+                stream.exchange.body(data)
+        except BodyTooLarge:
+            stream.exchange.fail(413, "request body too large")
+            return
+        if stream.paused:
+            stream.unacked += size
+        elif size:
+            self.h2.acknowledge_received_data(size, event.stream_id)
+
+    def _client_reset(self, stream_id: int, now: float) -> None:
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            stream.finished = True
+            if stream.exchange is not None and not stream.exchange.done:
+                stream.exchange.abandon()
+        window = self.settings.reset_window
+        resets = self.resets
+        resets.append(now)
+        while resets and now - resets[0] > window:
+            resets.popleft()
+        if len(resets) > self.settings.max_resets:
+            self._refuse("rapid_reset", ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def _control(self, now: float) -> None:
+        controls = self.controls
+        controls.append(now)
+        while controls and now - controls[0] > self.settings.control_window:
+            controls.popleft()
+        if len(controls) > self.settings.max_control_frames:
+            self._refuse("control_flood", ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def _header_block_too_big(self) -> bool:
+        # h2 gathers HEADERS + CONTINUATION frames until END_HEADERS (and caps them at 64 itself);
+        # this bound is ours, checked after every read.
+        pending = self.h2.incoming_buffer._headers_buffer
+        if not pending:
+            return False
+        size = sum(len(f.data) for f in pending)
+        return len(pending) > self.settings.max_header_frames or size > self.settings.max_header_list_bytes
+
+    def _location(self, request: Forward) -> Location | None:
+        router = self.engine.router
+        hint = request.forwarded_for
+        if hint is not None:
+            return router.locate_forwarded(self.peer, hint)
+        if not self.located:
+            self.location = router.locate(self.peer)
+            self.located = True
+        return self.location
+
+    # --- sending -------------------------------------------------------------------------------
+    def send_headers(self, stream: _Stream, fields: list[tuple[bytes, bytes]]) -> None:
+        if stream.finished or self.closed:
+            return
+        try:
+            self.h2.send_headers(stream.stream_id, fields)
+        except h2.exceptions.ProtocolError as exc:
+            log.info("HTTP/2 response head for stream %d refused: %s", stream.stream_id, exc)
+            self.reset(stream, ErrorCodes.INTERNAL_ERROR)
+            return
+        self._schedule_write()
+
+    def respond_local(self, stream: _Stream, status: int, detail: str = "") -> None:
+        """Answer a stream ourselves (a rejection) and end it."""
+        phrase = HTTPStatus(status).phrase
+        body = f"{status} {phrase}{': ' + detail if detail else ''}\n".encode()
+        self.engine.metrics.count_request("", status)
+        fields = [
+            (b":status", b"%d" % status),
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(body)),
+        ]
+        stream.head_sent = True
+        self.send_headers(stream, fields)
+        stream.out += body
+        stream.ended = True
+        self.flush(stream)
+
+    def flush(self, stream: _Stream) -> None:
+        """Send what the window allows of ``stream``'s pending body; end it when done."""
+        if stream.finished or self.closed:
+            return
+        h2conn = self.h2
+        sid = stream.stream_id
+        if not self.writing_paused:
+            while stream.out:
+                window = min(h2conn.local_flow_control_window(sid), h2conn.max_outbound_frame_size)
+                if window <= 0:
+                    break
+                chunk = bytes(stream.out[:window])
+                del stream.out[:window]
+                h2conn.send_data(sid, chunk)
+        if stream.out:
+            if stream.blocked_since is None:
+                stream.blocked_since = self.engine.clock.now
+        else:
+            stream.blocked_since = None
+            if stream.ended and stream.head_sent:
+                h2conn.end_stream(sid)
+                stream.finished = True
+                self.streams.pop(sid, None)
+                if self.engine.registry.draining and not self.streams:
+                    self.close()
+        self._pace_upstream(stream)
+        self._schedule_write()
+
+    def _pace_upstream(self, stream: _Stream) -> None:
+        exchange = stream.exchange
+        upstream = exchange.upstream if exchange is not None else None
+        if upstream is None:
+            return
+        full = len(stream.out) >= _STREAM_BUFFER
+        if full != stream.upstream_paused:
+            stream.upstream_paused = full
+            upstream.set_reading(not full)
+
+    def acknowledge(self, stream: _Stream, size: int) -> None:
+        if stream.finished or self.closed:
+            return
+        self.h2.acknowledge_received_data(size, stream.stream_id)
+        self._schedule_write()
+
+    def reset(self, stream: _Stream, code: ErrorCodes) -> None:
+        if stream.finished or self.closed:
+            return
+        stream.finished = True
+        self.streams.pop(stream.stream_id, None)
+        exchange = stream.exchange
+        if exchange is not None and not exchange.done:
+            exchange.abandon()
+        self.h2.reset_stream(stream.stream_id, code)
+        self._schedule_write()
+
+    def _schedule_write(self) -> None:
+        if not self._write_soon and not self.closed:
+            self._write_soon = True
+            asyncio.get_running_loop().call_soon(self._write_out)
+
+    def _write_out(self) -> None:
+        self._write_soon = False
+        if self.transport is None or self.closed:
+            return
+        data = self.h2.data_to_send()
+        if data:
+            self.transport.write(data)
+
+    # --- endings ---------------------------------------------------------------------------------
+    def _refuse(self, reason: str, code: ErrorCodes | None) -> None:
+        """A protection tripped: GOAWAY (h2 has queued one for protocol errors), then close."""
+        self.metrics.refusals.labels(reason).inc()
+        log.warning("HTTP/2 connection from %s closed: %s", self.peer, reason, extra={"reason": reason})
+        if code is not None:
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.h2.close_connection(error_code=code)
+        self._write_out()
+        self.close()
+
+    def close(self) -> None:
+        """Ask the client to stop (GOAWAY NO_ERROR), send what is queued and close."""
+        if self.transport is None or self.closed:
+            return
+        if not self.h2.state_machine.state.name.startswith("CLOSED"):
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.h2.close_connection()
+        self._write_out()
+        self.closed = True
+        self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.closed = True
+            self.transport.abort()
+
+    def check_timeouts(self, now: float) -> None:
+        if self.closed:
+            return
+        timeouts = self.engine.settings.timeouts
+        for stream in list(self.streams.values()):
+            exchange = stream.exchange
+            if stream.blocked_since is not None and now - stream.blocked_since > self.settings.stall_timeout:
+                self.metrics.refusals.labels("stalled_window").inc()
+                log.info("HTTP/2 stream %d from %s reset: window shut too long", stream.stream_id, self.peer)
+                self.reset(stream, ErrorCodes.CANCEL)
+                continue
+            if exchange is not None and not exchange.done:
+                exchange.check_timeout(now, timeouts.read)
+        draining = self.engine.registry.draining
+        if not self.streams and (draining or now - self.last_active > timeouts.idle):
+            self.close()
