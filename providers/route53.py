@@ -104,6 +104,7 @@ MAX_CHARS = 32000  # characters of Value elements per request, an UPSERT countin
 MAX_VALUE = 4000  # characters per Value element
 MAX_SET_IDENTIFIER = 128
 DEFAULT_SET = "default"
+HEALTH_CHECK_TAG = "ingressfed/zone"  # on health checks ingressfed created: the zone they serve
 
 _TRANSIENT_CODES = frozenset(
     {
@@ -589,6 +590,8 @@ class Route53Provider(BaseProvider):
         if self.options.health_check is not None:
             await self._ensure_health_checks(keep)
         result = await apply_in_batches(self._send, keep, self.limits, cost=change_cost)
+        if self.options.health_check is not None and result.applied:
+            await self._collect_health_checks()
         return ApplyResult(applied=result.applied, failed={**failed, **result.failed})
 
     def _refused(self, changes: Changes) -> dict[str, str]:
@@ -716,7 +719,69 @@ class Route53Provider(BaseProvider):
                     HealthCheckConfig=cast(Any, config),
                 ),
             )
-            self._created_checks[address] = answer["HealthCheck"]["Id"]
+            check_id = answer["HealthCheck"]["Id"]
+            # Tagged, so garbage collection can tell ours (for this zone) from anyone else's.
+            await self._call(
+                "ChangeTagsForResource",
+                partial(
+                    self.client.change_tags_for_resource,
+                    ResourceType="healthcheck",
+                    ResourceId=check_id,
+                    AddTags=[
+                        {"Key": HEALTH_CHECK_TAG, "Value": self.zone},
+                        {"Key": "Name", "Value": f"ingressfed {self.zone} {address}"},
+                    ],
+                ),
+            )
+            self._created_checks[address] = check_id
+
+    async def _our_health_checks(self) -> dict[str, str]:
+        """Health checks tagged for this zone: id -> address."""
+        checks: dict[str, str] = {}
+        kwargs: dict[str, Any] = {"MaxItems": "1000"}
+        while True:
+            page = await self._call("ListHealthChecks", partial(self.client.list_health_checks, **kwargs))
+            for hc in page["HealthChecks"]:
+                checks[hc["Id"]] = str(hc["HealthCheckConfig"].get("IPAddress", ""))
+            if not page.get("IsTruncated"):
+                break
+            kwargs["Marker"] = page["NextMarker"]
+        ours: dict[str, str] = {}
+        ids = sorted(checks)
+        for i in range(0, len(ids), 10):  # ListTagsForResources takes at most 10 ids
+            tags = await self._call(
+                "ListTagsForResources",
+                partial(
+                    self.client.list_tags_for_resources,
+                    ResourceType="healthcheck",
+                    ResourceIds=ids[i : i + 10],
+                ),
+            )
+            for tag_set in tags["ResourceTagSets"]:
+                values = {t["Key"]: t["Value"] for t in tag_set.get("Tags", [])}
+                if values.get(HEALTH_CHECK_TAG) == self.zone:
+                    ours[tag_set["ResourceId"]] = checks[tag_set["ResourceId"]]
+        return ours
+
+    async def _collect_health_checks(self) -> None:
+        """Delete the health checks this provider created for the zone that no set uses any more
+        (their address left the desired state). Untagged or other zones' checks are never touched."""
+        in_use = set(self._health_ids.values()) | set(self.options.health_check_ids.values())
+        for check_id, address in sorted((await self._our_health_checks()).items()):
+            if check_id in in_use:
+                continue
+            await self._call(
+                "DeleteHealthCheck", partial(self.client.delete_health_check, HealthCheckId=check_id)
+            )
+            if self._created_checks.get(address) == check_id:
+                del self._created_checks[address]
+            log.info(
+                "route53: deleted health check %s for %s (no record set of zone %s uses it)",
+                check_id,
+                address,
+                self.zone,
+                extra={"zone": self.zone, "address": address},
+            )
 
     # --- adjust ----------------------------------------------------------------------------
 

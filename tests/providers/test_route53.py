@@ -561,3 +561,38 @@ async def test_auth_error_without_code_names_status_and_fix(make: Callable[..., 
     assert "HTTP 403" in text and "(no error code)" in text and "route53:ChangeResourceRecordSets" in text
     assert ": : " not in text and err.value.batch_wide
     assert wire.count("ChangeResourceRecordSets") == 1
+
+
+async def test_health_checks_of_gone_addresses_are_deleted_only_ours(
+    make: Callable[..., Route53Provider], moto_endpoint: str
+) -> None:
+    client = boto3.client("route53", endpoint_url=moto_endpoint, region_name="us-east-1")
+    hc_config: Any = {"IPAddress": "192.0.2.1", "Port": 80, "Type": "HTTP", "ResourcePath": "/"}
+    foreign = client.create_health_check(CallerReference=uuid.uuid4().hex, HealthCheckConfig=hc_config)
+    foreign_id = foreign["HealthCheck"]["Id"]  # same address as ours, but not tagged: never touched
+    p = make(routing="latency", healthCheck={"port": 8080, "path": "/readyz"})
+    three = (("us-east1", "us-east1-b"), ("europe-west1", "europe-west1-b"), ("asia-east1", "asia-east1-a"))
+    fed, snap = snapshot(*three)
+    fed = Federation(name=fed.name, suffix=p.zone, owner_id=OWNER)
+    left, _ = await converge_routed(p, fed, snap)
+    assert left == 0
+
+    def our_checks() -> dict[str, str]:
+        out = {}
+        for hc in client.list_health_checks(MaxItems="1000")["HealthChecks"]:
+            tags = client.list_tags_for_resource(ResourceType="healthcheck", ResourceId=hc["Id"])
+            values = {t["Key"]: t["Value"] for t in tags["ResourceTagSet"].get("Tags", [])}
+            if values.get("ingressfed/zone") == p.zone:
+                out[hc["HealthCheckConfig"]["IPAddress"]] = hc["Id"]
+        return out
+
+    assert set(our_checks()) == {"192.0.2.1", "192.0.2.2", "192.0.2.3"}  # tagged with the zone
+    # The asia cluster goes away: its address leaves the desired state, and so does its check.
+    _, snap2 = snapshot(*three[:2])
+    left, _ = await converge_routed(p, fed, Snapshot(clusters=snap.clusters, services=snap2.services))
+    assert left == 0
+    assert set(our_checks()) == {"192.0.2.1", "192.0.2.2"}
+    await p.apply(plan(await p.records(), [], owner_id=OWNER).changes)
+    assert our_checks() == {}
+    ids = {hc["Id"] for hc in client.list_health_checks(MaxItems="1000")["HealthChecks"]}
+    assert foreign_id in ids
