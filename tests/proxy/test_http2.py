@@ -1,0 +1,219 @@
+"""HTTP/2 to clients: the same request rules as HTTP/1.1, and every known attack bounded while a
+second client keeps being served."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from h2.errors import ErrorCodes
+from h2.settings import SettingCodes
+from hpack import Encoder
+from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, SettingsFrame
+
+from ingressfed.proxy.exchange import Exchange
+from ingressfed.proxy.http2 import H2ClientConnection
+from ingressfed.tls.settings import Http2Settings
+from tests.proxy.conftest import BackendServer, eventually
+from tests.proxy.h2client import h2_client
+from tests.proxy.tlsproxy import HOST, HttpsProxy, https_proxy
+
+
+def refusals(h: HttpsProxy, reason: str) -> float:
+    value = h.proxy.metrics.registry.get_sample_value(
+        "ingressfed_proxy_http2_refusals_total", {"reason": reason}
+    )
+    return value or 0.0
+
+
+async def second_client_is_served(h: HttpsProxy) -> None:
+    """A fresh client on a fresh connection gets its answer (curl --http2)."""
+    proc = await asyncio.create_subprocess_exec(
+        *h.curl("--http2", "-w", "\n%{http_version} %{http_code}", h.url("/second")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    async with asyncio.timeout(20):
+        out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().rsplit("\n", 1)[1] == "2 200"
+
+
+async def test_streams_carry_routing_headers_uploads_and_rejections(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    async with https_proxy(backends, tmp_path) as h, h2_client(h.port, HOST, h.client_context()) as c:
+        first = await c.get(HOST, "/a?q=1", extra=[("cookie", "a=1"), ("cookie", "b=2"), ("te", "trailers")])
+        assert first.status == 200
+        seen = json.loads(first.body)
+        assert seen["path"] == "/a?q=1"
+        assert seen["headers"]["Cookie"] == "a=1; b=2"
+        assert seen["headers"]["X-Forwarded-Proto"] == "https"
+        assert "Te" not in seen["headers"]
+        assert first.headers[b"via"] == b"1.1 ingressfed"
+        assert b"connection" not in first.headers and b"transfer-encoding" not in first.headers
+        # A body without content-length streams to the backend chunked.
+        sid = c.request(HOST, "/upload", method="POST", end=False)
+        for _ in range(8):
+            c.conn.send_data(sid, b"z" * 10000)
+        c.conn.end_stream(sid)
+        c.flush()
+        await c.until(lambda: c.responses[sid].ended)
+        assert c.responses[sid].status == 200 and c.responses[sid].body == b"80000"
+        # An unknown host is answered 404 on its stream; the connection stays usable.
+        missing = await c.get("nowhere.example.org", "/")
+        assert missing.status == 404
+        again = await c.get(HOST, "/after")
+        assert again.status == 200
+
+
+async def test_a_response_larger_than_the_clients_window_arrives_whole(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    for server in backends.values():
+        server.release.set()
+    async with https_proxy(backends, tmp_path) as h, h2_client(h.port, HOST, h.client_context()) as c:
+        response = await c.get(HOST, "/stream?n=20&size=65536")
+        assert response.status == 200
+        assert len(response.body) == 20 * 65536
+
+
+async def test_rapid_reset_ends_the_connection(backends: dict[str, BackendServer], tmp_path: Path) -> None:
+    async with https_proxy(backends, tmp_path, http2=Http2Settings(max_resets=20)) as h:
+        async with h2_client(h.port, HOST, h.client_context()) as c:
+            for _ in range(60):
+                sid = c.request(HOST, "/reset-me", end=True)
+                c.conn.reset_stream(sid, ErrorCodes.CANCEL)
+            c.flush()
+            await c.until(lambda: c.terminated is not None or c.closed)
+            assert c.terminated is not None and c.terminated.error_code == ErrorCodes.ENHANCE_YOUR_CALM
+        assert refusals(h, "rapid_reset") == 1
+        await second_client_is_served(h)
+
+
+async def test_a_continuation_flood_ends_the_connection(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    async with https_proxy(backends, tmp_path, http2=Http2Settings(max_header_frames=8)) as h:
+        async with h2_client(h.port, HOST, h.client_context()) as c:
+            block = Encoder().encode(
+                [
+                    (b":method", b"GET"),
+                    (b":scheme", b"https"),
+                    (b":path", b"/"),
+                    (b":authority", HOST.encode()),
+                ]
+            )
+            head = HeadersFrame(1, data=block)  # no END_HEADERS: CONTINUATION frames must follow
+            frames = [head.serialize()]
+            for _ in range(40):
+                frames.append(ContinuationFrame(1, data=b"\x40\x01x\x01y").serialize())  # never ends
+            c.raw(b"".join(frames))
+            await c.until(lambda: c.closed, timeout=10)
+        assert refusals(h, "continuation_flood") == 1
+        await second_client_is_served(h)
+
+
+async def test_an_hpack_bomb_is_refused(backends: dict[str, BackendServer], tmp_path: Path) -> None:
+    async with https_proxy(backends, tmp_path) as h:
+        async with h2_client(h.port, HOST, h.client_context()) as c:
+            encoder = Encoder()
+            block = encoder.encode(
+                [
+                    (b":method", b"GET"),
+                    (b":scheme", b"https"),
+                    (b":path", b"/"),
+                    (b":authority", HOST.encode()),
+                    (b"x-big", b"a" * 3000),
+                ]
+            )
+            # 2000 one-byte references to that 3 kB dynamic-table entry: 6 MB once decoded.
+            index = 62  # the newest dynamic entry
+            bomb = block + bytes([0x80 | index]) * 2000
+            frame = HeadersFrame(1, data=bomb)
+            frame.flags.add("END_HEADERS")
+            frame.flags.add("END_STREAM")
+            c.raw(frame.serialize())
+            await c.until(lambda: c.closed or c.terminated is not None, timeout=10)
+            assert c.terminated is None or c.terminated.error_code != ErrorCodes.NO_ERROR
+        assert refusals(h, "header_list_size") + refusals(h, "continuation_flood") == 1
+        await second_client_is_served(h)
+
+
+@pytest.mark.parametrize("flood", ["settings", "ping"])
+async def test_settings_and_ping_floods_end_the_connection(
+    backends: dict[str, BackendServer], tmp_path: Path, flood: str
+) -> None:
+    async with https_proxy(backends, tmp_path, http2=Http2Settings(max_control_frames=100)) as h:
+        async with h2_client(h.port, HOST, h.client_context()) as c:
+            if flood == "settings":
+                frame = SettingsFrame(0, settings={SettingCodes.HEADER_TABLE_SIZE: 4096}).serialize()
+            else:
+                frame = PingFrame(0, opaque_data=b"12345678").serialize()
+            c.raw(frame * 500)
+            await c.until(lambda: c.closed or c.terminated is not None, timeout=10)
+            assert c.terminated is not None and c.terminated.error_code == ErrorCodes.ENHANCE_YOUR_CALM
+        assert refusals(h, "control_flood") == 1
+        await second_client_is_served(h)
+
+
+async def test_more_concurrent_streams_than_advertised_are_refused(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    async with https_proxy(backends, tmp_path, http2=Http2Settings(max_concurrent_streams=4)) as h:
+        async with h2_client(h.port, HOST, h.client_context()) as c:
+            await c.until(lambda: SettingCodes.MAX_CONCURRENT_STREAMS in c.remote_settings)
+            assert c.remote_settings[SettingCodes.MAX_CONCURRENT_STREAMS] == 4
+            # Open streams that stay open (bodies never ended), then one more than allowed,
+            # past the client library's own check.
+            for _ in range(4):
+                c.request(HOST, "/upload", method="POST", end=False)
+            block = Encoder().encode(
+                [
+                    (b":method", b"GET"),
+                    (b":scheme", b"https"),
+                    (b":path", b"/"),
+                    (b":authority", HOST.encode()),
+                ]
+            )
+            extra = HeadersFrame(9, data=block, flags=["END_HEADERS", "END_STREAM"])  # the fifth stream
+            c.raw(extra.serialize())
+            await c.until(lambda: c.closed or c.terminated is not None, timeout=10)
+        assert refusals(h, "max_concurrent_streams") == 1
+        await second_client_is_served(h)
+
+
+async def test_a_response_stalled_on_a_zero_window_is_reset_and_releases_its_backend(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    for server in backends.values():
+        server.release.set()
+    async with https_proxy(backends, tmp_path, http2=Http2Settings(stall_timeout=1.0)) as h:
+        async with h2_client(
+            h.port, HOST, h.client_context(), settings={SettingCodes.INITIAL_WINDOW_SIZE: 0}
+        ) as c:
+            sid = c.request(HOST, "/stream?n=40&size=65536")
+            await eventually(lambda: bool(_exchanges(h)))
+            [exchange] = _exchanges(h)
+            await c.until(lambda: c.responses[sid].reset is not None or c.closed, timeout=15)
+            assert c.responses[sid].reset == ErrorCodes.CANCEL
+            assert not c.responses[sid].body
+            assert not c.closed  # only the stream, not the connection
+            c.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 65535})  # the client reads again
+            c.flush()
+            ok = await c.get(HOST, "/small")
+            assert ok.status == 200 and ok.ended and ok.reset is None
+        assert refusals(h, "stalled_window") == 1
+        assert exchange.done and exchange.upstream is None  # its backend connection was let go
+        await second_client_is_served(h)
+
+
+def _exchanges(h: HttpsProxy) -> list[Exchange]:
+    out: list[Exchange] = []
+    for client in h.proxy.engine.registry.clients:
+        if isinstance(client, H2ClientConnection):
+            out += [s.exchange for s in client.streams.values() if s.exchange is not None]
+    return out
