@@ -193,9 +193,11 @@ class Controller:
             if first_change is not None:
                 self.metrics.change_to_applied.observe(max(0.0, self.clock() - first_change))
             for conflict in p.conflicts:
-                log.warning("name left untouched: %s", conflict.reason, extra={"record": conflict.name})
+                log.warning(
+                    "%s left untouched: %s", conflict.name, conflict.reason, extra={"record": conflict.name}
+                )
             for name, reason in failed.items():
-                log.error("provider rejected a record set: %s", reason, extra={"record": name})
+                log.error("provider rejected record set %s: %s", name, reason, extra={"record": name})
         except ProviderError as e:
             self._failures += 1
             delay = min(self.settings.retry_max, self.settings.retry_min * 2 ** (self._failures - 1))

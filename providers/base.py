@@ -36,6 +36,9 @@ class ApplyResult:
 
     applied: int
     failed: Mapping[str, str]
+    # Nothing was meant to be written (a dry run): callers must not treat the
+    # changes as applied, nor the zero count as a surprise.
+    simulated: bool = False
 
 
 @runtime_checkable

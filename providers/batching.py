@@ -186,12 +186,13 @@ async def _isolate(
 ) -> ApplyResult:
     reason = str(err)
     if len(group_list) == 1:
-        log.warning("record refused: %s", reason, extra={"record": group_key(group_list[0][0])})
+        name = group_key(group_list[0][0])
+        log.warning("record set %s refused: %s", name, reason, extra={"record": name})
         return ApplyResult(applied=0, failed=_failed_names(group_list, reason))
     named = [g for g in group_list if err.record is not None and any(c.record.name == err.record for c in g)]
     if len(named) == 1:
         bad = named[0]
-        log.warning("record refused: %s", reason, extra={"record": err.record})
+        log.warning("record set %s refused: %s", err.record, reason, extra={"record": err.record})
         rest = [g for g in group_list if g is not bad]
         result = await apply_isolating(apply_batch, Changes(tuple(c for g in rest for c in g)))
         return ApplyResult(result.applied, {**result.failed, **_failed_names([bad], reason)})

@@ -60,7 +60,7 @@ class CachedProvider:
             # Some batches may have landed before the error: only the zone knows.
             self.invalidate()
             raise
-        if self._sets is not None:
+        if self._sets is not None and not result.simulated:
             self._record(changes, result)
         return result
 

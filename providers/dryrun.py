@@ -52,7 +52,8 @@ def format_changes(changes: Changes, *, zone: str) -> str:
 
 
 class DryRunProvider:
-    """``DryRunProvider(inner, *, out=print)``: ``apply`` writes the table to ``out`` and the log."""
+    """``DryRunProvider(inner, *, out=print)``: ``apply`` writes the table to ``out`` (or, with
+    ``out=None``, to the log at INFO) and reports the result as simulated."""
 
     def __init__(self, inner: Provider, *, out: Callable[[str], None] | None = print) -> None:
         self.inner = inner
@@ -74,13 +75,16 @@ class DryRunProvider:
     async def apply(self, changes: Changes) -> ApplyResult:
         if changes == self._last:
             log.debug("dry run: same plan as before, not printed again")
-            return ApplyResult(applied=0, failed={})
+            return ApplyResult(applied=0, failed={}, simulated=True)
         self._last = changes
         text = format_changes(changes, zone=self.inner.zone)
-        log.info("%s", text, extra={"zone": self.inner.zone, "changes": len(changes)})
         if self.out is not None:
             self.out(text)
-        return ApplyResult(applied=0, failed={})
+            # Already on the user's screen: the log keeps it for debugging only.
+            log.debug("%s", text, extra={"zone": self.inner.zone, "changes": len(changes)})
+        else:
+            log.info("%s", text, extra={"zone": self.inner.zone, "changes": len(changes)})
+        return ApplyResult(applied=0, failed={}, simulated=True)
 
     def adjust(self, desired: Sequence[RecordSet]) -> list[RecordSet]:
         return self.inner.adjust(desired)

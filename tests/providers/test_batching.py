@@ -225,3 +225,23 @@ async def test_retrying_gives_up_and_skips_permanent() -> None:
             sleep=sleep,
         )
     assert attempts == 1
+
+
+async def test_refusal_log_lines_name_the_record(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from providers.batching import apply_isolating
+
+    async def refuse_bad(batch: Changes) -> None:
+        for c in batch.items:
+            if c.record.name.startswith("bad"):
+                raise InvalidRecordError("value refused", provider="x")  # no name in the error
+
+    changes = Changes((*named("good.example.com"), *named("bad1.example.com"), *named("bad2.example.com")))
+    caplog.set_level(logging.WARNING, logger="providers.batching")
+    result = await apply_isolating(refuse_bad, changes)
+    assert set(result.failed) >= {"bad1.example.com", "bad2.example.com"}
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("bad1.example.com" in line for line in lines)
+    assert any("bad2.example.com" in line for line in lines)
+    assert len(set(lines)) == len(lines)  # one distinct line per record, not identical repeats

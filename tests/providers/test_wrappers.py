@@ -220,3 +220,19 @@ async def test_outer_wrappers_pass_resync_to_the_cache() -> None:
     assert not cached.fresh
     await stacked.records()
     assert inner.calls["records"] == 2
+
+
+async def test_dry_run_under_the_cache_prints_once_and_warns_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    inner = InMemoryProvider(zone=ZONE)
+    printed: list[str] = []
+    stacked = CachedProvider(DryRunProvider(inner, out=printed.append))
+    caplog.set_level(logging.DEBUG)
+    for _ in range(3):  # reconcile cycles
+        await converge(stacked, desired(a("new.example.com", "192.0.2.2"), a("n2.example.com", "192.0.2.3")))
+    assert len(printed) == 1
+    shown = [r for r in caplog.records if r.levelno >= logging.INFO and "new.example.com" in r.getMessage()]
+    assert shown == []  # printed to stdout once, not logged again at INFO
+    assert not [r for r in caplog.records if "expected" in r.getMessage()]
+    assert inner.calls["records"] == 1  # the dry run did not invalidate the cache every cycle
