@@ -115,8 +115,10 @@ def write_demo_files(
     proxy_admin_listen: str,
     controller_listen: str,
     geoip: str | None,
+    https_listen: str | None = None,
 ) -> Path:
-    """Write config.yaml and objects.yaml for the demo; returns the config path."""
+    """Write config.yaml and objects.yaml for the demo (and, with ``https_listen``, the demo CA and
+    certificates); returns the config path."""
     proxy_host, _ = split_host_port(proxy_listen)
     config: dict[str, Any] = {
         "federation": {
@@ -145,6 +147,16 @@ def write_demo_files(
     }
     if geoip is None:
         del config["geo"]["database"]
+    if https_listen:
+        from ingressfed.tls.demo_certs import write_demo_certificates
+
+        _, certs = write_demo_certificates(workdir, [f"{SERVICE}.{ZONE}"])
+        _, https_port = split_host_port(https_listen)
+        config["proxy"]["tls"] = {
+            "listen": https_listen,
+            "certificateDir": str(certs),
+            "redirectPort": https_port,
+        }
     objects = {
         "services": [
             {
@@ -172,6 +184,21 @@ def write_demo_files(
     cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
     (workdir / "objects.yaml").write_text(yaml.safe_dump(objects, sort_keys=False))
     return cfg_path
+
+
+def _https_lines(https_listen: str | None, workdir: Path) -> list[str]:
+    if not https_listen:
+        return []
+    host, port = split_host_port(https_listen)
+    ip = host if host not in ("0.0.0.0", "") else "127.0.0.1"
+    name = f"{SERVICE}.{ZONE}"
+    curl = f"curl --cacert {workdir / 'ca.pem'} --resolve {name}:{port}:{ip}"
+    return [
+        "",
+        f"HTTPS (certificate from the demo CA in {workdir}; HTTP/1.1, then HTTP/2 by ALPN):",
+        f"  {curl} --http1.1 https://{name}:{port}/",
+        f"  {curl} --http2 https://{name}:{port}/",
+    ]
 
 
 def _instructions(dns_listen: str, proxy_listen: str, control: str, controller_listen: str) -> str:
@@ -289,6 +316,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         proxy_admin_listen=args.proxy_admin_listen,
         controller_listen=args.controller_listen,
         geoip=geoip,
+        https_listen=args.https_listen or None,
     )
     config = load_config(cfg_path)
     stop = asyncio.Event()
@@ -307,9 +335,10 @@ async def run_demo(args: argparse.Namespace) -> int:
                         break
                     await asyncio.sleep(0.05)
                 print(f"config written to {cfg_path}")
+                text = _instructions(args.dns_listen, args.proxy_listen, args.control, args.controller_listen)
+                https = "\n".join(_https_lines(args.https_listen, workdir))
                 print(
-                    _instructions(args.dns_listen, args.proxy_listen, args.control, args.controller_listen),
-                    flush=True,
+                    text.replace("\n\nTake a cluster down", f"{https}\n\nTake a cluster down", 1), flush=True
                 )
                 await stop.wait()
             finally:
@@ -357,6 +386,9 @@ def register(sub: Any) -> None:
     p.add_argument("cluster", nargs="?", help="cluster name for down/up")
     p.add_argument("--dns-listen", default="127.0.0.1:5353", help="embedded DNS server address")
     p.add_argument("--proxy-listen", default="127.0.0.1:8080", help="proxy (global address) listen address")
+    p.add_argument(
+        "--https-listen", default="127.0.0.1:8443", help="proxy HTTPS listen address ('' for none)"
+    )
     p.add_argument("--proxy-admin-listen", default="127.0.0.1:8081", help="proxy /metrics, /routes")
     p.add_argument("--controller-listen", default="127.0.0.1:9090", help="metrics, health and feed")
     p.add_argument("--control", default="127.0.0.1:8090", help="the demo's control endpoint")

@@ -54,7 +54,7 @@ def get(proxy: int, client_ip: str) -> str:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
-    ports = {k: free_port() for k in ("dns", "proxy", "admin", "controller", "control")}
+    ports = {k: free_port() for k in ("dns", "proxy", "admin", "controller", "control", "https")}
     workdir = tmp_path_factory.mktemp("demo")
     cmd = [
         sys.executable,
@@ -73,6 +73,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
         f"127.0.0.1:{ports['controller']}",
         "--control",
         f"127.0.0.1:{ports['control']}",
+        "--https-listen",
+        f"127.0.0.1:{ports['https']}",
     ]
     log = open(workdir / "demo.log", "w")  # noqa: SIM115 - outlives this block: the process writes it
     proc = subprocess.Popen(
@@ -159,3 +161,29 @@ def test_metrics_endpoint(demo: dict[str, int]) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{demo['controller']}/metrics", timeout=5) as resp:
         body = resp.read().decode()
     assert "ingressfed_reconciles_total" in body and "ingressfed_records_owned" in body
+
+
+def test_the_printed_https_commands_work_over_http11_and_http2(demo: dict[str, int]) -> None:
+    import shlex
+    import shutil
+
+    if shutil.which("curl") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("curl is not installed (scripts/setup.sh --test installs it)")
+        pytest.skip("curl is not installed")
+    printed = Path(demo["workdir"], "demo.log").read_text()  # type: ignore[call-overload]
+    commands = [line.strip() for line in printed.splitlines() if line.strip().startswith("curl --cacert")]
+    assert len(commands) == 2, printed
+    for command, version in zip(commands, ("1.1", "2"), strict=True):
+        assert f"{demo['workdir']}/ca.pem" in command
+        done = subprocess.run(
+            [*shlex.split(command), "-sS", "-w", "\\n%{http_version}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        body, _, got = done.stdout.rpartition("\n")
+        assert "You've hit k8shserver" in body
+        assert got == version
