@@ -290,7 +290,7 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
         if status is not None:
             from ingressfed.status.wiring import attach_data_planes
 
-            attach_data_planes(status, proxy=proxy, dns_server=dns_server)
+            attach_data_planes(status, proxy=proxy, dns_server=dns_server, edges=edges)
             controller.sinks.append(status.observe_outcome)
         running = Running(
             config, store, controller, raw, publisher, http_port, dns_server, proxy, edges, status

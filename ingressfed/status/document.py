@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from ingressfed.feed.view import FeedView
-from ingressfed.model import Cluster, RecordSet, Route
+from ingressfed.model import Cluster, Edge, RecordSet, Route
 from ingressfed.status.events import Event
 from ingressfed.status.health import cluster_health, cluster_reasons
 from ingressfed.status.rates import ClusterRate
@@ -25,8 +25,11 @@ __all__ = [
     "FORMAT",
     "RESOURCES",
     "ClusterItem",
+    "EdgeDetail",
+    "EdgeItem",
     "StatusInputs",
     "cluster_item",
+    "edge_item",
     "event_item",
     "overview",
     "record_item",
@@ -58,6 +61,34 @@ class ClusterItem(TypedDict):
     lastTransition: float | None
     requestsPerSecond: float | None
     errorRate: float | None
+
+
+class EdgeItem(TypedDict):
+    name: str
+    cluster: str
+    region: str
+    location: LocationWire | None
+    addresses: list[str]
+    live: bool
+    status: str
+    health: str
+    reasons: list[str]
+    lastTransition: float | None
+    lastReport: float | None
+    reports: int | None
+    backendsUp: int | None
+    backends: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeDetail:
+    """What the controller's edge registry knows beyond the snapshot's ``Edge``."""
+
+    status: str  # Live | Pending (not heard from yet, in its grace window) | Stale
+    last_report: float | None  # unix seconds
+    reports: int
+    backends_up: int
+    backends: int
 
 
 class BackendItem(TypedDict):
@@ -101,6 +132,8 @@ class StatusInputs:
     rates: Mapping[str, ClusterRate] | None = None  # None: no proxy metrics in this process
     events: Sequence[Event] = ()
     grid: Grid | None = None
+    edges: Sequence[Edge] = ()
+    edge_details: Mapping[str, EdgeDetail] = field(default_factory=dict)
     extras: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
 
 
@@ -121,6 +154,36 @@ def cluster_item(
         # With proxy metrics in this process, a cluster that served nothing has a rate of 0.
         "requestsPerSecond": rate.requests_per_second if rate else (0.0 if metered else None),
         "errorRate": rate.error_rate if rate else None,
+    }
+
+
+def edge_item(e: Edge, *, transition: float | None, detail: EdgeDetail | None) -> EdgeItem:
+    status = detail.status if detail is not None else ("Live" if e.live else "Stale")
+    reasons: list[str] = []
+    if not e.live:
+        reasons.append("Stale: no health report within the window; its addresses left DNS")
+    elif status == "Pending":
+        reasons.append("Pending: not heard from yet (start-up grace)")
+    if detail is not None and detail.backends and detail.backends_up < detail.backends:
+        reasons.append(
+            f"BackendsDown: it sees {detail.backends - detail.backends_up} of {detail.backends} down"
+        )
+    health = "unhealthy" if not e.live else ("degraded" if status == "Pending" else "healthy")
+    return {
+        "name": e.name,
+        "cluster": e.cluster,
+        "region": e.region,
+        "location": None if e.location is None else {"lat": e.location.lat, "lon": e.location.lon},
+        "addresses": list(e.addresses),
+        "live": e.live,
+        "status": status,
+        "health": health,
+        "reasons": reasons,
+        "lastTransition": transition,
+        "lastReport": detail.last_report if detail else None,
+        "reports": detail.reports if detail else None,
+        "backendsUp": detail.backends_up if detail else None,
+        "backends": detail.backends if detail else None,
     }
 
 
@@ -170,6 +233,15 @@ def _clusters(inputs: StatusInputs) -> list[Any]:
     ]
 
 
+def _edges(inputs: StatusInputs) -> list[Any]:
+    return [
+        edge_item(
+            e, transition=inputs.transitions.get("edge/" + e.name), detail=inputs.edge_details.get(e.name)
+        )
+        for e in inputs.edges
+    ]
+
+
 def _routes(inputs: StatusInputs) -> list[Any]:
     return [route_item(r) for r in inputs.view.routes] if inputs.view else []
 
@@ -185,6 +257,7 @@ def _events(inputs: StatusInputs) -> list[Any]:
 # The resources every status endpoint serves; others come from ``StatusInputs.extras``.
 RESOURCES: dict[str, Callable[[StatusInputs], list[Any]]] = {
     "clusters": _clusters,
+    "edges": _edges,
     "routes": _routes,
     "records": _records,
     "events": _events,
@@ -217,7 +290,7 @@ def overview(inputs: StatusInputs) -> dict[str, Any]:
         "feed": None if view is None else {"version": view.version, "epoch": view.epoch},
         "zone": view.zone if view else "",
         "clusters": _clusters(inputs),
-        "edges": [dict(e) for e in inputs.extras.get("edges", ())],
+        "edges": _edges(inputs),
         "events": _events(inputs),
         "grid": None
         if grid is None
@@ -226,6 +299,7 @@ def overview(inputs: StatusInputs) -> dict[str, Any]:
         "counts": {
             "routes": len(view.routes) if view else 0,
             "records": len(view.records) if view else 0,
+            "edges": len(inputs.edges),
             **{name: len(items) for name, items in inputs.extras.items()},
         },
         "resources": resource_names(inputs),

@@ -13,9 +13,9 @@ from enum import StrEnum
 
 from geo.select import Candidate, rank
 from ingressfed.core.health import cluster_serves
-from ingressfed.model import ChangeAction, Changes, Cluster
+from ingressfed.model import ChangeAction, Changes, Cluster, Edge
 
-__all__ = ["Event", "EventKind", "cluster_events", "dns_events"]
+__all__ = ["Event", "EventKind", "cluster_events", "dns_events", "edge_events"]
 
 # How many record names one DNS event lists before saying "and N more".
 _NAMES_SHOWN = 3
@@ -29,6 +29,10 @@ class EventKind(StrEnum):
     DATA_PLANE_UP = "DataPlaneUp"
     FAILOVER = "Failover"  # a cluster stopped serving: its clients go elsewhere
     RECOVERED = "Recovered"  # a cluster serves again
+    EDGE_JOINED = "EdgeJoined"
+    EDGE_REMOVED = "EdgeRemoved"
+    EDGE_STALE = "EdgeStale"  # stopped reporting within the health window: its votes no longer count
+    EDGE_LIVE = "EdgeLive"
     DNS_APPLIED = "DnsChangeApplied"
     DNS_FAILED = "DnsChangeFailed"
 
@@ -93,6 +97,25 @@ def cluster_events(
             )
         elif serves and not served:
             out.append(Event(now, EventKind.RECOVERED, c.name, f"{c.name} serves again"))
+    return out
+
+
+def edge_events(before: Mapping[str, Edge], after: Sequence[Edge], *, now: float) -> list[Event]:
+    """Events for edges that appeared, went away, went stale or came back."""
+    out: list[Event] = []
+    current = {e.name: e for e in after}
+    for name in sorted(set(before) - set(current)):
+        out.append(Event(now, EventKind.EDGE_REMOVED, name, f"edge {name} is no longer declared"))
+    for e in sorted(after, key=lambda e: e.name):
+        prev = before.get(e.name)
+        if prev is None:
+            state = "live" if e.live else "stale"
+            out.append(Event(now, EventKind.EDGE_JOINED, e.name, f"edge {e.name} in {e.cluster} ({state})"))
+        elif prev.live and not e.live:
+            message = f"edge {e.name} stopped reporting: its addresses leave DNS, its votes no longer count"
+            out.append(Event(now, EventKind.EDGE_STALE, e.name, message, warning=True))
+        elif e.live and not prev.live:
+            out.append(Event(now, EventKind.EDGE_LIVE, e.name, f"edge {e.name} reports again"))
     return out
 
 

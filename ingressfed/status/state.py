@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ingressfed.feed.view import FeedView
-from ingressfed.model import Changes, Cluster, Location
-from ingressfed.status.document import StatusInputs
-from ingressfed.status.events import Event, cluster_events, dns_events
+from ingressfed.model import Changes, Cluster, Edge, Location
+from ingressfed.status.document import EdgeDetail, StatusInputs
+from ingressfed.status.events import Event, cluster_events, dns_events, edge_events
 from ingressfed.status.rates import Sample, request_rates
 from ingressfed.status.regions import Grid, nearest_grid
 from ingressfed.status.where import answer_from_records, proxy_choice
@@ -78,6 +78,9 @@ class StatusState:
         self.events: deque[Event] = deque(maxlen=MAX_EVENTS)
         self.transitions: dict[str, float] = {}
         self._clusters: dict[str, Cluster] = {}
+        self._edges: dict[str, Edge] = {}
+        # Set by the wiring when an edge registry runs in this process.
+        self.edge_details: Callable[[], Mapping[str, EdgeDetail]] | None = None
         self._health: dict[str, tuple[object, ...]] = {}
         self._grid_key: tuple[Cluster, ...] | None = None
         self._grid: Grid | None = None
@@ -96,9 +99,22 @@ class StatusState:
                 self._health[c.name] = key
                 self.transitions[c.name] = now
         for gone in set(self._health) - {c.name for c in clusters}:
+            # Edges keep their transitions under "edge/<name>"; only clusters are tracked here.
             del self._health[gone]
             self.transitions.pop(gone, None)
         self._clusters = {c.name: c for c in clusters}
+        self._add(events)
+
+    def observe_edges(self, edges: Sequence[Edge]) -> None:
+        now = self.clock()
+        events = edge_events(self._edges, edges, now=now)
+        for e in edges:
+            prev = self._edges.get(e.name)
+            if prev is None or prev.live != e.live:
+                self.transitions["edge/" + e.name] = now
+        for gone in set(self._edges) - {e.name for e in edges}:
+            self.transitions.pop("edge/" + gone, None)
+        self._edges = {e.name: e for e in edges}
         self._add(events)
 
     def observe_dns(self, changes: Changes, failed: Mapping[str, str], error: str | None = None) -> None:
@@ -107,6 +123,7 @@ class StatusState:
     def observe_outcome(self, outcome: Any) -> None:
         """A controller sink: ``outcome`` is a ``controller.ReconcileOutcome``."""
         self.observe_clusters(outcome.snapshot.clusters)
+        self.observe_edges(outcome.snapshot.edges)
         self.observe_dns(outcome.plan.changes, outcome.failed, outcome.error)
         self.touch()
 
@@ -162,6 +179,8 @@ class StatusState:
             rates=self._rates(),
             events=tuple(reversed(self.events)),
             grid=self._grid_for(view.clusters) if view is not None else None,
+            edges=tuple(self._edges[k] for k in sorted(self._edges)),
+            edge_details=self.edge_details() if self.edge_details is not None else {},
             extras={name: list(fn()) for name, fn in self._extras.items()},
         )
 

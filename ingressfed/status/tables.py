@@ -89,6 +89,15 @@ def _route_backends(item: Item, _now: float) -> str:
     return ",".join(f"{b.get('cluster')}={b.get('address')}" for b in item.get("backends") or []) or "<none>"
 
 
+def _edge_backends(item: Item, _now: float) -> str:
+    up, total = item.get("backendsUp"), item.get("backends")
+    return "-" if up is None or total is None else f"{up}/{total}"
+
+
+def _addresses(item: Item, _now: float) -> str:
+    return ",".join(str(a) for a in item.get("addresses") or []) or "<none>"
+
+
 def _values(item: Item, _now: float) -> str:
     return ",".join(str(v) for v in item.get("values") or [])
 
@@ -109,6 +118,20 @@ TABLES: dict[str, Table] = {
                 Column("LOCATION", _location, wide=True),
                 Column("REQ/S", _rps, wide=True),
                 Column("ERRORS", _errors, wide=True),
+                Column("REASONS", _reasons, wide=True),
+            ),
+        ),
+        Table(
+            "edges",
+            (
+                Column("NAME", _field("name")),
+                Column("CLUSTER", _field("cluster")),
+                Column("STATUS", _field("status")),
+                Column("HEALTH", _field("health")),
+                Column("LAST REPORT", _since("lastReport")),
+                Column("REGION", _field("region"), wide=True),
+                Column("ADDRESSES", _addresses, wide=True),
+                Column("BACKENDS UP", _edge_backends, wide=True),
                 Column("REASONS", _reasons, wide=True),
             ),
         ),

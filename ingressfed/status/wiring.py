@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from ingressfed.config import Config
 from ingressfed.feed.publisher import FeedPublisher
+from ingressfed.status.document import EdgeDetail
 from ingressfed.status.state import StatusState
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "controller_status",
     "counts_from_registry",
     "dns_resolver",
+    "edge_details",
 ]
 
 log = logging.getLogger(__name__)
@@ -86,8 +89,33 @@ def controller_status(
     return state
 
 
-def attach_data_planes(state: StatusState, *, proxy: Any = None, dns_server: Any = None) -> None:
-    """In one process the page also shows the proxy's request rates and the DNS server's answers."""
+def edge_details(edges: Any) -> Callable[[], dict[str, EdgeDetail]]:
+    """The edge registry's rows (its times are the loop's monotonic clock) with unix times."""
+
+    def details() -> dict[str, EdgeDetail]:
+        now = edges.clock()
+        wall = time.time()
+        return {
+            r.name: EdgeDetail(
+                status=r.status,
+                last_report=None if r.last_seen is None else wall - (now - r.last_seen),
+                reports=r.reports,
+                backends_up=r.backends_up,
+                backends=r.backends,
+            )
+            for r in edges.registry.rows(now=now)
+        }
+
+    return details
+
+
+def attach_data_planes(
+    state: StatusState, *, proxy: Any = None, dns_server: Any = None, edges: Any = None
+) -> None:
+    """In one process the page also shows the proxy's request rates, the DNS server's answers and
+    what the edge registry knows of each edge (``edges`` is an ``edge.runtime.EdgeRuntime``)."""
+    if edges is not None:
+        state.edge_details = edge_details(edges)
     if proxy is not None:
         state.counts = counts_from_registry(proxy.metrics.registry)
     if dns_server is not None:

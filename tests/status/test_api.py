@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from pathlib import Path
 
 import aiohttp
+import yaml
 
 from ingressfed.app import Running
 from ingressfed.model import ClusterStatus
@@ -45,11 +47,11 @@ async def test_resources_come_from_the_feed_view(controller: Running) -> None:
         assert sorted(r["name"] for r in records) == sorted(r.name for r in view.records)
         async with s.get(url(controller, "/v1/status/nothing")) as r:
             assert r.status == 404
-            assert "known: clusters, events, records, routes" in (await r.json())["detail"]
+            assert "known: clusters, edges, events, records, routes" in (await r.json())["detail"]
         async with s.get(url(controller, "/v1/status")) as r:
             overview = await r.json()
         assert overview["feed"]["version"] == view.version
-        assert overview["counts"] == {"routes": 1, "records": len(view.records)}
+        assert overview["counts"] == {"routes": 1, "records": len(view.records), "edges": 0}
         assert overview["hosts"] == ["web.example.com"]
         assert overview["grid"]["rows"] * overview["grid"]["cols"] == len(overview["grid"]["cells"])
 
@@ -150,3 +152,38 @@ async def test_off_by_default(tmp_path: Path) -> None:
         assert running.status is None
         assert (await get(running, "/v1/status/clusters"))[0] == 404
         assert (await get(running, "/status"))[0] == 404
+
+
+async def test_edges_appear_with_their_cluster_location_and_go_stale(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    cfg = yaml.safe_load(path.read_text())
+    (tmp_path / "feed-token").write_text("feed\n")
+    cfg["controller"]["feedTokenFile"] = str(tmp_path / "feed-token")
+    cfg["status"]["tokenFile"] = str(tmp_path / "feed-token")
+    cfg["edges"] = [{"name": "edge-eu", "cluster": "cluster-europe-west1-b", "addresses": ["198.51.100.7"]}]
+    cfg["edgeHealth"] = {"staleAfter": 1.0}
+    path.write_text(yaml.safe_dump(cfg))
+    auth = {"Authorization": "Bearer feed"}
+    async for running in started(path):
+
+        async def edge() -> dict[str, object]:
+            status, _, body = await get(running, "/v1/status/edges", **auth)
+            assert status == 200
+            items = json.loads(body)["items"]
+            assert [e["name"] for e in items] == ["edge-eu"]
+            return items[0]
+
+        first = await edge()
+        # Never heard from: in its start-up grace it is Pending, drawn at its cluster's location.
+        assert (first["status"], first["health"], first["live"]) == ("Pending", "degraded", True)
+        assert first["location"] == {"lat": 50.45, "lon": 3.82}
+        assert first["addresses"] == ["198.51.100.7"]
+        async with asyncio.timeout(10):
+            while (current := await edge())["live"]:
+                await asyncio.sleep(0.1)
+        assert (current["status"], current["health"]) == ("Stale", "unhealthy")
+        assert current["lastTransition"] is not None
+        _, _, body = await get(running, "/v1/status", **auth)
+        doc = json.loads(body)
+        assert [e["name"] for e in doc["edges"]] == ["edge-eu"] and doc["counts"]["edges"] == 1
+        assert any(e["kind"] == "EdgeStale" and e["object"] == "edge-eu" for e in doc["events"])

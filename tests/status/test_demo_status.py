@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from tests.test_demo import ctl, demo, wait_for
@@ -47,12 +49,15 @@ def test_get_follows_a_cluster_taken_down(demo: dict[str, int]) -> None:
     assert ctl(demo, "down", "cluster-asia-east1-a").returncode == 0
     try:
 
-        def asia_row() -> list[str] | None:
-            got = run_printed_get(demo, "-o", "wide")
-            row = next(line.split() for line in got.stdout.splitlines() if line.startswith("cluster-asia"))
-            return row if row[1] == "Offline" else None
+        def asia_offline() -> bool:
+            url = f"http://127.0.0.1:{demo['controller']}/v1/status/clusters"
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                items = json.loads(resp.read())["items"]
+            return any(c["name"] == "cluster-asia-east1-a" and c["status"] == "Offline" for c in items)
 
-        row = wait_for(asia_row)
-        assert row is not None and row[3] == "unhealthy"
+        assert wait_for(asia_offline)
+        got = run_printed_get(demo, "-o", "wide")
+        row = next(line.split() for line in got.stdout.splitlines() if line.startswith("cluster-asia"))
+        assert row[1:4] == ["Offline", "Failing", "unhealthy"]
     finally:
         assert ctl(demo, "up", "cluster-asia-east1-a").returncode == 0
