@@ -101,7 +101,7 @@ async def test_services_in_member_clusters_reach_dns(tmp_path: Path) -> None:
 
 async def test_two_replicas_one_leader_and_members_from_federatedclusters(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    async with FakeKubeAPI() as host, FakeKubeAPI() as member:
+    async with FakeKubeAPI(identity="host") as host, FakeKubeAPI() as member:
         host.write_kubeconfig(kubeconfig, context="host")
         member.write_kubeconfig(kubeconfig, context="member", make_current=False)
         host.add(crd())

@@ -4,14 +4,24 @@ The implementation lives in ``tests.fakes.kube`` (resources, selectors, store, r
 
 Start and reach it
     ``async with FakeKubeAPI(name="east") as api:`` listens on 127.0.0.1, a free port; ``api.url``.
-    Options: ``tls=True`` (self-signed, CA in ``api.ca_pem`` and in kubeconfigs), ``require_auth=True``
-    (unknown bearer tokens get 401), ``enforce_rbac=True`` (non-admin users need Role/ClusterRole
-    bindings), ``history_size`` (events kept for watch resume), ``bookmark_interval`` (seconds),
+    Strict by default, as a real cluster: bearer tokens required (anonymous reaches only /readyz,
+    /livez, /healthz, /version; a bad token gets 401 everywhere), RBAC enforced, and a watch history
+    of ``history_size=100`` events per resource type (older resumes and continue tokens get 410).
+    ``identity`` says who kubeconfigs and clients authenticate as: ``"member"`` (default: the account,
+    ClusterRole and binding ``ingressfed join`` creates, rules from ``join.cluster_role_rules()``),
+    ``"host"`` (the chart's controller ServiceAccount with its ClusterRole and Role, rendered by helm,
+    in ``host_namespace``, Lease ``lease_name``) or ``"admin"`` (no RBAC: setup, join itself, tests of
+    the fake's own semantics). Every request RBAC refuses is kept in ``api.forbidden`` and ``close()``
+    raises AssertionError listing them (code that swallows a 403 still fails its test);
+    ``allow_forbidden=True`` where a test expects refusals. ``api.token_for(identity)``,
+    ``api.add_token(token, identity)`` (one more token for the same account, e.g. one per replica).
+    Other options: ``tls=True`` (self-signed, CA in ``api.ca_pem`` and in kubeconfigs),
+    ``require_auth``/``enforce_rbac`` (opt-outs; say why), ``bookmark_interval`` (seconds),
     ``watch_timeout`` (server-side cap on watches), ``token`` (the admin token), ``schema_validation``
     (default on: API writes must fit the Kubernetes 1.30 OpenAPI schema, custom resources their CRD's).
-    ``api.write_kubeconfig(path, context="east", token=None, namespace=None, make_current=True)`` writes
+    ``api.write_kubeconfig(path, context="east", token=None, identity=None, make_current=True)`` writes
     or merges a kubeconfig; several fakes can share one file. ``api.kubeconfig(...)`` returns the dict.
-    ``async with api.api_client(token=None) as c:`` gives a kubernetes-asyncio ApiClient.
+    ``async with api.api_client(token=None, identity=None) as c:`` gives a kubernetes-asyncio ApiClient.
     ``python -m tests.fakes.kube --cluster east --cluster west --kubeconfig PATH`` runs them in a process.
 
 Store access (emits watch events like API writes; ``add`` skips name validation on purpose)

@@ -18,6 +18,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from tests.fakes.kube_api import FakeKubeAPI
 
 
+def Admin(**kw: Any) -> FakeKubeAPI:
+    """These tests check the API semantics the fake implements, so they act as cluster admin; the
+    default identities (join's member account, the chart's controller account) have tests of their own."""
+    return FakeKubeAPI(identity="admin", **kw)
+
+
 def _svc(name: str, *, labels: dict[str, str] | None = None, lb: bool = True) -> client.V1Service:
     return client.V1Service(
         metadata=client.V1ObjectMeta(name=name, labels=labels),
@@ -42,7 +48,7 @@ async def _events(stream: watch.Watch, count: int) -> list[dict[str, Any]]:
 
 
 async def test_crud_round_trip_with_real_server_rules() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         created = await v1.create_namespaced_service("default", _svc("web"))
         assert created.metadata.uid and created.metadata.creation_timestamp
@@ -87,7 +93,7 @@ async def test_crud_round_trip_with_real_server_rules() -> None:
 
 
 async def test_create_rules_generate_name_namespace_and_validation() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         cm = await v1.create_namespaced_config_map(
             "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(generate_name="cfg-"))
@@ -110,7 +116,7 @@ async def test_create_rules_generate_name_namespace_and_validation() -> None:
 
 
 async def test_list_namespaced_cluster_wide_and_selectors() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         await v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="other")))
         await v1.create_namespaced_service("default", _svc("a", labels={"fed": "true", "tier": "web"}))
@@ -143,7 +149,7 @@ async def test_list_namespaced_cluster_wide_and_selectors() -> None:
 
 
 async def test_pagination_is_a_consistent_snapshot_and_expires_after_compaction() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         for i in range(25):
             api.add(
@@ -175,7 +181,7 @@ async def test_pagination_is_a_consistent_snapshot_and_expires_after_compaction(
 
 
 async def test_watch_replays_from_resource_version_and_sends_bookmarks() -> None:
-    async with FakeKubeAPI(bookmark_interval=0.1) as api, api.api_client() as c:
+    async with Admin(bookmark_interval=0.1) as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         await v1.create_namespaced_service("default", _svc("before"))
         listed = await v1.list_namespaced_service("default")
@@ -204,7 +210,7 @@ async def test_watch_replays_from_resource_version_and_sends_bookmarks() -> None
 
 
 async def test_watch_without_resource_version_starts_with_current_state() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         await v1.create_namespaced_service("default", _svc("a"))
         w = watch.Watch()
@@ -220,7 +226,7 @@ async def test_watch_without_resource_version_starts_with_current_state() -> Non
 
 
 async def test_watch_with_selector_sees_objects_enter_and_leave() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         await v1.create_namespaced_service("default", _svc("a"))
         rv = (await v1.list_namespaced_service("default")).metadata.resource_version
@@ -240,7 +246,7 @@ async def test_watch_with_selector_sees_objects_enter_and_leave() -> None:
 
 
 async def test_watch_timeout_seconds_ends_the_stream() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         w = watch.Watch()
         got = [
@@ -253,7 +259,7 @@ async def test_watch_timeout_seconds_ends_the_stream() -> None:
 
 
 async def test_watch_from_compacted_resource_version_is_410_gone() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         old = (await v1.list_namespaced_service("default")).metadata.resource_version
         await v1.create_namespaced_service("default", _svc("a"))
@@ -268,7 +274,7 @@ async def test_watch_from_compacted_resource_version_is_410_gone() -> None:
 
 
 async def test_history_size_bounds_replay() -> None:
-    async with FakeKubeAPI(history_size=5) as api, api.api_client() as c:
+    async with Admin(history_size=5) as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         rv = (await v1.list_namespaced_service("default")).metadata.resource_version
         for i in range(10):
@@ -284,7 +290,7 @@ async def test_history_size_bounds_replay() -> None:
 
 
 async def test_open_watch_expired_by_compaction_gets_error_event() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         rv = (await v1.list_namespaced_service("default")).metadata.resource_version
         w = watch.Watch()
@@ -301,7 +307,9 @@ async def test_open_watch_expired_by_compaction_gets_error_event() -> None:
 async def _raw_watch_lines(api: FakeKubeAPI, path: str) -> tuple[list[bytes], BaseException | None]:
     """Read a watch stream to its end with a plain HTTP client, returning lines and the error (if any)."""
     lines: list[bytes] = []
-    async with aiohttp.ClientSession() as s, s.get(api.url + path) as r:
+    headers = {"Authorization": f"Bearer {api.token_for()}"}
+    async with aiohttp.ClientSession() as s, s.get(api.url + path, headers=headers) as r:
+        assert r.status == 200, await r.text()
         try:
             async for line in r.content:
                 lines.append(line)
@@ -311,7 +319,7 @@ async def _raw_watch_lines(api: FakeKubeAPI, path: str) -> tuple[list[bytes], Ba
 
 
 async def test_dropped_stream_cuts_an_event_in_half_and_resume_loses_nothing() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         rv = (await v1.list_namespaced_service("default")).metadata.resource_version
         reader = asyncio.ensure_future(
@@ -334,7 +342,7 @@ async def test_dropped_stream_cuts_an_event_in_half_and_resume_loses_nothing() -
 
 
 async def test_dropped_stream_now_breaks_the_kubernetes_client_watch() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         w = watch.Watch()
         stream = w.stream(v1.list_namespaced_service, "default", resource_version="1", timeout_seconds=10)
@@ -351,7 +359,7 @@ async def test_dropped_stream_now_breaks_the_kubernetes_client_watch() -> None:
 
 
 async def test_lease_updates_conflict_on_stale_resource_version() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         coord = client.CoordinationV1Api(c)
         lease = client.V1Lease(
             metadata=client.V1ObjectMeta(name="leader"),
@@ -375,7 +383,8 @@ async def test_lease_updates_conflict_on_stale_resource_version() -> None:
 
 
 async def test_token_request_issues_a_working_token_revoked_with_its_account(tmp_path: Path) -> None:
-    async with FakeKubeAPI(require_auth=True) as api:
+    # Authentication alone (the reader has no roles): the token works, then dies with its account.
+    async with Admin(enforce_rbac=False) as api:
         async with api.api_client() as c:
             v1 = client.CoreV1Api(c)
             await v1.create_namespaced_service_account(
@@ -404,7 +413,7 @@ async def test_token_request_issues_a_working_token_revoked_with_its_account(tmp
 
 
 async def test_service_account_token_secret_is_filled_by_the_token_controller() -> None:
-    async with FakeKubeAPI(require_auth=True, tls=True) as api, api.api_client() as c:
+    async with Admin(tls=True) as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         await v1.create_namespaced_service_account(
             "default", client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="sa"))
@@ -426,7 +435,7 @@ async def test_service_account_token_secret_is_filled_by_the_token_controller() 
 
 
 async def test_injected_403_is_an_api_exception_with_a_status_body() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         fault = api.fail(403, verb="list", resource="services")
         with pytest.raises(ApiException) as exc:
@@ -439,7 +448,7 @@ async def test_injected_403_is_an_api_exception_with_a_status_body() -> None:
 
 
 async def test_5xx_n_times_then_success_and_request_counts() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         fault = api.fail(503, times=2, path="/api/v1/namespaces$")
         for _ in range(2):
@@ -452,7 +461,7 @@ async def test_5xx_n_times_then_success_and_request_counts() -> None:
 
 
 async def test_slow_responses_trip_client_timeouts() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         api.delay(5, verb="get", resource="namespaces")
         with pytest.raises(asyncio.TimeoutError):
@@ -461,7 +470,7 @@ async def test_slow_responses_trip_client_timeouts() -> None:
 
 
 async def test_stop_makes_the_server_unreachable_and_start_brings_it_back_on_the_same_port() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         await v1.create_namespaced_service("default", _svc("kept"))
         url = api.url
@@ -497,7 +506,7 @@ async def test_custom_resources_follow_their_crd() -> None:
             ],
         },
     }
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         custom = client.CustomObjectsApi(c)
         with pytest.raises(ApiException) as exc:
             await custom.list_cluster_custom_object("ingressfed.io", "v1alpha1", "federatedclusters")
@@ -553,7 +562,7 @@ async def test_custom_resources_follow_their_crd() -> None:
 
 async def test_kubeconfig_with_two_clusters_reaches_each(tmp_path: Path) -> None:
     path = tmp_path / "config"
-    async with FakeKubeAPI(name="east") as east, FakeKubeAPI(name="west", tls=True) as west:
+    async with Admin(name="east") as east, Admin(name="west", tls=True) as west:
         east.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "only-east"}})
         east.write_kubeconfig(path, context="east")
         west.write_kubeconfig(path, context="west", make_current=False)
@@ -567,7 +576,7 @@ async def test_kubeconfig_with_two_clusters_reaches_each(tmp_path: Path) -> None
 
 
 async def test_namespace_deletion_removes_its_objects() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         await v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="gone")))
         await v1.create_namespaced_service("gone", _svc("a"))
@@ -576,7 +585,7 @@ async def test_namespace_deletion_removes_its_objects() -> None:
 
 
 async def test_discovery_version_and_health_endpoints() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         groups = await client.ApisApi(c).get_api_versions()
         names = {g.name for g in groups.groups}
         assert {"networking.k8s.io", "discovery.k8s.io", "coordination.k8s.io"} <= names
@@ -591,7 +600,7 @@ async def test_discovery_version_and_health_endpoints() -> None:
 
 
 async def test_rbac_grants_a_read_only_service_account_exactly_what_its_roles_say() -> None:
-    async with FakeKubeAPI(require_auth=True, enforce_rbac=True) as api:
+    async with Admin(allow_forbidden=True) as api:  # the refusals are what this test checks
         async with api.api_client() as c:  # the admin token bypasses RBAC
             v1, rbac = client.CoreV1Api(c), client.RbacAuthorizationV1Api(c)
             await v1.create_namespaced_service_account(
@@ -640,7 +649,7 @@ async def test_rbac_grants_a_read_only_service_account_exactly_what_its_roles_sa
 
 
 async def test_retry_after_and_resource_version_zero_list_ignores_limit() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         for i in range(5):
             api.add(
@@ -697,7 +706,7 @@ async def test_fake_clusters_run_in_their_own_process(tmp_path: Path) -> None:
 
 
 async def test_writes_must_fit_the_schema_of_their_type() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1, rbac = client.CoreV1Api(c), client.RbacAuthorizationV1Api(c)
         bad_port = {"metadata": {"name": "web"}, "spec": {"ports": [{"port": "eighty"}]}}
         with pytest.raises(ApiException) as exc:
@@ -751,7 +760,7 @@ async def test_custom_resources_must_fit_their_crd_schema() -> None:
             ],
         },
     }
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         await client.ApiextensionsV1Api(c).create_custom_resource_definition(crd)
         custom = client.CustomObjectsApi(c)
 
@@ -773,7 +782,7 @@ async def test_custom_resources_must_fit_their_crd_schema() -> None:
 
 
 async def test_open_watches_counts_live_streams_only() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         w = watch.Watch()
         stream = w.stream(v1.list_namespaced_service, "default", timeout_seconds=30)
@@ -789,7 +798,7 @@ async def test_open_watches_counts_live_streams_only() -> None:
 
 
 async def test_hostile_objects_can_be_planted_and_listed() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         hostile = [
             {
                 "apiVersion": "v1",
@@ -822,7 +831,7 @@ async def test_hostile_objects_can_be_planted_and_listed() -> None:
 
 
 async def test_unknown_fields_are_dropped_with_a_warning_or_refused_when_strict() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         body = {"metadata": {"name": "cm", "labels": {"a": "b"}}, "data": {"k": "v"}, "dta": {"typo": "x"}}
         _obj, status, headers = await v1.create_namespaced_config_map_with_http_info("default", body)
@@ -839,7 +848,7 @@ async def test_unknown_fields_are_dropped_with_a_warning_or_refused_when_strict(
 
 
 async def test_strategic_merge_patch_merges_lists_by_their_merge_key() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         svc = _svc("web")
         svc.metadata.finalizers = ["example.com/a"]
@@ -904,7 +913,7 @@ async def test_custom_resources_refuse_strategic_merge_and_keep_preserved_fields
             ],
         },
     }
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         await client.ApiextensionsV1Api(c).create_custom_resource_definition(crd)
         custom = client.CustomObjectsApi(c)
         body = {
@@ -928,7 +937,7 @@ async def test_custom_resources_refuse_strategic_merge_and_keep_preserved_fields
 
 
 async def test_finalizers_hold_deletion_until_removed() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="held", finalizers=["example.com/cleanup"]))
         await v1.create_namespaced_config_map("default", cm)
@@ -959,7 +968,7 @@ async def test_finalizers_hold_deletion_until_removed() -> None:
 
 
 async def test_label_and_annotation_rules() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         v1 = client.CoreV1Api(c)
         for meta in (
             {"name": "a", "labels": {"bad key!": "x"}},
@@ -980,7 +989,7 @@ async def test_label_and_annotation_rules() -> None:
 
 
 async def test_request_bodies_over_3_mib_are_refused() -> None:
-    async with FakeKubeAPI() as api, api.api_client() as c:
+    async with Admin() as api, api.api_client() as c:
         huge = {"metadata": {"name": "huge"}, "data": {"k": "x" * (3 * 1024 * 1024)}}
         with pytest.raises(ApiException) as exc:
             await client.CoreV1Api(c).create_namespaced_config_map("default", huge)

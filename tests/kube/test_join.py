@@ -33,8 +33,10 @@ def everything(fake: FakeKubeAPI) -> dict[tuple[str, str, str], dict[str, Any]]:
 
 @pytest.fixture
 async def host_and_member(tmp_path: Path):
-    host = FakeKubeAPI(name="host")
-    member = FakeKubeAPI(name="member", require_auth=True)
+    # join and unjoin are run by a cluster admin (they create accounts and roles); what join creates
+    # is then used with RBAC enforced (the account join made must be able to do what it needs).
+    host = FakeKubeAPI(name="host", identity="admin")
+    member = FakeKubeAPI(name="member", identity="admin")
     await host.start()
     await member.start()
     host.add(crd())

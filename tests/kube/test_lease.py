@@ -112,9 +112,10 @@ class Replica:
 
 @asynccontextmanager
 async def host(*names: str) -> AsyncIterator[tuple[FakeKubeAPI, list[Replica]]]:
-    async with FakeKubeAPI() as api:
-        api.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-        clients = [api.api_client(token=n) for n in names]
+    # Every replica runs as the chart's controller ServiceAccount (its Role allows this Lease only),
+    # each with its own token so that faults can single one out.
+    async with FakeKubeAPI(identity="host", host_namespace=NS, lease_name=NAME) as api:
+        clients = [api.api_client(token=api.add_token(n)) for n in names]
         opened = [await c.__aenter__() for c in clients]
         try:
             yield api, [Replica(api, c, n) for c, n in zip(opened, names, strict=True)]
@@ -265,8 +266,8 @@ async def test_on_change_hook_may_be_async_and_may_fail_without_stopping_electio
         calls.append(leading)
         raise RuntimeError("hook bug")
 
-    async with FakeKubeAPI() as api, api.api_client() as c:
-        elector = LeaderElector(c, "default", NAME, "solo", SETTINGS, on_change=hook)
+    async with host("solo") as (_, (solo,)):
+        elector = LeaderElector(solo.client, NS, NAME, "solo", SETTINGS, on_change=hook)
         async with elector:
             await asyncio.wait_for(elector.wait_leader(), 5)
             await asyncio.sleep(3 * SETTINGS.retry_period)

@@ -56,7 +56,7 @@ async def test_members_follow_the_registry_and_status_is_written(clusters) -> No
     store = Store()
     problems = LogProblems()
     async with AsyncExitStack() as stack:
-        host_api = await stack.enter_async_context(host.api_client())
+        host_api = await stack.enter_async_context(host.api_client(identity="host"))
         clients = await stack.enter_async_context(ClientPool(host=host_api))
         prober = Prober(store, thresholds=HealthThresholds(period=0.1, timeout=0.5))
         source = await stack.enter_async_context(
@@ -138,7 +138,7 @@ async def test_missing_kubeconfig_secret_reports_offline(clusters) -> None:
     )
     store = Store()
     async with AsyncExitStack() as stack:
-        host_api = await stack.enter_async_context(host.api_client())
+        host_api = await stack.enter_async_context(host.api_client(identity="host"))
         clients = await stack.enter_async_context(ClientPool(host=host_api))
         source = await stack.enter_async_context(
             KubeSource(store, clients=clients, prober=Prober(store), options=FAST)

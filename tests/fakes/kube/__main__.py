@@ -40,7 +40,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--tls", action="store_true", help="serve https with a self-signed certificate")
-    p.add_argument("--require-auth", action="store_true", help="reject requests without a known token")
+    p.add_argument(
+        "--identity",
+        choices=("member", "host", "admin"),
+        default="member",
+        help="who the written kubeconfig authenticates as (RBAC is enforced for member and host)",
+    )
     p.add_argument("--bookmark-interval", type=float, default=5.0)
     return p.parse_args(argv)
 
@@ -55,7 +60,7 @@ async def _serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=int(port or 0),
             tls=args.tls,
-            require_auth=args.require_auth,
+            identity=args.identity,
             bookmark_interval=args.bookmark_interval,
         )
     for seed in args.seed:

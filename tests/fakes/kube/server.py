@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import json
 import logging
 import re
@@ -26,6 +27,7 @@ from aiohttp import web
 from tests.fakes.kube.errors import ApiError
 from tests.fakes.kube.rbac import allowed
 from tests.fakes.kube.resources import ResourceType
+from tests.fakes.kube.roles import IDENTITIES, Identity, chart_rbac_objects, member_rbac_objects
 from tests.fakes.kube.selectors import Selector, parse_field_selector, parse_label_selector
 from tests.fakes.kube.store import Obj, Store, StoredEvent, TokenInfo
 
@@ -34,6 +36,8 @@ __all__ = ["FakeKubeAPI", "Fault", "RequestRecord"]
 log = logging.getLogger(__name__)
 
 _TRUE = {"true", "True", "1"}
+# What an API server lets anyone read, even without a token (system:public-info-viewer).
+_PUBLIC_PATHS = ("/readyz", "/livez", "/healthz", "/version")
 _MAX_BODY = 3 * 1024 * 1024  # the API server's request body limit
 _VERSION = {
     "major": "1",
@@ -174,6 +178,15 @@ class FakeKubeAPI:
     ``api.write_kubeconfig(path)`` writes a kubeconfig for it, ``api.add(obj)`` and friends reach the
     store directly, and the fault methods (``fail``, ``delay``, ``compact``, ``drop_watches``, ``stop``)
     break it in the ways real clusters break.
+
+    Strict by default, like a real cluster: every request needs a valid bearer token (anonymous
+    requests reach only /readyz, /livez, /healthz and /version), RBAC is enforced, and the watch
+    history keeps ``history_size`` events per resource type (the watch cache), so resuming from an
+    old resourceVersion gets 410 in ordinary tests. Kubeconfigs and clients authenticate as
+    ``identity``: ``"member"`` (join's account and ClusterRole), ``"host"`` (the chart's controller
+    ServiceAccount, ClusterRole and Role in ``host_namespace``) or ``"admin"`` (no RBAC; setup and
+    ``join``). A request RBAC refuses is recorded, and ``close()`` fails the test with the list,
+    because code that swallows a 403 would otherwise pass; ``allow_forbidden=True`` opts out (say why).
     """
 
     def __init__(
@@ -183,20 +196,32 @@ class FakeKubeAPI:
         host: str = "127.0.0.1",
         port: int = 0,
         token: str = "fake-admin-token",
-        require_auth: bool = False,
-        history_size: int = 10_000,
+        require_auth: bool = True,
+        history_size: int = 100,
         bookmark_interval: float = 1.0,
         watch_timeout: float | None = None,
         tls: bool = False,
-        enforce_rbac: bool = False,
+        enforce_rbac: bool = True,
         schema_validation: bool = True,
+        identity: str = "member",
+        host_namespace: str = "ingressfed-system",
+        lease_name: str = "ingressfed-controller",
+        allow_forbidden: bool = False,
     ) -> None:
+        if identity not in IDENTITIES:
+            raise ValueError(f"identity must be one of {', '.join(IDENTITIES)}, got {identity!r}")
         self.name = name
         self.host = host
         self.port = port
         self.token = token
         self.require_auth = require_auth
         self.enforce_rbac = enforce_rbac
+        self.identity = identity
+        self.host_namespace = host_namespace
+        self.lease_name = lease_name
+        self.allow_forbidden = allow_forbidden
+        self.forbidden: list[RequestRecord] = []  # requests RBAC refused (not injected 403s)
+        self._identity_tokens: dict[str, str] = {"admin": token}
         self.bookmark_interval = bookmark_interval
         self.watch_timeout = watch_timeout
         self.store = Store(history_size=history_size)
@@ -253,6 +278,21 @@ class FakeKubeAPI:
     async def close(self) -> None:
         await self.stop()
         self._unlisten()
+        if self.forbidden and not self.allow_forbidden:
+            refused = self.forbidden
+            self.forbidden = []
+            lines = "\n".join(
+                f"  {r.user}: {r.verb} {r.resource}"
+                + (f" in {r.namespace}" if r.namespace else "")
+                + (f" name={r.name}" if r.name else "")
+                for r in refused[:20]
+            )
+            raise AssertionError(
+                f"fake API server {self.name!r}: RBAC refused {len(refused)} request(s) the code made:\n"
+                f"{lines}\ngrant the verb in the role (charts/ingressfed/templates/rbac.yaml or "
+                "ingressfed.kube.join.cluster_role_rules), or pass allow_forbidden=True where a test "
+                "expects the refusal"
+            )
 
     async def __aenter__(self) -> FakeKubeAPI:
         await self.start()
@@ -260,6 +300,35 @@ class FakeKubeAPI:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    # ------------------------------------------------------------------ identities
+    def token_for(self, identity: str | None = None) -> str:
+        """A bearer token for ``identity`` (default: this server's), installing its account and roles."""
+        identity = identity or self.identity
+        known = self._identity_tokens.get(identity)
+        if known is not None:
+            return known
+        who: Identity
+        if identity == "member":
+            who = member_rbac_objects(self.name)
+        elif identity == "host":
+            who = chart_rbac_objects(namespace=self.host_namespace, lease_name=self.lease_name)
+        else:
+            raise ValueError(f"identity must be one of {', '.join(IDENTITIES)}, got {identity!r}")
+        for obj in who.objects:
+            self.add(copy.deepcopy(obj))
+        token = f"fake-{identity}-token-{self.name}"
+        self.store.tokens[token] = TokenInfo(who.user, who.namespace, who.account)
+        self._identity_tokens[identity] = token
+        return token
+
+    def add_token(self, token: str, identity: str | None = None) -> str:
+        """Another bearer token for ``identity``'s account (replicas sharing one ServiceAccount, each
+        with its own token so that faults can target one of them)."""
+        info = self.store.user_for(self.token_for(identity))
+        assert info is not None
+        self.store.tokens[token] = info
+        return token
 
     # ------------------------------------------------------------------ client side helpers
     def kubeconfig(
@@ -270,8 +339,13 @@ class FakeKubeAPI:
         user: str | None = None,
         token: str | None = None,
         namespace: str | None = None,
+        identity: str | None = None,
     ) -> dict[str, Any]:
-        """A kubeconfig document (as a dict) with one cluster, user and context for this server."""
+        """A kubeconfig document (as a dict) with one cluster, user and context for this server.
+
+        It authenticates as ``identity`` (default: the server's), or with ``token`` when given.
+        """
+        token = token or self.token_for(identity)
         context = context or self.name
         cluster = cluster or context
         user = user or f"{context}-user"
@@ -286,7 +360,7 @@ class FakeKubeAPI:
             "kind": "Config",
             "preferences": {},
             "clusters": [{"name": cluster, "cluster": cluster_entry}],
-            "users": [{"name": user, "user": {"token": token or self.token}}],
+            "users": [{"name": user, "user": {"token": token}}],
             "contexts": [{"name": context, "context": ctx}],
             "current-context": context,
         }
@@ -301,13 +375,16 @@ class FakeKubeAPI:
         token: str | None = None,
         namespace: str | None = None,
         make_current: bool = True,
+        identity: str | None = None,
     ) -> Path:
         """Write (or merge into an existing) kubeconfig file; entries of the same name are replaced.
 
         Several fakes can write into one file with different contexts, like a multi-cluster kubeconfig.
         """
         path = Path(path)
-        doc = self.kubeconfig(context=context, cluster=cluster, user=user, token=token, namespace=namespace)
+        doc = self.kubeconfig(
+            context=context, cluster=cluster, user=user, token=token, namespace=namespace, identity=identity
+        )
         if path.exists():
             old = yaml.safe_load(path.read_text()) or {}
             for section in ("clusters", "users", "contexts"):
@@ -322,12 +399,15 @@ class FakeKubeAPI:
         return path
 
     @contextlib.asynccontextmanager
-    async def api_client(self, *, token: str | None = None) -> AsyncIterator[Any]:
+    async def api_client(
+        self, *, token: str | None = None, identity: str | None = None
+    ) -> AsyncIterator[Any]:
         """A kubernetes-asyncio ApiClient for this server, built the way the kubeconfig loader builds it."""
         from kubernetes_asyncio import client, config
 
         cfg = client.Configuration()
-        await config.load_kube_config_from_dict(self.kubeconfig(token=token), client_configuration=cfg)
+        doc = self.kubeconfig(token=token, identity=identity)
+        await config.load_kube_config_from_dict(doc, client_configuration=cfg)
         async with client.ApiClient(configuration=cfg) as api:
             yield api
 
@@ -526,7 +606,10 @@ class FakeKubeAPI:
                 rec.resource = route.rt.key + (f"/{route.subresource}" if route.subresource else "")
                 rec.namespace, rec.name = route.namespace, route.name
             await self._apply_faults(rec, token, rt, sub)
-            if self.require_auth and info is None:
+            if token is not None and info is None:
+                raise ApiError(401, "Unauthorized")  # a bad or expired token is refused everywhere
+            public = route is None and (request.path.rstrip("/") or "/") in _PUBLIC_PATHS
+            if self.require_auth and info is None and not public:
                 raise ApiError(401, "Unauthorized")
             if self.enforce_rbac and route is not None and user != "admin":
                 who = info or TokenInfo(user)
@@ -539,6 +622,7 @@ class FakeKubeAPI:
                     namespace=route.namespace,
                     name=route.name,
                 ):
+                    self.forbidden.append(rec)
                     raise ApiError.forbidden(user, route.verb, route.rt, route.namespace)
             resp = await self._serve(request, route)
         except ApiError as e:

@@ -149,18 +149,21 @@ def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
 class Store:
     """All objects of one fake cluster. Synchronous; the HTTP layer and tests call it from one loop."""
 
-    def __init__(self, *, history_size: int = 10_000, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, *, history_size: int = 100, clock: Callable[[], datetime] | None = None) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._types: dict[tuple[str, str, str], ResourceType] = {}
         self._objects: dict[str, dict[Key, Obj]] = {}
-        self._history: deque[StoredEvent] = deque()
+        # Per resource type, like the API server's watch cache: a busy type does not push another
+        # type's events out, and resuming a watch older than its type's window gets 410.
+        self._history: dict[str, deque[StoredEvent]] = {}
+        self._compacted: dict[str, int] = {}
         self._history_size = history_size
         self._listeners: list[Callable[[StoredEvent], None]] = []
         self._snapshots: OrderedDict[tuple[str, int], list[tuple[Key, Obj]]] = OrderedDict()
         self._ips = itertools.count(10)
         self._node_ports = itertools.count(30000)
         self.rv = 1
-        self.compacted_rv = 1  # events with rv <= this are gone from history
+        self._compacted_all = 1  # compact(): every type's events up to here are gone
         self._epoch = 0  # bumped by compact(): continue tokens from before are expired
         self.tokens: dict[str, TokenInfo] = {}
         self.ca_pem = b""  # the server's CA, copied into service-account token Secrets
@@ -212,9 +215,10 @@ class Store:
 
     def _emit(self, rt: ResourceType, kind: str, obj: Obj, prev: Obj | None) -> None:
         ev = StoredEvent(self.rv, rt.key, kind, obj, prev)
-        self._history.append(ev)
-        while len(self._history) > self._history_size:
-            self.compacted_rv = self._history.popleft().rv
+        history = self._history.setdefault(rt.key, deque())
+        history.append(ev)
+        while len(history) > self._history_size:
+            self._compacted[rt.key] = history.popleft().rv
         for fn in list(self._listeners):
             fn(ev)
 
@@ -225,14 +229,20 @@ class Store:
     def compact(self) -> None:
         """Forget all history: watches and continue tokens from before now get 410."""
         self._history.clear()
-        self.compacted_rv = self.rv
+        self._compacted.clear()
+        self._compacted_all = self.rv
         self._snapshots.clear()
         self._epoch += 1
 
+    def compacted_rv(self, rt: ResourceType) -> int:
+        """Events of ``rt`` with resourceVersion <= this are gone from history."""
+        return max(self._compacted_all, self._compacted.get(rt.key, 0))
+
     def events_since(self, rt: ResourceType, rv: int) -> list[StoredEvent]:
-        if rv < self.compacted_rv:
-            raise ApiError.expired(f"too old resource version: {rv} ({self.compacted_rv + 1})")
-        return [e for e in self._history if e.rv > rv and e.type_key == rt.key]
+        compacted = self.compacted_rv(rt)
+        if rv < compacted:
+            raise ApiError.expired(f"too old resource version: {rv} ({compacted + 1})")
+        return [e for e in self._history.get(rt.key, ()) if e.rv > rv]
 
     # ---------------------------------------------------------------- reads
     def _bucket(self, rt: ResourceType) -> dict[Key, Obj]:
@@ -259,7 +269,7 @@ class Store:
         if cached is not None:
             self._snapshots.move_to_end((rt.key, rv))
             return cached
-        if rv < self.compacted_rv and rv != self.rv:
+        if rv < self.compacted_rv(rt) and rv != self.rv:
             raise ApiError.expired(
                 "The provided continue parameter is too old to display a consistent list result. You can "
                 "start a new list without the continue parameter, or use the continue token in this response "
@@ -268,11 +278,9 @@ class Store:
                 "first chunk was returned and now may show up in the list."
             )
         state = dict(self._bucket(rt))
-        for ev in reversed(self._history):
+        for ev in reversed(self._history.get(rt.key, ())):
             if ev.rv <= rv:
                 break
-            if ev.type_key != rt.key:
-                continue
             key = (_meta(ev.obj).get("namespace", "") or "", _meta(ev.obj).get("name", ""))
             if ev.prev is None:
                 state.pop(key, None)
@@ -316,10 +324,9 @@ class Store:
                         details={"causes": [{"reason": "ResourceVersionTooLarge"}]},
                     )
                 if resource_version_match == "Exact":
-                    if wanted < self.compacted_rv:
-                        raise ApiError.expired(
-                            f"too old resource version: {wanted} ({self.compacted_rv + 1})"
-                        )
+                    compacted = self.compacted_rv(rt)
+                    if wanted < compacted:
+                        raise ApiError.expired(f"too old resource version: {wanted} ({compacted + 1})")
                     rv = wanted
         items: list[Obj] = []
         token: str | None = None
