@@ -12,7 +12,7 @@ from ingressfed.model import Change, ChangeAction, Changes, RecordSet, RecordTyp
 from providers.base import Provider
 from providers.clouddns import CloudDNSProvider
 from tests.fakes.clouddns_api import FakeCloudDNS
-from tests.providers.contract import ProviderContract
+from ingressfed.testing import ProviderContract
 
 PROJECT = "proj-1"
 ZONE = "example.com"

@@ -12,7 +12,7 @@ from ingressfed.core.desired import desired_state
 from ingressfed.model import Cluster, Edge, Federation, IngressObservation, IngressRule, Snapshot
 from providers.clouddns import CloudDNSProvider
 from tests.fakes.clouddns_api import FakeCloudDNS
-from tests.providers.contract import OWNER, converge, pending
+from ingressfed.testing import OWNER, converge, pending
 
 PROJECT = "proj-1"
 ZONE = "example.com"

@@ -12,7 +12,7 @@ from ingressfed.core.desired import Desired
 from ingressfed.model import Location, RecordSet, RecordType, Routing
 from providers.clouddns import CloudDNSProvider
 from tests.fakes.clouddns_api import FakeCloudDNS
-from tests.providers.contract import converge, pending
+from ingressfed.testing import converge, pending
 
 PROJECT = "proj-1"
 ZONE = "example.com"

@@ -14,7 +14,7 @@ from ingressfed.model import Change, ChangeAction, Changes, Location, RecordSet,
 from providers.base import Provider
 from providers.embedded import EmbeddedProvider
 from providers.loader import create as create_provider
-from tests.providers.contract import ProviderContract
+from ingressfed.testing import ProviderContract
 
 ZONE = "example.com"
 

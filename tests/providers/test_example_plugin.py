@@ -18,7 +18,7 @@ from ingressfed.errors import ConfigError
 from ingressfed.model import Change, ChangeAction, Changes, RecordSet, RecordType
 from providers import loader
 from providers.base import Provider
-from tests.providers.contract import ProviderContract
+from ingressfed.testing import ProviderContract
 
 ZONE = "example.com"
 PLUGIN = "example-file"

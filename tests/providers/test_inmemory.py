@@ -16,7 +16,7 @@ from ingressfed.errors import (
 from ingressfed.model import Change, ChangeAction, Changes, RecordSet, RecordType, Routing
 from providers.base import Provider
 from providers.inmemory import InMemoryProvider
-from tests.providers.contract import ProviderContract
+from ingressfed.testing import ProviderContract
 
 ZONE = "example.com"
 

@@ -18,7 +18,7 @@ from ingressfed.model import Change, ChangeAction, Changes, RecordSet, RecordTyp
 from providers.base import Provider
 from providers.rfc2136 import RFC2136Provider, build_update
 from tests.fakes.bind import KEY_NAME, DnsServer, knotd, named
-from tests.providers.contract import ProviderContract
+from ingressfed.testing import ProviderContract
 
 ZONE = "example.com"
 

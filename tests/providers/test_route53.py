@@ -42,7 +42,7 @@ from providers.route53 import (
     routed_problem,
     to_changes,
 )
-from tests.providers.contract import OWNER, ProviderContract, managed
+from ingressfed.testing import OWNER, ProviderContract, managed
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

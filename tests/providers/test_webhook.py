@@ -13,7 +13,7 @@ from ingressfed.model import Change, ChangeAction, Changes, RecordSet, RecordTyp
 from providers.base import Provider
 from providers.webhook import DomainFilter, WebhookProvider
 from tests.fakes.webhook_server import FakeWebhook
-from tests.providers.contract import ProviderContract
+from ingressfed.testing import ProviderContract
 
 ZONE = "example.com"
 

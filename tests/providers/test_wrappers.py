@@ -15,7 +15,7 @@ from providers.cache import CachedProvider
 from providers.dryrun import DryRunProvider, format_changes
 from providers.inmemory import InMemoryProvider
 from providers.policy import PolicyProvider
-from tests.providers.contract import OWNER, ProviderContract, converge, expected, managed
+from ingressfed.testing import OWNER, ProviderContract, converge, expected, managed
 
 ZONE = "example.com"
 

@@ -1,21 +1,27 @@
 """The provider contract: one suite every provider (plugins included) must pass.
 
-Usage, for a provider ``X``::
+Shipped in the package (``pip install 'ingressfed[test]'``); the pytest plugin
+``ingressfed.testing.plugin`` (entry point ``pytest11``) is loaded with it.
+Usage, for a provider ``X``: one fixture, ``provider``, a fresh, empty zone per test::
 
-    from tests.providers.contract import ProviderContract
+    import pytest
+    from ingressfed.testing import ProviderContract
 
     class TestXContract(ProviderContract):
         @pytest.fixture
-        async def provider(self) -> AsyncIterator[Provider]:
-            p = XProvider(zone=..., options={...})   # a fresh, empty zone per test
-            yield p
-            await p.close()
+        def provider(self):
+            return XProvider(zone="example.com", options={..., "maxBatch": 10})
 
-        # optional hooks, where the backend allows (see each docstring):
-        async def seed_foreign(self, provider, records): ...
-        def inject_transient(self, provider, count) -> bool: ...
-        def inject_rejection(self, provider, name) -> bool: ...
-        def batch_sizes(self, provider) -> list[int] | None: ...
+A fixture that needs ``await`` (setup or ``close()``) is an async generator
+decorated with ``pytest_asyncio.fixture`` (or a plain ``pytest.fixture`` under
+``asyncio_mode = auto``). The tests themselves are marked for pytest-asyncio
+here, so no ``asyncio_mode`` setting is needed.
+
+Optional hooks, where the backend allows (see each docstring):
+``seed_foreign``, ``inject_transient``, ``inject_rejection``, ``batch_sizes``,
+``refuse_everything`` with ``backend_calls``, and ``bad_record`` (a set your
+backend refuses; the default, an A record with the value ``300.1.2.3``, suits
+any backend that validates addresses).
 
 Keep the zone's batch limit small in the fixture (e.g. an option like
 ``maxBatch: 10``) so the batch-splitting test stays fast; the test writes
@@ -29,7 +35,7 @@ ignored when comparing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -85,10 +91,12 @@ def expected(desired: Sequence[Desired]) -> set[RecordSet]:
 class ProviderContract:
     """Base class: subclasses supply the ``provider`` fixture (fresh zone per test)."""
 
+    # Every test here is a coroutine: run them with pytest-asyncio whatever its mode.
+    pytestmark = [pytest.mark.asyncio, pytest.mark.provider_contract]
+
     @pytest.fixture
-    async def provider(self) -> AsyncIterator[Provider]:
+    def provider(self) -> Provider:
         raise NotImplementedError("subclass ProviderContract and define the provider fixture")
-        yield  # pragma: no cover
 
     # --- hooks ----------------------------------------------------------------------------
 
