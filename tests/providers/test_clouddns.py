@@ -9,10 +9,10 @@ import pytest
 
 from ingressfed.errors import ConfigError, PermanentProviderError, TransientProviderError
 from ingressfed.model import Change, ChangeAction, Changes, RecordSet, RecordType
+from ingressfed.testing import ProviderContract
 from providers.base import Provider
 from providers.clouddns import CloudDNSProvider
 from tests.fakes.clouddns_api import FakeCloudDNS
-from ingressfed.testing import ProviderContract
 
 PROJECT = "proj-1"
 ZONE = "example.com"

@@ -10,9 +10,9 @@ import pytest
 
 from ingressfed.core.desired import desired_state
 from ingressfed.model import Cluster, Edge, Federation, IngressObservation, IngressRule, Snapshot
+from ingressfed.testing import OWNER, converge, pending
 from providers.clouddns import CloudDNSProvider
 from tests.fakes.clouddns_api import FakeCloudDNS
-from ingressfed.testing import OWNER, converge, pending
 
 PROJECT = "proj-1"
 ZONE = "example.com"

@@ -10,9 +10,9 @@ import pytest
 
 from ingressfed.core.desired import Desired
 from ingressfed.model import Location, RecordSet, RecordType, Routing
+from ingressfed.testing import converge, pending
 from providers.clouddns import CloudDNSProvider
 from tests.fakes.clouddns_api import FakeCloudDNS
-from ingressfed.testing import converge, pending
 
 PROJECT = "proj-1"
 ZONE = "example.com"

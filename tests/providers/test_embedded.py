@@ -11,10 +11,10 @@ import pytest
 from ingressfed.dnsserver.zone import ZoneData
 from ingressfed.errors import ConfigError, InvalidRecordError, RecordConflictError, RecordNotFoundError
 from ingressfed.model import Change, ChangeAction, Changes, Location, RecordSet, RecordType, Routing
+from ingressfed.testing import ProviderContract
 from providers.base import Provider
 from providers.embedded import EmbeddedProvider
 from providers.loader import create as create_provider
-from ingressfed.testing import ProviderContract
 
 ZONE = "example.com"
 

@@ -16,9 +16,9 @@ import pytest
 
 from ingressfed.errors import ConfigError
 from ingressfed.model import Change, ChangeAction, Changes, RecordSet, RecordType
+from ingressfed.testing import ProviderContract
 from providers import loader
 from providers.base import Provider
-from ingressfed.testing import ProviderContract
 
 ZONE = "example.com"
 PLUGIN = "example-file"

@@ -14,9 +14,9 @@ from ingressfed.errors import (
     TransientProviderError,
 )
 from ingressfed.model import Change, ChangeAction, Changes, RecordSet, RecordType, Routing
+from ingressfed.testing import ProviderContract
 from providers.base import Provider
 from providers.inmemory import InMemoryProvider
-from ingressfed.testing import ProviderContract
 
 ZONE = "example.com"
 

@@ -15,10 +15,10 @@ import pytest
 
 from ingressfed.errors import ConfigError, PermanentProviderError, TransientProviderError
 from ingressfed.model import Change, ChangeAction, Changes, RecordSet, RecordType
+from ingressfed.testing import ProviderContract
 from providers.base import Provider
 from providers.rfc2136 import RFC2136Provider, build_update
 from tests.fakes.bind import KEY_NAME, DnsServer, knotd, named
-from ingressfed.testing import ProviderContract
 
 ZONE = "example.com"
 

@@ -30,6 +30,7 @@ from ingressfed.model import (
     ServiceObservation,
     Snapshot,
 )
+from ingressfed.testing import OWNER, ProviderContract, managed
 from providers.base import Provider
 from providers.batching import BatchLimits, split
 from providers.route53 import (
@@ -42,7 +43,6 @@ from providers.route53 import (
     routed_problem,
     to_changes,
 )
-from ingressfed.testing import OWNER, ProviderContract, managed
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

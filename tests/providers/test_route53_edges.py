@@ -8,8 +8,8 @@ import boto3
 import pytest
 
 from ingressfed.model import Cluster, Edge, Federation, IngressObservation, IngressRule, Location, Snapshot
-from providers.route53 import Route53Provider
 from ingressfed.testing import OWNER
+from providers.route53 import Route53Provider
 from tests.providers.test_route53 import converge_routed, make
 
 __all__ = ["make"]  # the fixture, shared with the main Route53 tests

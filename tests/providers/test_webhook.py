@@ -10,10 +10,10 @@ from aiohttp import web
 
 from ingressfed.errors import ConfigError, PermanentProviderError, TransientProviderError
 from ingressfed.model import Change, ChangeAction, Changes, RecordSet, RecordType
+from ingressfed.testing import ProviderContract
 from providers.base import Provider
 from providers.webhook import DomainFilter, WebhookProvider
 from tests.fakes.webhook_server import FakeWebhook
-from ingressfed.testing import ProviderContract
 
 ZONE = "example.com"
 

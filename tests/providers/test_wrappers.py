@@ -10,12 +10,12 @@ import pytest
 from ingressfed.core.desired import Desired
 from ingressfed.errors import TransientProviderError
 from ingressfed.model import Change, ChangeAction, Changes, Policy, RecordSet, RecordType, Routing
+from ingressfed.testing import OWNER, ProviderContract, converge, expected, managed
 from providers.base import Provider
 from providers.cache import CachedProvider
 from providers.dryrun import DryRunProvider, format_changes
 from providers.inmemory import InMemoryProvider
 from providers.policy import PolicyProvider
-from ingressfed.testing import OWNER, ProviderContract, converge, expected, managed
 
 ZONE = "example.com"
 
