@@ -34,6 +34,7 @@ def _host_configured(config: Config) -> bool:
 
 async def run_kubernetes(config: Config, store: Store, controller: Controller) -> None:
     from ingressfed.kube.clients import ClientPool, connect
+    from ingressfed.kube.gateway_watch import GatewayWatch, gateway_sink
     from ingressfed.kube.lease import LeaderElector, LeaseSettings, default_identity
     from ingressfed.kube.members import host_source, member_from_config
     from ingressfed.kube.objects import Selection
@@ -57,12 +58,14 @@ async def run_kubernetes(config: Config, store: Store, controller: Controller) -
             asyncio.TaskGroup() as tg,
         ):
             writer = StatusWriter(clients.current)
+            gateway_writer, gateway_status = gateway_sink(clients.current, controller)
             source = KubeSource(
                 store,
                 clients=clients,
                 selection=Selection(frozenset(config.source.namespaces)),
                 problems=writer,
                 prober=Prober(store, thresholds=thresholds),
+                gateway=GatewayWatch(store, report=writer.report),
             )
             le = config.leader_election
             if le.enabled:
@@ -96,6 +99,8 @@ async def run_kubernetes(config: Config, store: Store, controller: Controller) -
                 await source.sync_members([member_from_config(c) for c in config.clusters if not c.disabled])
             tg.create_task(writer.run(), name="status-writer")
             controller.sinks.append(lambda out: writer.submit(statuses_from(out.snapshot, out.desired)))
+            tg.create_task(gateway_writer.run(), name="gateway-status-writer")
+            controller.sinks.append(gateway_status)
             await asyncio.Event().wait()  # until cancelled by the app
     finally:
         if host is not None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ingressfed.gateway.resources import GatewayObjects
+
 __all__ = [
     "ADDRESS_TYPES",
     "Backend",
@@ -276,6 +278,7 @@ class Snapshot:
     services: tuple[ServiceObservation, ...] = ()
     ingresses: tuple[IngressObservation, ...] = ()
     edges: tuple[Edge, ...] = ()
+    gateway: GatewayObjects = field(default_factory=GatewayObjects)  # Gateway API and MCS objects
 
     def cluster(self, name: str) -> Cluster | None:
         for c in self.clusters:

@@ -14,6 +14,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TypeVar
 
+from ingressfed.gateway.resources import (
+    Gateway,
+    GatewayClass,
+    GatewayObjects,
+    HTTPRoute,
+    ReferenceGrant,
+    ServiceExport,
+)
 from ingressfed.model import (
     Cluster,
     ClusterStatus,
@@ -29,6 +37,14 @@ log = logging.getLogger(__name__)
 
 ObjKey = tuple[str, str, str]  # cluster, namespace, name
 _T = TypeVar("_T")
+GatewayObject = GatewayClass | Gateway | HTTPRoute | ReferenceGrant | ServiceExport
+GATEWAY_KINDS: tuple[type[GatewayObject], ...] = (
+    GatewayClass,
+    Gateway,
+    HTTPRoute,
+    ReferenceGrant,
+    ServiceExport,
+)
 
 
 class Store:
@@ -37,6 +53,8 @@ class Store:
         self._services: dict[ObjKey, ServiceObservation] = {}
         self._ingresses: dict[ObjKey, IngressObservation] = {}
         self._edges: tuple[Edge, ...] = ()
+        # Gateway API / MCS objects per kind (written by ingressfed.kube.gateway_watch only)
+        self._gateway: dict[type[GatewayObject], dict[ObjKey, GatewayObject]] = {k: {} for k in GATEWAY_KINDS}
         self.generation = 0
         self.on_change = on_change
         self._snapshot: Snapshot | None = None
@@ -59,10 +77,10 @@ class Store:
 
     def remove_cluster(self, name: str) -> None:
         removed = self._clusters.pop(name, None) is not None
-        for table in (self._services, self._ingresses):
-            for key in [k for k in table if k[0] == name]:
-                del table[key]
-                removed = True
+        removed |= _drop_cluster(self._services, name)
+        removed |= _drop_cluster(self._ingresses, name)
+        for gtable in self._gateway.values():
+            removed |= _drop_cluster(gtable, name)
         if removed:
             self._changed()
 
@@ -138,6 +156,41 @@ class Store:
         if changed:
             self._changed()
 
+    # Gateway API and MCS objects
+    def upsert_gateway_object(self, obj: GatewayObject) -> None:
+        table = self._gateway[type(obj)]
+        key = (obj.meta.cluster, obj.meta.namespace, obj.meta.name)
+        if table.get(key) != obj:
+            table[key] = obj
+            self._changed()
+
+    def delete_gateway_object(
+        self, kind: type[GatewayObject], cluster: str, namespace: str, name: str
+    ) -> None:
+        if self._gateway[kind].pop((cluster, namespace, name), None) is not None:
+            self._changed()
+
+    def replace_gateway_objects(
+        self, cluster: str, kind: type[GatewayObject], objects: Iterable[GatewayObject]
+    ) -> None:
+        """Make the cluster's objects of ``kind`` exactly these (after a relist, or [] when the CRD went)."""
+        new = {(o.meta.cluster, o.meta.namespace, o.meta.name): o for o in objects}
+        if _replace(self._gateway[kind], cluster, new):
+            self._changed()
+
+    def _gateway_objects(self) -> GatewayObjects:
+        def of(kind: type[_T]) -> tuple[_T, ...]:
+            table = self._gateway[kind]  # type: ignore[index]
+            return tuple(table[k] for k in sorted(table))  # type: ignore[misc]
+
+        return GatewayObjects(
+            classes=of(GatewayClass),
+            gateways=of(Gateway),
+            routes=of(HTTPRoute),
+            grants=of(ReferenceGrant),
+            exports=of(ServiceExport),
+        )
+
     def snapshot(self) -> Snapshot:
         if self._snapshot is None:
             self._snapshot = Snapshot(
@@ -145,6 +198,7 @@ class Store:
                 services=tuple(self._services[k] for k in sorted(self._services)),
                 ingresses=tuple(self._ingresses[k] for k in sorted(self._ingresses)),
                 edges=self._edges,
+                gateway=self._gateway_objects(),
             )
         return self._snapshot
 
@@ -168,3 +222,10 @@ def _replace(table: dict[ObjKey, _T], cluster: str, new: dict[ObjKey, _T]) -> bo
         del table[key]
     table.update(new)
     return True
+
+
+def _drop_cluster(table: dict[ObjKey, _T], cluster: str) -> bool:
+    keys = [k for k in table if k[0] == cluster]
+    for key in keys:
+        del table[key]
+    return bool(keys)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from ingressfed.core.health import cluster_serves
 from ingressfed.core.naming import in_zone, name_problem, service_level_names
 from ingressfed.core.ownership import companion, companion_name
+from ingressfed.gateway.federation import route_host_claims
 from ingressfed.model import (
     Cluster,
     Edge,
@@ -296,22 +297,33 @@ def _ingress_records(
     edges: Sequence[Edge] = (),
     *,
     routed: bool = False,
+    claims: Sequence[tuple[str, IngressObservation]] = (),
 ) -> tuple[list[Desired], list[Problem], dict[str, dict[str, tuple[str, ...]]]]:
+    """Ingress hosts, and ``claims`` of other kinds (HTTPRoute hostnames: (resource, hosts))."""
     problems: list[Problem] = []
     published: dict[str, dict[str, tuple[str, ...]]] = defaultdict(dict)
     by_host: dict[str, list[IngressObservation]] = defaultdict(list)
+    resource_of: dict[int, str] = {}
     for ing in ingresses:
         for host in ing.hosts:
             by_host[host.rstrip(".").lower()].append(ing)
+    for claim_resource, claim in claims:
+        resource_of[id(claim)] = claim_resource
+        for host in claim.hosts:
+            by_host[host.rstrip(".").lower()].append(claim)
+
+    def res(obs: IngressObservation) -> str:
+        return resource_of.get(id(obs)) or ingress_resource(obs.namespace, obs.name)
+
     out: list[Desired] = []
     targets = _Targets()
     targets.v4, targets.v6 = _split_addresses(fed.global_addresses)
     targets.hostnames = {h.rstrip(".").lower() for h in fed.global_hostnames}
     use_edges = targets.empty and any(e.addresses for e in edges)
     for host in sorted(by_host):
-        claimants = sorted(by_host[host], key=lambda i: (i.namespace, i.name, i.cluster))
+        claimants = sorted(by_host[host], key=lambda i: (i.namespace, i.name, res(i), i.cluster))
         owner = claimants[0]
-        resource = ingress_resource(owner.namespace, owner.name)
+        resource = res(owner)
         if not in_zone(host, fed.suffix):
             problems.append(Problem(resource, f"host {host} is outside the federation zone {fed.suffix}"))
             continue
@@ -320,7 +332,7 @@ def _ingress_records(
             problems.append(Problem(resource, f"cannot publish {host}: {problem}"))
             continue
         for other in claimants[1:]:
-            other_res = ingress_resource(other.namespace, other.name)
+            other_res = res(other)
             if other_res != resource:
                 problems.append(Problem(other_res, f"host {host} is already published for {resource}"))
         if targets.empty and not use_edges:
@@ -352,7 +364,9 @@ def desired_state(fed: Federation, snap: Snapshot, *, routed: bool = False) -> D
         published[service_resource(ns, name)] = dict(pub)
         records.extend(recs)
         claimed.update(d.record.name for d in recs)
-    ing_records, ing_problems, ing_pub = _ingress_records(fed, snap.ingresses, snap.edges, routed=routed)
+    ing_records, ing_problems, ing_pub = _ingress_records(
+        fed, snap.ingresses, snap.edges, routed=routed, claims=route_host_claims(snap, fed)
+    )
     problems.extend(ing_problems)
     dropped: set[tuple[str, str]] = set()
     for d in ing_records:

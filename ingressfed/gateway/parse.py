@@ -414,6 +414,21 @@ def referencegrant_from(obj: object, *, cluster: str) -> Parsed[ReferenceGrant]:
 
 # ---------------------------------------------------------------- HTTPRoute
 
+TTL_ANNOTATION = "federation.ingressfed.io/ttl"
+MAX_TTL = 86_400
+
+
+def _ttl(obj: object, r: _Reader) -> int | None:
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    ann = meta.get("annotations") if isinstance(meta, Mapping) else None
+    raw = ann.get(TTL_ANNOTATION) if isinstance(ann, Mapping) else None
+    if raw is None:
+        return None
+    if isinstance(raw, str) and raw.strip().isdigit() and 1 <= int(raw.strip()[:7]) <= MAX_TTL:
+        return int(raw.strip())
+    r.bad(f"metadata.annotations[{TTL_ANNOTATION}]", f"{_quote(raw)} must be whole seconds in 1..{MAX_TTL}")
+    return None
+
 
 def _parent_ref(r: _Reader, raw: object, path: str) -> ParentRef | None:
     p = r.obj(raw, path, required=True)
@@ -806,6 +821,7 @@ def httproute_from(obj: object, *, cluster: str) -> Parsed[HTTPRoute]:
         r.bad("spec.rules", "Rule name must be unique within the route")
         return Parsed(None, tuple(r.problems))
     route = HTTPRoute(
+        ttl=_ttl(obj, r),
         meta=meta,
         spec=HTTPRouteSpec(
             parent_refs=tuple(parents),
@@ -814,4 +830,4 @@ def httproute_from(obj: object, *, cluster: str) -> Parsed[HTTPRoute]:
             invalid_rules=tuple(invalid),
         ),
     )
-    return Parsed(route, tuple(FieldProblem(p, m) for p, m in invalid))
+    return Parsed(route, (*r.problems, *(FieldProblem(p, m) for p, m in invalid)))

@@ -20,6 +20,7 @@ __all__ = [
     "FromNamespaces",
     "Gateway",
     "GatewayClass",
+    "GatewayObjects",
     "GatewaySpec",
     "GrantFrom",
     "GrantTo",
@@ -40,6 +41,7 @@ __all__ = [
     "Rule",
     "SecretRef",
     "SelectorRequirement",
+    "ServiceExport",
     "URLRewrite",
 ]
 
@@ -262,6 +264,7 @@ class HTTPRouteSpec:
 class HTTPRoute:
     meta: Meta
     spec: HTTPRouteSpec
+    ttl: int | None = None  # annotation federation.ingressfed.io/ttl: TTL of its DNS records
 
 
 # ---------------------------------------------------------------- ReferenceGrant
@@ -303,3 +306,29 @@ class ReferenceGrant:
         ):
             return False
         return any(t.group == to_group and t.kind == to_kind and t.name in (None, to_name) for t in self.to)
+
+
+# ---------------------------------------------------------------- MCS ServiceExport
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceExport:
+    """multicluster.x-k8s.io/v1alpha1 ServiceExport: opts the Service of the same name in."""
+
+    meta: Meta
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayObjects:
+    """Every Gateway API and MCS object the sources saw, in all member clusters (sorted)."""
+
+    classes: tuple[GatewayClass, ...] = ()
+    gateways: tuple[Gateway, ...] = ()
+    routes: tuple[HTTPRoute, ...] = ()
+    grants: tuple[ReferenceGrant, ...] = ()
+    exports: tuple[ServiceExport, ...] = ()
+    # (cluster, namespace) -> labels, for listeners that select route namespaces
+    namespace_labels: tuple[tuple[tuple[str, str], tuple[tuple[str, str], ...]], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.classes or self.gateways or self.routes or self.grants or self.exports)

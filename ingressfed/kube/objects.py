@@ -245,10 +245,15 @@ def _lb_targets(
     return tuple(sorted(addresses)), tuple(sorted(hostnames))
 
 
-def service_from(obj: object, *, cluster: str, selection: Selection) -> Mapped[ServiceObservation]:
-    """A federated ``type: LoadBalancer`` Service; ``ready_endpoints`` is left 0 (EndpointSlices say)."""
+def service_from(
+    obj: object, *, cluster: str, selection: Selection, exported: bool = False
+) -> Mapped[ServiceObservation]:
+    """A federated ``type: LoadBalancer`` Service; ``ready_endpoints`` is left 0 (EndpointSlices say).
+
+    ``exported``: an MCS ServiceExport of the same name opts it in, like the label.
+    """
     ref, meta, problems = _identity(obj, "Service")
-    if not meta or not is_federated(meta, selection=selection):
+    if not meta or not (exported or is_federated(meta, selection=selection)):
         return Mapped(None, tuple(problems) if not meta else ())
     if problems:
         return Mapped(None, tuple(problems))

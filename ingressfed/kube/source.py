@@ -25,6 +25,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from ingressfed.kube.backoff import backoff_delay
 from ingressfed.kube.clients import ClientError, ClientPool
+from ingressfed.kube.gateway_watch import GatewayWatch
 from ingressfed.kube.informer import DEFAULT_OPTIONS, EventType, Informer, InformerOptions, Resource
 from ingressfed.kube.members import MemberSpec, cluster_of
 from ingressfed.kube.objects import (
@@ -91,6 +92,11 @@ class _Member:
         self.ready: Counter[Key] = Counter()
         self.nodes: dict[str, NodeFacts] = {}
         self.topology = ("", "")
+        # MCS: Services opted in by a ServiceExport of the same name, and the raw LoadBalancer
+        # Services that are not (yet) federated, so an export arriving later can federate them.
+        self.exports: set[Key] = set()
+        self.unfederated: dict[Key, Mapping[str, Any]] = {}
+        self.services_handler: _Services | None = None
 
     @property
     def name(self) -> str:
@@ -107,6 +113,20 @@ class _Member:
 
     def full(self, obs: ServiceObservation) -> ServiceObservation:
         return replace(obs, ready_endpoints=self.ready[(obs.namespace, obs.name)])
+
+    def set_exports(self, keys: set[Key]) -> None:
+        """The member's ServiceExports changed: (un)federate the Services they name."""
+        changed = keys ^ self.exports
+        self.exports = keys
+        handler = self.services_handler
+        if handler is None:
+            return
+        for key in changed:
+            raw = self.unfederated.get(key)
+            if key in keys and raw is not None:
+                handler.changed("MODIFIED", raw)
+            elif key not in keys and key in self.services:
+                handler.recheck(key)
 
     def push_service(self, key: Key) -> None:
         obs = self.services.get(key)
@@ -218,8 +238,46 @@ class _Services(_Federated[ServiceObservation]):
     resource = SERVICES
     kind = "Service"
 
+    def __init__(self, member: _Member, selection: Selection) -> None:
+        super().__init__(member, selection)
+        self.exported_raw: dict[Key, Mapping[str, Any]] = {}  # federated only by their ServiceExport
+        member.services_handler = self
+
     def _mapper(self, obj: Mapping[str, Any]) -> Mapped[ServiceObservation]:
-        return service_from(obj, cluster=self.m.name, selection=self._selection)
+        key = _key(ref_of(obj, "Service"))
+        exported = key is not None and key in self.m.exports
+        mapped = service_from(obj, cluster=self.m.name, selection=self._selection, exported=exported)
+        if key is not None:
+            spec = obj.get("spec")
+            is_lb = isinstance(spec, Mapping) and spec.get("type") == "LoadBalancer"
+            if mapped.value is None and is_lb:
+                self.m.unfederated[key] = obj
+            else:
+                self.m.unfederated.pop(key, None)
+            if exported and mapped.value is not None:
+                self.exported_raw[key] = obj
+            else:
+                self.exported_raw.pop(key, None)
+        return mapped
+
+    def relist_started(self) -> None:
+        super().relist_started()
+        self.m.unfederated = {}
+        self.exported_raw = {}
+
+    def changed(self, event: EventType, obj: Mapping[str, Any]) -> None:
+        if event == "DELETED":
+            key = _key(ref_of(obj, "Service"))
+            if key is not None:
+                self.m.unfederated.pop(key, None)
+                self.exported_raw.pop(key, None)
+        super().changed(event, obj)
+
+    def recheck(self, key: Key) -> None:
+        """Map a Service federated by its ServiceExport again (the export went away)."""
+        obj = self.exported_raw.get(key)
+        if obj is not None:
+            self.changed("MODIFIED", obj)
 
     def _table(self) -> dict[Key, ServiceObservation]:
         return self.m.services
@@ -360,7 +418,9 @@ class KubeSource:
         prober: Prober | None = None,
         options: InformerOptions = DEFAULT_OPTIONS,
         rand: Callable[[], float] = random.random,
+        gateway: GatewayWatch | None = None,
     ) -> None:
+        self.gateway = gateway  # Gateway API / MCS watches, run per member beside the others
         self.store = store
         self.clients = clients
         self.selection = selection
@@ -476,6 +536,8 @@ class KubeSource:
         async with asyncio.TaskGroup() as tg:
             if self.prober is not None:
                 tg.create_task(self.prober.run(member.name, api))
+            if self.gateway is not None:
+                tg.create_task(self.gateway.run_member(member.name, api, on_exports=member.set_exports))
             for handler in handlers:
                 informer = Informer(api, handler.resource, handler, options=self.options, rand=self._rand)
                 tg.create_task(informer.run(), name=f"{member.name} {handler.resource.kind}")
