@@ -329,11 +329,16 @@ class ProxyTimeouts(_Model):
     connect: Seconds = 2.0
     read: Seconds = 30.0
     idle: Seconds = 60.0
+    request_head: Seconds = 10.0
+    body_read: Seconds = 10.0
 
 
 class ProxyLimits(_Model):
     max_body_bytes: Annotated[int, AfterValidator(_at_least(0))] = 10 * 1024 * 1024
     max_header_bytes: Annotated[int, AfterValidator(_at_least(1024))] = 16384
+    min_body_rate: Annotated[int, AfterValidator(_at_least(0))] = 1024
+    max_connections: Annotated[int, AfterValidator(_at_least(1))] = 10000
+    max_connections_per_client: Annotated[int, AfterValidator(_at_least(1))] = 256
 
 
 class ProxyHsts(_Model):

@@ -2,7 +2,7 @@
 # Installs what ingressfed needs on a Debian 12 machine with Python 3.11 into ./.venv.
 #   scripts/setup.sh          runtime + demo
 #   scripts/setup.sh --test   also everything the tests and benchmarks need (BIND9, Knot, dnsperf,
-#                             wrk, nginx, dig/kdig, helm) — run as root or with sudo available.
+#                             wrk, nginx, slowhttptest, dig/kdig, helm) — run as root or with sudo available.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,7 @@ if [ "$want_test" = 1 ]; then
   command -v openssl >/dev/null || need_apt+=(openssl)
   command -v curl >/dev/null || need_apt+=(curl)
   command -v h2load >/dev/null || need_apt+=(nghttp2-client)
+  command -v slowhttptest >/dev/null || need_apt+=(slowhttptest)
 fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"

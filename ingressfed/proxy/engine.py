@@ -60,7 +60,10 @@ class Engine:
             ),
         )
         self.pool = UpstreamPool(connect_timeout=settings.timeouts.connect, clock=self.clock)
-        self.registry = ConnectionRegistry()
+        self.registry = ConnectionRegistry(
+            max_connections=settings.limits.max_connections,
+            max_per_client=settings.limits.max_connections_per_client,
+        )
 
     @property
     def draining(self) -> bool:

@@ -69,7 +69,16 @@ class ClientConnection(asyncio.Protocol):
         self.peer_location: Location | None = None
         self.exchanges: deque[Exchange] = deque()
         self.parsing: Exchange | None = None
-        self.last_active = engine.clock.now
+        now = engine.clock.now
+        # Deadlines (see check_timeouts): a head is due request_head after head_since; a kept-alive
+        # connection may idle from idle_since; a body may be silent from body_active.
+        self.head_since: float | None = now  # the first request's head is due from the accept
+        self.head_bytes = False  # any byte of the pending head arrived
+        self.idle_since = now
+        self.body_active = now
+        self.rate_since = now  # start of the body-rate window (moved while we pause reading)
+        self.rate_base = 0  # body bytes already received when that window began
+        self.admitted = False
         self.closed = False
         self.final: bytes | None = None  # a rejection waiting for earlier responses to go out
         self.paused = 0
@@ -100,7 +109,15 @@ class ClientConnection(asyncio.Protocol):
             self.peer = self.peer[7:]
         engine = self.engine
         self.identity = Peer(address=self.peer, trusted=engine.router.trusts(self.peer), scheme=self.scheme)
-        engine.registry.add(self)
+        refused = engine.registry.admit(self, self.peer, exempt=self.identity.trusted)
+        if refused is not None:
+            engine.metrics.refused_connections.labels(refused).inc()
+            log.info("refused a connection from %s: %s connection cap reached", self.peer, refused)
+            self.closed = True
+            self.transport.write(local_response(503, close=True, extra=b"Retry-After: 5\r\n"))
+            self.transport.close()
+            return
+        self.admitted = True
         engine.metrics.active_connections.inc()
 
     def data_received(self, data: bytes) -> None:
@@ -112,7 +129,6 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.final is not None or self.closed:
             return
-        self.last_active = self.engine.clock.now
         if self._in_head:
             self._head_raw += len(data)
         try:
@@ -160,8 +176,10 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self.admitted:
+            return
         engine = self.engine
-        engine.registry.remove(self)
+        engine.registry.remove(self, self.peer, exempt=self.identity.trusted)
         engine.metrics.active_connections.dec()
         tunnel = self.tunnel
         if tunnel is not None:
@@ -203,6 +221,9 @@ class ClientConnection(asyncio.Protocol):
         self._in_head = True
         self._head_raw = 0
         self.parsing = None
+        self.head_bytes = True
+        if self.head_since is None:
+            self.head_since = self.engine.clock.now
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -218,6 +239,11 @@ class ClientConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        now = self.engine.clock.now
+        self.head_since = None
+        self.head_bytes = False
+        self.body_active = self.rate_since = now
+        self.rate_base = 0
         parser = self.parser
         head = RequestHead(
             method=parser.get_method(),
@@ -244,6 +270,7 @@ class ClientConnection(asyncio.Protocol):
             self.set_paused(Pause.PIPELINE, True)
 
     def on_body(self, body: bytes) -> None:
+        self.body_active = self.engine.clock.now
         if self.parsing is not None:
             self.parsing.body(body)
 
@@ -307,7 +334,10 @@ class ClientConnection(asyncio.Protocol):
             self.exchanges[0].start()
         else:
             self.set_paused(Pause.PIPELINE, False)
-            self.last_active = self.engine.clock.now
+            now = self.engine.clock.now
+            self.idle_since = now
+            if self.head_since is not None:
+                self.head_since = now  # a next head begun while we answered: its time starts now
 
     def start_tunnel(self, conn: TunnelPeer, tail: bytes, exchange: object) -> None:
         assert isinstance(conn, UpstreamConnection)
@@ -362,10 +392,53 @@ class ClientConnection(asyncio.Protocol):
         self.close()
 
     def check_timeouts(self, now: float) -> None:
-        timeouts = self.engine.settings.timeouts
-        if self.tunnel is not None:
+        """The client-side deadlines (run from the server's tick). Only time the client is to blame
+        for counts: nothing is measured while we pause reading it."""
+        if self.tunnel is not None or self.closed:
             return
+        engine = self.engine
+        timeouts = engine.settings.timeouts
         if self.exchanges:
-            self.exchanges[0].check_timeout(now, timeouts.read)
-        elif now - self.last_active > (timeouts.idle if not self.engine.registry.draining else 0):
+            first = self.exchanges[0]
+            first.check_timeout(now, timeouts.read)
+            parsing = self.parsing
+            if parsing is first and not parsing.request_done and not parsing.done:
+                self._check_body(now, parsing)
+            return
+        if self.head_since is not None:
+            if self.paused:
+                self.head_since = now
+            elif now - self.head_since > timeouts.request_head:
+                engine.metrics.client_timeouts.labels("head").inc()
+                if self.head_bytes:
+                    log.info("request head from %s not complete in time; closing", self.peer)
+                    self.write(local_response(408, close=True, detail="request head not received in time"))
+                self.close()
+            return
+        if now - self.idle_since > (timeouts.idle if not engine.registry.draining else 0):
+            if not engine.registry.draining:
+                engine.metrics.client_timeouts.labels("idle").inc()
             self.close()
+
+    def _check_body(self, now: float, exchange: Exchange) -> None:
+        if self.paused:  # our flow control, not the client: restart the window
+            self.body_active = self.rate_since = now
+            self.rate_base = exchange.body_bytes
+            return
+        settings = self.engine.settings
+        silent = now - self.body_active > settings.timeouts.body_read
+        elapsed = now - self.rate_since
+        min_rate = settings.limits.min_body_rate
+        slow = (
+            min_rate > 0
+            and elapsed > settings.timeouts.body_read
+            and exchange.body_bytes - self.rate_base < min_rate * elapsed
+        )
+        if silent or slow:
+            self.engine.metrics.client_timeouts.labels("body").inc()
+            log.info(
+                "request body from %s %s; closing",
+                self.peer,
+                "went silent" if silent else f"below {min_rate} bytes/s",
+            )
+            exchange.fail(408, "request body not received in time")

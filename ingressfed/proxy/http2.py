@@ -222,6 +222,7 @@ class H2ClientConnection(asyncio.Protocol):
         self.h2 = h2.connection.H2Connection(config)
         self.streams: dict[int, _Stream] = {}
         self.peer = ""
+        self.admitted = False  # counted by the registry's connection caps
         self.identity = Peer(address="", scheme=b"https")
         self.location: Location | None = None
         self.located = False
@@ -246,6 +247,15 @@ class H2ClientConnection(asyncio.Protocol):
             self.peer = self.peer[7:]
         engine = self.engine
         self.identity = Peer(address=self.peer, trusted=engine.router.trusts(self.peer), scheme=b"https")
+        refused = engine.registry.admit(self, self.peer, exempt=self.identity.trusted)
+        if refused is not None:
+            # The connection caps (issue 11) cover HTTP/2 connections too.
+            engine.metrics.refused_connections.labels(refused).inc()
+            log.info("refused an HTTP/2 connection from %s: %s connection cap reached", self.peer, refused)
+            self.closed = True
+            self.transport.close()
+            return
+        self.admitted = True
         s = self.settings
         codes = h2.settings.SettingCodes
         self.h2.local_settings = h2.settings.Settings(
@@ -260,7 +270,6 @@ class H2ClientConnection(asyncio.Protocol):
         self.h2.decoder.max_header_list_size = s.max_header_list_bytes
         self.h2.initiate_connection()
         self.h2.increment_flow_control_window(s.initial_window_bytes - 65535)
-        engine.registry.add(self)
         engine.metrics.active_connections.inc()
         self.metrics.connections.inc()
         self._write_out()
@@ -295,8 +304,10 @@ class H2ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self.admitted:
+            return
         engine = self.engine
-        engine.registry.remove(self)
+        engine.registry.remove(self, self.peer, exempt=self.identity.trusted)
         engine.metrics.active_connections.dec()
         for stream in self.streams.values():
             if stream.exchange is not None:

@@ -72,6 +72,19 @@ class ProxyMetrics:
             ["cluster"],
             registry=self.registry,
         )
+        self.client_timeouts = Counter(
+            "ingressfed_proxy_client_timeouts",
+            "Client connections closed by a deadline: head (request head too slow), body (request "
+            "body silent or below the minimum rate), idle (keep-alive without a request)",
+            ["phase"],
+            registry=self.registry,
+        )
+        self.refused_connections = Counter(
+            "ingressfed_proxy_refused_connections",
+            "Client connections refused at accept: total or per_client connection cap reached",
+            ["reason"],
+            registry=self.registry,
+        )
         self.active_connections = Gauge(
             "ingressfed_proxy_active_connections", "Open client connections", registry=self.registry
         )

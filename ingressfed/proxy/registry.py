@@ -22,17 +22,37 @@ class Tracked(Protocol):
 
 
 class ConnectionRegistry:
-    def __init__(self) -> None:
+    def __init__(self, *, max_connections: int, max_per_client: int) -> None:
+        self.max_connections = max_connections
+        self.max_per_client = max_per_client
         self.clients: set[Tracked] = set()
+        self.per_address: dict[str, int] = {}  # open connections per untrusted client address
         self.connecting: set[asyncio.Task[None]] = set()  # upstream connects in progress
         self.no_clients = asyncio.Event()  # set when the last client connection closes
         self.draining = False
 
-    def add(self, client: Tracked) -> None:
+    def admit(self, client: Tracked, address: str, *, exempt: bool) -> str | None:
+        """Register a new connection, or say which cap refuses it ("total" or "per_client")."""
+        if len(self.clients) >= self.max_connections:
+            return "total"
+        if not exempt:
+            count = self.per_address.get(address, 0)
+            if count >= self.max_per_client:
+                return "per_client"
+            self.per_address[address] = count + 1
         self.clients.add(client)
+        return None
 
-    def remove(self, client: Tracked) -> None:
+    def remove(self, client: Tracked, address: str, *, exempt: bool) -> None:
+        if client not in self.clients:
+            return
         self.clients.discard(client)
+        if not exempt:
+            count = self.per_address.get(address, 0) - 1
+            if count > 0:
+                self.per_address[address] = count
+            else:
+                self.per_address.pop(address, None)
         if not self.clients:
             self.no_clients.set()
 

@@ -38,7 +38,13 @@ class HealthCheckSettings:
 class TimeoutSettings:
     connect: float = 2.0
     read: float = 30.0  # upstream silence while a response is awaited or streamed
-    idle: float = 60.0  # client keep-alive connection without a request
+    idle: float = 60.0  # kept-alive client connection with no byte of a next request
+    # Total time to receive a request head, from its first byte (from the accept for a
+    # connection's first request); bytes trickling in do not extend it.
+    request_head: float = 10.0
+    # Longest silence while a request body is received; after this long its average rate must
+    # also be at least limits.min_body_rate.
+    body_read: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,11 @@ class LimitSettings:
     max_header_bytes: int = 16 * 1024
     # A request body up to this size is kept so that a 502/503/504 can be retried elsewhere.
     retry_body_bytes: int = 64 * 1024
+    min_body_rate: int = 1024  # bytes/s a request body must average after timeouts.body_read; 0: off
+    max_connections: int = 10000  # open client connections in total
+    # Open connections per client address (socket peer); peers in geo.trustedProxies are exempt,
+    # since behind a load balancer every connection comes from a few addresses.
+    max_connections_per_client: int = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +102,14 @@ class ProxySettings:
             (self.timeouts.connect > 0, "proxy.timeouts.connect must be > 0 seconds"),
             (self.timeouts.read > 0, "proxy.timeouts.read must be > 0 seconds"),
             (self.timeouts.idle > 0, "proxy.timeouts.idle must be > 0 seconds"),
+            (self.timeouts.request_head > 0, "proxy.timeouts.requestHead must be > 0 seconds"),
+            (self.timeouts.body_read > 0, "proxy.timeouts.bodyRead must be > 0 seconds"),
+            (self.limits.min_body_rate >= 0, "proxy.limits.minBodyRate must be >= 0 bytes/s"),
+            (self.limits.max_connections >= 1, "proxy.limits.maxConnections must be >= 1"),
+            (
+                self.limits.max_connections_per_client >= 1,
+                "proxy.limits.maxConnectionsPerClient must be >= 1",
+            ),
             (self.limits.max_body_bytes >= 0, "proxy.limits.maxBodyBytes must be >= 0"),
             (self.limits.max_header_bytes >= 1024, "proxy.limits.maxHeaderBytes must be >= 1024"),
             (self.health_check.path.startswith("/"), "proxy.healthCheck.path must start with '/'"),
@@ -142,10 +161,15 @@ class ProxySettings:
                     connect=float(to.get("connect", 2)),
                     read=float(to.get("read", 30)),
                     idle=float(to.get("idle", 60)),
+                    request_head=float(to.get("requestHead", 10)),
+                    body_read=float(to.get("bodyRead", 10)),
                 ),
                 limits=LimitSettings(
                     max_body_bytes=int(lim.get("maxBodyBytes", 10 * 1024 * 1024)),
                     max_header_bytes=int(lim.get("maxHeaderBytes", 16 * 1024)),
+                    min_body_rate=int(lim.get("minBodyRate", 1024)),
+                    max_connections=int(lim.get("maxConnections", 10000)),
+                    max_connections_per_client=int(lim.get("maxConnectionsPerClient", 256)),
                 ),
                 tls=TlsSettings.from_config(proxy["tls"]) if proxy.get("tls") else None,
                 geo=GeoSettings(

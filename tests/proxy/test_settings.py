@@ -16,21 +16,34 @@ def test_from_config_sections() -> None:
             "adminListen": "127.0.0.1:18081",
             "clusterHeader": "",
             "healthCheck": {"path": "/ready", "interval": 1, "timeout": 0.5, "unhealthyThreshold": 3},
-            "timeouts": {"connect": 1, "read": 5, "idle": 7},
-            "limits": {"maxBodyBytes": 1000, "maxHeaderBytes": 4096},
+            "timeouts": {"connect": 1, "read": 5, "idle": 7, "requestHead": 3, "bodyRead": 4},
+            "limits": {
+                "maxBodyBytes": 1000,
+                "maxHeaderBytes": 4096,
+                "minBodyRate": 10,
+                "maxConnections": 50,
+                "maxConnectionsPerClient": 5,
+            },
         }
     )
-    geo = GeoSection.model_validate({"trustedProxies": ["10.0.0.0/8"], "defaultOrder": ["a", "b"]})
+    geo = GeoSection.model_validate(
+        {"trustedProxies": ["10.0.0.0/8"], "defaultOrder": ["a", "b"], "clientAddressHeader": "Forwarded"}
+    )
     settings = ProxySettings.from_config(proxy.model_dump(by_alias=True), geo.model_dump(by_alias=True))
     assert (settings.host, settings.port, settings.admin_port) == ("::1", 9443, 18081)
     assert settings.cluster_header == ""
     assert settings.health_check.path == "/ready"
     assert settings.health_check.unhealthy_threshold == 3
     assert settings.health_check.healthy_threshold == 2
-    assert settings.timeouts == TimeoutSettings(connect=1, read=5, idle=7)
+    assert settings.timeouts == TimeoutSettings(connect=1, read=5, idle=7, request_head=3, body_read=4)
     assert settings.limits.max_body_bytes == 1000
+    limits = settings.limits
+    assert (limits.min_body_rate, limits.max_connections, limits.max_connections_per_client) == (10, 50, 5)
     assert settings.geo == GeoSettings(
-        database=None, trusted_proxies=("10.0.0.0/8",), default_order=("a", "b")
+        database=None,
+        trusted_proxies=("10.0.0.0/8",),
+        default_order=("a", "b"),
+        client_address_header="Forwarded",
     )
 
 
@@ -39,13 +52,14 @@ def test_every_problem_is_named() -> None:
         ProxySettings(
             port=70000,
             cluster_header="Bad Header:",
-            timeouts=TimeoutSettings(connect=0),
+            timeouts=TimeoutSettings(connect=0, request_head=0),
             geo=GeoSettings(trusted_proxies=("not-a-cidr",)),
         )
     text = "\n".join(info.value.problems)
     assert "proxy.listen" in text
     assert "clusterHeader" in text
     assert "timeouts.connect" in text
+    assert "timeouts.requestHead" in text
     assert "not-a-cidr" in text
 
 
