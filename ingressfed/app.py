@@ -304,7 +304,9 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             source.load_once()
             tasks.append(asyncio.create_task(source.run(), name="static-source"))
         else:
-            tasks.append(asyncio.create_task(_run_kube(config, store, controller), name="kube"))
+            https = getattr(proxy, "https", None)
+            tls_offers = (lambda offers: https.offer("ingress", offers)) if https is not None else None
+            tasks.append(asyncio.create_task(_run_kube(config, store, controller, tls_offers), name="kube"))
         tasks.append(asyncio.create_task(controller.run(), name="controller"))
         tasks.append(asyncio.create_task(edges.run(), name="edges"))
         for t in tasks:
@@ -327,10 +329,10 @@ def _status(stack: contextlib.AsyncExitStack, config: Config, publisher: FeedPub
     return controller_status(stack, config, publisher)
 
 
-async def _run_kube(config: Config, store: Store, controller: Controller) -> None:
+async def _run_kube(config: Config, store: Store, controller: Controller, tls_offers: Any = None) -> None:
     from ingressfed.kube_runtime import run_kubernetes
 
-    await run_kubernetes(config, store, controller)
+    await run_kubernetes(config, store, controller, tls_offers=tls_offers)
 
 
 async def _serve(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ingressfed.core.health import HealthThresholds
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from ingressfed.config import Config
     from ingressfed.controller import Controller
     from ingressfed.store import Store
+    from ingressfed.tls.book import Offer
 
 __all__ = ["run_kubernetes"]
 
@@ -32,7 +34,14 @@ def _host_configured(config: Config) -> bool:
     return bool(h.in_cluster or h.path or h.context)
 
 
-async def run_kubernetes(config: Config, store: Store, controller: Controller) -> None:
+async def run_kubernetes(
+    config: Config,
+    store: Store,
+    controller: Controller,
+    *,
+    tls_offers: Callable[[list[Offer]], None] | None = None,
+) -> None:
+    """``tls_offers`` receives the certificates of Ingress ``spec.tls`` Secrets (issue 10)."""
     from ingressfed.kube.clients import ClientPool, connect
     from ingressfed.kube.gateway_watch import GatewayWatch, gateway_sink
     from ingressfed.kube.lease import LeaderElector, LeaseSettings, default_identity
@@ -101,6 +110,12 @@ async def run_kubernetes(config: Config, store: Store, controller: Controller) -
             controller.sinks.append(lambda out: writer.submit(statuses_from(out.snapshot, out.desired)))
             tg.create_task(gateway_writer.run(), name="gateway-status-writer")
             controller.sinks.append(gateway_status)
+            if tls_offers is not None:
+                from ingressfed.kube.tls_secrets import TlsSecretReader
+
+                secrets = TlsSecretReader(clients.current, on_offers=tls_offers)
+                tg.create_task(secrets.run(), name="tls-secrets")
+                controller.sinks.append(lambda out: secrets.submit(out.snapshot))
             await asyncio.Event().wait()  # until cancelled by the app
     finally:
         if host is not None:

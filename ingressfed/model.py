@@ -27,6 +27,7 @@ __all__ = [
     "Federation",
     "IngressObservation",
     "IngressRule",
+    "IngressTLS",
     "Location",
     "Policy",
     "RecordKey",
@@ -222,6 +223,14 @@ class IngressRule:
 
 
 @dataclass(frozen=True, slots=True)
+class IngressTLS:
+    """One ``spec.tls`` entry: the hosts its ``kubernetes.io/tls`` Secret (same namespace) serves."""
+
+    hosts: tuple[str, ...]
+    secret_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class IngressObservation:
     """One federated Ingress as seen in one member cluster.
 
@@ -237,6 +246,7 @@ class IngressObservation:
     hostnames: tuple[str, ...] = ()
     port: int = 80
     ttl: int | None = None
+    tls: tuple[IngressTLS, ...] = ()  # spec.tls (hosts empty in the object: the rules' hosts)
 
     @property
     def hosts(self) -> tuple[str, ...]:

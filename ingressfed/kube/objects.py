@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ingressfed.model import IngressObservation, IngressRule, ServiceObservation
+from ingressfed.model import IngressObservation, IngressRule, IngressTLS, ServiceObservation
 
 __all__ = [
     "DNS_NAMES_KEY",
@@ -331,6 +331,34 @@ def _ingress_rules(
     return tuple(sorted(rules, key=lambda r: (r.host, r.path, r.path_type)))
 
 
+def _ingress_tls(
+    spec: Mapping[str, Any], rules: tuple[IngressRule, ...], ref: ObjectRef, problems: list[Problem]
+) -> tuple[IngressTLS, ...]:
+    """``spec.tls``: each entry names a Secret in the Ingress's namespace and the hosts it serves
+    (none listed: every host of the rules, as ingress controllers read it)."""
+    raw = spec.get("tls")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problems.append(Problem(ref, "spec.tls is not a list"))
+        return ()
+    out: list[IngressTLS] = []
+    for i, entry in enumerate(raw[:MAX_RULES]):
+        item = _mapping(entry)
+        secret = item.get("secretName") if item else None
+        if not is_dns_subdomain(secret):
+            problems.append(Problem(ref, f"spec.tls[{i}].secretName {_quote(secret)} is not a Secret name"))
+            continue
+        assert isinstance(secret, str) and item is not None
+        hosts = item.get("hosts") or []
+        if not isinstance(hosts, list) or not all(is_dns_subdomain(h, wildcard=True) for h in hosts):
+            problems.append(Problem(ref, f"spec.tls[{i}].hosts must be a list of DNS names"))
+            continue
+        names = tuple(sorted({h.lower() for h in hosts})) or tuple(sorted({r.host for r in rules}))
+        out.append(IngressTLS(hosts=names, secret_name=secret))
+    return tuple(out)
+
+
 def ingress_from(obj: object, *, cluster: str, selection: Selection) -> Mapped[IngressObservation]:
     """A federated networking.k8s.io/v1 Ingress (opted in, or ``ingressClassName: ingressfed``)."""
     ref, meta, problems = _identity(obj, "Ingress")
@@ -359,6 +387,7 @@ def ingress_from(obj: object, *, cluster: str, selection: Selection) -> Mapped[I
         addresses=addresses,
         hostnames=hostnames,
         ttl=ttl,
+        tls=_ingress_tls(spec, rules, ref, problems),
     )
     return Mapped(value, tuple(problems))
 

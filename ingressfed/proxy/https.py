@@ -23,6 +23,7 @@ from ingressfed.proxy.http1 import ClientConnection
 from ingressfed.proxy.http2 import H2ClientConnection, H2Metrics
 from ingressfed.proxy.request import Forward, RequestHead
 from ingressfed.proxy.table import normalize_host
+from ingressfed.tls.book import Offer
 from ingressfed.tls.catalog import CertificateCatalog, TlsMetrics
 from ingressfed.tls.contexts import SniContexts
 from ingressfed.tls.directory import DirectorySource
@@ -87,6 +88,12 @@ class HttpsListener:
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port = settings.port
+
+    def offer(self, group: str, offers: list[Offer]) -> None:
+        """Certificates from another source (``"ingress"``: Ingress TLS Secrets, the feed): they
+        replace that group's previous offers and apply to new handshakes at once."""
+        self.catalog.offer(group, offers)
+        self.catalog.refresh(self._clock())
 
     def _unknown_name(self, name: str | None) -> None:
         self.tls_metrics.unknown_names.inc()
