@@ -8,12 +8,13 @@ the region, to two decimals. That is all ranking needs; a cluster's declared
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Literal
 
 from ingressfed.model import Cluster, Location
 
-__all__ = ["REGIONS", "cluster_location", "region_location", "region_of_zone"]
+__all__ = ["REGIONS", "Placement", "cluster_location", "member_location", "region_location", "region_of_zone"]
 
 _L = Location
 
@@ -189,14 +190,37 @@ def region_of_zone(zone: str) -> str:
     return name
 
 
+LocationSource = Literal["declared", "region", "zone", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a member is, and what said so (shown on the FederatedCluster's status)."""
+
+    location: Location | None
+    source: LocationSource
+
+
+def member_location(*, declared: Location | None, region: str, zone: str) -> Placement:
+    """The one rule for every member, from the config or a FederatedCluster alike.
+
+    A declared location wins; else the built-in table's entry for the region (declared or observed
+    from node labels, whichever the member has), else for its zone's region; else unknown (ranking
+    then falls back to the configured default order).
+    """
+    if declared is not None:
+        return Placement(declared, "declared")
+    if region:
+        found = region_location(region)
+        if found is not None:
+            return Placement(found, "region")
+    if zone:
+        found = region_location(region_of_zone(zone))
+        if found is not None:
+            return Placement(found, "zone")
+    return Placement(None, "unknown")
+
+
 def cluster_location(cluster: Cluster) -> Location | None:
     """The declared location, else the table's entry for its region (or its zone's region)."""
-    if cluster.location is not None:
-        return cluster.location
-    if cluster.region:
-        found = region_location(cluster.region)
-        if found is not None:
-            return found
-    if cluster.zone:
-        return region_location(region_of_zone(cluster.zone))
-    return None
+    return member_location(declared=cluster.location, region=cluster.region, zone=cluster.zone).location

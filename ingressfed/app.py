@@ -20,7 +20,6 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from geo.regions import cluster_location
 from ingressfed.config import Config, load_config, split_host_port
 from ingressfed.controller import Controller, ControllerSettings, ReconcileOutcome
 from ingressfed.edge.runtime import EdgeRuntime
@@ -90,10 +89,6 @@ def build_provider(config: Config, metrics: ControllerMetrics, *, dry_run: bool)
     if dry_run or config.dns.dry_run:
         wrapped = DryRunProvider(wrapped)
     return raw, CachedProvider(wrapped)
-
-
-def _with_location(c: Cluster) -> Cluster:
-    return c if c.location is not None else replace(c, location=cluster_location(c))
 
 
 class _RouteSink:
@@ -247,7 +242,8 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
     static = config.source.kind == "static"
     for c in config.cluster_values():
         # Static members have no API server to probe: they are Ready unless the objects file says not.
-        store.set_cluster(_with_location(c if not static else replace(c, status=ClusterStatus.READY)))
+        # The Store gives every member its location (declared, else from its region): one rule for all.
+        store.set_cluster(c if not static else replace(c, status=ClusterStatus.READY))
     publisher = FeedPublisher()
     controller = Controller(
         federation=fed,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TypeVar
 
+from geo.regions import member_location
 from ingressfed.gateway.resources import (
     Gateway,
     GatewayClass,
@@ -27,6 +28,7 @@ from ingressfed.model import (
     ClusterStatus,
     Edge,
     IngressObservation,
+    Location,
     ServiceObservation,
     Snapshot,
 )
@@ -50,6 +52,8 @@ GATEWAY_KINDS: tuple[type[GatewayObject], ...] = (
 class Store:
     def __init__(self, *, on_change: Callable[[], None] | None = None) -> None:
         self._clusters: dict[str, Cluster] = {}
+        # What each member declared (config or FederatedCluster); the Cluster's location is derived.
+        self._declared: dict[str, Location | None] = {}
         self._services: dict[ObjKey, ServiceObservation] = {}
         self._ingresses: dict[ObjKey, IngressObservation] = {}
         self._edges: tuple[Edge, ...] = ()
@@ -67,7 +71,10 @@ class Store:
 
     # clusters
     def set_cluster(self, cluster: Cluster) -> None:
+        """Declare a member; its ``location`` is what it declared (None: derive it from its region)."""
         prev = self._clusters.get(cluster.name)
+        self._declared[cluster.name] = cluster.location
+        cluster = _placed(cluster, cluster.location)
         if prev is not None:
             # Health is owned by probes; a re-declared cluster keeps what they found.
             cluster = replace(cluster, status=prev.status, data_plane_healthy=prev.data_plane_healthy)
@@ -77,6 +84,7 @@ class Store:
 
     def remove_cluster(self, name: str) -> None:
         removed = self._clusters.pop(name, None) is not None
+        self._declared.pop(name, None)
         removed |= _drop_cluster(self._services, name)
         removed |= _drop_cluster(self._ingresses, name)
         for gtable in self._gateway.values():
@@ -105,6 +113,8 @@ class Store:
             log.debug("ignoring update for unknown cluster", extra={"cluster": name})
             return
         nxt = replace(prev, **fields)  # type: ignore[arg-type]
+        if "region" in fields or "zone" in fields:
+            nxt = _placed(nxt, self._declared.get(name))
         if nxt != prev:
             self._clusters[name] = nxt
             self._changed()
@@ -209,6 +219,14 @@ class Store:
             "ingresses": len(self._ingresses),
             "edges": len(self._edges),
         }
+
+
+def _placed(cluster: Cluster, declared: Location | None) -> Cluster:
+    """The cluster with the location the one rule gives (``geo.regions.member_location``)."""
+    placement = member_location(declared=declared, region=cluster.region, zone=cluster.zone)
+    return (
+        cluster if placement.location == cluster.location else replace(cluster, location=placement.location)
+    )
 
 
 def _replace(table: dict[ObjKey, _T], cluster: str, new: dict[ObjKey, _T]) -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient
 
+from geo.regions import Placement, member_location
 from ingressfed.core.health import ClusterHealth
 from ingressfed.kube.informer import DEFAULT_OPTIONS, EventType, Informer, InformerOptions, Resource
 from ingressfed.kube.members import GROUP, PLURAL, VERSION, MemberSpec, member_from_resource
@@ -45,8 +46,19 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def status_patch(health: ClusterHealth | None, *, message: str, region: str, zone: str) -> dict[str, Any]:
-    """The ``status`` of a FederatedCluster; the Ready condition's reason is the printed STATUS."""
+def status_patch(
+    health: ClusterHealth | None,
+    *,
+    message: str,
+    region: str,
+    zone: str,
+    placement: Placement | None = None,
+) -> dict[str, Any]:
+    """The ``status`` of a FederatedCluster; the Ready condition's reason is the printed STATUS.
+
+    ``placement`` is where geo answers place the member (``location`` null when unknown) and what
+    said so: ``declared`` (spec.location), ``region`` or ``zone`` (the built-in table), ``unknown``.
+    """
     status = health.status if health is not None else ClusterStatus.NOT_READY
     probe = _iso(health.last_probe_time) if health else None
     transition = _iso(health.last_transition_time) if health else None
@@ -66,10 +78,14 @@ def status_patch(health: ClusterHealth | None, *, message: str, region: str, zon
         "status": "True" if status is ClusterStatus.OFFLINE else "False",
         "reason": why,
     }
+    placement = placement or member_location(declared=None, region=region, zone=zone)
+    loc = placement.location
     return {
         "status": {
             "observedRegion": region,
             "observedZone": zone,
+            "location": {"lat": loc.lat, "lon": loc.lon} if loc is not None else None,
+            "locationSource": placement.source,
             "conditions": [ready | common, offline | common],
         }
     }
@@ -179,10 +195,14 @@ class Registry:
         cluster = self._source.store.cluster(name)
         region = cluster.region if cluster is not None else ""
         zone = cluster.zone if cluster is not None else ""
-        body = status_patch(health, message=prober.message(name), region=region, zone=zone)
+        # The same rule the Store applied (declared, else the table for the region or zone).
+        placement = member_location(declared=self._specs[name].location, region=region, zone=zone)
+        body = status_patch(
+            health, message=prober.message(name), region=region, zone=zone, placement=placement
+        )
         content = (
             repr([{k: v for k, v in c.items() if k != "lastProbeTime"} for c in body["status"]["conditions"]])
-            + f"{region}/{zone}"
+            + f"{region}/{zone}/{placement}"
         )
         now = self._clock()
         last = self._written.get(name)

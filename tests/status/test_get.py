@@ -87,7 +87,7 @@ async def test_clear_errors(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 async def test_clusters_from_the_host_cluster_without_a_controller(tmp_path: Path) -> None:
-    host = FakeKubeAPI(name="host")
+    host = FakeKubeAPI(name="host", identity="admin")  # a person's kubeconfig, not the controller's account
     await host.start()
     try:
         host.add(crd())
