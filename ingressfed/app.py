@@ -26,8 +26,10 @@ from ingressfed.edge.runtime import EdgeRuntime
 from ingressfed.errors import ConfigError, IngressfedError
 from ingressfed.feed.publisher import FeedPublisher, add_feed_routes
 from ingressfed.feed.view import FeedView
+from ingressfed.gateway.federation import served_rules
+from ingressfed.gateway.table import ServedRule
 from ingressfed.metrics import ControllerMetrics, MeteredProvider
-from ingressfed.model import Cluster, ClusterStatus, Route
+from ingressfed.model import Cluster, ClusterStatus, Federation, Route
 from ingressfed.sources.static import StaticSource
 from ingressfed.store import Store
 from providers import loader
@@ -94,18 +96,20 @@ def build_provider(config: Config, metrics: ControllerMetrics, *, dry_run: bool)
 class _RouteSink:
     """Pushes routes to the proxy only when they (or the clusters) changed."""
 
-    def __init__(self, proxy: Any) -> None:
+    def __init__(self, proxy: Any, fed: Federation) -> None:
         self.proxy = proxy
-        self._last: tuple[tuple[Route, ...], tuple[Cluster, ...]] | None = None
+        self.fed = fed
+        self._last: tuple[tuple[Route, ...], tuple[Cluster, ...], tuple[ServedRule, ...]] | None = None
 
     def __call__(self, outcome: ReconcileOutcome) -> None:
-        key = (outcome.routes, outcome.snapshot.clusters)
+        rules = served_rules(outcome.snapshot, self.fed)
+        key = (outcome.routes, outcome.snapshot.clusters, rules)
         if key != self._last:
             self._last = key
-            self.proxy.update(outcome.routes, outcome.snapshot.clusters)
+            self.proxy.update(outcome.routes, outcome.snapshot.clusters, gateway=rules)
 
 
-def _feed_sink(publisher: FeedPublisher, zone: str) -> Callable[[ReconcileOutcome], None]:
+def _feed_sink(publisher: FeedPublisher, fed: Federation) -> Callable[[ReconcileOutcome], None]:
     def publish(outcome: ReconcileOutcome) -> None:
         publisher.publish(
             FeedView(
@@ -113,7 +117,8 @@ def _feed_sink(publisher: FeedPublisher, zone: str) -> Callable[[ReconcileOutcom
                 records=outcome.records,
                 routes=outcome.routes,
                 clusters=outcome.snapshot.clusters,
-                zone=zone,
+                zone=fed.suffix,
+                gateway_rules=served_rules(outcome.snapshot, fed),
             )
         )
 
@@ -255,7 +260,7 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             routed=routed_records(config),
         ),
         metrics=metrics,
-        sinks=[_feed_sink(publisher, fed.suffix)],
+        sinks=[_feed_sink(publisher, fed)],
     )
     running_ref: dict[str, Running] = {}
     async with contextlib.AsyncExitStack() as stack:
@@ -282,7 +287,7 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             proxy = ProxyServer(settings)
             await stack.enter_async_context(proxy)
             edges.attach_proxy(proxy)
-            controller.sinks.append(_RouteSink(proxy))
+            controller.sinks.append(_RouteSink(proxy, fed))
         if status is not None:
             from ingressfed.status.wiring import attach_data_planes
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from typing import Any, NotRequired, TypedDict, TypeVar
 
 from ingressfed.errors import IngressfedError
+from ingressfed.gateway.table import ServedRule
+from ingressfed.gateway.wire import RulesFormatError, rules_from_wire, rules_to_wire
 from ingressfed.model import (
     Backend,
     Cluster,
@@ -102,6 +104,7 @@ class ViewWire(TypedDict):
     records: list[RecordWire]
     routes: list[RouteWire]
     clusters: list[ClusterWire]
+    gatewayRules: NotRequired[dict[str, Any]]  # HTTPRoute rules (ingressfed.gateway.wire)
 
 
 # ---------------------------------------------------------------------- value
@@ -115,6 +118,7 @@ class FeedView:
     clusters: tuple[Cluster, ...]
     zone: str
     epoch: str = ""
+    gateway_rules: tuple[ServedRule, ...] = ()  # HTTPRoute rules the proxy serves
 
     def canonical(self) -> FeedView:
         """The same content in a fixed order, so equal content compares equal."""
@@ -133,7 +137,13 @@ class FeedView:
     def same_content(self, other: FeedView) -> bool:
         """Equal records, routes, clusters and zone (version and epoch ignored)."""
         a, b = self.canonical(), other.canonical()
-        return (a.records, a.routes, a.clusters, a.zone) == (b.records, b.routes, b.clusters, b.zone)
+        return (a.records, a.routes, a.clusters, a.zone, a.gateway_rules) == (
+            b.records,
+            b.routes,
+            b.clusters,
+            b.zone,
+            b.gateway_rules,
+        )
 
     def newer_than(self, other: FeedView | None) -> bool:
         """Whether a follower holding ``other`` should take this view.
@@ -173,7 +183,7 @@ def view_to_wire(view: FeedView) -> ViewWire:
                 "country": r.routing.country,
             }
         records.append(rec)
-    return {
+    wire: ViewWire = {
         "format": FORMAT,
         "epoch": view.epoch,
         "version": view.version,
@@ -201,6 +211,9 @@ def view_to_wire(view: FeedView) -> ViewWire:
             for c in view.clusters
         ],
     }
+    if view.gateway_rules:
+        wire["gatewayRules"] = rules_to_wire(view.gateway_rules)
+    return wire
 
 
 def encode_view(view: FeedView) -> bytes:
@@ -348,7 +361,18 @@ def view_from_wire(doc: object) -> FeedView:
         clusters=tuple(_cluster(d, p) for p, d in r.items("clusters")),
         zone=r.get("zone", str),
         epoch=r.get("epoch", str),
+        gateway_rules=_gateway_rules(doc),
     )
+
+
+def _gateway_rules(doc: object) -> tuple[ServedRule, ...]:
+    raw = doc.get("gatewayRules") if isinstance(doc, Mapping) else None
+    if raw is None:
+        return ()
+    try:
+        return rules_from_wire(raw)
+    except RulesFormatError as exc:
+        raise FeedFormatError(str(exc)) from None
 
 
 def decode_view(data: bytes | str) -> FeedView:

@@ -14,6 +14,7 @@ from ingressfed.gateway.conditions import Condition, Reason
 from ingressfed.gateway.hostnames import ANY
 from ingressfed.gateway.resources import GatewayObjects
 from ingressfed.gateway.state import GatewayInputs, GatewayState, gateway_state
+from ingressfed.gateway.table import ServedRule
 from ingressfed.model import Edge, Federation, IngressObservation, IngressRule, ServiceObservation, Snapshot
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "export_conditions",
     "httproute_resource",
     "route_host_claims",
+    "served_rules",
     "state_for",
 ]
 
@@ -79,6 +81,13 @@ def state_for(snap: Snapshot, fed: Federation, settings: GatewaySettings = DEFAU
     if not snap.gateway.gateways:
         return EMPTY_STATE
     return _state(snap.gateway, snap.services, _addresses(fed, snap.edges), fed.global_hostnames, settings)
+
+
+def served_rules(
+    snap: Snapshot, fed: Federation, settings: GatewaySettings = DEFAULT_SETTINGS
+) -> tuple[ServedRule, ...]:
+    """The HTTPRoute rules the proxies serve (in the feed beside the Ingress routes)."""
+    return state_for(snap, fed, settings).served
 
 
 def route_host_claims(

@@ -132,7 +132,7 @@ async def _follow(args: argparse.Namespace, proxy: ProxyServer) -> None:
     follower = FeedFollower(args.feed, token=token, state_file=args.state_file, ssl_context=ssl_context)
 
     def apply(view: FeedView) -> None:
-        proxy.update(view.routes, view.clusters)
+        proxy.update(view.routes, view.clusters, gateway=view.gateway_rules)
 
     async with follower:
         await follower.run(apply)

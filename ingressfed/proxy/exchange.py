@@ -21,6 +21,7 @@ from http import HTTPStatus
 
 from ingressfed.model import Backend, Location
 from ingressfed.proxy.engine import Engine
+from ingressfed.proxy.gateway import modified_headers
 from ingressfed.proxy.ports import Downstream, Pause
 from ingressfed.proxy.request import HOP_BY_HOP, Forward
 from ingressfed.proxy.table import ClusterTarget
@@ -373,6 +374,10 @@ class Exchange:
                 via = value
             elif lname == b"upgrade":
                 upgrade = value
+        if self.request.response_headers:
+            # HTTPRoute ResponseHeaderModifier: after hop-by-hop removal, before our own headers.
+            pairs = modified_headers([(n, v) for _, n, v in kept], self.request.response_headers)
+            kept = [(n.lower(), n, v) for n, v in pairs]
         for lname, name, value in kept:
             if not named or lname not in named:
                 parts += (name, b": ", value, b"\r\n")

@@ -256,7 +256,8 @@ class ClientConnection(asyncio.Protocol):
         engine = self.engine
         outcome = prepare(head, peer=self.identity, matcher=engine.router.table, rules=engine.rules)
         if not isinstance(outcome, Forward):
-            raise _Reject(outcome.status, outcome.detail)
+            extra = b"".join(b"%b: %b\r\n" % pair for pair in outcome.headers)
+            raise _Reject(outcome.status, outcome.detail, extra=extra)
         if self.redirect is not None:
             location = self.redirect(head, outcome)
             if location is not None:

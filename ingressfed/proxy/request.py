@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ingressfed.gateway.resources import HeaderModifier
+from ingressfed.proxy.gateway import GatewayHop, modified_headers, redirect_for, rewrite_target
 from ingressfed.proxy.table import RouteEntry, normalize_host
 
 __all__ = [
@@ -94,6 +96,8 @@ class Forward:
     # The trusted header's chain as received from a trusted peer: the client is further away.
     forwarded_for: bytes | None = None
     websocket_accept: bytes | None = None  # the Sec-WebSocket-Accept a 101 must carry
+    # HTTPRoute ResponseHeaderModifier filters, applied to the backend's response head
+    response_headers: tuple[HeaderModifier, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,7 @@ class Rejection:
 
     status: int
     detail: str = ""
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # e.g. the Location of an HTTPRoute redirect
 
 
 class RouteMatcher(Protocol):
@@ -112,9 +117,9 @@ class RouteMatcher(Protocol):
 
 
 class _Refuse(Exception):
-    def __init__(self, status: int, detail: str = "") -> None:
+    def __init__(self, status: int, detail: str = "", headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         super().__init__(status, detail)
-        self.rejection = Rejection(status, detail)
+        self.rejection = Rejection(status, detail, headers)
 
 
 def _tokens(value: bytes) -> set[bytes]:
@@ -276,6 +281,35 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
     entry = matcher.match(hostname, raw_path.decode("latin-1"), head)
     if entry is None:
         raise _Refuse(404, "no route for this host and path")
+    upstream_host = host
+    response_headers: tuple[HeaderModifier, ...] = ()
+    if entry.hop is not None:
+        # An HTTPRoute rule: a redirect or a 500 answered here, else its filters edit the request.
+        hop = entry.hop
+        assert isinstance(hop, GatewayHop)
+        redirect = redirect_for(
+            hop,
+            scheme=peer.scheme.decode("latin-1"),
+            host=hostname,
+            path=raw_path.decode("latin-1"),
+            query=target.partition(b"?")[2].decode("latin-1"),
+        )
+        if redirect is not None:
+            raise _Refuse(redirect.status, "", ((b"Location", redirect.location.encode("latin-1")),))
+        if hop.backend is None:
+            raise _Refuse(500, "every backendRef of this rule has weight 0")
+        if hop.backend.error is not None:
+            raise _Refuse(500, "the backendRef picked for this request is invalid")
+        mods = hop.request_headers
+        if mods:
+            pairs = [(out[i], out[i + 2]) for i in range(0, len(out), 4)]
+            out = [part for n, v in modified_headers(pairs, mods) for part in (n, b": ", v, b"\r\n")]
+        rewrite = hop.action.rewrite
+        if rewrite is not None:
+            target = rewrite_target(hop, target)
+            if rewrite.hostname is not None:
+                upstream_host = rewrite.hostname.encode("latin-1")
+        response_headers = hop.response_headers
 
     address = peer.address.encode()
     trusted = peer.trusted
@@ -297,7 +331,7 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
         out += (b"Content-Length: ", length, b"\r\n")
     if is_upgrade:
         out.append(b"Connection: upgrade\r\nUpgrade: websocket\r\n")
-    rendered = b"".join((method, b" ", target, b" HTTP/1.1\r\nHost: ", host, b"\r\n", *out, b"\r\n"))
+    rendered = b"".join((method, b" ", target, b" HTTP/1.1\r\nHost: ", upstream_host, b"\r\n", *out, b"\r\n"))
     return Forward(
         head=rendered,
         entry=entry,
@@ -309,4 +343,5 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
         upgrade=is_upgrade,
         forwarded_for=chain if trusted else None,
         websocket_accept=accept,
+        response_headers=response_headers,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 
 from aiohttp import web
@@ -19,10 +19,12 @@ from prometheus_client import CollectorRegistry
 
 from geo.lookup import GeoLookup
 from geo.regions import cluster_location
+from ingressfed.gateway.table import ServedRule
 from ingressfed.model import Backend, Cluster, Route
 from ingressfed.proxy.admin import admin_app
 from ingressfed.proxy.checker import HealthChecker
 from ingressfed.proxy.engine import Engine
+from ingressfed.proxy.gateway import attach_gateway
 from ingressfed.proxy.http1 import ClientConnection
 from ingressfed.proxy.https import HttpsListener
 from ingressfed.proxy.metrics import ProxyMetrics
@@ -60,6 +62,9 @@ class ProxyServer:
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self._version = 0
+        # The Gateway listener port this proxy's plain-HTTP listener is: HTTPRoutes attached to
+        # listeners on that port are served here (the global proxy Service maps 80 to it).
+        self.gateway_port = 80
         self.port = settings.port
         self.admin_port = settings.admin_port
 
@@ -159,12 +164,25 @@ class ProxyServer:
                 engine.pool.sweep(now=now, idle_timeout=self.settings.timeouts.idle)
 
     # --- public API --------------------------------------------------------------------------
-    def update(self, routes: Iterable[Route], clusters: Iterable[Cluster]) -> None:
-        """Replace the routing table atomically; requests in flight keep the table they started with."""
+    def update(
+        self, routes: Iterable[Route], clusters: Iterable[Cluster], *, gateway: Sequence[ServedRule] = ()
+    ) -> None:
+        """Replace the routing table atomically; requests in flight keep the table they started with.
+
+        ``gateway``: HTTPRoute rules (served on the Gateway listener port ``gateway_port``).
+        """
         self._version += 1
+        clusters = tuple(clusters)
         table = build_table(routes, clusters, version=self._version, locate=cluster_location)
+        if gateway:
+            table = attach_gateway(table, gateway, clusters, locate=cluster_location, port=self.gateway_port)
         self.engine.router.swap(table)
-        log.info("routing table %d: %d routes", table.version, len(table.entries))
+        log.info(
+            "routing table %d: %d routes, %d HTTPRoute matches",
+            table.version,
+            len(table.entries),
+            sum(1 for r in gateway if r.port == self.gateway_port),
+        )
 
     def health(self) -> dict[str, bool]:
         """Data-plane health per cluster: True when any of its backends may receive traffic."""

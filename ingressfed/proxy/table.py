@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from geo.select import Candidate, rank
 from ingressfed.model import Backend, Cluster, Location, Route
 
 __all__ = [
     "ClusterTarget",
+    "ExtraMatcher",
     "HostRoutes",
     "RouteEntry",
     "RoutingTable",
@@ -44,6 +46,7 @@ class RouteEntry:
     route: Route
     targets: tuple[ClusterTarget, ...]
     by_name: Mapping[str, ClusterTarget] = field(repr=False)
+    hop: object | None = None  # an HTTPRoute rule's filters (proxy.gateway.GatewayHop)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -62,6 +65,10 @@ class HostRoutes:
         return None
 
 
+class ExtraMatcher(Protocol):
+    def match(self, host: str, path: str, head: object) -> RouteEntry | None: ...
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class RoutingTable:
     version: int
@@ -72,6 +79,8 @@ class RoutingTable:
     backends: frozenset[Backend]
     # Host header for each backend's health check: a host it serves, so an ingress routes the probe.
     check_hosts: Mapping[Backend, str] = field(default_factory=dict)
+    # HTTPRoute rules (proxy.gateway.GatewayMatcher), tried before the Ingress routes
+    gateway: ExtraMatcher | None = None
 
     def host(self, host: str) -> HostRoutes | None:
         found = self.hosts.get(host)
@@ -86,8 +95,12 @@ class RoutingTable:
         return routes.match(path) if routes is not None else None
 
     def match(self, host: str, path: str, head: object) -> RouteEntry | None:
-        """``request.RouteMatcher``: Ingress rules look at host and path only."""
-        del head
+        """``request.RouteMatcher``: HTTPRoute rules first (method, headers, query), then Ingress
+        rules, which look at host and path only."""
+        if self.gateway is not None:
+            found = self.gateway.match(host, path, head)
+            if found is not None:
+                return found
         routes = self.host(host)
         return routes.match(path) if routes is not None else None
 
