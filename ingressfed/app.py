@@ -258,6 +258,7 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             debounce=config.controller.debounce,
             resync=config.controller.resync,
             routed=routed_records(config),
+            routed_services=config.dns.routing != "none" or config.dns_server.geo_service_names,
         ),
         metrics=metrics,
         sinks=[_feed_sink(publisher, fed)],

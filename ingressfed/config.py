@@ -387,6 +387,9 @@ class DnsServerSection(_Model):
     enabled: bool = True
     listen: ListenAddress = "127.0.0.1:5353"
     answers: Literal["geo", "all"] = "geo"
+    # With answers: geo, Service names too are answered per client (false: every serving cluster,
+    # while Ingress hosts still resolve to the nearest edge).
+    geo_service_names: bool = True
     zone_file: FilePath = "/var/lib/ingressfed/zone.json"
 
 

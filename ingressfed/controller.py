@@ -40,6 +40,7 @@ class ControllerSettings:
     debounce: float = 0.2
     resync: float = 60.0
     routed: bool = False
+    routed_services: bool | None = None  # None: as ``routed``
     retry_min: float = 1.0
     retry_max: float = 60.0
 
@@ -149,7 +150,9 @@ class Controller:
                 await self.reconcile_once(full=full)
 
     def _desired(self, snap: Snapshot) -> tuple[DesiredState, list[Desired]]:
-        state = desired_state(self.federation, snap, routed=self.settings.routed)
+        state = desired_state(
+            self.federation, snap, routed=self.settings.routed, routed_services=self.settings.routed_services
+        )
         records = [d.record for d in state.records]
         adjusted = self.provider.adjust(records)
         if len(adjusted) == len(records) and all(a is b for a, b in zip(adjusted, records, strict=True)):

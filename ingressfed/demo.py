@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import signal
 import socket
 import sys
@@ -31,9 +32,10 @@ import yaml
 from aiohttp import web
 
 from ingressfed.config import load_config, split_host_port
+from ingressfed.edge.local import EdgeSpec, LocalEdge
 from ingressfed.model import ClusterStatus
 
-__all__ = ["DEMO_CLUSTERS", "Backend", "DemoCluster", "register", "write_demo_files"]
+__all__ = ["DEMO_CLUSTERS", "DEMO_EDGES", "Backend", "DemoCluster", "register", "write_demo_files"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,21 @@ DEMO_CLUSTERS = (
     DemoCluster("cluster-europe-west1-b", "europe-west1", "europe-west1-b", "127.0.0.12"),
     DemoCluster("cluster-asia-east1-a", "asia-east1", "asia-east1-a", "127.0.0.13"),
 )
+
+# One edge (a proxy point of presence) per cluster, each on a loopback address of its own:
+# edge name -> (its cluster, its address).
+DEMO_EDGES = {
+    "edge-us-east1": ("cluster-us-east1-b", "127.0.0.21"),
+    "edge-europe-west1": ("cluster-europe-west1-b", "127.0.0.22"),
+    "edge-asia-east1": ("cluster-asia-east1-a", "127.0.0.23"),
+}
+# Client subnets whose GeoLite2 City entries sit near each edge, for the printed dig lines.
+SAMPLE_SUBNETS = {
+    "edge-europe-west1": "81.2.69.0/24",
+    "edge-asia-east1": "1.0.16.0/24",
+    "edge-us-east1": "8.8.8.0/24",
+}
+EDGE_STALE_AFTER = 4.0
 
 # Public addresses whose GeoLite2 City entries sit in each continent, for the printed curl lines.
 SAMPLE_CLIENTS = {"US": "8.8.8.8", "Europe": "81.2.69.160", "Asia": "1.0.16.1"}
@@ -119,17 +136,18 @@ def write_demo_files(
 ) -> Path:
     """Write config.yaml and objects.yaml for the demo (and, with ``https_listen``, the demo CA and
     certificates); returns the config path."""
-    proxy_host, _ = split_host_port(proxy_listen)
     config: dict[str, Any] = {
         "federation": {
             "name": FEDERATION,
             "zone": ZONE,
             "ttl": 5,
             "ownerId": "ingressfed-demo",
-            "globalAddresses": [proxy_host if proxy_host not in ("0.0.0.0", "") else "127.0.0.1"],
         },
         "dns": {"provider": "embedded", "options": {"zoneFile": str(workdir / "zone.json")}},
         "clusters": [{"name": c.name, "region": c.region, "zone": c.zone} for c in DEMO_CLUSTERS],
+        # Ingress hosts resolve to the nearest live edge; Service names keep answering every cluster.
+        "edges": [{"name": n, "cluster": c, "addresses": [a]} for n, (c, a) in DEMO_EDGES.items()],
+        "edgeHealth": {"staleAfter": EDGE_STALE_AFTER},
         "source": {"kind": "static", "file": str(workdir / "objects.yaml")},
         "geo": {
             "database": geoip,
@@ -141,8 +159,18 @@ def write_demo_files(
             "adminListen": proxy_admin_listen,
             "healthCheck": {"path": "/healthz", "interval": 1, "timeout": 0.5},
         },
-        "dnsServer": {"listen": dns_listen, "answers": "all", "zoneFile": str(workdir / "zone.json")},
-        "controller": {"listen": controller_listen, "debounce": 0.1, "resync": 30},
+        "dnsServer": {
+            "listen": dns_listen,
+            "answers": "geo",
+            "geoServiceNames": False,
+            "zoneFile": str(workdir / "zone.json"),
+        },
+        "controller": {
+            "listen": controller_listen,
+            "debounce": 0.1,
+            "resync": 30,
+            "feedTokenFile": str(workdir / "edge-token"),
+        },
         "status": {"enabled": True},
     }
     if geoip is None:
@@ -180,6 +208,8 @@ def write_demo_files(
             for c in DEMO_CLUSTERS
         ],
     }
+    # The edges' feed and report token: fresh for every demo run.
+    (workdir / "edge-token").write_text(secrets.token_urlsafe(24) + "\n")
     cfg_path = workdir / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
     (workdir / "objects.yaml").write_text(yaml.safe_dump(objects, sort_keys=False))
@@ -201,7 +231,9 @@ def _https_lines(https_listen: str | None, workdir: Path) -> list[str]:
     ]
 
 
-def _instructions(dns_listen: str, proxy_listen: str, control: str, controller_listen: str) -> str:
+def _instructions(
+    dns_listen: str, proxy_listen: str, control: str, controller_listen: str, edges: dict[str, LocalEdge]
+) -> str:
     dns_host, dns_port = split_host_port(dns_listen)
     p_host, p_port = split_host_port(proxy_listen)
     if p_host in ("0.0.0.0", ""):
@@ -219,6 +251,19 @@ def _instructions(dns_listen: str, proxy_listen: str, control: str, controller_l
         f"  {dig} {prefix}.europe-west1-b.europe-west1.{ZONE}",
         f"  {dig} {SERVICE}.{ZONE}",
         "",
+        "Edges (a proxy in every cluster; each sends its clients to its own cluster first):",
+    ]
+    lines += [f"edge {name} {e.spec.cluster} {e.url}" for name, e in edges.items()]
+    lines += [
+        "",
+        f"{SERVICE}.{ZONE} resolves to the nearest live edge (geo answers, EDNS Client Subnet):",
+    ]
+    for name, subnet in SAMPLE_SUBNETS.items():
+        lines.append(f"  dig @{dns_host} -p {dns_port} +short +subnet={subnet} {SERVICE}.{ZONE} A   # {name}")
+    for e in edges.values():
+        lines.append(f"  curl -H 'Host: {SERVICE}.{ZONE}' {e.url}/   # answered by {e.spec.cluster}")
+    lines += [
+        "",
         "The global address (the geo-aware proxy); X-Forwarded-For is trusted from loopback:",
     ]
     for where, ip in SAMPLE_CLIENTS.items():
@@ -232,6 +277,10 @@ def _instructions(dns_listen: str, proxy_listen: str, control: str, controller_l
         "and the proxy move the same client to the next nearest cluster):",
         f"  ingressfed demo down cluster-europe-west1-b --control {control}",
         f"  ingressfed demo up cluster-europe-west1-b --control {control}",
+        "",
+        f"Take an edge away: within {EDGE_STALE_AFTER:g}s its clients resolve to the next nearest edge:",
+        f"  ingressfed demo edge-down edge-europe-west1 --control {control}",
+        f"  ingressfed demo edge-up edge-europe-west1 --control {control}",
         "",
         "Ctrl-C stops the demo.",
     ]
@@ -248,7 +297,9 @@ def _status_lines(controller_listen: str) -> list[str]:
     ]
 
 
-async def _control_app(backends: dict[str, Backend], running: Any, host: str, port: int) -> web.AppRunner:
+async def _control_app(
+    backends: dict[str, Backend], edges: dict[str, LocalEdge], running: Any, host: str, port: int
+) -> web.AppRunner:
     async def change(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         action = request.match_info["action"]
@@ -266,6 +317,17 @@ async def _control_app(backends: dict[str, Backend], running: Any, host: str, po
             await backend.start()
             running.store.set_cluster_status(name, ClusterStatus.READY)
         return web.json_response({"cluster": name, "state": action})
+
+    async def change_edge(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        edge = edges.get(name)
+        if edge is None:
+            return web.json_response({"error": f"unknown edge {name!r}; known: {sorted(edges)}"}, status=404)
+        if request.match_info["action"] == "down":
+            await edge.stop()
+        else:
+            await edge.start()
+        return web.json_response({"edge": name, "state": request.match_info["action"]})
 
     async def status(_: web.Request) -> web.Response:
         snap = running.store.snapshot()
@@ -286,6 +348,7 @@ async def _control_app(backends: dict[str, Backend], running: Any, host: str, po
 
     app = web.Application()
     app.router.add_post("/clusters/{name}/{action:down|up}", change)
+    app.router.add_post("/edges/{name}/{action:down|up}", change_edge)
     app.router.add_get("/status", status)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -327,15 +390,20 @@ async def run_demo(args: argparse.Namespace) -> int:
         await b.start()
     try:
         async with start(config) as running:
+            edges = _demo_edges(config, args, workdir, running.http_port)
+            for e in edges.values():
+                await e.start()
             c_host, c_port = split_host_port(args.control)
-            control = await _control_app(backends, running, c_host, c_port)
+            control = await _control_app(backends, edges, running, c_host, c_port)
             try:
                 for _ in range(100):
                     if running.controller.reconciles:
                         break
                     await asyncio.sleep(0.05)
                 print(f"config written to {cfg_path}")
-                text = _instructions(args.dns_listen, args.proxy_listen, args.control, args.controller_listen)
+                text = _instructions(
+                    args.dns_listen, args.proxy_listen, args.control, args.controller_listen, edges
+                )
                 https = "\n".join(_https_lines(args.https_listen, workdir))
                 print(
                     text.replace("\n\nTake a cluster down", f"{https}\n\nTake a cluster down", 1), flush=True
@@ -343,18 +411,48 @@ async def run_demo(args: argparse.Namespace) -> int:
                 await stop.wait()
             finally:
                 await control.cleanup()
+                for e in edges.values():
+                    await e.stop()
     finally:
         for b in backends.values():
             await b.stop()
     return 0
 
 
+def _demo_edges(
+    config: Any, args: argparse.Namespace, workdir: Path, controller_port: int
+) -> dict[str, LocalEdge]:
+    """The three edges, each a proxy of its own following the controller's feed over HTTP."""
+    from ingressfed.proxy.settings import ProxySettings
+
+    settings = ProxySettings.from_config(
+        config.proxy.model_dump(by_alias=True), config.geo.model_dump(by_alias=True)
+    )
+    c_host, _ = split_host_port(args.controller_listen)
+    controller = f"http://{c_host}:{controller_port}"
+    return {
+        name: LocalEdge(
+            EdgeSpec(name, cluster, address, args.edge_port),
+            controller=controller,
+            token=config.feed_token(),
+            settings=settings,
+            state_file=workdir / f"{name}.json",
+        )
+        for name, (cluster, address) in DEMO_EDGES.items()
+    }
+
+
 def _send(args: argparse.Namespace) -> int:
-    url = f"http://{args.control}/clusters/{args.cluster}/{args.action}"
+    kind, verb = (
+        ("edges", args.action.removeprefix("edge-"))
+        if args.action.startswith("edge-")
+        else ("clusters", args.action)
+    )
+    url = f"http://{args.control}/{kind}/{args.cluster}/{verb}"
     req = urllib.request.Request(url, method="POST", data=b"")
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
-            print(json.loads(resp.read())["state"], args.cluster)
+        with urllib.request.urlopen(req, timeout=5):  # noqa: S310
+            print(verb, args.cluster)
             return 0
     except urllib.error.HTTPError as e:
         print(f"ingressfed demo: {json.loads(e.read()).get('error', e)}", file=sys.stderr)
@@ -368,11 +466,11 @@ def _send(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    if args.action in ("down", "up"):
+    if args.action in ("down", "up", "edge-down", "edge-up"):
         if not args.cluster:
-            print(
-                f"ingressfed demo {args.action}: name a cluster, e.g. cluster-europe-west1-b", file=sys.stderr
-            )
+            example = "edge-europe-west1" if args.action.startswith("edge-") else "cluster-europe-west1-b"
+            what = "an edge" if args.action.startswith("edge-") else "a cluster"
+            print(f"ingressfed demo {args.action}: name {what}, e.g. {example}", file=sys.stderr)
             return 2
         return await asyncio.to_thread(_send, args)
     with contextlib.suppress(KeyboardInterrupt):
@@ -382,8 +480,13 @@ async def _demo(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="play the kubefed walkthrough on this machine (no cloud, no cluster)")
-    p.add_argument("action", nargs="?", choices=["down", "up"], help="take a demo cluster down or up")
-    p.add_argument("cluster", nargs="?", help="cluster name for down/up")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["down", "up", "edge-down", "edge-up"],
+        help="take a cluster or an edge away",
+    )
+    p.add_argument("cluster", nargs="?", help="cluster name for down/up, edge name for edge-down/edge-up")
     p.add_argument("--dns-listen", default="127.0.0.1:5353", help="embedded DNS server address")
     p.add_argument("--proxy-listen", default="127.0.0.1:8080", help="proxy (global address) listen address")
     p.add_argument(
@@ -391,6 +494,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--proxy-admin-listen", default="127.0.0.1:8081", help="proxy /metrics, /routes")
     p.add_argument("--controller-listen", default="127.0.0.1:9090", help="metrics, health and feed")
+    p.add_argument("--edge-port", type=int, default=8080, help="port of the edges on 127.0.0.21-23")
     p.add_argument("--control", default="127.0.0.1:8090", help="the demo's control endpoint")
     p.add_argument("--workdir", help="where to write config, objects and zone files (default: a temp dir)")
     p.set_defaults(func=_demo)

@@ -54,7 +54,7 @@ def get(proxy: int, client_ip: str) -> str:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
-    ports = {k: free_port() for k in ("dns", "proxy", "admin", "controller", "control", "https")}
+    ports = {k: free_port() for k in ("dns", "proxy", "admin", "controller", "control", "https", "edge")}
     workdir = tmp_path_factory.mktemp("demo")
     cmd = [
         sys.executable,
@@ -75,6 +75,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
         f"127.0.0.1:{ports['control']}",
         "--https-listen",
         f"127.0.0.1:{ports['https']}",
+        "--edge-port",
+        str(ports["edge"]),
     ]
     log = open(workdir / "demo.log", "w")  # noqa: SIM115 - outlives this block: the process writes it
     proc = subprocess.Popen(
@@ -125,7 +127,8 @@ def test_dns_names_of_all_levels(demo: dict[str, int]) -> None:
     assert answers(port, f"{PREFIX}.example.com") == {"A": {"127.0.0.11", "127.0.0.12", "127.0.0.13"}}
     assert answers(port, f"{PREFIX}.europe-west1.example.com") == {"A": {"127.0.0.12"}}
     assert answers(port, f"{PREFIX}.us-east1-b.us-east1.example.com") == {"A": {"127.0.0.11"}}
-    assert answers(port, "k8shserver.example.com") == {"A": {"127.0.0.1"}}
+    # The Ingress host resolves to an edge: a querier with no location gets the first cluster's.
+    assert answers(port, "k8shserver.example.com") == {"A": {"127.0.0.21"}}
     txt = query(port, f"_ingressfed.{PREFIX}.example.com", "TXT").answer
     assert "ingressfed/owner=ingressfed-demo" in txt[0].to_text()
 
@@ -187,3 +190,55 @@ def test_the_printed_https_commands_work_over_http11_and_http2(demo: dict[str, i
         body, _, got = done.stdout.rpartition("\n")
         assert "You've hit k8shserver" in body
         assert got == version
+
+
+def geo_answer(port: int, subnet: str) -> set[str]:
+    import dns.edns
+
+    address, prefix = subnet.split("/")
+    q = dns.message.make_query(
+        "k8shserver.example.com", "A", use_edns=0, options=[dns.edns.ECSOption(address, int(prefix))]
+    )
+    r = dns.query.udp(q, "127.0.0.1", port=port, timeout=2)
+    return {rd.to_text() for rrset in r.answer for rd in rrset}
+
+
+def edge_get(demo: dict[str, int], address: str) -> str:
+    req = urllib.request.Request(
+        f"http://{address}:{demo['edge']}/", headers={"Host": "k8shserver.example.com"}
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return resp.read().decode()
+
+
+def test_edges_are_printed_and_answer_per_subnet(demo: dict[str, int]) -> None:
+    printed = Path(demo["workdir"], "demo.log").read_text()  # type: ignore[arg-type]
+    for line in (
+        f"edge edge-us-east1 cluster-us-east1-b http://127.0.0.21:{demo['edge']}",
+        f"edge edge-europe-west1 cluster-europe-west1-b http://127.0.0.22:{demo['edge']}",
+        f"edge edge-asia-east1 cluster-asia-east1-a http://127.0.0.23:{demo['edge']}",
+    ):
+        assert line in printed.splitlines()
+    assert "+subnet=81.2.69.0/24 k8shserver.example.com A" in printed
+    assert geo_answer(demo["dns"], "81.2.69.0/24") == {"127.0.0.22"}
+    assert geo_answer(demo["dns"], "1.0.16.0/24") == {"127.0.0.23"}
+    assert geo_answer(demo["dns"], "8.8.8.0/24") == {"127.0.0.21"}
+    # Each edge is answered by its own cluster.
+    assert wait_for(lambda: "cluster cluster-europe-west1-b" in edge_get(demo, "127.0.0.22"))
+    assert "cluster cluster-asia-east1-a" in edge_get(demo, "127.0.0.23")
+    assert "cluster cluster-us-east1-b" in edge_get(demo, "127.0.0.21")
+
+
+def test_edge_down_and_up(demo: dict[str, int]) -> None:
+    down = ctl(demo, "edge-down", "edge-europe-west1")
+    assert down.returncode == 0, down.stderr
+    # Within the health window the European clients resolve to the next nearest edge.
+    moved = wait_for(
+        lambda: geo_answer(demo["dns"], "81.2.69.0/24") not in ({"127.0.0.22"}, set()), timeout=15
+    )
+    assert moved, geo_answer(demo["dns"], "81.2.69.0/24")
+    up = ctl(demo, "edge-up", "edge-europe-west1")
+    assert up.returncode == 0, up.stderr
+    assert wait_for(lambda: geo_answer(demo["dns"], "81.2.69.0/24") == {"127.0.0.22"}, timeout=15)
+    r = ctl(demo, "edge-down", "edge-nowhere")
+    assert r.returncode == 1 and "unknown edge 'edge-nowhere'" in r.stderr

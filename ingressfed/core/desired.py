@@ -347,8 +347,15 @@ def _ingress_records(
     return out, problems, dict(published)
 
 
-def desired_state(fed: Federation, snap: Snapshot, *, routed: bool = False) -> DesiredState:
-    """Everything to publish for ``snap``, with the problems that kept objects out."""
+def desired_state(
+    fed: Federation, snap: Snapshot, *, routed: bool = False, routed_services: bool | None = None
+) -> DesiredState:
+    """Everything to publish for ``snap``, with the problems that kept objects out.
+
+    ``routed``: per-cluster / per-edge sets for a provider that answers per client;
+    ``routed_services`` (default: ``routed``) narrows that for Service names only.
+    """
+    services_routed = routed if routed_services is None else routed and routed_services
     clusters = {c.name: c for c in snap.clusters}
     grouped: dict[tuple[str, str], list[ServiceObservation]] = defaultdict(list)
     for obs in snap.services:
@@ -359,7 +366,9 @@ def desired_state(fed: Federation, snap: Snapshot, *, routed: bool = False) -> D
     claimed: set[str] = set()
     for (ns, name), observations in sorted(grouped.items()):
         members = tuple(clusters.get(o.cluster) for o in observations)
-        recs, probs, pub = _service_desired(fed, ns, name, tuple(observations), members, routed=routed)
+        recs, probs, pub = _service_desired(
+            fed, ns, name, tuple(observations), members, routed=services_routed
+        )
         problems.extend(probs)
         published[service_resource(ns, name)] = dict(pub)
         records.extend(recs)

@@ -523,7 +523,11 @@ class ZoneIndex:
                     weight=r.weight if r else 100,
                 ),
             )
-        order = rank(loc, list(candidates.values()), default_order=self.default_order)
+        # defaultOrder names clusters; a set per edge is identified by the edge's name and carries
+        # its cluster in ``routing``: an unlocated client gets the edge of the first listed cluster.
+        cluster_of = {rs.set_identifier or "": rs.routing.cluster for rs in routed if rs.routing is not None}
+        order_names = [sid for c in self.default_order for sid in sorted(cluster_of) if cluster_of[sid] == c]
+        order = rank(loc, list(candidates.values()), default_order=order_names or self.default_order)
         return order[0] if order else None
 
     def _render(self, qname: bytes, qtype: int, loc: Location | None) -> tuple[Prepared, bool]:

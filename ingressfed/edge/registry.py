@@ -159,7 +159,8 @@ class EdgeRegistry:
             verdict = decision.clusters.get(name)
             if previous is not None and previous.clusters.get(name) != verdict and name in decision.votes:
                 v = decision.votes[name]
-                log.warning(
+                log.log(
+                    logging.WARNING if verdict is False else logging.INFO,
                     "cluster %s data plane %s: %d of %d live edges see it down (%d needed)",
                     name,
                     "down" if verdict is False else "up",
