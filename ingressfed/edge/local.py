@@ -48,8 +48,9 @@ class LocalEdge:
         self.spec = spec
         self.controller = controller
         self.token = token
+        # Plain HTTP on the edge's own address; HTTPS at the edges is not wired in the demo yet.
         self.settings = dataclasses.replace(
-            settings, host=spec.address, port=spec.port, admin_port=None, home_cluster=spec.cluster
+            settings, host=spec.address, port=spec.port, admin_port=None, home_cluster=spec.cluster, tls=None
         )
         self.state_file = state_file
         self.report_interval = report_interval

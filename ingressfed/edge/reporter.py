@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import aiohttp
@@ -55,7 +56,9 @@ class HealthReporter:
         self.interval = interval
         self.addresses = tuple(addresses)
         self.min_spacing = min_spacing
-        self.sequence = 0
+        # Numbered from the wall clock (ms) so that a restarted edge's reports sort after those of
+        # its previous run: the controller ignores a report older than the last one it took.
+        self.sequence = time.time_ns() // 1_000_000
         self.sent = 0
         self.failed = 0
         self._poked = asyncio.Event()
