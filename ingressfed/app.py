@@ -269,8 +269,16 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
         stack.callback(publisher.close)
         edges = EdgeRuntime(config, store)
         status = _status(stack, config, publisher)
+        from ingressfed.tls.distribution import CertificateBundle, add_certificate_routes
+
+        certificates = CertificateBundle()  # Ingress TLS Secrets for remote proxies (issue 10)
+
+        def add_routes(app: web.Application) -> None:
+            edges.add_routes(app)
+            add_certificate_routes(app, certificates, config.feed_token())
+
         http_port = await _http_app(
-            stack, running_ref, config, publisher, metrics, add_routes=edges.add_routes, status=status
+            stack, running_ref, config, publisher, metrics, add_routes=add_routes, status=status
         )
         dns_server = None
         if config.dns_server.enabled:
@@ -307,7 +315,12 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             tasks.append(asyncio.create_task(source.run(), name="static-source"))
         else:
             https = getattr(proxy, "https", None)
-            tls_offers = (lambda offers: https.offer("ingress", offers)) if https is not None else None
+
+            def tls_offers(offers: list[Any]) -> None:
+                certificates.set(offers)
+                if https is not None:
+                    https.offer("ingress", offers)
+
             tasks.append(asyncio.create_task(_run_kube(config, store, controller, tls_offers), name="kube"))
         tasks.append(asyncio.create_task(controller.run(), name="controller"))
         tasks.append(asyncio.create_task(edges.run(), name="edges"))

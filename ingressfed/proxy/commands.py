@@ -109,6 +109,20 @@ async def _serve(args: argparse.Namespace, settings: ProxySettings) -> int:
             feeder = None
         else:
             feeder = tg.create_task(_follow(args, proxy))
+            if proxy.https is not None and args.token_file:
+                # Ingress TLS certificates come on their own part of the feed (issue 10).
+                from ingressfed.feed.follower import client_ssl_context
+                from ingressfed.tls.distribution import CertificateFollower
+
+                https = proxy.https
+                certs = CertificateFollower(
+                    args.feed,
+                    token=args.token_file.read_text().strip(),
+                    on_offers=lambda offers: https.offer("ingress", offers),
+                    ssl_context=client_ssl_context(ca_file=args.ca_file) if args.ca_file else None,
+                )
+                certifier = tg.create_task(certs.run())
+                feeder.add_done_callback(lambda _: certifier.cancel())
             if args.edge is not None:
                 from ingressfed.feed.follower import client_ssl_context
 

@@ -1,0 +1,251 @@
+"""Ingress TLS certificates from the controller to remote proxies: ``GET /v1/feed/certificates``.
+
+A part of the controller's feed of its own (ADR 0009): the DNS servers that follow ``/v1/feed`` never
+receive private keys, and the routes/records feed can change its shape (deltas) without this one.
+It is served only when a feed token is configured (a 403 otherwise: keys are never handed out
+unauthenticated) and, under the ``/v1/feed`` prefix, only by the leader. A proxy long-polls it like
+the feed (``after`` = the version it holds) and keeps the certificates in memory only: keys are never
+written to a proxy's disk.
+
+Wire form (strict decoding names the bad field)::
+
+    {"format": "ingressfed.certificates/v1", "epoch": "...", "version": 3,
+     "certificates": [{"source": "secret us/shop/shop-tls", "subject": "ingress shop/web in us",
+                       "hosts": ["shop.example.com"], "certificate": "-----BEGIN ...", "key": "..."}]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import random
+import secrets
+import ssl
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from ingressfed.errors import IngressfedError
+from ingressfed.feed.follower import backoff_delay
+from ingressfed.tls.book import Offer
+from ingressfed.tls.certificate import PrivateKey
+
+__all__ = [
+    "CERTIFICATES_PATH",
+    "CertificateBundle",
+    "CertificateFollower",
+    "CertificateFormatError",
+    "add_certificate_routes",
+    "decode_bundle",
+    "encode_bundle",
+]
+
+log = logging.getLogger(__name__)
+
+CERTIFICATES_PATH = "/v1/feed/certificates"
+FORMAT = "ingressfed.certificates/v1"
+_MAX_TIMEOUT = 60.0
+
+
+class CertificateFormatError(IngressfedError, ValueError):
+    """A certificates document does not have the wire form; the message names the field."""
+
+
+def encode_bundle(epoch: str, version: int, offers: Sequence[Offer]) -> bytes:
+    doc = {
+        "format": FORMAT,
+        "epoch": epoch,
+        "version": version,
+        "certificates": [
+            {
+                "source": o.source,
+                "subject": o.subject,
+                "hosts": list(o.hosts),
+                "certificate": o.cert_pem.decode("ascii", errors="replace"),
+                "key": o.key.reveal().decode("ascii", errors="replace"),
+            }
+            for o in offers
+        ],
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _str(item: dict[str, Any], key: str, where: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str):
+        raise CertificateFormatError(f"{where}.{key}: expected a string")
+    return value
+
+
+def decode_bundle(data: bytes) -> tuple[str, int, list[Offer]]:
+    """(epoch, version, offers). Messages name fields, never their values (they hold keys)."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CertificateFormatError("certificates: not JSON") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise CertificateFormatError(f"format: expected {FORMAT!r}")
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise CertificateFormatError("version: expected a non-negative integer")
+    epoch = _str(doc, "epoch", "certificates")
+    items = doc.get("certificates")
+    if not isinstance(items, list):
+        raise CertificateFormatError("certificates: expected a list")
+    offers: list[Offer] = []
+    for i, item in enumerate(items):
+        where = f"certificates[{i}]"
+        if not isinstance(item, dict):
+            raise CertificateFormatError(f"{where}: expected an object")
+        hosts = item.get("hosts")
+        if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+            raise CertificateFormatError(f"{where}.hosts: expected a list of strings")
+        offers.append(
+            Offer(
+                source=_str(item, "source", where),
+                subject=_str(item, "subject", where),
+                hosts=tuple(hosts),
+                cert_pem=_str(item, "certificate", where).encode(),
+                key=PrivateKey(_str(item, "key", where).encode()),
+            )
+        )
+    return epoch, version, offers
+
+
+class CertificateBundle:
+    """The controller's current Ingress TLS offers, versioned; ``wait_newer`` for long polls."""
+
+    def __init__(self, *, epoch: str | None = None) -> None:
+        self.epoch = epoch or secrets.token_hex(8)
+        self.version = 0
+        self._body = encode_bundle(self.epoch, 0, [])
+        self._content: tuple[tuple[str, tuple[str, ...], bytes, PrivateKey], ...] = ()
+        self._changed = asyncio.Event()
+
+    def set(self, offers: Sequence[Offer]) -> None:
+        content = tuple(sorted((o.source, o.hosts, o.cert_pem, o.key) for o in offers))
+        if content == self._content:
+            return
+        self._content = content
+        self.version += 1
+        self._body = encode_bundle(self.epoch, self.version, offers)
+        log.info("certificates for remote proxies: version %d, %d certificates", self.version, len(offers))
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    @property
+    def body(self) -> bytes:
+        return self._body
+
+    async def wait_newer(self, after: int, epoch: str | None, wait: float) -> bool:
+        if epoch != self.epoch or after < self.version:
+            return True
+        changed = self._changed
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await changed.wait()
+        return after < self.version
+
+
+def add_certificate_routes(app: web.Application, bundle: CertificateBundle, token: str | None) -> None:
+    expected = token.encode() if token is not None else None
+
+    async def certificates(request: web.Request) -> web.StreamResponse:
+        if expected is None:
+            return web.json_response(
+                {
+                    "error": "forbidden",
+                    "detail": "set controller.feedTokenFile: keys are never served without it",
+                },
+                status=403,
+            )
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
+            return web.json_response(
+                {"error": "unauthorized"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="ingressfed-feed"'},
+            )
+        try:
+            after = int(request.query.get("after", "-1"))
+            timeout = float(request.query.get("timeout", "30"))
+        except ValueError:
+            return web.json_response(
+                {"error": "bad request", "detail": "after and timeout are numbers"}, status=400
+            )
+        if not 0 <= timeout <= _MAX_TIMEOUT:
+            return web.json_response({"error": "bad request", "detail": "timeout: 0..60 seconds"}, status=400)
+        if not await bundle.wait_newer(after, request.query.get("epoch"), timeout):
+            return web.Response(status=304)
+        return web.Response(
+            body=bundle.body, content_type="application/json", headers={"Cache-Control": "no-store"}
+        )
+
+    app.router.add_get(CERTIFICATES_PATH, certificates)
+
+
+class CertificateFollower:
+    """Follows a controller's ``/v1/feed/certificates`` and hands each new set to ``on_offers``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str,
+        on_offers: Callable[[list[Offer]], None],
+        ssl_context: ssl.SSLContext | None = None,
+        poll_timeout: float = 30.0,
+        backoff_max: float = 30.0,
+    ) -> None:
+        base = URL(url)
+        if base.scheme not in ("http", "https") or not base.host:
+            raise ValueError(f"feed url {url!r} must be http(s)://host[:port]")
+        self.url = base.with_path(CERTIFICATES_PATH)
+        self.token = token
+        self.on_offers = on_offers
+        self.ssl_context = ssl_context
+        self.poll_timeout = poll_timeout
+        self.backoff_max = backoff_max
+        self.epoch: str | None = None
+        self.version = -1
+
+    async def run(self) -> None:
+        connector = aiohttp.TCPConnector(ssl=self.ssl_context if self.ssl_context is not None else True)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        failures = 0
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+            while True:
+                try:
+                    await self.poll(session)
+                    failures = 0
+                except (aiohttp.ClientError, TimeoutError, CertificateFormatError) as exc:
+                    failures += 1
+                    delay = backoff_delay(
+                        failures, initial=0.5, maximum=self.backoff_max, jitter=random.random()
+                    )
+                    log.warning("certificates from %s not fetched (%s); retry in %.1fs", self.url, exc, delay)
+                    await asyncio.sleep(delay)
+
+    async def poll(self, session: aiohttp.ClientSession) -> bool:
+        """One long poll; True when a new set was applied."""
+        query = {"after": str(self.version), "timeout": str(self.poll_timeout)}
+        if self.epoch is not None:
+            query["epoch"] = self.epoch
+        timeout = aiohttp.ClientTimeout(total=self.poll_timeout + 10)
+        async with session.get(self.url, params=query, timeout=timeout) as resp:
+            if resp.status == 304:
+                return False
+            if resp.status != 200:
+                raise aiohttp.ClientResponseError(
+                    resp.request_info, resp.history, status=resp.status, message=resp.reason or ""
+                )
+            epoch, version, offers = decode_bundle(await resp.read())
+        self.epoch, self.version = epoch, version
+        self.on_offers(offers)
+        return True
