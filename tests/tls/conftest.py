@@ -20,6 +20,7 @@ from ingressfed.tls.book import Offer
 from ingressfed.tls.catalog import CertificateCatalog
 from ingressfed.tls.certificate import PrivateKey
 from ingressfed.tls.contexts import SniContexts
+from tests.proxy.conftest import backends  # noqa: F401 - the loopback backends fixture, shared
 
 
 def tool(name: str) -> str:

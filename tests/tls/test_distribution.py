@@ -22,7 +22,7 @@ from ingressfed.tls.distribution import (
     decode_bundle,
     encode_bundle,
 )
-from tests.proxy.conftest import BackendServer, backends, eventually  # noqa: F401 (fixture)
+from tests.proxy.conftest import BackendServer, eventually
 from tests.proxy.tlsproxy import https_proxy
 from tests.tls.conftest import handshake
 
