@@ -331,6 +331,12 @@ class ProxyTimeouts(_Model):
     idle: Seconds = 60.0
     request_head: Seconds = 10.0
     body_read: Seconds = 10.0
+    per_try: Seconds = 3.0
+
+
+class ProxyRetries(_Model):
+    budget_ratio: Annotated[float, AfterValidator(_between(0, 1))] = 0.2
+    min_concurrent: Annotated[int, AfterValidator(_at_least(0))] = 10
 
 
 class ProxyLimits(_Model):
@@ -381,6 +387,7 @@ class ProxySection(_Model):
     health_check: ProxyHealthCheck = ProxyHealthCheck()
     timeouts: ProxyTimeouts = ProxyTimeouts()
     limits: ProxyLimits = ProxyLimits()
+    retries: ProxyRetries = ProxyRetries()
 
 
 class DnsServerSection(_Model):

@@ -7,6 +7,7 @@ from ingressfed.proxy.settings import (
     HealthCheckSettings,
     LimitSettings,
     ProxySettings,
+    RetrySettings,
     TimeoutSettings,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "LimitSettings",
     "ProxyServer",
     "ProxySettings",
+    "RetrySettings",
     "TimeoutSettings",
 ]

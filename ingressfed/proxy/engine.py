@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ingressfed.proxy.budget import RetryBudget
 from ingressfed.proxy.clock import Clock
 from ingressfed.proxy.health import CheckThresholds, EjectionPolicy
 from ingressfed.proxy.metrics import ProxyMetrics
@@ -21,7 +22,7 @@ __all__ = ["Engine"]
 
 
 class Engine:
-    __slots__ = ("clock", "metrics", "pool", "registry", "router", "rules", "settings", "via")
+    __slots__ = ("budget", "clock", "metrics", "pool", "registry", "router", "rules", "settings", "via")
 
     def __init__(
         self,
@@ -57,7 +58,12 @@ class Engine:
                 consecutive_failures=settings.ejection.consecutive_failures,
                 base_seconds=settings.ejection.base_seconds,
                 max_seconds=settings.ejection.max_seconds,
+                latency_factor=settings.ejection.latency_factor,
+                latency_floor=settings.ejection.latency_floor,
             ),
+        )
+        self.budget = RetryBudget(
+            ratio=settings.retries.budget_ratio, min_concurrent=settings.retries.min_concurrent
         )
         self.pool = UpstreamPool(connect_timeout=settings.timeouts.connect, clock=self.clock)
         self.registry = ConnectionRegistry(

@@ -104,6 +104,7 @@ def local_response(status: int, *, close: bool, detail: str = "", extra: bytes =
 class Exchange:
     __slots__ = (
         "attempt",
+        "attempt_since",
         "backend",
         "body_bytes",
         "client",
@@ -121,6 +122,7 @@ class Exchange:
         "request_phase",
         "resp_status",
         "retried_fresh",
+        "retries",
         "sent_at",
         "targets",
         "upstream",
@@ -150,6 +152,8 @@ class Exchange:
         self.resp_status = 0
         self.close_after = not request.keep_alive
         self.retried_fresh = False  # a reused connection found closed was retried on a fresh one
+        self.retries = 0  # moves to a next-ranked cluster (each allowed by the retry budget)
+        self.attempt_since = 0.0  # when this attempt's request went upstream (coarse clock)
         self.sent_at = 0.0
         self.upstream_active = 0.0
 
@@ -213,6 +217,8 @@ class Exchange:
 
     # --- dispatch --------------------------------------------------------------------------
     def start(self) -> None:
+        self.engine.budget.active += 1
+        self.phase = Phase.CONNECTING
         self.targets = self.engine.router.targets(self.request.entry, self.location)
         if not self.targets:
             self.fail(503, "no healthy cluster serves this route", extra=b"Retry-After: 5\r\n")
@@ -267,13 +273,32 @@ class Exchange:
     def next_attempt(self, *, status: int, detail: str) -> None:
         """Move on to the next-ranked cluster when that is safe, else answer ``status``."""
         safe = (self.phase is Phase.CONNECTING or self.retryable()) and not self.response_started
-        if safe and self.attempt + 1 < len(self.targets):
-            self.engine.metrics.retries.labels(self.targets[self.attempt].name).inc()
-            self.attempt += 1
-            self.reset_for_retry()
-            self.try_current(fresh=False)
+        if safe and self.attempt + 1 < len(self.targets) and self._budget_allows():
+            self._retry()
             return
         self.fail(status, detail)
+
+    def _retry(self) -> None:
+        self.engine.metrics.retries.labels(self.targets[self.attempt].name).inc()
+        self.attempt += 1
+        self.reset_for_retry()
+        self.try_current(fresh=False)
+
+    def _budget_allows(self) -> bool:
+        budget = self.engine.budget
+        if not budget.allows():
+            self.engine.metrics.retry_budget_exhausted.inc()
+            log.info(
+                "retry budget exhausted (%d of %d exchanges on a retry); not retrying",
+                budget.retrying,
+                budget.active,
+                extra={"cluster": self.targets[self.attempt].name},
+            )
+            return False
+        if self.retries == 0:
+            budget.retrying += 1
+        self.retries += 1
+        return True
 
     def reset_for_retry(self) -> None:
         if self.phase is Phase.SENT:
@@ -286,7 +311,7 @@ class Exchange:
         engine = self.engine
         self.upstream = conn
         conn.listener = self
-        self.upstream_active = engine.clock.now
+        self.upstream_active = self.attempt_since = engine.clock.now
         self.sent_at = engine.clock.precise()
         self.phase = Phase.SENT
         if self.pending:
@@ -331,14 +356,21 @@ class Exchange:
                 self.client.write(b"HTTP/1.1 %d %b\r\n\r\n" % (status, reason))
             return
         engine.router.record_request(backend, failed=status >= 500)
-        if status in RETRY_STATUSES and self.retryable() and self.attempt + 1 < len(self.targets):
+        if (
+            status in RETRY_STATUSES
+            and self.retryable()
+            and self.attempt + 1 < len(self.targets)
+            and self._budget_allows()
+        ):
             log.info("%s answered %d; retrying on the next cluster", backend.cluster, status)
             conn = self.detach()
             if conn is not None:
                 conn.close()
-            self.next_attempt(status=502, detail="")
+            self._retry()
             return
-        engine.metrics.observe_latency(backend.cluster, engine.clock.precise() - self.sent_at)
+        elapsed = engine.clock.precise() - self.sent_at
+        engine.metrics.observe_latency(backend.cluster, elapsed)
+        engine.router.record_latency(backend, elapsed)
         self.resp_status = status
         self.phase = Phase.RESPONDING
         no_body = self.request.is_head or status in (204, 304)
@@ -436,7 +468,7 @@ class Exchange:
             self.fail(502, "backend switched protocols unasked")
             return
         self.engine.metrics.count_request(self.backend.cluster if self.backend else "", 101)
-        self.phase = Phase.DONE
+        self._end()
         self.client.start_tunnel(conn, tail, self)
 
     def upstream_lost(self) -> None:
@@ -476,7 +508,19 @@ class Exchange:
         if self.client.writing_paused:
             self.upstream_active = now  # waiting on a slow client is not the backend's silence
             return
-        if self.upstream is not None and now - self.upstream_active > read_timeout:
+        upstream = self.upstream
+        if upstream is None:
+            return
+        per_try = self.engine.settings.timeouts.per_try
+        if (
+            self.phase is Phase.SENT
+            and now - self.attempt_since > per_try
+            and self.attempt + 1 < len(self.targets)
+            and self.retryable()
+        ):
+            self._per_try_timeout(now)
+            return
+        if now - self.upstream_active > read_timeout:
             conn = self.detach()
             if conn is not None:
                 conn.abort()
@@ -486,6 +530,29 @@ class Exchange:
                 self.client.abort()
             else:
                 self.fail(504, "backend did not answer in time")
+
+    def _per_try_timeout(self, now: float) -> None:
+        """No response byte within the per-try time: a hung backend. Count it against the backend
+        (consecutive timeouts and its latency eject it) and move to the next-ranked cluster."""
+        engine = self.engine
+        backend = self.backend
+        conn = self.detach()
+        if conn is not None:
+            conn.abort()
+        if backend is not None:
+            elapsed = now - self.attempt_since
+            engine.metrics.per_try_timeouts.labels(backend.cluster).inc()
+            log.info(
+                "%s:%s of %s sent no response byte in %.1fs; trying the next cluster",
+                backend.host,
+                backend.port,
+                backend.cluster,
+                elapsed,
+                extra={"cluster": backend.cluster},
+            )
+            engine.router.record_latency(backend, elapsed)
+            engine.router.record_request(backend, failed=True)
+        self.next_attempt(status=504, detail="backend did not answer in time")
 
     # --- endings ---------------------------------------------------------------------------
     def fail(self, status: int, detail: str, *, extra: bytes = b"") -> None:
@@ -512,7 +579,7 @@ class Exchange:
         if self.done:
             return
         responded = self.response_started
-        self.phase = Phase.DONE
+        self._end()
         engine = self.engine
         backend = self.backend
         engine.metrics.count_request(backend.cluster if backend and responded else "", self.resp_status)
@@ -520,9 +587,17 @@ class Exchange:
             engine.pool.put(reusable)
         self.client.exchange_finished(self)
 
+    def _end(self) -> None:
+        if self.phase is not Phase.QUEUED and self.phase is not Phase.DONE:
+            budget = self.engine.budget
+            budget.active -= 1
+            if self.retries:
+                budget.retrying -= 1
+        self.phase = Phase.DONE
+
     def abandon(self) -> None:
         """The client went away."""
-        self.phase = Phase.DONE
+        self._end()
         conn = self.detach()
         if conn is not None:
             conn.abort()

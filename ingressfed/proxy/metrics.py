@@ -85,6 +85,17 @@ class ProxyMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.per_try_timeouts = Counter(
+            "ingressfed_proxy_per_try_timeouts",
+            "Attempts given up after timeouts.perTry without a response byte, by cluster",
+            ["cluster"],
+            registry=self.registry,
+        )
+        self.retry_budget_exhausted = Counter(
+            "ingressfed_proxy_retry_budget_exhausted",
+            "Retries not made because the retry budget was spent",
+            registry=self.registry,
+        )
         self.active_connections = Gauge(
             "ingressfed_proxy_active_connections", "Open client connections", registry=self.registry
         )

@@ -19,9 +19,12 @@ from ingressfed.proxy.health import (
     BackendHealth,
     CheckThresholds,
     EjectionPolicy,
+    eject,
     is_available,
+    latency_outliers,
     observe_check,
     observe_request,
+    smoothed,
 )
 from ingressfed.proxy.metrics import ProxyMetrics
 from ingressfed.proxy.table import EMPTY_TABLE, ClusterTarget, RouteEntry, RoutingTable, order_targets
@@ -77,6 +80,7 @@ class Router:
         self.health: dict[Backend, BackendHealth] = {}
         self.available: set[Backend] = set()
         self.failing: set[Backend] = set()  # backends with consecutive passive failures or ejections
+        self.latency: dict[Backend, float] = {}  # smoothed time to first byte per backend
         self.cluster_healthy: dict[str, bool] = {}
         self.listeners: list[HealthListener] = []
         self._orders: dict[tuple[RouteEntry, Location | None], tuple[ClusterTarget, ...]] = {}
@@ -89,6 +93,7 @@ class Router:
         previous = self.health
         self.health = {b: previous.get(b, BackendHealth()) for b in table.backends}
         self.failing &= set(self.health)
+        self.latency = {b: v for b, v in self.latency.items() if b in self.health}
         self.table = table
         self.loaded = True
         self._refresh(now=self.clock.now)
@@ -200,6 +205,37 @@ class Router:
             )
         self._refresh(now=now)
 
+    def record_latency(self, backend: Backend, seconds: float) -> None:
+        """A time to first byte (or a per-try timeout's elapsed time) seen for ``backend``."""
+        self.latency[backend] = smoothed(
+            self.latency.get(backend), seconds, alpha=self.ejection.latency_alpha
+        )
+
+    def eject_latency_outliers(self, now: float) -> None:
+        """Eject backends whose time to first byte is far above the others' (pure rule in health)."""
+        if len(self.latency) < 2:
+            return
+        samples = {b: v for b, v in self.latency.items() if b in self.available}
+        outliers = latency_outliers(
+            samples, factor=self.ejection.latency_factor, floor=self.ejection.latency_floor
+        )
+        for backend in outliers:
+            state = self.health[backend]
+            self.health[backend] = eject(state, now=now, policy=self.ejection)
+            del self.latency[backend]  # judged on fresh samples when it is back
+            self.failing.add(backend)
+            self.metrics.ejections.labels(backend.cluster).inc()
+            log.warning(
+                "backend %s:%s of %s ejected: time to first byte %.2fs, far above the others",
+                backend.host,
+                backend.port,
+                backend.cluster,
+                samples[backend],
+                extra={"cluster": backend.cluster},
+            )
+        if outliers:
+            self._refresh(now=now)
+
     def record_check(self, backend: Backend, *, ok: bool, now: float) -> None:
         state = self.health.get(backend)
         if state is None:
@@ -218,6 +254,7 @@ class Router:
             self._refresh(now=now)
 
     def tick(self, now: float) -> None:
+        self.eject_latency_outliers(now)
         if any(s.ejected_until is not None and now >= s.ejected_until for s in self._ejected()):
             self._refresh(now=now)
 

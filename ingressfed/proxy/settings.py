@@ -17,6 +17,7 @@ __all__ = [
     "HealthCheckSettings",
     "LimitSettings",
     "ProxySettings",
+    "RetrySettings",
     "TimeoutSettings",
     "parse_listen",
 ]
@@ -42,6 +43,9 @@ class TimeoutSettings:
     # Total time to receive a request head, from its first byte (from the accept for a
     # connection's first request); bytes trickling in do not extend it.
     request_head: float = 10.0
+    # Time to the first response byte per attempt: past it, an idempotent request whose body was
+    # kept whole is retried on the next-ranked cluster (others wait for ``read``).
+    per_try: float = 3.0
     # Longest silence while a request body is received; after this long its average rate must
     # also be at least limits.min_body_rate.
     body_read: float = 10.0
@@ -62,11 +66,23 @@ class LimitSettings:
 
 @dataclass(frozen=True, slots=True)
 class EjectionSettings:
-    """Passive ejection: consecutive connect errors or 5xx take a backend out for a backoff."""
+    """Passive ejection: consecutive connect errors, 5xx or per-try timeouts take a backend out for
+    a backoff; so does a time to first byte far above the other backends'."""
 
     consecutive_failures: int = 3
     base_seconds: float = 2.0
     max_seconds: float = 60.0
+    latency_factor: float = 5.0
+    latency_floor: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """The retry budget: exchanges on a retry are at most ``budget_ratio`` of those in flight,
+    or ``min_concurrent``, whichever is larger."""
+
+    budget_ratio: float = 0.2
+    min_concurrent: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +105,7 @@ class ProxySettings:
     timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     ejection: EjectionSettings = field(default_factory=EjectionSettings)
+    retries: RetrySettings = field(default_factory=RetrySettings)
     geo: GeoSettings = field(default_factory=GeoSettings)
     drain_seconds: float = 30.0
     via: str = "1.1 ingressfed"
@@ -104,6 +121,10 @@ class ProxySettings:
             (self.timeouts.idle > 0, "proxy.timeouts.idle must be > 0 seconds"),
             (self.timeouts.request_head > 0, "proxy.timeouts.requestHead must be > 0 seconds"),
             (self.timeouts.body_read > 0, "proxy.timeouts.bodyRead must be > 0 seconds"),
+            (self.timeouts.per_try > 0, "proxy.timeouts.perTry must be > 0 seconds"),
+            (0 <= self.retries.budget_ratio <= 1, "proxy.retries.budgetRatio must be 0..1"),
+            (self.retries.min_concurrent >= 0, "proxy.retries.minConcurrent must be >= 0"),
+            (self.ejection.latency_factor > 1, "ejection.latencyFactor must be > 1"),
             (self.limits.min_body_rate >= 0, "proxy.limits.minBodyRate must be >= 0 bytes/s"),
             (self.limits.max_connections >= 1, "proxy.limits.maxConnections must be >= 1"),
             (
@@ -143,6 +164,7 @@ class ProxySettings:
             hc = dict(proxy.get("healthCheck") or {})
             to = dict(proxy.get("timeouts") or {})
             lim = dict(proxy.get("limits") or {})
+            rt = dict(proxy.get("retries") or {})
             g = dict(geo or {})
             return cls(
                 host=host,
@@ -163,6 +185,11 @@ class ProxySettings:
                     idle=float(to.get("idle", 60)),
                     request_head=float(to.get("requestHead", 10)),
                     body_read=float(to.get("bodyRead", 10)),
+                    per_try=float(to.get("perTry", 3)),
+                ),
+                retries=RetrySettings(
+                    budget_ratio=float(rt.get("budgetRatio", 0.2)),
+                    min_concurrent=int(rt.get("minConcurrent", 10)),
                 ),
                 limits=LimitSettings(
                     max_body_bytes=int(lim.get("maxBodyBytes", 10 * 1024 * 1024)),
