@@ -297,6 +297,15 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             await stack.enter_async_context(proxy)
             edges.attach_proxy(proxy)
             controller.sinks.append(_RouteSink(proxy, fed))
+        from ingressfed.tls.status import CertificateStatus
+
+        https = getattr(proxy, "https", None)
+        certificate_status = CertificateStatus(
+            catalog=https.catalog if https is not None else None,
+            touch=status.touch if status is not None else lambda: None,
+        )
+        if status is not None:
+            status.add_resource("certificates", certificate_status.items)
         if status is not None:
             from ingressfed.status.wiring import attach_data_planes
 
@@ -314,12 +323,12 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             source.load_once()
             tasks.append(asyncio.create_task(source.run(), name="static-source"))
         else:
-            https = getattr(proxy, "https", None)
 
             def tls_offers(offers: list[Any]) -> None:
                 certificates.set(offers)
                 if https is not None:
                     https.offer("ingress", offers)
+                certificate_status.offer(offers)
 
             tasks.append(asyncio.create_task(_run_kube(config, store, controller, tls_offers), name="kube"))
         tasks.append(asyncio.create_task(controller.run(), name="controller"))

@@ -242,3 +242,32 @@ def test_edge_down_and_up(demo: dict[str, int]) -> None:
     assert wait_for(lambda: geo_answer(demo["dns"], "81.2.69.0/24") == {"127.0.0.22"}, timeout=15)
     r = ctl(demo, "edge-down", "edge-nowhere")
     assert r.returncode == 1 and "unknown edge 'edge-nowhere'" in r.stderr
+
+
+def test_get_certificates_lists_the_demo_certificate(demo: dict[str, int]) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ingressfed.cli",
+            "get",
+            "certificates",
+            "--controller",
+            f"http://127.0.0.1:{demo['controller']}",
+            "--token-file",
+            str(Path(demo["workdir"], "edge-token")),  # type: ignore[call-overload]
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    assert header.split() == ["HOST", "SOURCE", "NOT-AFTER", "STATUS"]
+    [row] = rows
+    host, source, not_after, status = row.split()
+    assert host == "k8shserver.example.com"
+    assert source.startswith("file:") and source.endswith("/certs/k8shserver.example.com")
+    assert status == "Ready" and not_after.endswith("Z")
+    assert "PRIVATE" not in done.stdout

@@ -81,7 +81,7 @@ def cluster_role_rules() -> list[dict[str, list[str]]]:
         {"apiGroups": [""], "resources": ["services"], "verbs": ["patch"]},
         {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["patch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-        # Ingress spec.tls Secrets, fetched by name only: no list or watch (ADR 0009).
+        # Ingress spec.tls Secrets, fetched by name only: no list or watch (docs/tls.md).
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
     ]
 

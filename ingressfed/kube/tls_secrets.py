@@ -1,7 +1,7 @@
 """Reads the ``kubernetes.io/tls`` Secrets that federated Ingresses name in ``spec.tls``.
 
 After each reconcile the controller hands over the snapshot (``submit``); ``run`` fetches every
-referenced Secret by name (``get`` only: no list or watch of Secrets, see ADR 0009) from the
+referenced Secret by name (``get`` only: no list or watch of Secrets, see docs/tls.md) from the
 Ingress's own namespace in its member cluster, every ``interval`` seconds and on change, and passes
 the resulting certificate offers to ``on_offers`` (the in-process proxy's catalogue, the feed).
 Each bad case becomes one Warning Event on the Ingress (again only after it went away and came

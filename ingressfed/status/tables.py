@@ -136,6 +136,17 @@ TABLES: dict[str, Table] = {
             ),
         ),
         Table(
+            "certificates",
+            (
+                Column("HOST", _field("host")),
+                Column("SOURCE", _field("source")),
+                Column("NOT-AFTER", _field("notAfter", "-")),
+                Column("STATUS", _field("status")),
+                Column("FINGERPRINT", _field("fingerprint", "-"), wide=True),
+            ),
+            sort_key=lambda i: (str(i.get("host", "")), str(i.get("source", ""))),
+        ),
+        Table(
             "routes",
             (
                 Column("HOST", _field("host")),

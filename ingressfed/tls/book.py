@@ -47,7 +47,7 @@ class Offer:
     source, ACME); otherwise exactly those hosts (an Ingress ``spec.tls`` entry). ``subject`` names
     what a refusal should be reported on (e.g. ``ingress default/shop in cluster-us``)."""
 
-    source: str  # e.g. "secret cluster-us/default/shop-tls", "file /etc/ingressfed/certs/shop"
+    source: str  # e.g. "secret:cluster-us/default/shop-tls", "file:/etc/ingressfed/certs/shop"
     cert_pem: bytes = field(repr=False)
     key: PrivateKey = field(repr=False)
     hosts: tuple[str, ...] = ()

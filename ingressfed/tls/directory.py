@@ -56,7 +56,7 @@ def _read(path: Path) -> bytes:
 def scan_directory(root: str | Path) -> list[Offer]:
     root = Path(root)
     return [
-        Offer(source=f"file {root / name}", cert_pem=_read(cert), key=PrivateKey(_read(key)))
+        Offer(source=f"file:{root / name}", cert_pem=_read(cert), key=PrivateKey(_read(key)))
         for name, cert, key in _pairs(root)
     ]
 
@@ -109,7 +109,7 @@ class DirectorySource:
         offers = scan_directory(self.root)
         self.catalog.offer(self.group, offers)
         if self.default_name is not None:
-            wanted = f"file {self.root / self.default_name}"
+            wanted = f"file:{self.root / self.default_name}"
             default = [o for o in offers if o.source == wanted]
             if not default:
                 log.error(

@@ -1,6 +1,6 @@
 """Ingress TLS certificates from the controller to remote proxies: ``GET /v1/feed/certificates``.
 
-A part of the controller's feed of its own (ADR 0009): the DNS servers that follow ``/v1/feed`` never
+A part of the controller's feed of its own (docs/tls.md): the DNS servers that follow ``/v1/feed`` never
 receive private keys, and the routes/records feed can change its shape (deltas) without this one.
 It is served only when a feed token is configured (a 403 otherwise: keys are never handed out
 unauthenticated) and, under the ``/v1/feed`` prefix, only by the leader. A proxy long-polls it like
@@ -10,7 +10,7 @@ written to a proxy's disk.
 Wire form (strict decoding names the bad field)::
 
     {"format": "ingressfed.certificates/v1", "epoch": "...", "version": 3,
-     "certificates": [{"source": "secret us/shop/shop-tls", "subject": "ingress shop/web in us",
+     "certificates": [{"source": "secret:us/shop/shop-tls", "subject": "ingress shop/web in us",
                        "hosts": ["shop.example.com"], "certificate": "-----BEGIN ...", "key": "..."}]}
 """
 

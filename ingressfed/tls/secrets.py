@@ -36,7 +36,7 @@ class TlsRef:
 
     @property
     def source(self) -> str:
-        return f"secret {self.cluster}/{self.namespace}/{self.secret}"
+        return f"secret:{self.cluster}/{self.namespace}/{self.secret}"
 
     @property
     def subject(self) -> str:

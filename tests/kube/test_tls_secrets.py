@@ -135,7 +135,7 @@ async def test_good_secrets_become_offers_and_each_bad_case_one_event(clusters) 
         )
         # Every Secret that could be read went to the catalogue (bad certificates are refused there).
         assert {o.source for o in got[-1]} == {
-            f"secret c0/shop/{s}" for s in ("good", "mismatch", "expired", "future", "wrong-host", "garbage")
+            f"secret:c0/shop/{s}" for s in ("good", "mismatch", "expired", "future", "wrong-host", "garbage")
         }
         # Nothing new: no new Events.
         await reader.sync()
@@ -144,9 +144,9 @@ async def test_good_secrets_become_offers_and_each_bad_case_one_event(clusters) 
         fake.fail(403, resource="secrets")
         await reader.sync()
         assert "SecretForbidden" in {p.reason for p in reader.problems}
-        assert "secret c0/shop/good" in {o.source for o in got[-1]}  # kept: the host keeps its certificate
+        assert "secret:c0/shop/good" in {o.source for o in got[-1]}  # kept: the host keeps its certificate
         assert any("grant it get on secrets" in e["message"] for e in fake.objects("events", "shop"))
         fake.clear_faults()
         fake.fail(503, resource="secrets")
         await reader.sync()
-        assert "secret c0/shop/good" in {o.source for o in got[-1]}
+        assert "secret:c0/shop/good" in {o.source for o in got[-1]}

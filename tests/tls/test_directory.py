@@ -27,7 +27,7 @@ def test_both_layouts_are_read_and_changes_are_noticed(ca: LocalAuthority, tmp_p
     assert source.load()
     book = catalog.refresh(NOW)
     assert set(book.entries) == {"shop.example.com", "*.blog.example.com"}
-    assert book.entries["shop.example.com"].source == f"file {tmp_path / 'shop'}"
+    assert book.entries["shop.example.com"].source == f"file:{tmp_path / 'shop'}"
     assert not source.load()  # nothing changed
     (tmp_path / "blog.crt").unlink()
     (tmp_path / "blog.key").unlink()

@@ -32,7 +32,7 @@ TOKEN = "s3cret-token"
 def offer(ca: LocalAuthority, host: str) -> Offer:
     issued = ca.issue(host)
     return Offer(
-        source=f"secret us/shop/{host}",
+        source=f"secret:us/shop/{host}",
         cert_pem=issued.cert_pem,
         key=PrivateKey(issued.key_pem),
         hosts=(host,),
