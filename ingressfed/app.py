@@ -186,6 +186,7 @@ async def _start_dns(
 ) -> tuple[Any, Callable[[ReconcileOutcome], None] | None]:
     from ingressfed.dnsserver.index import Locator, build_index
     from ingressfed.dnsserver.server import DnsServer
+    from ingressfed.dnsserver.transfer import policy_from_config
     from ingressfed.dnsserver.zone import next_serial, zone_data_from_records
     from providers.embedded import EmbeddedProvider, soa_from_options
 
@@ -209,9 +210,10 @@ async def _start_dns(
     order = config.geo.default_order
 
     host, port = split_host_port(config.dns_server.listen)
+    transfer = policy_from_config(config.dns_server.transfer)
     if isinstance(raw, EmbeddedProvider):
         index = build_index(raw.zone_data, answers=answers, locator=locator, default_order=order)
-        server = DnsServer(index, host=host, port=port)
+        server = DnsServer(index, host=host, port=port, transfer=transfer)
         await stack.enter_async_context(server)
         # Rendering a large zone takes a while: update_soon renders off the event loop and
         # coalesces bursts, while queries keep being answered from the previous index.
@@ -222,7 +224,10 @@ async def _start_dns(
     soa = soa_from_options(zone, {})
     empty = zone_data_from_records(zone, [], soa=soa)
     server = DnsServer(
-        build_index(empty, answers=answers, locator=locator, default_order=order), host=host, port=port
+        build_index(empty, answers=answers, locator=locator, default_order=order),
+        host=host,
+        port=port,
+        transfer=transfer,
     )
     await stack.enter_async_context(server)
     last: list[tuple[Any, ...]] = [()]

@@ -390,6 +390,24 @@ class ProxySection(_Model):
     retries: ProxyRetries = ProxyRetries()
 
 
+class TsigKeySection(_Model):
+    name: DnsName
+    algorithm: Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"] = (
+        "hmac-sha256"
+    )
+    secret_file: ExistingFile  # base64, as tsig-keygen prints it (a mounted Secret)
+
+
+class DnsTransferSection(_Model):
+    """Zone transfers to secondaries (AXFR/IXFR) and NOTIFY; see docs/dnsserver.md."""
+
+    allow_from: tuple[Cidr, ...] = ()
+    keys: tuple[TsigKeySection, ...] = ()
+    notify: tuple[ListenAddress, ...] = ()  # HOST:PORT of each secondary
+    notify_key: str | None = None
+    journal: Annotated[int, AfterValidator(_between(0, 1000))] = 20
+
+
 class DnsServerSection(_Model):
     enabled: bool = True
     listen: ListenAddress = "127.0.0.1:5353"
@@ -398,6 +416,7 @@ class DnsServerSection(_Model):
     # while Ingress hosts still resolve to the nearest edge).
     geo_service_names: bool = True
     zone_file: FilePath = "/var/lib/ingressfed/zone.json"
+    transfer: DnsTransferSection | None = None
 
 
 class ControllerSection(_Model):

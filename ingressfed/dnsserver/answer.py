@@ -282,9 +282,11 @@ def _slow(  # noqa: PLR0917
     except Exception:  # any parse failure of a packet with a header is FORMERR, never a crash
         return _error(data, RCODE_FORMERR, edns=_edns_of(data))
     edns = -1 if msg.edns < 0 else (1 if msg.ednsflags & 0x8000 else 0)
-    if len(msg.question) != 1 or msg.answer or msg.authority:
+    if len(msg.question) != 1 or msg.answer:
         return _error(data, RCODE_FORMERR, edns=edns)
     q = msg.question[0]
+    if msg.authority and q.rdtype != dns.rdatatype.IXFR:  # IXFR carries the client's SOA there
+        return _error(data, RCODE_FORMERR, edns=edns)
     question = (
         (q.name.to_wire() or b"") + int(q.rdtype).to_bytes(2, "big") + int(q.rdclass).to_bytes(2, "big")
     )

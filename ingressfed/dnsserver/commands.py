@@ -33,6 +33,7 @@ from typing import Any
 from geo.clientip import TrustedProxies
 from ingressfed.dnsserver.index import AnswerMode, Locator, ZoneIndex, build_index
 from ingressfed.dnsserver.server import DnsServer
+from ingressfed.dnsserver.transfer import TransferPolicy, policy_from_config
 from ingressfed.dnsserver.zone import SoaSettings, ZoneData, zone_data_from_records
 from ingressfed.dnsserver.zonefile import load_zone_file
 from ingressfed.errors import ConfigError
@@ -111,6 +112,7 @@ class ServeSettings:
     soa: SoaSettings | None = None
     reuse_port: bool = False
     tcp_idle_timeout: float = 10.0
+    transfer: TransferPolicy | None = None
 
 
 def _csv(text: str | None) -> tuple[str, ...]:
@@ -126,6 +128,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     order = _csv(args.default_order)
     trust = _csv(args.trust_ecs_from)
     soa: SoaSettings | None = None
+    transfer: TransferPolicy | None = None
     if args.config:
         from ingressfed.config import load_config
         from providers.embedded import soa_from_options
@@ -139,6 +142,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         trust = trust or tuple(str(c) for c in config.geo.trusted_proxies)
         if config.dns.provider == "embedded":
             soa = soa_from_options(zone, config.dns.options)
+        transfer = policy_from_config(config.dns_server.transfer)
     if not zone:
         raise ConfigError(["--zone: required (or give --config with federation.zone)"])
     TrustedProxies(trust)  # validates the CIDRs
@@ -154,6 +158,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         soa=soa,
         reuse_port=args.reuse_port,
         tcp_idle_timeout=args.tcp_idle_timeout,
+        transfer=transfer,
     )
 
 
@@ -217,6 +222,7 @@ async def serve(
         port=settings.port,
         reuse_port=settings.reuse_port,
         tcp_idle_timeout=settings.tcp_idle_timeout,
+        transfer=settings.transfer,
     ) as server:
         if ready is not None:
             ready(server)

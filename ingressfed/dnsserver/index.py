@@ -483,6 +483,13 @@ class ZoneIndex:
         cached = self._static.get((name, rdtype))
         if cached is not None:
             return cached, False
+        rrset, geo = self._dns_rrset(name, rdtype, loc)
+        rr = _RR(rrset)
+        if not geo:
+            self._static[(name, rdtype)] = rr
+        return rr, geo
+
+    def _dns_rrset(self, name: bytes, rdtype: int, loc: Location | None) -> tuple[dns.rrset.RRset, bool]:
         choice = self._nodes[name][rdtype]
         sets = list(choice.plain)
         geo = False
@@ -504,10 +511,19 @@ class ZoneIndex:
         rrset = dns.rrset.from_text_list(
             self._names[name], ttl, "IN", dns.rdatatype.RdataType.make(rdtype), values
         )
-        rr = _RR(rrset)
-        if not geo:
-            self._static[(name, rdtype)] = rr
-        return rr, geo
+        return rrset, geo
+
+    def transfer_rrsets(self) -> list[dns.rrset.RRset]:
+        """Every RRset of the zone but the SOA, as a zone transfer carries it: geo-dependent
+        sets as a client of unknown location gets them (secondaries answer everyone alike)."""
+        out = [self._ns_rrset()]
+        for name, node in self._nodes.items():
+            for rdtype in node:
+                out.append(self._dns_rrset(name, rdtype, None)[0])
+        return out
+
+    def soa_rrset(self) -> dns.rrset.RRset:
+        return self._soa_rrset(self.data)
 
     def _nearest(self, routed: Sequence[RecordSet], loc: Location | None) -> str | None:
         candidates: dict[str, Candidate] = {}

@@ -21,6 +21,7 @@ from types import TracebackType
 
 from ingressfed.dnsserver.answer import DEFAULT_MAX_UDP, answer
 from ingressfed.dnsserver.index import ZoneIndex, build_index
+from ingressfed.dnsserver.transfer import Journal, TransferPolicy, notify, respond
 from ingressfed.dnsserver.zone import ZoneData
 
 __all__ = ["DnsServer"]
@@ -65,6 +66,7 @@ class DnsServer:
         tcp_idle_timeout: float = 10.0,
         max_tcp_connections: int = 256,
         reuse_port: bool = False,
+        transfer: TransferPolicy | None = None,
     ) -> None:
         if not 512 <= max_udp <= 65535:
             raise ValueError(f"max_udp: got {max_udp}, expected 512..65535")
@@ -81,12 +83,47 @@ class DnsServer:
         self.tcp_connections: set[_TcpProtocol] = set()  # open ones, for the limit and for close()
         self._pending: ZoneData | None = None
         self._builder: asyncio.Task[None] | None = None
+        # Zone transfers out (None: AXFR/IXFR are REFUSED like any other refused query).
+        self.transfer = transfer
+        self.journal = Journal(transfer.journal) if transfer is not None else None
+        if self.journal is not None:
+            self.journal.record(index)
+        self._notifying: set[asyncio.Task[object]] = set()
 
-    def swap(self, index: ZoneIndex) -> None:
-        """Serve ``index`` from the next query on."""
+    def swap(self, index: ZoneIndex, *, journaled: bool = False) -> None:
+        """Serve ``index`` from the next query on (``journaled``: the journal already has it)."""
         old = self.index
         self.index = index
         log.info("zone %s: serial %d -> %d", index.data.zone, old.serial, index.serial)
+        changed = index.serial != old.serial
+        if self.journal is not None and not journaled:
+            changed = self.journal.record(index) and changed
+        if changed:
+            self._notify(index)
+
+    def _notify(self, index: ZoneIndex) -> None:
+        if self.transfer is None or not self.transfer.notify or self.journal is None:
+            return
+        current = self.journal.current
+        if current is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a synchronous caller): secondaries find the change on refresh
+        task = loop.create_task(notify(self.transfer, index.origin, current.soa))
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
+
+    def transfer_response(self, data: bytes, peer: str, *, tcp: bool) -> list[bytes] | None:
+        """The reply to a zone transfer request or a signed query; None when it is neither."""
+        if self.transfer is None or self.journal is None:
+            return None
+        try:
+            return respond(self.journal, self.transfer, data, peer, origin=self.index.origin, tcp=tcp)
+        except Exception:
+            self.failures.record("transfer")
+            return None
 
     def update(self, data: ZoneData) -> None:
         """Serve ``data`` from now on, with the current index's settings (answer mode, geo).
@@ -113,11 +150,18 @@ class DnsServer:
         while self._pending is not None:
             data, self._pending = self._pending, None
             try:
-                index = await asyncio.to_thread(self._rebuild, data)
+                index = await asyncio.to_thread(self._rebuild_journaled, data)
             except Exception:  # keep serving the last good zone
                 log.exception("could not render zone %s serial %d", data.zone, data.serial)
                 continue
-            self.swap(index)
+            self.swap(index, journaled=self.journal is not None)
+
+    def _rebuild_journaled(self, data: ZoneData) -> ZoneIndex:
+        index = self._rebuild(data)
+        if self.journal is not None:
+            # Off the event loop too: the transfer view is a walk over the whole zone.
+            self.journal.record(index)
+        return index
 
     def _rebuild(self, data: ZoneData) -> ZoneIndex:
         cur = self.index
@@ -161,6 +205,10 @@ class DnsServer:
             return
 
     async def close(self) -> None:
+        for task in list(self._notifying):
+            task.cancel()
+        if self._notifying:
+            await asyncio.wait(list(self._notifying))
         if self._builder is not None:
             self._builder.cancel()
             await asyncio.wait([self._builder])
@@ -256,6 +304,11 @@ class _UdpReader:
                 except Exception:
                     srv.failures.record("UDP")
                     continue
+                if resp is not None and len(resp) > 3 and resp[3] & 0x0F == 5 and srv.transfer is not None:
+                    # Transfer requests and signed queries are refused by ``answer``: ours to judge.
+                    replies = srv.transfer_response(data, addr[0], tcp=False)
+                    if replies:
+                        resp = replies[0]
             if resp is not None:
                 try:
                     sendto(resp, addr)
@@ -311,8 +364,11 @@ class _TcpProtocol(asyncio.Protocol):
                 srv.failures.record("TCP")
                 resp = None
             answered = True
-            if resp is not None and self._transport is not None and not self._transport.is_closing():
-                self._transport.write(len(resp).to_bytes(2, "big") + resp)
+            replies = [resp] if resp is not None else []
+            if resp is not None and len(resp) > 3 and resp[3] & 0x0F == 5 and srv.transfer is not None:
+                replies = srv.transfer_response(query, self._peer, tcp=True) or replies
+            if replies and self._transport is not None and not self._transport.is_closing():
+                self._transport.write(b"".join(len(r).to_bytes(2, "big") + r for r in replies))
         if answered:
             # Only complete queries count as activity: a trickle of partial bytes times out.
             self._arm()

@@ -233,3 +233,134 @@ zone:
     )
     with _run([binary, "-c", str(workdir / "knot.conf")], server) as s:
         yield s
+
+
+@dataclass(frozen=True)
+class Secondary:
+    kind: str  # "bind" or "knot"
+    host: str
+    port: int
+    zone: str
+    workdir: Path
+
+
+def _wait_serial(proc: subprocess.Popen[bytes], s: Secondary, log: Path, timeout: float = 20.0) -> None:
+    query = dns.message.make_query(s.zone + ".", "SOA")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{s.kind} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            r = dns.query.udp(query, s.host, port=s.port, timeout=0.2)
+            if r.rcode() == dns.rcode.NOERROR and r.answer:
+                return
+        except (dns.exception.Timeout, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{s.kind} secondary never loaded {s.zone}:\n{log.read_text()[-4000:]}")
+
+
+@contextlib.contextmanager
+def _run_secondary(argv: list[str], s: Secondary) -> Iterator[Secondary]:
+    log = s.workdir / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=s.workdir)
+    try:
+        _wait_serial(proc, s, log)
+        yield s
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextlib.contextmanager
+def named_secondary(
+    workdir: Path, *, zone: str, primary_port: int, key_name: str, secret: str, port: int | None = None
+) -> Iterator[Secondary]:
+    """BIND9 as a secondary of ``zone`` from a primary on 127.0.0.1:``primary_port``, every
+    query to the primary and the NOTIFYs it accepts signed with the TSIG key."""
+    binary = require("named")
+    workdir.mkdir(parents=True, exist_ok=True)
+    s = Secondary("bind", "127.0.0.1", port or free_port(), zone, workdir)
+    (workdir / "named.conf").write_text(
+        f"""
+options {{
+    directory "{workdir}";
+    pid-file "{workdir}/named.pid";
+    session-keyfile "{workdir}/session.key";
+    managed-keys-directory "{workdir}";
+    listen-on port {s.port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    allow-query {{ any; }};
+    notify no;
+}};
+controls {{ }};
+key "{key_name}" {{ algorithm hmac-sha256; secret "{secret}"; }};
+server 127.0.0.1 {{ keys {{ "{key_name}"; }}; request-ixfr yes; }};
+zone "{zone}" {{
+    type secondary;
+    primaries {{ 127.0.0.1 port {primary_port} key "{key_name}"; }};
+    file "{workdir}/{zone}.sec";
+    allow-notify {{ key "{key_name}"; 127.0.0.1; }};
+}};
+"""
+    )
+    argv = [binary, "-g", "-n", "1", "-c", str(workdir / "named.conf")]
+    if os.geteuid() == 0:
+        argv += ["-u", "root"]
+    with _run_secondary(argv, s) as sec:
+        yield sec
+
+
+@contextlib.contextmanager
+def knotd_secondary(
+    workdir: Path, *, zone: str, primary_port: int, key_name: str, secret: str, port: int | None = None
+) -> Iterator[Secondary]:
+    """Knot DNS as a secondary of ``zone`` (AXFR first, then IXFR on NOTIFY), signed with the key."""
+    binary = require("knotd")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "db").mkdir(exist_ok=True)
+    s = Secondary("knot", "127.0.0.1", port or free_port(), zone, workdir)
+    (workdir / "knot.conf").write_text(
+        f"""
+server:
+    rundir: "{workdir}"
+    listen: 127.0.0.1@{s.port}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "{workdir}/db"
+key:
+  - id: {key_name}
+    algorithm: hmac-sha256
+    secret: {secret}
+remote:
+  - id: primary
+    address: 127.0.0.1@{primary_port}
+    key: {key_name}
+acl:
+  - id: from-primary
+    address: 127.0.0.1
+    key: {key_name}
+    action: notify
+zone:
+  - domain: {zone}
+    storage: "{workdir}"
+    file: "{zone}.sec"
+    master: primary
+    acl: from-primary
+"""
+    )
+    with _run_secondary([binary, "-c", str(workdir / "knot.conf")], s) as sec:
+        yield sec
