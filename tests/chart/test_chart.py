@@ -45,7 +45,16 @@ CONFIG_KEYS: dict[str, set[str]] = {
     "source": {"kind", "file", "namespaces", "hostKubeconfig"},
     "health": {"period", "timeout", "failureThreshold", "successThreshold"},
     "geo": {"database", "trustedProxies", "defaultOrder"},
-    "proxy": {"enabled", "listen", "adminListen", "clusterHeader", "healthCheck", "timeouts", "limits"},
+    "proxy": {
+        "enabled",
+        "listen",
+        "adminListen",
+        "clusterHeader",
+        "healthCheck",
+        "timeouts",
+        "limits",
+        "tls",
+    },
     "dnsServer": {"enabled", "listen", "answers", "zoneFile"},
     "controller": {"listen", "debounce", "resync", "feedTokenFile"},
     "leaderElection": {"enabled", "namespace", "leaseName", "leaseDuration", "renewDeadline", "retryPeriod"},
@@ -272,7 +281,10 @@ def test_proxy_is_the_global_load_balancer_and_follows_the_feed() -> None:
     docs = _render("defaults")
     (svc,) = _find(docs, "Service", f"{RELEASE}-ingressfed-proxy")
     assert svc["spec"]["type"] == "LoadBalancer"
-    assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert svc["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+        {"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"},
+    ]
     (proxy,) = _find(docs, "Deployment", f"{RELEASE}-ingressfed-proxy")
     (container,) = proxy["spec"]["template"]["spec"]["containers"]
     args = container["args"]
@@ -661,3 +673,28 @@ def test_network_policy_admits_the_followers_to_the_feed() -> None:
     ]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     assert not _find(_render("defaults"), "NetworkPolicy")
+
+
+def test_proxy_https_mounts_named_tls_secrets_as_its_certificate_directory() -> None:
+    from ingressfed.config import ProxyTls
+
+    docs = _render(
+        "defaults", "--set", "proxy.tls.secrets={shop-tls}", "--set", "proxy.tls.defaultCertificate=shop-tls"
+    )
+    (proxy,) = _find(docs, "Deployment", f"{RELEASE}-ingressfed-proxy")
+    pod = proxy["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert {"name": "https", "containerPort": 8443, "protocol": "TCP"} in container["ports"]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/etc/ingressfed/certs/shop-tls")
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "shop-tls"
+    tls = ProxyTls.model_validate(_config(docs)["proxy"]["tls"])  # what `ingressfed proxy --config` reads
+    assert (tls.listen, tls.certificate_dir, tls.default_certificate, tls.redirect_port) == (
+        "0.0.0.0:8443",
+        "/etc/ingressfed/certs",
+        "shop-tls",
+        443,
+    )
+    off = _render("defaults", "--set", "proxy.tls.enabled=false")
+    (svc,) = _find(off, "Service", f"{RELEASE}-ingressfed-proxy")
+    assert [p["name"] for p in svc["spec"]["ports"]] == ["http"]

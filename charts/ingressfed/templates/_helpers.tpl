@@ -124,7 +124,8 @@ their sections (proxy.*, dnsServer.*, geo.*) from the same file.
     "clusterHeader" .Values.proxy.clusterHeader
     "healthCheck" .Values.proxy.healthCheck
     "timeouts" .Values.proxy.timeouts
-    "limits" .Values.proxy.limits)
+    "limits" .Values.proxy.limits
+    "tls" (ternary (include "ingressfed.proxyTls" . | fromYaml) nil (and .Values.proxy.enabled .Values.proxy.tls.enabled)))
   "dnsServer" (dict
     "enabled" false
     "listen" (printf "0.0.0.0:%d" (int .Values.dnsServer.port))
@@ -255,4 +256,18 @@ topologySpreadConstraints:
       readOnly: true
     - name: tmp
       mountPath: /tmp
+{{- end -}}
+
+
+{{/* The proxy.tls config section (null when HTTPS is off); certificates mounted under /etc/ingressfed/certs. */}}
+{{- define "ingressfed.proxyTls" -}}
+{{- $t := .Values.proxy.tls -}}
+{{- if and .Values.proxy.enabled $t.enabled -}}
+listen: {{ printf "0.0.0.0:%d" (int $t.port) | quote }}
+certificateDir: {{ ternary "/etc/ingressfed/certs" nil (gt (len $t.secrets) 0) }}
+defaultCertificate: {{ ternary $t.defaultCertificate nil (ne $t.defaultCertificate "") }}
+redirectHttp: {{ $t.redirectHttp }}
+redirectPort: {{ $t.servicePort }}
+hsts: {maxAge: {{ $t.hstsMaxAge }}}
+{{- end -}}
 {{- end -}}
