@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from ingressfed.config import load_config, split_host_port
+from ingressfed.config import load_config, read_token_file, split_host_port
 from ingressfed.edge.local import EdgeSpec, LocalEdge
 from ingressfed.model import ClusterStatus
 
@@ -146,7 +146,12 @@ def write_demo_files(
         "dns": {"provider": "embedded", "options": {"zoneFile": str(workdir / "zone.json")}},
         "clusters": [{"name": c.name, "region": c.region, "zone": c.zone} for c in DEMO_CLUSTERS],
         # Ingress hosts resolve to the nearest live edge; Service names keep answering every cluster.
-        "edges": [{"name": n, "cluster": c, "addresses": [a]} for n, (c, a) in DEMO_EDGES.items()],
+        # Their health reports carry a token of their own (the feed and the status page stay open on
+        # loopback, as before).
+        "edges": [
+            {"name": n, "cluster": c, "addresses": [a], "tokenFile": str(workdir / "edge-token")}
+            for n, (c, a) in DEMO_EDGES.items()
+        ],
         "edgeHealth": {"staleAfter": EDGE_STALE_AFTER},
         "source": {"kind": "static", "file": str(workdir / "objects.yaml")},
         "geo": {
@@ -169,7 +174,6 @@ def write_demo_files(
             "listen": controller_listen,
             "debounce": 0.1,
             "resync": 30,
-            "feedTokenFile": str(workdir / "edge-token"),
         },
         "status": {"enabled": True},
     }
@@ -208,7 +212,7 @@ def write_demo_files(
             for c in DEMO_CLUSTERS
         ],
     }
-    # The edges' feed and report token: fresh for every demo run.
+    # The edges' report token: fresh for every demo run.
     (workdir / "edge-token").write_text(secrets.token_urlsafe(24) + "\n")
     cfg_path = workdir / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -434,7 +438,7 @@ def _demo_edges(
         name: LocalEdge(
             EdgeSpec(name, cluster, address, args.edge_port),
             controller=controller,
-            token=config.feed_token(),
+            token=read_token_file(workdir / "edge-token"),
             settings=settings,
             state_file=workdir / f"{name}.json",
         )

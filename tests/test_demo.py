@@ -271,3 +271,22 @@ def test_get_certificates_lists_the_demo_certificate(demo: dict[str, int]) -> No
     assert source.startswith("file:") and source.endswith("/certs/k8shserver.example.com")
     assert status == "Ready" and not_after.endswith("Z")
     assert "PRIVATE" not in done.stdout
+
+
+def test_get_edges_lists_the_three_edges(demo: dict[str, int]) -> None:
+    def get_edges(*extra: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "ingressfed.cli", "get", "edges", "--controller",
+             f"http://127.0.0.1:{demo['controller']}", *extra],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert wait_for(lambda: get_edges().count(" Live ") == 3, timeout=15), get_edges()
+    lines = get_edges().splitlines()
+    assert lines[0].split() == ["NAME", "CLUSTER", "ADDRESSES", "STATUS", "AGE"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert rows["edge-europe-west1"][:3] == ["cluster-europe-west1-b", "127.0.0.22", "Live"]
+    assert "BACKENDS UP" in get_edges("-o", "wide").splitlines()[0]
+    assert '"name": "edge-asia-east1"' in get_edges("-o", "json")

@@ -75,6 +75,7 @@ class EdgeItem(TypedDict):
     reasons: list[str]
     lastTransition: float | None
     lastReport: float | None
+    firstReport: float | None
     reports: int | None
     backendsUp: int | None
     backends: int | None
@@ -89,6 +90,7 @@ class EdgeDetail:
     reports: int
     backends_up: int
     backends: int
+    first_report: float | None = None  # unix seconds; the AGE of ``get edges``
 
 
 class BackendItem(TypedDict):
@@ -181,6 +183,7 @@ def edge_item(e: Edge, *, transition: float | None, detail: EdgeDetail | None) -
         "reasons": reasons,
         "lastTransition": transition,
         "lastReport": detail.last_report if detail else None,
+        "firstReport": detail.first_report if detail else None,
         "reports": detail.reports if detail else None,
         "backendsUp": detail.backends_up if detail else None,
         "backends": detail.backends if detail else None,

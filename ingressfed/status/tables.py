@@ -126,11 +126,12 @@ TABLES: dict[str, Table] = {
             (
                 Column("NAME", _field("name")),
                 Column("CLUSTER", _field("cluster")),
+                Column("ADDRESSES", _addresses),
                 Column("STATUS", _field("status")),
-                Column("HEALTH", _field("health")),
-                Column("LAST REPORT", _since("lastReport")),
+                Column("AGE", _since("firstReport")),  # since its first report to this controller
                 Column("REGION", _field("region"), wide=True),
-                Column("ADDRESSES", _addresses, wide=True),
+                Column("HEALTH", _field("health"), wide=True),
+                Column("LAST REPORT", _since("lastReport"), wide=True),
                 Column("BACKENDS UP", _edge_backends, wide=True),
                 Column("REASONS", _reasons, wide=True),
             ),

@@ -102,6 +102,7 @@ def edge_details(edges: Any) -> Callable[[], dict[str, EdgeDetail]]:
                 reports=r.reports,
                 backends_up=r.backends_up,
                 backends=r.backends,
+                first_report=None if r.first_seen is None else wall - (now - r.first_seen),
             )
             for r in edges.registry.rows(now=now)
         }
