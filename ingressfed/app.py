@@ -299,6 +299,10 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
                 config.proxy.model_dump(by_alias=True), config.geo.model_dump(by_alias=True)
             )
             proxy = ProxyServer(settings)
+            if status is not None:
+                from ingressfed.status.proxyview import attach_proxy_status
+
+                attach_proxy_status(proxy, token=config.status_token())  # its own view on its admin port
             await stack.enter_async_context(proxy)
             edges.attach_proxy(proxy)
             controller.sinks.append(_RouteSink(proxy, fed))

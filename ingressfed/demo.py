@@ -236,7 +236,13 @@ def _https_lines(https_listen: str | None, workdir: Path) -> list[str]:
 
 
 def _instructions(
-    dns_listen: str, proxy_listen: str, control: str, controller_listen: str, edges: dict[str, LocalEdge]
+    dns_listen: str,
+    proxy_listen: str,
+    control: str,
+    controller_listen: str,
+    edges: dict[str, LocalEdge],
+    *,
+    proxy_admin_listen: str = "",
 ) -> str:
     dns_host, dns_port = split_host_port(dns_listen)
     p_host, p_port = split_host_port(proxy_listen)
@@ -247,7 +253,7 @@ def _instructions(
     lines = [
         "ingressfed demo is running: federation 'federation', zone 'example.com', 3 clusters.",
         "",
-        *_status_lines(controller_listen),
+        *_status_lines(controller_listen, proxy_admin_listen),
         "",
         "DNS (the embedded authoritative server):",
         f"  {dig} {prefix}.{ZONE}",
@@ -291,14 +297,21 @@ def _instructions(
     return "\n".join(lines)
 
 
-def _status_lines(controller_listen: str) -> list[str]:
-    host, port = split_host_port(controller_listen)
-    url = f"http://{host if host not in ('0.0.0.0', '') else '127.0.0.1'}:{port}"
-    return [
-        f"The status page (world map, health, events, where a client goes): {url}/status",
+def _status_lines(controller_listen: str, proxy_admin_listen: str) -> list[str]:
+    def url(listen: str) -> str:
+        host, port = split_host_port(listen)
+        return f"http://{host if host not in ('0.0.0.0', '') else '127.0.0.1'}:{port}"
+
+    lines = [
+        f"The status page (world map, health, events, where a client goes): {url(controller_listen)}/status",
         "The members, as kubectl get clusters showed them (also routes, records, events; -o wide|json|yaml):",
-        f"  ingressfed get clusters --controller {url}",
+        f"  ingressfed get clusters --controller {url(controller_listen)}",
     ]
+    if proxy_admin_listen:
+        lines.append(
+            f"The proxy's own view (its health checks, its traffic): {url(proxy_admin_listen)}/status"
+        )
+    return lines
 
 
 async def _control_app(
@@ -406,7 +419,12 @@ async def run_demo(args: argparse.Namespace) -> int:
                     await asyncio.sleep(0.05)
                 print(f"config written to {cfg_path}")
                 text = _instructions(
-                    args.dns_listen, args.proxy_listen, args.control, args.controller_listen, edges
+                    args.dns_listen,
+                    args.proxy_listen,
+                    args.control,
+                    args.controller_listen,
+                    edges,
+                    proxy_admin_listen=args.proxy_admin_listen,
                 )
                 https = "\n".join(_https_lines(args.https_listen, workdir))
                 print(

@@ -29,6 +29,7 @@ if [ "$want_test" = 1 ]; then
   command -v curl >/dev/null || need_apt+=(curl)
   command -v h2load >/dev/null || need_apt+=(nghttp2-client)
   command -v slowhttptest >/dev/null || need_apt+=(slowhttptest)
+  command -v chromium >/dev/null || need_apt+=(chromium)  # the status page's browser tests (headless)
 fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"

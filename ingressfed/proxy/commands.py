@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR", help="repeatable")
     p.add_argument("--default-order", action="append", default=[], metavar="CLUSTER", help="repeatable")
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
+    p.add_argument(
+        "--status", action="store_true", help="serve /status (this proxy's own view) on the admin port"
+    )
+    p.add_argument(
+        "--status-token-file", type=Path, help="token /status requires (Bearer, or Basic password)"
+    )
     edge_agent.add_arguments(p)
     p.set_defaults(func=run)
 
@@ -102,7 +108,18 @@ async def _serve(args: argparse.Namespace, settings: ProxySettings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with ProxyServer(settings) as proxy, asyncio.TaskGroup() as tg:
+    proxy = ProxyServer(settings)
+    if args.status:
+        from ingressfed.config import read_token_file
+        from ingressfed.status.proxyview import attach_proxy_status
+
+        try:
+            token = read_token_file(args.status_token_file) if args.status_token_file else None
+        except ConfigError as exc:
+            log.error("--status-token-file: %s", exc)
+            return 2
+        attach_proxy_status(proxy, token=token)
+    async with proxy, asyncio.TaskGroup() as tg:
         if args.routes is not None:
             clusters, routes = load_routes_file(args.routes)
             proxy.update(routes, clusters)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 
 from aiohttp import web
@@ -58,6 +58,8 @@ class ProxyServer:
         self._engine: Engine | None = None
         self._server: asyncio.Server | None = None
         self._admin: web.AppRunner | None = None
+        # Extra admin endpoints (the status page of this proxy's view), added before it starts.
+        self.admin_routes: list[Callable[[web.Application], None]] = []
         self.https: HttpsListener | None = None  # the TLS listener when settings.tls is set
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
@@ -100,7 +102,10 @@ class ProxyServer:
             )
             self.port = self._server.sockets[0].getsockname()[1]
             if self.settings.admin_port is not None:
-                self._admin = web.AppRunner(admin_app(engine), access_log=None)
+                admin = admin_app(engine)
+                for add_routes in self.admin_routes:
+                    add_routes(admin)
+                self._admin = web.AppRunner(admin, access_log=None)
                 await self._admin.setup()
                 site = web.TCPSite(self._admin, self.settings.admin_host, self.settings.admin_port)
                 await site.start()

@@ -37,14 +37,11 @@ _SAMPLE_EVERY = 1.0
 
 
 class Located(Protocol):
-    """What a GeoIP lookup says of one address (geo.lookup.ClientLocation satisfies it)."""
+    """What a GeoIP lookup says of one address (geo.lookup.ClientLocation satisfies it; its
+    ``country`` and ``continent`` are shown when the lookup has them)."""
 
     @property
     def location(self) -> Location | None: ...
-    @property
-    def country(self) -> str | None: ...
-    @property
-    def continent(self) -> str | None: ...
 
 
 class WhereError(ValueError):
@@ -225,8 +222,8 @@ class StatusState:
             "ip": str(address),
             "host": name,
             "location": None if loc is None else {"lat": loc.lat, "lon": loc.lon},
-            "country": found.country if found else None,
-            "continent": found.continent if found else None,
+            "country": getattr(found, "country", None),
+            "continent": getattr(found, "continent", None),
             "dns": {"answer": answer, "source": source},
             "proxy": None
             if choice is None

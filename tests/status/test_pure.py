@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from geo.regions import region_location
+from geo.select import Candidate, rank
 from ingressfed.model import (
     Backend,
     Change,
@@ -152,3 +153,26 @@ def test_tables_are_kubectl_like_and_single_line() -> None:
     wide = table_rows(TABLES["clusters"], items, now=100.0, wide=True)
     assert wide[2][-4:] == ["1.00,2.00", "1.2", "50.0%", "Offline; Removed"]
     assert [short_age(s) for s in (5, 150, 7200, 3 * 86400)] == ["5s", "2m", "2h", "3d"]
+
+
+def test_grid_shortcut_agrees_with_ranking_every_cluster() -> None:
+    # Many clusters, some within one 50 km bucket of each other and with different weights.
+    clusters = [
+        Cluster(
+            f"c{i:03d}",
+            "r",
+            "z",
+            Location(-60 + (i * 37) % 120, -180 + (i * 73) % 360),
+            weight=50 + i % 3 * 50,
+        )
+        for i in range(120)
+    ]
+    clusters += [
+        Cluster("near-a", "r", "z", Location(48.0, 2.0), weight=10),
+        Cluster("near-b", "r", "z", Location(48.2, 2.1)),
+    ]
+    grid = nearest_grid(clusters, step=10)
+    candidates = [Candidate(c.name, c.location, True, c.weight) for c in clusters]
+    for i, chosen in enumerate(grid.cells):
+        lat, lon = 90 - (i // grid.cols + 0.5) * 10, -180 + (i % grid.cols + 0.5) * 10
+        assert chosen == rank(Location(lat, lon), candidates)[0], (lat, lon)

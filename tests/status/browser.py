@@ -1,0 +1,56 @@
+"""Debian's Chromium driven headless by Playwright (its driver only: the browser is the system's)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+
+CHROMIUM = os.environ.get("INGRESSFED_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def require_browser() -> None:
+    """Fail under CI (scripts/setup.sh --test installs both), skip elsewhere, when one is missing."""
+    problems = []
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        problems.append("the playwright package (pip install 'ingressfed[test]')")
+    if not os.path.exists(CHROMIUM):
+        problems.append(f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    if problems:
+        message = "browser tests need " + " and ".join(problems)
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@contextlib.asynccontextmanager
+async def page(*, width: int = 1280, height: int = 900, **context: object) -> AsyncIterator[object]:
+    """A fresh page (a new temporary profile each time) that fails the test on any script error."""
+    require_browser()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            ctx = await browser.new_context(viewport={"width": width, "height": height}, **context)
+            tab = await ctx.new_page()
+            errors: list[str] = []
+            tab.on("pageerror", lambda exc: errors.append(str(exc)))
+            yield tab
+            assert not errors, f"script errors on the page: {errors}"
+        finally:
+            await browser.close()
