@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -54,3 +55,17 @@ async def page(*, width: int = 1280, height: int = 900, **context: object) -> As
             assert not errors, f"script errors on the page: {errors}"
         finally:
             await browser.close()
+
+
+async def until(tab: object, expression: str, *, timeout: float = 30.0) -> None:
+    """Poll a JavaScript expression until it is true.
+
+    Playwright's own ``wait_for_function`` compiles its predicate with ``eval`` inside the page, which
+    the page's Content-Security-Policy (rightly) forbids; ``evaluate`` goes through the debugger.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await tab.evaluate(expression):  # type: ignore[attr-defined]
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for: {expression}")
+        await asyncio.sleep(0.1)

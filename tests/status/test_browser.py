@@ -15,7 +15,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.status.browser import page
+from tests.status.browser import page, until
 from tests.test_demo import demo, wait_for
 
 __all__ = ["demo"]  # the module-scoped demo fixture: one demo process for this module
@@ -74,7 +74,7 @@ async def test_map_cluster_down_and_the_where_box(demo: dict[str, int], tmp_path
     async with page(width=1200, height=760) as tab:
         await tab.goto(url)
         # Three clusters on the map, at their regions' locations, all healthy.
-        await tab.wait_for_function("document.querySelectorAll('#clusters g.cluster').length === 3")
+        await until(tab, "document.querySelectorAll('#clusters g.cluster').length === 3")
         markers = await tab.eval_on_selector_all(
             "#clusters g.cluster",
             "gs => gs.map(g => [g.dataset.name, g.dataset.health, +g.querySelector('circle')"
@@ -125,9 +125,10 @@ async def test_map_cluster_down_and_the_where_box(demo: dict[str, int], tmp_path
             )
             assert EU not in shaded
             await tab.click("#where-form button")
-            await tab.wait_for_function(
+            await until(
+                tab,
                 "document.querySelector('#where-result dd[data-field=proxy]')?.textContent"
-                " === 'cluster-us-east1-b'"
+                " === 'cluster-us-east1-b'",
             )
         finally:
             control(demo, "up", EU)

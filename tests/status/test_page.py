@@ -12,7 +12,7 @@ from ingressfed.feed.view import FeedView
 from ingressfed.model import Backend, Cluster, ClusterStatus, Edge, Location, Route
 from ingressfed.status.api import add_status_routes
 from ingressfed.status.state import StatusState
-from tests.status.browser import page
+from tests.status.browser import page, until
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
 HOSTILE_HOST = "<script>window.__pwned=2</script>.example.com"
@@ -101,7 +101,7 @@ async def test_two_hundred_clusters_and_fifty_edges_stay_usable(capsys) -> None:
     async with serve(clusters, routes, edges) as (url, _), page() as tab:
         started = time.perf_counter()
         await tab.goto(url)
-        await tab.wait_for_function("document.querySelectorAll('#clusters g.cluster').length === 200")
+        await until(tab, "document.querySelectorAll('#clusters g.cluster').length === 200")
         first = time.perf_counter() - started
         assert await tab.evaluate("document.querySelectorAll('#edges g.edge').length") == 50
         assert await tab.evaluate("document.querySelectorAll('#cluster-table tbody tr').length") == 200
@@ -112,7 +112,7 @@ async def test_two_hundred_clusters_and_fifty_edges_stay_usable(capsys) -> None:
         # Above a few dozen markers the names show on hover only, so the map stays readable.
         assert await tab.evaluate("document.querySelectorAll('#clusters text').length") == 0
         await tab.fill("#filter", "cluster-19")
-        await tab.wait_for_function("document.querySelectorAll('#cluster-table tbody tr').length === 10")
+        await until(tab, "document.querySelectorAll('#cluster-table tbody tr').length === 10")
         await tab.hover('#clusters g.cluster[data-name="cluster-000"] circle', force=True)
         assert "cluster cluster-000" in (await tab.text_content("#tooltip") or "")
     with capsys.disabled():
