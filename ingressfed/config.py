@@ -430,11 +430,13 @@ class StatusSection(_Model):
     """The read API and status page on the controller listener (``/status``, ``ingressfed get --controller``).
 
     Off by default: it shows every route and record. ``tokenFile`` unset means the feed's token
-    (``controller.feedTokenFile``) guards it too, so enabling it never opens what the feed closes.
+    (``controller.feedTokenFile``) guards it too, so enabling it never opens what the feed closes;
+    ``anonymous: true`` serves it without one (the demo, on loopback only).
     """
 
     enabled: bool = False
     token_file: ExistingFile | None = None
+    anonymous: bool = False
 
 
 class LeaderElectionSection(_Model):
@@ -512,7 +514,10 @@ class Config(_Model):
         return read_token_file(self.controller.feed_token_file)
 
     def status_token(self) -> str | None:
-        """The token the read API and status page require: ``status.tokenFile``, else the feed's."""
+        """The token the read API and status page require: ``status.tokenFile``, else the feed's;
+        None with ``status.anonymous``."""
+        if self.status.anonymous:
+            return None
         if self.status.token_file is not None:
             return read_token_file(self.status.token_file)
         return self.feed_token()
@@ -695,6 +700,9 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
             )
         else:
             seen[name] = i
+    status = _mapping(raw, "status")
+    if status.get("anonymous") is True and status.get("tokenFile"):
+        problems.append("status.anonymous: true serves without a token; drop it or drop status.tokenFile")
     source = _mapping(raw, "source")
     if source.get("kind", "static") == "static":
         for i, c in enumerate(clusters):

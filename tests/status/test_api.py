@@ -8,9 +8,12 @@ import json
 from pathlib import Path
 
 import aiohttp
+import pytest
 import yaml
 
 from ingressfed.app import Running
+from ingressfed.config import load_config
+from ingressfed.errors import ConfigError
 from ingressfed.model import ClusterStatus
 from tests.status.conftest import started, write_config
 
@@ -47,11 +50,14 @@ async def test_resources_come_from_the_feed_view(controller: Running) -> None:
         assert sorted(r["name"] for r in records) == sorted(r.name for r in view.records)
         async with s.get(url(controller, "/v1/status/nothing")) as r:
             assert r.status == 404
-            assert "known: clusters, edges, events, records, routes" in (await r.json())["detail"]
+            assert (
+                "known: certificates, clusters, edges, events, records, routes" in (await r.json())["detail"]
+            )
         async with s.get(url(controller, "/v1/status")) as r:
             overview = await r.json()
         assert overview["feed"]["version"] == view.version
-        assert overview["counts"] == {"routes": 1, "records": len(view.records), "edges": 0}
+        counts = overview["counts"]
+        assert (counts["routes"], counts["records"], counts["edges"]) == (1, len(view.records), 0)
         assert overview["hosts"] == ["web.example.com"]
         assert overview["grid"]["rows"] * overview["grid"]["cols"] == len(overview["grid"]["cells"])
 
@@ -187,3 +193,19 @@ async def test_edges_appear_with_their_cluster_location_and_go_stale(tmp_path: P
         doc = json.loads(body)
         assert [e["name"] for e in doc["edges"]] == ["edge-eu"] and doc["counts"]["edges"] == 1
         assert any(e["kind"] == "EdgeStale" and e["object"] == "edge-eu" for e in doc["events"])
+
+
+async def test_anonymous_serves_without_the_feed_token_and_excludes_a_token_file(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    cfg = yaml.safe_load(path.read_text())
+    (tmp_path / "feed-token").write_text("feed\n")
+    cfg["controller"]["feedTokenFile"] = str(tmp_path / "feed-token")
+    cfg["status"]["anonymous"] = True
+    path.write_text(yaml.safe_dump(cfg))
+    async for running in started(path):
+        assert (await get(running, "/v1/status/clusters"))[0] == 200
+        assert (await get(running, "/v1/feed?timeout=0"))[0] == 401  # the feed keeps its token
+    cfg["status"]["tokenFile"] = str(tmp_path / "feed-token")
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"status\.anonymous: true serves without a token"):
+        load_config(path)

@@ -86,6 +86,10 @@ async def test_map_cluster_down_and_the_where_box(demo: dict[str, int], tmp_path
         assert (
             -10 < lon[EU] < 15 and -90 < lon["cluster-us-east1-b"] < -70 and lon["cluster-asia-east1-a"] > 100
         )
+        # And their edges, one in each cluster, live once they have reported.
+        await until(tab, "document.querySelectorAll('#edges g.edge[data-health=healthy]').length === 3")
+        edges = await tab.eval_on_selector_all("#edges g.edge", "gs => gs.map(g => g.dataset.name)")
+        assert sorted(edges) == ["edge-asia-east1", "edge-europe-west1", "edge-us-east1"]
         # The shading shows each cluster's share of the world.
         shaded = await tab.eval_on_selector_all(
             "#cells rect", "rs => [...new Set(rs.map(r => r.dataset.cluster))]"
@@ -98,7 +102,8 @@ async def test_map_cluster_down_and_the_where_box(demo: dict[str, int], tmp_path
         await tab.wait_for_selector("#where-result dd[data-field=proxy]")
         assert (await tab.text_content("#where-result dd[data-field=proxy]")) == EU
         assert "GB" in (await tab.text_content("#where-result dd[data-field=location]") or "")
-        assert "A 127.0.0.1" in (await tab.text_content("#where-result dd[data-field=dns]") or "")
+        # DNS answers with the European edge's address (geo answers of the embedded server).
+        assert "A 127.0.0.22" in (await tab.text_content("#where-result dd[data-field=dns]") or "")
 
         png = await tab.screenshot(path=str(tmp_path / "status-page.png"))
         width, height = png_size(png)

@@ -131,13 +131,21 @@
     }
     const edges = $("edges");
     edges.replaceChildren();
+    const home = new Map(d.clusters.filter((c) => c.location).map((c) => [c.name, c.location]));
     for (const e of d.edges) {
       if (!e.location || typeof e.location.lat !== "number" || typeof e.location.lon !== "number") continue;
-      const cx = x(e.location);
-      const cy = y(e.location);
+      let cx = x(e.location);
+      let cy = y(e.location);
+      const at = home.get(e.cluster);
+      if (at && Math.abs(x(at) - cx) < 2 && Math.abs(y(at) - cy) < 2) {
+        // An edge where its cluster is would hide under the cluster's dot: draw it beside, tethered.
+        edges.appendChild(svg("line", { class: "tether", x1: x(at), y1: y(at), x2: cx + 3, y2: cy + 3.2 }));
+        cx += 3;
+        cy += 3.2;
+      }
       const g = svg("g", { class: "edge", "data-name": e.name, "data-health": e.health || "unknown", opacity: matches(e) ? 1 : 0.2 });
       const mark = svg("rect", {
-        class: "edge-marker", x: cx - 1.3, y: cy - 1.3, width: 2.6, height: 2.6,
+        class: "edge-marker", x: cx - 1.6, y: cy - 1.6, width: 3.2, height: 3.2,
         transform: `rotate(45 ${cx} ${cy})`, "data-health": e.health || "unknown",
       });
       g.appendChild(mark);
