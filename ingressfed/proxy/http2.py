@@ -43,6 +43,7 @@ from prometheus_client import CollectorRegistry, Counter
 from ingressfed.model import Location
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.exchange import BodyTooLarge, Exchange
+from ingressfed.proxy.hpack_out import StatelessEncoder
 from ingressfed.proxy.ports import TunnelPeer
 from ingressfed.proxy.request import Forward, Peer, RequestHead, prepare
 from ingressfed.tls.settings import Http2Settings
@@ -218,8 +219,16 @@ class H2ClientConnection(asyncio.Protocol):
         self.metrics = metrics
         self.response_headers = response_headers
         self.transport: asyncio.Transport | None = None
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        # Outbound fields come from a backend head httptools parsed and _response_fields lower-cased
+        # and stripped of connection fields: h2's per-field re-validation is skipped.
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self.h2 = h2.connection.H2Connection(config)
+        self.h2.encoder = StatelessEncoder()  # type: ignore[assignment]
         self.streams: dict[int, _Stream] = {}
         self.peer = ""
         self.admitted = False  # counted by the registry's connection caps

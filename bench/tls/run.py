@@ -1,0 +1,183 @@
+"""Benchmark: HTTPS through the ingressfed proxy and through nginx (ssl + http2), same certificate,
+same nginx backend, one worker each.
+
+    .venv/bin/python -m bench.tls.run [--duration 5] [--rounds 3] [--connections 16] [--profile]
+
+Measured per round, alternating the two to spread the noise of a shared machine:
+- HTTPS keep-alive req/s and p50/p99 (wrk, HTTP/1.1);
+- full TLS handshakes/s (wrk with ``Connection: close``: a new connection, and a full handshake
+  since wrk keeps no sessions, per request);
+- HTTP/2 req/s (h2load, ``-m 16`` streams per connection).
+``--profile`` prints where the ingressfed proxy's time went (cProfile, keep-alive load only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bench.proxy.run import BACKEND, LATENCY, UNITS, free_port, nginx, wait_port  # noqa: E402
+from ingressfed.tls.authority import LocalAuthority  # noqa: E402
+
+NGINX_TLS = """
+    upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}
+    ssl_session_cache shared:SSL:10m;
+    server {{
+        listen 127.0.0.1:{port} ssl http2;
+        server_name localhost;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        http2_max_concurrent_streams 128;
+        keepalive_requests 1000000;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            add_header X-Served-By-Cluster cluster-europe-west1-b;
+        }}
+    }}
+"""
+
+
+@contextlib.contextmanager
+def ingressfed(port: int, plain: int, backend: int, certs: Path, profile: Path | None) -> Iterator[None]:
+    cmd = [sys.executable, str(Path(__file__).with_name("serve.py")), "--port", str(port)]
+    cmd += ["--plain-port", str(plain), "--backend", str(backend), "--certs", str(certs)]
+    if profile is not None:
+        cmd += ["--cprofile", str(profile)]
+    proc = subprocess.Popen(cmd)
+    try:
+        wait_port(port)
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wrk(port: int, *, duration: int, connections: int, close: bool) -> dict[str, float]:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if close:
+        cmd += ["-H", "Connection: close"]
+    out = subprocess.run(
+        [*cmd, f"https://localhost:{port}/"], check=True, capture_output=True, text=True
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if rps is None:
+        raise SystemExit(f"cannot read wrk output:\n{out}")
+    lat = {p: float(v) * UNITS[u] for p, v, u in LATENCY.findall(out)}
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if bad:
+        print("  wrk:", bad.group(0))
+    return {
+        "rps": float(rps.group(1)),
+        "p50": lat.get("50", float("nan")),
+        "p99": lat.get("99", float("nan")),
+    }
+
+
+def h2load(port: int, *, requests: int, connections: int) -> float:
+    cmd = ["h2load", "-n", str(requests), "-c", str(connections), "-m", "16", f"https://localhost:{port}/"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    done = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    ok = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out)
+    if done is None or ok is None or int(ok.group(1)) != requests:
+        raise SystemExit(f"h2load did not finish cleanly:\n{out}")
+    return float(done.group(1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--h2-requests", type=int, default=40000)
+    parser.add_argument("--profile", action="store_true", help="cProfile the ingressfed proxy")
+    args = parser.parse_args()
+    for tool in ("wrk", "nginx", "h2load"):
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            raise SystemExit(f"{tool} is not installed (Debian packages: wrk, nginx-light, nghttp2-client)")
+    with tempfile.TemporaryDirectory(prefix="ingressfed-bench-tls-") as tmpdir:
+        tmp = Path(tmpdir)
+        issued = LocalAuthority().issue("localhost")
+        certs = tmp / "certs"
+        (certs / "localhost").mkdir(parents=True)
+        (certs / "localhost" / "tls.crt").write_bytes(issued.cert_pem)
+        (certs / "localhost" / "tls.key").write_bytes(issued.key_pem)
+        backend, theirs, ours, plain = free_port(), free_port(), free_port(), free_port()
+        conf = NGINX_TLS.format(
+            backend=backend,
+            port=theirs,
+            cert=certs / "localhost" / "tls.crt",
+            key=certs / "localhost" / "tls.key",
+        )
+        profile = tmp / "proxy.prof" if args.profile else None
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(nginx(tmp, "backend", BACKEND.format(port=backend), backend))
+            stack.enter_context(nginx(tmp, "tls", conf, theirs))
+            stack.enter_context(ingressfed(ours, plain, backend, certs, profile))
+            contestants = [("nginx", theirs), ("ingressfed", ours)]
+            for _, port in contestants:  # warm up
+                wrk(port, duration=1, connections=args.connections, close=False)
+            results: dict[str, dict[str, list[float]]] = {
+                n: {"ka": [], "hs": [], "h2": [], "p99": []} for n, _ in contestants
+            }
+            for i in range(args.rounds):
+                for name, port in contestants if i % 2 == 0 else contestants[::-1]:
+                    ka = wrk(port, duration=args.duration, connections=args.connections, close=False)
+                    hs = wrk(port, duration=args.duration, connections=args.connections, close=True)
+                    h2 = h2load(port, requests=args.h2_requests, connections=args.connections)
+                    r = results[name]
+                    r["ka"].append(ka["rps"])
+                    r["p99"].append(ka["p99"])
+                    r["hs"].append(hs["rps"])
+                    r["h2"].append(h2)
+                    print(
+                        f"round {i + 1} {name:10s} keep-alive {ka['rps']:8.0f} req/s "
+                        f"(p50 {ka['p50']:.2f} ms, p99 {ka['p99']:.2f} ms)  "
+                        f"handshakes {hs['rps']:7.0f}/s  h2 {h2:8.0f} req/s",
+                        flush=True,
+                    )
+            ours_r, theirs_r = results["ingressfed"], results["nginx"]
+            for key, label, goal in (
+                ("ka", "HTTPS keep-alive", 0.6),
+                ("hs", "full handshakes", 0.5),
+                ("h2", "HTTP/2 (h2load -m 16)", 0.5),
+            ):
+                ratios = sorted(a / b for a, b in zip(ours_r[key], theirs_r[key], strict=True))
+                print(
+                    f"{label:22s} ingressfed/nginx median {ratios[len(ratios) // 2]:.2f} "
+                    f"(best {ratios[-1]:.2f}; goal >= {goal})"
+                )
+            for name, r in results.items():
+                p99 = sorted(r["p99"])[len(r["p99"]) // 2]
+                print(f"{name:10s} median p99 at {args.connections} connections: {p99:.2f} ms")
+        if profile is not None and profile.exists():
+            import pstats
+
+            pstats.Stats(str(profile)).sort_stats("tottime").print_stats(25)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
