@@ -25,13 +25,25 @@ would depend on input order.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from geo.distance import great_circle_km
-from ingressfed.model import Location
+from ingressfed.model import Location, Steering, SteeringKind
 
-__all__ = ["DISTANCE_BUCKET_KM", "Candidate", "rank"]
+__all__ = [
+    "AFFINITY_ANNOTATION",
+    "CAPACITY_ANNOTATION",
+    "DISTANCE_BUCKET_KM",
+    "ORDER_ANNOTATION",
+    "STEERING_ANNOTATION",
+    "WEIGHTS_ANNOTATION",
+    "Candidate",
+    "parse_steering",
+    "rank",
+    "steer",
+    "steering_from_annotations",
+]
 
 DISTANCE_BUCKET_KM = 50.0
 
@@ -73,3 +85,142 @@ def rank(
         return (not c.healthy, c.name != prefer, _bucket(client, c.location), -c.weight, c.name)
 
     return [c.name for c in sorted(candidates, key=known_key)]
+
+
+# --- steering policies -------------------------------------------------------------------------
+# ``rank`` above is the "nearest" policy. ``steer`` turns a nearest ranking into the order a
+# route's policy asks for; the proxy calls it per request, and a DNS server can call it per query
+# (failover and affinity-free weighted choices are expressible in DNS answers; capacity and
+# cookies are not, and DNS keeps the nearest ranking for them).
+
+STEERING_ANNOTATION = "federation.ingressfed.io/steering"
+ORDER_ANNOTATION = "federation.ingressfed.io/failover-order"
+WEIGHTS_ANNOTATION = "federation.ingressfed.io/weights"
+CAPACITY_ANNOTATION = "federation.ingressfed.io/capacity"
+AFFINITY_ANNOTATION = "federation.ingressfed.io/affinity-cookie"
+
+
+def steer(
+    steering: Steering,
+    ranked: Sequence[str],
+    *,
+    healthy: Collection[str],
+    draw: float = 0.0,
+    in_flight: Mapping[str, int] | None = None,
+    affinity: str | None = None,
+) -> list[str]:
+    """The order to try clusters for one request under ``steering``.
+
+    ``ranked`` is the nearest ranking (``rank``), ``healthy`` the clusters that may take traffic,
+    ``draw`` a uniform number in [0, 1) chosen by the caller for a weighted split, ``in_flight``
+    the requests this proxy has open per cluster (capacity spill-over), ``affinity`` the cluster
+    named by the client's affinity cookie. Unhealthy clusters always come last.
+    """
+    position = {name: i for i, name in enumerate(ranked)}
+    if steering.kind is SteeringKind.FAILOVER:
+        priority = {name: i for i, name in enumerate(steering.order)}
+        base = sorted(ranked, key=lambda n: (n not in healthy, priority.get(n, len(priority)), position[n]))
+    elif steering.kind is SteeringKind.WEIGHTED:
+        base = list(ranked)
+        chosen = _weighted_choice(steering.weights, healthy, draw)
+        if chosen is not None and chosen in position:
+            base.remove(chosen)
+            base.insert(0, chosen)
+    else:
+        base = list(ranked)
+    if steering.affinity_cookie and affinity is not None and affinity in healthy and affinity in position:
+        base.remove(affinity)
+        base.insert(0, affinity)
+    if steering.capacity and in_flight is not None:
+        limits = dict(steering.capacity)
+
+        def full(name: str) -> bool:
+            limit = limits.get(name)
+            return limit is not None and in_flight.get(name, 0) >= limit
+
+        # Stable: the order among clusters with room (and among full ones) is kept.
+        base.sort(key=lambda n: (n not in healthy, full(n)))
+    else:
+        base.sort(key=lambda n: n not in healthy)
+    return base
+
+
+def _weighted_choice(weights: Sequence[tuple[str, int]], healthy: Collection[str], draw: float) -> str | None:
+    usable = [(name, w) for name, w in weights if w > 0 and name in healthy]
+    total = sum(w for _, w in usable)
+    if total == 0:
+        return None
+    point = draw * total
+    for name, weight in usable:
+        if point < weight:
+            return name
+        point -= weight
+    return usable[-1][0]
+
+
+def _pairs(text: str, what: str) -> tuple[tuple[str, int], ...]:
+    pairs: dict[str, int] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, eq, number = item.partition("=")
+        name = name.strip()
+        if not eq or not name or not number.strip().isdigit():
+            raise ValueError(
+                f"{what}: {item!r} must look like cluster=NUMBER (e.g. cluster-a=90,cluster-b=10)"
+            )
+        if name in pairs:
+            raise ValueError(f"{what}: cluster {name!r} is listed twice")
+        pairs[name] = int(number)
+    return tuple(sorted(pairs.items()))
+
+
+def parse_steering(
+    kind: str,
+    *,
+    order: str = "",
+    weights: str = "",
+    capacity: str = "",
+    affinity_cookie: str = "",
+    where: str = "steering",
+) -> Steering:
+    """A policy from its textual settings (annotations or config); ValueError names the field."""
+    try:
+        steering_kind = SteeringKind(kind.strip().lower() or "nearest")
+    except ValueError:
+        choices = ", ".join(k.value for k in SteeringKind)
+        raise ValueError(f"{where}: {kind!r} is not a steering policy; use one of {choices}") from None
+    names = tuple(n.strip() for n in order.split(",") if n.strip())
+    split = _pairs(weights, f"{where} weights")
+    limits = _pairs(capacity, f"{where} capacity")
+    if steering_kind is SteeringKind.FAILOVER and not names:
+        raise ValueError(f"{where}: failover needs a cluster order (e.g. cluster-a,cluster-b)")
+    if steering_kind is SteeringKind.WEIGHTED and not any(w > 0 for _, w in split):
+        raise ValueError(f"{where}: weighted needs weights with at least one above 0 (e.g. a=90,b=10)")
+    if any(limit == 0 for _, limit in limits):
+        raise ValueError(f"{where} capacity: a cluster's capacity must be at least 1 request in flight")
+    cookie = affinity_cookie.strip()
+    if cookie and not all(c.isalnum() or c in "-_." for c in cookie):
+        raise ValueError(f"{where}: affinity cookie name {cookie!r} may hold letters, digits, '-', '_', '.'")
+    return Steering(kind=steering_kind, order=names, weights=split, capacity=limits, affinity_cookie=cookie)
+
+
+def steering_from_annotations(annotations: Mapping[str, str]) -> Steering | None:
+    """An Ingress's policy from its annotations; None when it sets none (the default applies)."""
+    keys = (
+        STEERING_ANNOTATION,
+        ORDER_ANNOTATION,
+        WEIGHTS_ANNOTATION,
+        CAPACITY_ANNOTATION,
+        AFFINITY_ANNOTATION,
+    )
+    if not any(k in annotations for k in keys):
+        return None
+    return parse_steering(
+        annotations.get(STEERING_ANNOTATION, "nearest"),
+        order=annotations.get(ORDER_ANNOTATION, ""),
+        weights=annotations.get(WEIGHTS_ANNOTATION, ""),
+        capacity=annotations.get(CAPACITY_ANNOTATION, ""),
+        affinity_cookie=annotations.get(AFFINITY_ANNOTATION, ""),
+        where=f"metadata.annotations[{STEERING_ANNOTATION}]",
+    )

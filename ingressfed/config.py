@@ -334,6 +334,16 @@ class ProxyTimeouts(_Model):
     per_try: Seconds = 3.0
 
 
+class ProxySteering(_Model):
+    """The federation's steering policy (issue 11); an Ingress may set its own by annotations."""
+
+    kind: Literal["nearest", "failover", "weighted"] = "nearest"
+    order: tuple[str, ...] = ()
+    weights: dict[str, int] = {}
+    capacity: dict[str, int] = {}
+    affinity_cookie: str = ""
+
+
 class ProxyRetries(_Model):
     budget_ratio: Annotated[float, AfterValidator(_between(0, 1))] = 0.2
     min_concurrent: Annotated[int, AfterValidator(_at_least(0))] = 10
@@ -388,6 +398,7 @@ class ProxySection(_Model):
     timeouts: ProxyTimeouts = ProxyTimeouts()
     limits: ProxyLimits = ProxyLimits()
     retries: ProxyRetries = ProxyRetries()
+    steering: ProxySteering = ProxySteering()
 
 
 class TsigKeySection(_Model):

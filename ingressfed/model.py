@@ -37,6 +37,8 @@ __all__ = [
     "Routing",
     "ServiceObservation",
     "Snapshot",
+    "Steering",
+    "SteeringKind",
 ]
 
 
@@ -247,6 +249,7 @@ class IngressObservation:
     port: int = 80
     ttl: int | None = None
     tls: tuple[IngressTLS, ...] = ()  # spec.tls (hosts empty in the object: the rules' hosts)
+    steering: Steering | None = None  # from the federation.ingressfed.io/steering* annotations
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -306,9 +309,34 @@ class Backend:
     port: int = 80
 
 
+class SteeringKind(StrEnum):
+    """How a route's traffic is spread over its clusters (decided by geo.select.steer)."""
+
+    NEAREST = "nearest"  # nearest healthy cluster to the client (the default)
+    FAILOVER = "failover"  # an explicit cluster priority order, whoever the client
+    WEIGHTED = "weighted"  # a traffic split across healthy clusters, e.g. 90/10 for a canary
+
+
+@dataclass(frozen=True, slots=True)
+class Steering:
+    """A steering policy: per federation (proxy.steering) or per Ingress (annotations).
+
+    ``capacity`` (cluster -> max requests in flight through this proxy) adds spill-over to any
+    kind: a cluster at its capacity is tried after the others, so the excess goes to the next
+    one. ``affinity_cookie`` pins a client to the cluster that served it while that is healthy.
+    """
+
+    kind: SteeringKind = SteeringKind.NEAREST
+    order: tuple[str, ...] = ()  # failover priority
+    weights: tuple[tuple[str, int], ...] = ()  # weighted split, sorted by cluster name
+    capacity: tuple[tuple[str, int], ...] = ()  # sorted by cluster name
+    affinity_cookie: str = ""  # "" disables session affinity
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     host: str
     path: str = "/"
     path_type: str = "Prefix"
     backends: tuple[Backend, ...] = ()
+    steering: Steering | None = None  # None: the proxy's default (proxy.steering)

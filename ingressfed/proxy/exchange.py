@@ -110,6 +110,7 @@ class Exchange:
         "client",
         "close_after",
         "connecting",
+        "counted",
         "engine",
         "framing",
         "kept",
@@ -154,6 +155,7 @@ class Exchange:
         self.retried_fresh = False  # a reused connection found closed was retried on a fresh one
         self.retries = 0  # moves to a next-ranked cluster (each allowed by the retry budget)
         self.attempt_since = 0.0  # when this attempt's request went upstream (coarse clock)
+        self.counted: str | None = None  # the cluster whose in-flight count holds this exchange
         self.sent_at = 0.0
         self.upstream_active = 0.0
 
@@ -219,7 +221,11 @@ class Exchange:
     def start(self) -> None:
         self.engine.budget.active += 1
         self.phase = Phase.CONNECTING
-        self.targets = self.engine.router.targets(self.request.entry, self.location)
+        router = self.engine.router
+        entry = self.request.entry
+        self.targets = router.targets(entry, self.location)
+        if entry.steered and len(self.targets) > 1:
+            self.targets = router.steered(entry, self.targets, self.request.affinity)
         if not self.targets:
             self.fail(503, "no healthy cluster serves this route", extra=b"Retry-After: 5\r\n")
             return
@@ -311,6 +317,10 @@ class Exchange:
         engine = self.engine
         self.upstream = conn
         conn.listener = self
+        if self.request.entry.steering.capacity and self.backend is not None:
+            cluster = self.counted = self.backend.cluster
+            in_flight = engine.router.in_flight
+            in_flight[cluster] = in_flight.get(cluster, 0) + 1
         self.upstream_active = self.attempt_since = engine.clock.now
         self.sent_at = engine.clock.precise()
         self.phase = Phase.SENT
@@ -322,7 +332,16 @@ class Exchange:
         else:
             conn.write(self.request.head)
 
+    def _uncount(self) -> None:
+        cluster = self.counted
+        if cluster is not None:
+            self.counted = None
+            in_flight = self.engine.router.in_flight
+            in_flight[cluster] = in_flight.get(cluster, 1) - 1
+
     def detach(self) -> UpstreamConnection | None:
+        if self.counted is not None:
+            self._uncount()
         conn = self.upstream
         self.upstream = None
         if conn is not None:
@@ -420,6 +439,13 @@ class Exchange:
         parts.append(b"Via: %b, %b\r\n" % (via, engine.via) if via else b"Via: %b\r\n" % engine.via)
         if self.client.response_headers:
             parts.append(self.client.response_headers)
+        cookie = self.request.entry.steering.affinity_cookie
+        if cookie and self.backend is not None and self.backend.cluster != self.request.affinity:
+            # Session affinity: later requests carry the serving cluster back to us.
+            parts.append(
+                b"Set-Cookie: %b=%b; Path=/; HttpOnly; SameSite=Lax\r\n"
+                % (cookie.encode(), self.backend.cluster.encode())
+            )
         if self.phase is Phase.SWITCHING:
             parts.append(b"Connection: upgrade\r\nUpgrade: %b\r\n\r\n" % (upgrade or b"websocket"))
             return b"".join(parts)
@@ -475,6 +501,7 @@ class Exchange:
         """The backend closed while this exchange used the connection."""
         conn = self.upstream
         self.upstream = None
+        self._uncount()
         if self.done:
             return
         if self.response_started:
@@ -499,6 +526,7 @@ class Exchange:
 
     def upstream_failed(self, detail: str) -> None:
         self.upstream = None
+        self._uncount()
         if self.response_started:
             self.client.abort()
             return

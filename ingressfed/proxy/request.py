@@ -96,6 +96,7 @@ class Forward:
     # The trusted header's chain as received from a trusted peer: the client is further away.
     forwarded_for: bytes | None = None
     websocket_accept: bytes | None = None  # the Sec-WebSocket-Accept a 101 must carry
+    affinity: str | None = None  # the cluster named by the route's affinity cookie, if sent
     # HTTPRoute ResponseHeaderModifier filters, applied to the backend's response head
     response_headers: tuple[HeaderModifier, ...] = ()
 
@@ -311,6 +312,8 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
                 upstream_host = rewrite.hostname.encode("latin-1")
         response_headers = hop.response_headers
 
+    cookie = entry.steering.affinity_cookie
+    affinity = _cookie(head.headers, cookie) if cookie else None
     address = peer.address.encode()
     trusted = peer.trusted
     proto = xfp if trusted and xfp else peer.scheme
@@ -344,4 +347,18 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
         forwarded_for=chain if trusted else None,
         websocket_accept=accept,
         response_headers=response_headers,
+        affinity=affinity,
     )
+
+
+def _cookie(headers: Sequence[tuple[bytes, bytes]], name: str) -> str | None:
+    """The value of cookie ``name`` (RFC 6265 Cookie header syntax), None when absent."""
+    wanted = name.encode()
+    for header, value in headers:
+        if header.lower() != b"cookie":
+            continue
+        for pair in value.split(b";"):
+            key, eq, found = pair.strip().partition(b"=")
+            if eq and key == wanted:
+                return found.strip().strip(b'"').decode("latin-1") or None
+    return None

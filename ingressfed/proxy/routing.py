@@ -9,10 +9,12 @@ routed with, so a swap never changes a request in flight. Decisions are the pure
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from geo.clientip import ClientHeader, TrustedProxies, client_address
+from geo.select import steer
 from ingressfed.model import Backend, Location
 from ingressfed.proxy.clock import Clock
 from ingressfed.proxy.health import (
@@ -63,7 +65,9 @@ class Router:
         thresholds: CheckThresholds,
         ejection: EjectionPolicy,
         home_cluster: str | None = None,
+        draw: Callable[[], float] = random.random,
     ) -> None:
+        """``draw`` returns a uniform number in [0, 1) for weighted splits (seeded in tests)."""
         self.clock = clock
         self.home_cluster = home_cluster  # an edge's own cluster: first while healthy
         self.metrics = metrics
@@ -81,6 +85,8 @@ class Router:
         self.available: set[Backend] = set()
         self.failing: set[Backend] = set()  # backends with consecutive passive failures or ejections
         self.latency: dict[Backend, float] = {}  # smoothed time to first byte per backend
+        self.in_flight: dict[str, int] = {}  # requests at a backend per cluster (capacity spill-over)
+        self.draw = draw
         self.cluster_healthy: dict[str, bool] = {}
         self.listeners: list[HealthListener] = []
         self._orders: dict[tuple[RouteEntry, Location | None], tuple[ClusterTarget, ...]] = {}
@@ -159,6 +165,22 @@ class Router:
             self._orders.clear()
         self._orders[key] = order
         return order
+
+    def steered(
+        self, entry: RouteEntry, ranked: tuple[ClusterTarget, ...], affinity: str | None
+    ) -> tuple[ClusterTarget, ...]:
+        """The nearest healthy order ``ranked`` rearranged by the route's policy for one request."""
+        names = [t.name for t in ranked]
+        order = steer(
+            entry.steering,
+            names,
+            healthy=names,
+            draw=self.draw(),
+            in_flight=self.in_flight,
+            affinity=affinity,
+        )
+        by_name = entry.by_name
+        return tuple(by_name[name] for name in order)
 
     def usable(self, backend: Backend) -> bool:
         """Available, or gone from the table (a request routed before a swap): presumed up, as a

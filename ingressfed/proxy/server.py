@@ -178,7 +178,13 @@ class ProxyServer:
         """
         self._version += 1
         clusters = tuple(clusters)
-        table = build_table(routes, clusters, version=self._version, locate=cluster_location)
+        table = build_table(
+            routes,
+            clusters,
+            version=self._version,
+            locate=cluster_location,
+            default_steering=self.settings.steering,
+        )
         if gateway:
             table = attach_gateway(table, gateway, clusters, locate=cluster_location, port=self.gateway_port)
         self.engine.router.swap(table)

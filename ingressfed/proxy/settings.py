@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geo.clientip import CLIENT_HEADERS, ClientHeader
+from geo.select import parse_steering
 from ingressfed.errors import ConfigError
+from ingressfed.model import Steering
 from ingressfed.tls.settings import TlsSettings
 
 __all__ = [
@@ -106,6 +108,8 @@ class ProxySettings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     ejection: EjectionSettings = field(default_factory=EjectionSettings)
     retries: RetrySettings = field(default_factory=RetrySettings)
+    # The federation's steering policy for routes whose Ingress sets none (annotations).
+    steering: Steering = field(default_factory=Steering)
     geo: GeoSettings = field(default_factory=GeoSettings)
     drain_seconds: float = 30.0
     via: str = "1.1 ingressfed"
@@ -165,6 +169,7 @@ class ProxySettings:
             to = dict(proxy.get("timeouts") or {})
             lim = dict(proxy.get("limits") or {})
             rt = dict(proxy.get("retries") or {})
+            st = dict(proxy.get("steering") or {})
             g = dict(geo or {})
             return cls(
                 host=host,
@@ -186,6 +191,14 @@ class ProxySettings:
                     request_head=float(to.get("requestHead", 10)),
                     body_read=float(to.get("bodyRead", 10)),
                     per_try=float(to.get("perTry", 3)),
+                ),
+                steering=parse_steering(
+                    str(st.get("kind", "nearest")),
+                    order=",".join(str(n) for n in st.get("order") or ()),
+                    weights=",".join(f"{k}={v}" for k, v in (st.get("weights") or {}).items()),
+                    capacity=",".join(f"{k}={v}" for k, v in (st.get("capacity") or {}).items()),
+                    affinity_cookie=str(st.get("affinityCookie") or ""),
+                    where="proxy.steering",
                 ),
                 retries=RetrySettings(
                     budget_ratio=float(rt.get("budgetRatio", 0.2)),

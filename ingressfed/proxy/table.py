@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from geo.select import Candidate, rank
-from ingressfed.model import Backend, Cluster, Location, Route
+from ingressfed.model import Backend, Cluster, Location, Route, Steering, SteeringKind
 
 __all__ = [
     "ClusterTarget",
@@ -40,12 +40,23 @@ class ClusterTarget:
     backends: tuple[Backend, ...]
 
 
+NEAREST = Steering()
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class RouteEntry:
     index: int  # position in its table (sorted by host, path, type)
     route: Route
     targets: tuple[ClusterTarget, ...]
     by_name: Mapping[str, ClusterTarget] = field(repr=False)
+    steering: Steering = NEAREST  # the route's policy, or the proxy's default
+
+    @property
+    def steered(self) -> bool:
+        """Does the policy change the nearest order per request (else the cached order is used)?"""
+        s = self.steering
+        return s.kind is not SteeringKind.NEAREST or bool(s.capacity) or bool(s.affinity_cookie)
+
     hop: object | None = None  # an HTTPRoute rule's filters (proxy.gateway.GatewayHop)
 
 
@@ -137,10 +148,14 @@ def build_table(
     *,
     version: int,
     locate: Callable[[Cluster], Location | None],
+    default_steering: Steering = NEAREST,
 ) -> RoutingTable:
-    """Validate and index routes. Invalid routes are skipped with a warning naming the fix."""
+    """Validate and index routes. Invalid routes are skipped with a warning naming the fix.
+    Routes merged into one entry (same host, path and type from several Ingresses) take the
+    first policy set among them, in input order; without one, ``default_steering``."""
     by_cluster = {c.name: c for c in clusters}
     merged: dict[tuple[str, str, str], dict[Backend, None]] = {}
+    policies: dict[tuple[str, str, str], Steering] = {}
     for route in routes:
         host = normalize_host(route.host)
         ptype = route.path_type if route.path_type in PATH_TYPES else ""
@@ -154,6 +169,8 @@ def build_table(
         exact = ptype == "Exact"
         key = (host, route.path if exact else _path_key(route.path), "Exact" if exact else "Prefix")
         bucket = merged.setdefault(key, {})
+        if route.steering is not None:
+            policies.setdefault(key, route.steering)
         for backend in route.backends:
             if backend.cluster not in by_cluster:
                 log.warning("route backend names unknown cluster %s; skipped", backend.cluster)
@@ -165,7 +182,8 @@ def build_table(
 
     entries: list[RouteEntry] = []
     per_host: dict[str, tuple[dict[str, RouteEntry], list[tuple[str, RouteEntry]]]] = {}
-    for index, ((host, path, ptype), backends) in enumerate(sorted(merged.items())):
+    for index, (key, backends) in enumerate(sorted(merged.items())):
+        host, path, ptype = key
         grouped: dict[str, list[Backend]] = {}
         for backend in backends:
             grouped.setdefault(backend.cluster, []).append(backend)
@@ -178,8 +196,21 @@ def build_table(
             )
             for name, members in sorted(grouped.items())
         )
-        route = Route(host=host, path=path, path_type=ptype, backends=tuple(backends))
-        entry = RouteEntry(index=index, route=route, targets=targets, by_name={t.name: t for t in targets})
+        steering = policies.get(key, default_steering)
+        route = Route(
+            host=host,
+            path=path,
+            path_type=ptype,
+            backends=tuple(backends),
+            steering=steering if key in policies else None,
+        )
+        entry = RouteEntry(
+            index=index,
+            route=route,
+            targets=targets,
+            by_name={t.name: t for t in targets},
+            steering=steering,
+        )
         entries.append(entry)
         exact_map, prefixes = per_host.setdefault(host, ({}, []))
         if ptype == "Exact":
