@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ingressfed.model import Backend, Route, Snapshot
+from ingressfed.model import Backend, Route, Snapshot, Steering
 
 __all__ = ["desired_routes"]
 
@@ -17,7 +17,9 @@ def desired_routes(snap: Snapshot) -> tuple[Route, ...]:
     """
     known = {c.name for c in snap.clusters}
     backends: dict[tuple[str, str, str], set[Backend]] = defaultdict(set)
-    for ing in snap.ingresses:
+    # A route's steering policy: from the first Ingress (by cluster, namespace, name) that sets one.
+    steering: dict[tuple[str, str, str], Steering] = {}
+    for ing in sorted(snap.ingresses, key=lambda i: (i.cluster, i.namespace, i.name)):
         if ing.cluster not in known:
             continue
         target = ing.addresses[0] if ing.addresses else (ing.hostnames[0] if ing.hostnames else None)
@@ -26,9 +28,15 @@ def desired_routes(snap: Snapshot) -> tuple[Route, ...]:
         for rule in ing.rules:
             key = (rule.host.rstrip(".").lower(), rule.path or "/", rule.path_type)
             backends[key].add(Backend(cluster=ing.cluster, host=target, port=ing.port))
+            if ing.steering is not None:
+                steering.setdefault(key, ing.steering)
     return tuple(
         Route(
-            host=h, path=p, path_type=t, backends=tuple(sorted(b, key=lambda x: (x.cluster, x.host, x.port)))
+            host=h,
+            path=p,
+            path_type=t,
+            backends=tuple(sorted(b, key=lambda x: (x.cluster, x.host, x.port))),
+            steering=steering.get((h, p, t)),
         )
         for (h, p, t), b in sorted(backends.items())
     )

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NotRequired, TypedDict, TypeVar
 
+from geo.select import parse_steering
 from ingressfed.errors import IngressfedError
 from ingressfed.gateway.table import ServedRule
 from ingressfed.gateway.wire import RulesFormatError, rules_from_wire, rules_to_wire
@@ -28,6 +29,7 @@ from ingressfed.model import (
     RecordType,
     Route,
     Routing,
+    Steering,
 )
 
 __all__ = [
@@ -79,11 +81,22 @@ class BackendWire(TypedDict):
     port: int
 
 
+class SteeringWire(TypedDict):
+    """A route's steering policy in the annotation syntax (geo.select.parse_steering)."""
+
+    kind: str
+    order: str
+    weights: str
+    capacity: str
+    affinityCookie: str
+
+
 class RouteWire(TypedDict):
     host: str
     path: str
     pathType: str
     backends: list[BackendWire]
+    steering: NotRequired[SteeringWire]  # absent: the proxy's default policy
 
 
 class ClusterWire(TypedDict):
@@ -189,15 +202,7 @@ def view_to_wire(view: FeedView) -> ViewWire:
         "version": view.version,
         "zone": view.zone,
         "records": records,
-        "routes": [
-            {
-                "host": r.host,
-                "path": r.path,
-                "pathType": r.path_type,
-                "backends": [{"cluster": b.cluster, "host": b.host, "port": b.port} for b in r.backends],
-            }
-            for r in view.routes
-        ],
+        "routes": [_route_wire(r) for r in view.routes],
         "clusters": [
             {
                 "name": c.name,
@@ -310,6 +315,42 @@ def _record(doc: object, path: str) -> RecordSet:
     )
 
 
+def _route_wire(r: Route) -> RouteWire:
+    wire: RouteWire = {
+        "host": r.host,
+        "path": r.path,
+        "pathType": r.path_type,
+        "backends": [{"cluster": b.cluster, "host": b.host, "port": b.port} for b in r.backends],
+    }
+    s = r.steering
+    if s is not None:
+        wire["steering"] = {
+            "kind": s.kind.value,
+            "order": ",".join(s.order),
+            "weights": ",".join(f"{name}={w}" for name, w in s.weights),
+            "capacity": ",".join(f"{name}={c}" for name, c in s.capacity),
+            "affinityCookie": s.affinity_cookie,
+        }
+    return wire
+
+
+def _steering(doc: object, path: str) -> Steering | None:
+    if doc is None:
+        return None
+    r = _Reader(doc, path)
+    try:
+        return parse_steering(
+            r.get("kind", str),
+            order=r.get("order", str),
+            weights=r.get("weights", str),
+            capacity=r.get("capacity", str),
+            affinity_cookie=r.get("affinityCookie", str),
+            where=path,
+        )
+    except ValueError as exc:
+        raise FeedFormatError(str(exc)) from None
+
+
 def _route(doc: object, path: str) -> Route:
     r = _Reader(doc, path)
     backends = []
@@ -324,6 +365,7 @@ def _route(doc: object, path: str) -> Route:
         path=r.get("path", str),
         path_type=r.get("pathType", str),
         backends=tuple(backends),
+        steering=_steering(r.doc.get("steering"), r.at("steering")),
     )
 
 

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ingressfed.model import IngressObservation, IngressRule, IngressTLS, ServiceObservation
+from geo.select import steering_from_annotations
+from ingressfed.model import IngressObservation, IngressRule, IngressTLS, ServiceObservation, Steering
 
 __all__ = [
     "DNS_NAMES_KEY",
@@ -198,6 +199,16 @@ def _ttl(meta: Mapping[str, Any], ref: ObjectRef, problems: list[Problem]) -> in
         )
     )
     return None
+
+
+def _steering(meta: Mapping[str, Any], ref: ObjectRef, problems: list[Problem]) -> Steering | None:
+    """The Ingress's steering policy from its annotations (issue 11); a bad one is reported and
+    the default policy applies."""
+    try:
+        return steering_from_annotations(_str_map(meta.get("annotations")))
+    except ValueError as exc:
+        problems.append(Problem(ref, f"{exc}; using the default steering policy"))
+        return None
 
 
 def _lb_targets(
@@ -388,6 +399,7 @@ def ingress_from(obj: object, *, cluster: str, selection: Selection) -> Mapped[I
         hostnames=hostnames,
         ttl=ttl,
         tls=_ingress_tls(spec, rules, ref, problems),
+        steering=_steering(meta, ref, problems),
     )
     return Mapped(value, tuple(problems))
 

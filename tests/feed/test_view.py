@@ -106,3 +106,19 @@ def test_integer_coordinates_are_accepted() -> None:
     view = decode_view(json.dumps(mutate("clusters.0.location", {"lat": 33, "lon": -80})))
     assert view.clusters[0].location is not None and view.clusters[0].location.lat == 33.0
     assert isinstance(view, FeedView)
+
+
+def test_route_steering_travels_and_is_validated() -> None:
+    from ingressfed.model import Steering, SteeringKind
+
+    steering = Steering(
+        kind=SteeringKind.WEIGHTED, weights=(("a", 90), ("b", 10)), capacity=(("a", 50),), affinity_cookie="c"
+    )
+    view = sample_view(1)
+    view = replace(view, routes=(replace(view.routes[0], steering=steering),))
+    assert decode_view(encode_view(view)) == view
+    doc = json.loads(encode_view(view))
+    doc["routes"][0]["steering"]["kind"] = "fastest"
+    with pytest.raises(FeedFormatError) as info:
+        decode_view(json.dumps(doc))
+    assert str(info.value).startswith("routes[0].steering: 'fastest' is not a steering policy")

@@ -274,3 +274,27 @@ def test_node_topology_with_fallback_labels() -> None:
 )
 def test_dns_subdomain(name: str, wildcard: bool, ok: bool) -> None:
     assert is_dns_subdomain(name, wildcard=wildcard) is ok
+
+
+def test_ingress_steering_annotations() -> None:
+    from ingressfed.model import Steering, SteeringKind
+
+    annotations = {
+        "federation.ingressfed.io/steering": "failover",
+        "federation.ingressfed.io/failover-order": "cluster-b, cluster-a",
+    }
+    rules = [{"host": "shop.example.com"}]
+    m = ingress_from(
+        ing({"ingressClassName": "ingressfed", "rules": rules}, annotations=annotations),
+        cluster="c",
+        selection=NONE,
+    )
+    assert m.value is not None and m.problems == ()
+    assert m.value.steering == Steering(kind=SteeringKind.FAILOVER, order=("cluster-b", "cluster-a"))
+    bad = ing(
+        {"ingressClassName": "ingressfed", "rules": rules},
+        annotations={"federation.ingressfed.io/steering": "weighted"},
+    )
+    m = ingress_from(bad, cluster="c", selection=NONE)
+    assert m.value is not None and m.value.steering is None  # published, with the default policy
+    assert any("weighted needs weights" in p.reason and "default steering" in p.reason for p in m.problems)
