@@ -131,13 +131,13 @@ class EdgeRegistry:
             )
             return self.refresh(now=now)
         known = set(self.store.cluster_names())
-        clusters = {c: up for c, up in report.clusters().items() if c in known}
+        clusters = {c: up for c, up in report.cluster_health().items() if c in known}
         if state.first_seen is None:
             state.first_seen = now
             log.info(
                 "edge %s reporting (%d backends)",
                 report.edge,
-                len(report.backends),
+                report.backend_count,
                 extra={"edge": report.edge},
             )
         state.last_seen = now
@@ -145,8 +145,8 @@ class EdgeRegistry:
         state.reports += 1
         state.announced = report.addresses
         state.view = EdgeView(edge=report.edge, received_at=now, clusters=clusters)
-        state.backends = len(report.backends)
-        state.backends_up = sum(1 for b in report.backends if b.up)
+        state.backends = report.backend_count
+        state.backends_up = report.backends_up
         return self.refresh(now=now)
 
     def refresh(self, *, now: float) -> QuorumDecision:

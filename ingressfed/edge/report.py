@@ -2,15 +2,17 @@
 
 An edge sends, every few seconds, its whole view (not changes: a lost report
 is repaired by the next one, and a view that never changed is still counted)
-of every backend it routes to, plus the public addresses it serves on::
+of every backend it routes to, grouped by cluster, plus the public addresses it
+serves on. A backend is ``[host, port, up]``: a report of 1,000 backends is
+about 25 KiB and decodes in a few times what ``json.loads`` alone costs::
 
     {"format": "ingressfed.health/v1", "edge": "edge-eu", "sequence": 17,
      "addresses": ["203.0.113.7"],
-     "backends": [{"cluster": "eu", "host": "10.0.0.5", "port": 80, "up": true}, ...]}
+     "clusters": [{"name": "eu", "backends": [["10.0.0.5", 80, true], ...]}, ...]}
 
 Decoding is strict: a field of the wrong type, an unknown key, an address that
-is not an IP, or more than :data:`MAX_BACKENDS` backends raises
-:class:`ReportFormatError` naming the field, and nothing is applied.
+is not an IP, a cluster named twice, or more than :data:`MAX_BACKENDS` backends
+raises :class:`ReportFormatError` naming the field, and nothing is applied.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "MAX_ADDRESSES",
     "MAX_BACKENDS",
     "BackendState",
+    "ClusterReport",
     "HealthReport",
     "ReportFormatError",
     "decode_report",
@@ -44,12 +47,20 @@ class ReportFormatError(IngressfedError, ValueError):
     """A health report does not have the wire form; the message names the field."""
 
 
+# One backend as an edge sees it: (host, port, up). A plain tuple: a report carries thousands,
+# built on every decode.
+BackendState = tuple[str, int, bool]
+
+
 @dataclass(frozen=True, slots=True)
-class BackendState:
-    cluster: str
-    host: str
-    port: int
-    up: bool
+class ClusterReport:
+    name: str
+    backends: tuple[BackendState, ...]
+
+    @property
+    def up(self) -> bool:
+        """Whether any of the cluster's backends is usable from the reporting edge."""
+        return any(up for _, _, up in self.backends)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,21 +68,23 @@ class HealthReport:
     edge: str
     sequence: int
     addresses: tuple[str, ...]
-    backends: tuple[BackendState, ...]
+    clusters: tuple[ClusterReport, ...]
 
-    def clusters(self) -> dict[str, bool]:
-        """Per cluster: whether any of its backends is usable from this edge."""
-        out: dict[str, bool] = {}
-        for b in self.backends:
-            out[b.cluster] = out.get(b.cluster, False) or b.up
-        return out
+    def cluster_health(self) -> dict[str, bool]:
+        return {c.name: c.up for c in self.clusters}
+
+    @property
+    def backend_count(self) -> int:
+        return sum(len(c.backends) for c in self.clusters)
+
+    @property
+    def backends_up(self) -> int:
+        return sum(1 for c in self.clusters for _, _, up in c.backends if up)
 
 
-class _BackendWire(TypedDict):
-    cluster: str
-    host: str
-    port: int
-    up: bool
+class _ClusterWire(TypedDict):
+    name: str
+    backends: list[tuple[str, int, bool]]
 
 
 class _ReportWire(TypedDict):
@@ -79,7 +92,7 @@ class _ReportWire(TypedDict):
     edge: str
     sequence: int
     addresses: list[str]
-    backends: list[_BackendWire]
+    clusters: list[_ClusterWire]
 
 
 def encode_report(report: HealthReport) -> bytes:
@@ -88,27 +101,25 @@ def encode_report(report: HealthReport) -> bytes:
         "edge": report.edge,
         "sequence": report.sequence,
         "addresses": list(report.addresses),
-        "backends": [
-            {"cluster": b.cluster, "host": b.host, "port": b.port, "up": b.up} for b in report.backends
-        ],
+        "clusters": [{"name": c.name, "backends": list(c.backends)} for c in report.clusters],
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
 _REPORT_KEYS = frozenset(_ReportWire.__annotations__)
-_BACKEND_KEYS = frozenset(_BackendWire.__annotations__)
+_CLUSTER_KEYS = frozenset(_ClusterWire.__annotations__)
 
 
 def _object(doc: object, path: str, keys: frozenset[str]) -> Mapping[str, Any]:
     if not isinstance(doc, dict):
         raise ReportFormatError(f"{path}: must be an object, got {_kind(doc)}")
+    if doc.keys() == keys:
+        return doc
     missing = sorted(keys - doc.keys())
     if missing:
         raise ReportFormatError(f"{path}.{missing[0]}: is required")
     extra = sorted(doc.keys() - keys)
-    if extra:
-        raise ReportFormatError(f"{path}.{extra[0]}: unknown field; allowed: {', '.join(sorted(keys))}")
-    return doc
+    raise ReportFormatError(f"{path}.{extra[0]}: unknown field; allowed: {', '.join(sorted(keys))}")
 
 
 def _kind(value: object) -> str:
@@ -150,6 +161,30 @@ def _addresses(items: Iterable[Any], path: str) -> tuple[str, ...]:
     return tuple(sorted(set(out)))
 
 
+def _backends(items: list[Any], path: str) -> tuple[BackendState, ...]:
+    out = []
+    for j, item in enumerate(items):
+        # The common case in one test per field, the field path built only for an error:
+        # a report carries thousands of these.
+        if type(item) is list and len(item) == 3:
+            host, port, up = item
+            if (
+                type(host) is str
+                and 0 < len(host) <= _MAX_TEXT
+                and type(port) is int
+                and 1 <= port <= 65535
+                and type(up) is bool
+            ):
+                out.append((host, port, up))
+                continue
+            where = f"{path}[{j}]"
+            _text(host, f"{where}[0]")
+            _int(port, f"{where}[1]", 1, 65535)
+            raise ReportFormatError(f"{where}[2]: must be a boolean, got {_kind(up)}")
+        raise ReportFormatError(f"{path}[{j}]: must be [host, port, up], got {_kind(item)}")
+    return tuple(out)
+
+
 def decode_report(data: bytes) -> HealthReport:
     """Parse and validate one report (see the module doc)."""
     try:
@@ -159,24 +194,26 @@ def decode_report(data: bytes) -> HealthReport:
     r = _object(doc, "report", _REPORT_KEYS)
     if r["format"] != FORMAT:
         raise ReportFormatError(f"report.format: {r['format']!r} is not supported; expected {FORMAT!r}")
-    backends = []
-    for i, b in enumerate(_list(r["backends"], "report.backends", MAX_BACKENDS)):
-        where = f"report.backends[{i}]"
-        bd = _object(b, where, _BACKEND_KEYS)
-        up = bd["up"]
-        if not isinstance(up, bool):
-            raise ReportFormatError(f"{where}.up: must be a boolean, got {_kind(up)}")
-        backends.append(
-            BackendState(
-                cluster=_text(bd["cluster"], f"{where}.cluster"),
-                host=_text(bd["host"], f"{where}.host"),
-                port=_int(bd["port"], f"{where}.port", 1, 65535),
-                up=up,
+    clusters: list[ClusterReport] = []
+    seen: set[str] = set()
+    total = 0
+    for i, c in enumerate(_list(r["clusters"], "report.clusters", MAX_BACKENDS)):
+        where = f"report.clusters[{i}]"
+        cd = _object(c, where, _CLUSTER_KEYS)
+        name = _text(cd["name"], f"{where}.name")
+        if name in seen:
+            raise ReportFormatError(f"{where}.name: {name!r} appears twice")
+        seen.add(name)
+        items = _list(cd["backends"], f"{where}.backends", MAX_BACKENDS)
+        total += len(items)
+        if total > MAX_BACKENDS:
+            raise ReportFormatError(
+                f"report.clusters: more than {MAX_BACKENDS} backends; at most that many are accepted"
             )
-        )
+        clusters.append(ClusterReport(name, _backends(items, f"{where}.backends")))
     return HealthReport(
         edge=_text(r["edge"], "report.edge"),
         sequence=_int(r["sequence"], "report.sequence", 0, 2**63 - 1),
         addresses=_addresses(_list(r["addresses"], "report.addresses", MAX_ADDRESSES), "report.addresses"),
-        backends=tuple(backends),
+        clusters=tuple(clusters),
     )

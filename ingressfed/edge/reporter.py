@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 import aiohttp
 
 from ingressfed.edge.registry import EdgeRegistry
-from ingressfed.edge.report import BackendState, HealthReport, decode_report, encode_report
+from ingressfed.edge.report import BackendState, ClusterReport, HealthReport, decode_report, encode_report
 from ingressfed.model import Backend
 
 __all__ = ["HealthReporter", "Submit", "http_submitter", "local_submitter", "report_url"]
@@ -69,12 +69,15 @@ class HealthReporter:
 
     def build(self) -> HealthReport:
         self.sequence += 1
-        backends = tuple(
-            BackendState(cluster=b.cluster, host=b.host, port=b.port, up=up)
-            for b, up in sorted(self.view(), key=lambda item: (item[0].cluster, item[0].host, item[0].port))
+        by_cluster: dict[str, list[BackendState]] = {}
+        for b, up in self.view():
+            by_cluster.setdefault(b.cluster, []).append((b.host, b.port, up))
+        clusters = tuple(
+            ClusterReport(name, tuple(sorted(states, key=lambda s: (s[0], s[1]))))
+            for name, states in sorted(by_cluster.items())
         )
         return HealthReport(
-            edge=self.edge, sequence=self.sequence, addresses=self.addresses, backends=backends
+            edge=self.edge, sequence=self.sequence, addresses=self.addresses, clusters=clusters
         )
 
     async def send_once(self) -> bool:

@@ -36,7 +36,7 @@ def report(edge: str, *, up: bool = False, seq: int = 1, **extra: Any) -> dict[s
         "edge": edge,
         "sequence": seq,
         "addresses": ["203.0.113.9"],
-        "backends": [{"cluster": "us", "host": "10.0.0.1", "port": 80, "up": up}],
+        "clusters": [{"name": "us", "backends": [["10.0.0.1", 80, up]]}],
     }
     doc.update(extra)
     return doc
@@ -115,13 +115,8 @@ async def test_unknown_edge_is_403(client: TestClient[Any, Any], store: Store) -
 
 
 async def test_oversized_is_413(client: TestClient[Any, Any], store: Store) -> None:
-    big = report(
-        "edge-us",
-        backends=[
-            {"cluster": "us", "host": f"10.0.{i // 250}.{i % 250}", "port": 80, "up": False}
-            for i in range(200)
-        ],
-    )
+    backends = [[f"10.0.{i // 250}.{i % 250}", 80, False] for i in range(400)]
+    big = report("edge-us", clusters=[{"name": "us", "backends": backends}])
     r = await post(client, "edge-us", big, SHARED)
     assert r.status == 413
     unchanged(store)
@@ -143,8 +138,16 @@ async def test_oversized_without_content_length_is_413(client: TestClient[Any, A
         (b"{not json", "not JSON"),
         ([], "must be an object"),
         (report("edge-us", format="other/v9"), "report.format"),
-        (report("edge-us", backends=[{"cluster": "us", "host": "h", "port": 0, "up": True}]), "port"),
-        (report("edge-us", backends=[{"cluster": "us", "host": "h", "port": 80, "up": "yes"}]), ".up"),
+        (
+            report("edge-us", clusters=[{"name": "us", "backends": [["h", 0, True]]}]),
+            "backends[0][1]: 0 must be",
+        ),
+        (report("edge-us", clusters=[{"name": "us", "backends": [["h", 80, "yes"]]}]), "backends[0][2]"),
+        (report("edge-us", clusters=[{"name": "us", "backends": [{"host": "h"}]}]), "[host, port, up]"),
+        (
+            report("edge-us", clusters=[{"name": "us", "backends": []}, {"name": "us", "backends": []}]),
+            "twice",
+        ),
         (report("edge-us", addresses=["not-an-ip"]), "report.addresses[0]"),
         (report("edge-us", extra=1), "report.extra: unknown field"),
         (report("edge-asia"), "does not match"),
@@ -200,8 +203,6 @@ async def test_listing_needs_the_read_token(client: TestClient[Any, Any]) -> Non
 def test_backend_count_is_bounded() -> None:
     from ingressfed.edge.report import ReportFormatError, decode_report
 
-    doc = report(
-        "edge-us", backends=[{"cluster": "us", "host": "h", "port": 80, "up": True}] * (MAX_BACKENDS + 1)
-    )
+    doc = report("edge-us", clusters=[{"name": "us", "backends": [["h", 80, True]] * (MAX_BACKENDS + 1)}])
     with pytest.raises(ReportFormatError, match="at most"):
         decode_report(json.dumps(doc).encode())

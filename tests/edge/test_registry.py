@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ingressfed.core.quorum import QuorumRule
 from ingressfed.edge.registry import EdgeIdentity, EdgeRegistry
-from ingressfed.edge.report import BackendState, HealthReport
+from ingressfed.edge.report import ClusterReport, HealthReport
 from ingressfed.model import Cluster, Location
 from ingressfed.store import Store
 
@@ -29,8 +29,8 @@ def setup() -> tuple[Store, EdgeRegistry]:
 
 
 def report(edge: str, seq: int, **up: bool) -> HealthReport:
-    backends = tuple(BackendState(c, f"10.0.0.{i}", 80, ok) for i, (c, ok) in enumerate(up.items()))
-    return HealthReport(edge=edge, sequence=seq, addresses=("198.51.100.1",), backends=backends)
+    clusters = tuple(ClusterReport(c, ((f"10.0.0.{i}", 80, ok),)) for i, (c, ok) in enumerate(up.items()))
+    return HealthReport(edge=edge, sequence=seq, addresses=("198.51.100.1",), clusters=clusters)
 
 
 def test_edges_in_the_snapshot_take_their_cluster_region_and_location() -> None:
