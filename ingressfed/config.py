@@ -480,6 +480,15 @@ class EdgeHealthSection(_Model):
     local_edge: DnsLabel = "local"  # the name the in-process proxy reports under
 
 
+class GatewaySection(_Model):
+    """Gateway API and MCS ServiceExport inputs (see docs/gateway-api.md)."""
+
+    # Watch GatewayClass/Gateway/HTTPRoute/ReferenceGrant and ServiceExport where their CRDs exist.
+    enabled: bool = True
+    # How often a member whose API server lacks the CRDs is asked again (picked up when installed).
+    recheck: Seconds = 30.0
+
+
 class Config(_Model):
     federation: FederationSection
     dns: DnsSection = DnsSection()
@@ -494,6 +503,7 @@ class Config(_Model):
     edges: tuple[EdgeEntry, ...] = ()
     edge_health: EdgeHealthSection = EdgeHealthSection()
     status: StatusSection = StatusSection()
+    gateway: GatewaySection = GatewaySection()
 
     def federation_value(self) -> Federation:
         f = self.federation

@@ -74,7 +74,9 @@ async def run_kubernetes(
                 selection=Selection(frozenset(config.source.namespaces)),
                 problems=writer,
                 prober=Prober(store, thresholds=thresholds),
-                gateway=GatewayWatch(store, report=writer.report),
+                gateway=GatewayWatch(store, report=writer.report, recheck=config.gateway.recheck)
+                if config.gateway.enabled
+                else None,
             )
             le = config.leader_election
             if le.enabled:

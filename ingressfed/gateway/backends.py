@@ -34,6 +34,7 @@ class BackendIndex:
         self._services: dict[tuple[str, str], list[ServiceObservation]] = {}
         for s in services:
             self._services.setdefault((s.namespace, s.name), []).append(s)
+        self._resolved: dict[tuple[BackendRef, str], Resolution] = {}
         self._grants: dict[tuple[str, str], list[ReferenceGrant]] = {}
         for g in grants:
             self._grants.setdefault((g.meta.cluster, g.meta.namespace), []).append(g)
@@ -86,6 +87,13 @@ class BackendIndex:
         )
 
     def resolve(self, ref: BackendRef, *, route_namespace: str) -> Resolution:
+        key = (ref, route_namespace)
+        got = self._resolved.get(key)
+        if got is None:
+            got = self._resolved[key] = self._resolve(ref, route_namespace)
+        return got
+
+    def _resolve(self, ref: BackendRef, route_namespace: str) -> Resolution:
         ns = ref.namespace or route_namespace
         where = f"{ref.kind} {ns}/{ref.name}"
         if (ref.group, ref.kind) != ("", "Service"):

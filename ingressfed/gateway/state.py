@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ingressfed.gateway.backends import BackendIndex
 from ingressfed.gateway.conditions import Condition, Reason
@@ -99,9 +100,8 @@ class GatewayStatus:
     addresses: tuple[tuple[str, str], ...]  # (type, value): IPAddress | Hostname
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class GatewayState:
-    table: GatewayTable = EMPTY_GATEWAY_TABLE
     served: tuple[ServedRule, ...] = ()
     classes: Mapping[tuple[str, str], tuple[Condition, ...]] = field(default_factory=dict)
     gateways: Mapping[ObjKey, GatewayStatus] = field(default_factory=dict)
@@ -110,6 +110,11 @@ class GatewayState:
     hostnames: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     # (namespace, name) -> the member clusters holding a copy
     route_clusters: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+
+    @cached_property
+    def table(self) -> GatewayTable:
+        """The compiled matcher (built on first use: the controller needs only ``served``)."""
+        return build_gateway_table(self.served) if self.served else EMPTY_GATEWAY_TABLE
 
 
 def _cond(ctype: str, ok: bool, reason: str, message: str, generation: int) -> Condition:
@@ -546,7 +551,6 @@ def gateway_state(inputs: GatewayInputs) -> GatewayState:
             )
 
     return GatewayState(
-        table=build_gateway_table(served),
         served=tuple(served),
         classes=classes,
         gateways=gateway_status,

@@ -197,6 +197,11 @@ class GatewayTable:
     ports: Mapping[int, _HostIndex]
     rules: int  # number of served matches, for logs and metrics
 
+    def serves(self, port: int, host: str) -> bool:
+        """Whether any rule could match this host on this port (a cheap pre-check)."""
+        hosts = self.ports.get(port)
+        return hosts is not None and hosts.for_host(host) is not None
+
     def match(
         self,
         *,

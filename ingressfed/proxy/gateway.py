@@ -11,7 +11,7 @@ the local answer (redirect, 500) or the edits of the forwarded request (pure).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ingressfed.gateway.filters import modify_headers, redirect_location, rewritten_path
@@ -91,6 +91,28 @@ def rewrite_target(hop: GatewayHop, target: bytes) -> bytes:
     return new + sep + query
 
 
+class _Headers(Mapping[str, str]):
+    """Request headers looked up by lower-case name, decoded only when a match asks (first value)."""
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, pairs: Sequence[tuple[bytes, bytes]]) -> None:
+        self._pairs = pairs
+
+    def __getitem__(self, name: str) -> str:
+        wanted = name.encode("latin-1")
+        for n, v in self._pairs:
+            if len(n) == len(wanted) and n.lower() == wanted:
+                return v.decode("latin-1")
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (n.decode("latin-1").lower() for n, _ in self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+
 class GatewayMatcher:
     """``match`` for hosts HTTPRoutes serve; ``None`` lets the Ingress table try."""
 
@@ -110,17 +132,14 @@ class GatewayMatcher:
         self.rand = rand
 
     def match(self, host: str, path: str, head: object) -> RouteEntry | None:
-        headers = getattr(head, "headers", ())
-        lowered: dict[str, str] = {}
-        for name, value in headers:
-            key = name.decode("latin-1").lower()
-            if key not in lowered:
-                lowered[key] = value.decode("latin-1")
+        if not self.table.serves(self.port, host):
+            return None  # not an HTTPRoute host: the Ingress table decides, at no cost here
         method = getattr(head, "method", b"GET").decode("latin-1")
         target: bytes = getattr(head, "target", b"")
         query = target.partition(b"?")[2].decode("latin-1")
+        headers = _Headers(getattr(head, "headers", ()))
         found = self.table.match(
-            port=self.port, host=host, method=method, path=path, headers=lowered, query=query
+            port=self.port, host=host, method=method, path=path, headers=headers, query=query
         )
         if found is None:
             return None
@@ -133,26 +152,36 @@ class GatewayMatcher:
         return options[found.action.backends.index(picked)]
 
 
-def _hop_entry(
-    index: int,
-    hop: GatewayHop,
-    host: str,
-    by_cluster: dict[str, Cluster],
-    locate: Callable[[Cluster], Location | None],
-) -> RouteEntry:
-    backends = tuple(b for b in (hop.backend.backends if hop.backend else ()) if b.cluster in by_cluster)
-    grouped: dict[str, list[Backend]] = {}
-    for b in backends:
-        grouped.setdefault(b.cluster, []).append(b)
-    targets = tuple(
-        ClusterTarget(
-            name=name,
-            location=locate(by_cluster[name]),
-            weight=by_cluster[name].weight,
-            backends=tuple(members),
-        )
-        for name, members in sorted(grouped.items())
-    )
+class _Targets:
+    """ClusterTargets per backend set, built once per table (10 rules to one Service share them)."""
+
+    def __init__(self, clusters: Iterable[Cluster], locate: Callable[[Cluster], Location | None]) -> None:
+        self.by_cluster = {c.name: c for c in clusters}
+        self.locations = {name: locate(c) for name, c in self.by_cluster.items()}
+        self._made: dict[tuple[Backend, ...], tuple[tuple[Backend, ...], tuple[ClusterTarget, ...]]] = {}
+
+    def of(self, wanted: tuple[Backend, ...]) -> tuple[tuple[Backend, ...], tuple[ClusterTarget, ...]]:
+        made = self._made.get(wanted)
+        if made is None:
+            backends = tuple(b for b in wanted if b.cluster in self.by_cluster)
+            grouped: dict[str, list[Backend]] = {}
+            for b in backends:
+                grouped.setdefault(b.cluster, []).append(b)
+            targets = tuple(
+                ClusterTarget(
+                    name=name,
+                    location=self.locations[name],
+                    weight=self.by_cluster[name].weight,
+                    backends=tuple(members),
+                )
+                for name, members in sorted(grouped.items())
+            )
+            made = self._made[wanted] = (backends, targets)
+        return made
+
+
+def _hop_entry(index: int, hop: GatewayHop, host: str, targets_of: _Targets) -> RouteEntry:
+    backends, targets = targets_of.of(hop.backend.backends if hop.backend else ())
     route = Route(host=host, path="/", path_type="Prefix", backends=backends)
     return RouteEntry(
         index=index, route=route, targets=targets, by_name={t.name: t for t in targets}, hop=hop
@@ -172,7 +201,7 @@ def attach_gateway(
     served = [r for r in rules if r.port == port]
     if not served:
         return table
-    by_cluster = {c.name: c for c in clusters}
+    targets_of = _Targets(clusters, locate)
     entries: dict[int, tuple[RouteEntry, ...]] = {}
     extra: list[RouteEntry] = []
     check_hosts = dict(table.check_hosts)
@@ -195,7 +224,7 @@ def attach_gateway(
                 hops.append(GatewayHop(action=action, backend=None, prefix=prefix, listener_port=port))
         made = []
         for hop in hops:
-            entry = _hop_entry(index, hop, host, by_cluster, locate)
+            entry = _hop_entry(index, hop, host, targets_of)
             index += 1
             made.append(entry)
             for b in entry.route.backends:
