@@ -71,6 +71,11 @@ async def _source(
     return source, clients
 
 
+def _ready(store: Store, *, gateways: int, classes: int) -> bool:
+    g = store.snapshot().gateway
+    return len(g.gateways) == gateways and len(g.classes) == classes
+
+
 def _routes(store: Store) -> set[str]:
     return {r.meta.name for r in store.snapshot().gateway.routes}
 
@@ -100,7 +105,10 @@ async def test_crds_absent_then_installed_while_running(clusters, caplog: pytest
         fake.add(CLASS, validate=True)
         fake.add(GATEWAY, validate=True)
         fake.add(route(), validate=True)
-        await eventually(lambda: _routes(store) == {"web"}, what="route picked up after install")
+        await eventually(
+            lambda: _routes(store) == {"web"} and _ready(store, gateways=1, classes=1),
+            what="objects picked up after install",
+        )
         snap = store.snapshot()
         assert [g.meta.name for g in snap.gateway.gateways] == ["global"]
         assert [c.controller_name for c in snap.gateway.classes] == ["ingressfed.io/gateway-controller"]
@@ -152,7 +160,7 @@ async def test_cel_only_rules_become_status_and_problems(clusters) -> None:
     async with AsyncExitStack() as stack:
         source, _ = await _source(stack, store, problems)
         await source.sync_members([member("c0", path)])
-        await eventually(lambda: _routes(store) == {"web"})
+        await eventually(lambda: _routes(store) == {"web"} and _ready(store, gateways=1, classes=1))
         got = problems.recent.get("c0", [])
         assert any("spec.rules[0].filters" in p.reason and "backendRefs" in p.reason for p in got), got
         state = state_for(store.snapshot(), FED)
@@ -235,7 +243,11 @@ async def test_status_written_back_with_foreign_parents_kept(clusters) -> None:
         source, clients = await _source(stack, store, LogProblems())
         await source.sync_members([member(f.name, path) for f in fakes])
         await eventually(
-            lambda: len(store.snapshot().gateway.routes) == 2 and len(store.snapshot().services) == 2
+            lambda: (
+                len(store.snapshot().gateway.routes) == 2
+                and len(store.snapshot().services) == 2
+                and _ready(store, gateways=1, classes=2)
+            )
         )
         writer = GatewayStatusWriter(clients.current, clock=lambda: next(times))
         snap = store.snapshot()
