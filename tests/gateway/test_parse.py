@@ -251,3 +251,12 @@ def test_hostile_objects_never_raise(hostile: object) -> None:
     assert httproute_from(hostile, cluster="east").value is None
     assert gateway_from(hostile, cluster="east").value is None
     assert referencegrant_from(hostile, cluster="east").value is None
+
+
+def test_rule_names_must_be_unique() -> None:
+    named = "- {name: a, backendRefs: [{name: s, port: 80}]}\n- {name: a, backendRefs: [{name: s, port: 80}]}"
+    got = httproute_from(route_doc(named), cluster="east")
+    assert got.value is None
+    assert any(p.path == "spec.rules" and "Rule name must be unique" in p.message for p in got.problems)
+    ok = httproute_from(route_doc("- {name: a}\n- {name: b}"), cluster="east")
+    assert ok.value is not None and [r.name for r in ok.value.spec.rules] == ["a", "b"]

@@ -324,3 +324,18 @@ def test_condition_transition_time_kept_while_status_unchanged() -> None:
     times = {c["type"]: c["lastTransitionTime"] for c in changed}
     assert times == {"Accepted": "2026-12-01T10:00:00Z", "ResolvedRefs": "2026-12-01T12:00:00Z"}
     assert {c["status"] for c in changed if c["type"] == "ResolvedRefs"} == {"False"}
+
+
+def test_parent_ref_port_selects_listeners() -> None:
+    gw = BASE + "  - {name: other, port: 8080, protocol: HTTP}\n"
+    ports = {"HTTP": frozenset({80, 8080})}
+    body = SIMPLE.replace("{name: same-namespace}", "{name: same-namespace, port: 8080}")
+    st = state(gw + route("r", body), services=[V1], served_ports=ports)
+    assert conditions(st, "infra/r")["Accepted"] == (True, "Accepted")
+    listeners = {
+        x.name: x.attached_routes for x in st.gateways[("east", "infra", "same-namespace")].listeners
+    }
+    assert listeners == {"http": 0, "other": 1}
+    body = SIMPLE.replace("{name: same-namespace}", "{name: same-namespace, port: 9999}")
+    st = state(gw + route("r", body), services=[V1], served_ports=ports)
+    assert conditions(st, "infra/r")["Accepted"] == (False, "NoMatchingParent")
