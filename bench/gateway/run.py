@@ -163,12 +163,10 @@ def main() -> int:
             for name, seconds in t.items():
                 unit = (seconds * 1e6, "us") if name.startswith("match") else (seconds * 1e3, "ms")
                 print(f"{name:42s} {unit[0]:10.2f} {unit[1]}")
-            print(
-                f"build ratio HTTPRoute proxy table / Ingress table = {t['HTTPRoute proxy table (attach)'] / t['ingress build (1,000 paths)']:.1f}"
-            )
-            print(
-                f"match ratio HTTPRoute / Ingress = {t['match: HTTPRoute table'] / t['match: Ingress table']:.2f}"
-            )
+            build = t["HTTPRoute proxy table (attach)"] / t["ingress build (1,000 paths)"]
+            print(f"build ratio HTTPRoute proxy table / Ingress table = {build:.1f}")
+            match = t["match: HTTPRoute table"] / t["match: Ingress table"]
+            print(f"match ratio HTTPRoute / Ingress = {match:.2f}")
             stack.enter_context(proxy(ing_port, backend, "ingress"))
             stack.enter_context(proxy(gw_port, backend, "gateway"))
             contestants = [("ingress", ing_port, INGRESS_PATH), ("httproute", gw_port, GATEWAY_PATH)]
