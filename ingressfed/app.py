@@ -264,6 +264,7 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             resync=config.controller.resync,
             routed=routed_records(config),
             routed_services=config.dns.routing != "none" or config.dns_server.geo_service_names,
+            zone_is_local=config.dns.provider == "embedded",
         ),
         metrics=metrics,
         sinks=[_feed_sink(publisher, fed)],

@@ -43,6 +43,11 @@ class ControllerSettings:
     routed_services: bool | None = None  # None: as ``routed``
     retry_min: float = 1.0
     retry_max: float = 60.0
+    # The provider's zone lives in this process (the embedded provider): every replica writes its
+    # own copy, standby or not, so each replica's DNS server answers the full zone (see the ADR
+    # "standby controllers serve DNS"). Leadership then gates only what replicas share: external
+    # DNS providers and status write-back.
+    zone_is_local: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +183,7 @@ class Controller:
             applied, failed = 0, {}
             # Read once: leadership gained between two reads would publish (feed, status) changes
             # this reconcile never sent to the provider.
-            leading = self.is_leader()
+            leading = self.is_leader() or self.settings.zone_is_local
             if p.changes and leading:
                 result = await self.provider.apply(p.changes)
                 applied, failed = result.applied, dict(result.failed)

@@ -66,7 +66,13 @@ async def run_kubernetes(
             contextlib.AsyncExitStack() as local,
             asyncio.TaskGroup() as tg,
         ):
-            writer = StatusWriter(clients.current)
+            # Replaced below when leader election is on: only the Lease holder writes to clusters.
+            leading: list[Callable[[], bool]] = [lambda: True]
+
+            def may_write() -> bool:
+                return leading[0]()
+
+            writer = StatusWriter(clients.current, may_write=may_write)
             gateway_writer, gateway_status = gateway_sink(clients.current, controller)
             source = KubeSource(
                 store,
@@ -100,12 +106,14 @@ async def run_kubernetes(
                     on_change=lambda leading: controller.schedule(full=True) if leading else None,
                 )
                 controller.is_leader = lambda: elector.is_leader
+                leading[0] = lambda: elector.is_leader
                 # Entered before the source so that it is released after the watches stop
                 # and before the host client closes.
                 await local.enter_async_context(elector)
             await local.enter_async_context(source)
             if host is not None:
-                tg.create_task(Registry(host, source).run(), name="federatedcluster-registry")
+                registry = Registry(host, source, may_write=may_write)
+                tg.create_task(registry.run(), name="federatedcluster-registry")
             else:
                 await source.sync_members([member_from_config(c) for c in config.clusters if not c.disabled])
             tg.create_task(writer.run(), name="status-writer")

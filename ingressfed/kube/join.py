@@ -81,8 +81,21 @@ def cluster_role_rules() -> list[dict[str, list[str]]]:
         {"apiGroups": [""], "resources": ["services", "nodes"], "verbs": read},
         {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": read},
         {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
+        # Gateway API and MCS inputs (watched only when their CRDs are served).
+        {
+            "apiGroups": ["gateway.networking.k8s.io"],
+            "resources": ["gatewayclasses", "gateways", "httproutes", "referencegrants"],
+            "verbs": read,
+        },
+        {"apiGroups": ["multicluster.x-k8s.io"], "resources": ["serviceexports"], "verbs": read},
         {"apiGroups": [""], "resources": ["services"], "verbs": ["patch"]},
         {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["patch"]},
+        {
+            "apiGroups": ["gateway.networking.k8s.io"],
+            "resources": ["gatewayclasses/status", "gateways/status", "httproutes/status"],
+            "verbs": ["patch"],
+        },
+        {"apiGroups": ["multicluster.x-k8s.io"], "resources": ["serviceexports/status"], "verbs": ["patch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
         # Gateway API and MCS inputs (when their CRDs are installed) and their status write-back.
         {"apiGroups": ["gateway.networking.k8s.io"], "resources": list(GATEWAY_RESOURCES), "verbs": read},

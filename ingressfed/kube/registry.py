@@ -102,8 +102,10 @@ class Registry:
         options: InformerOptions = DEFAULT_OPTIONS,
         refresh: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        may_write: Callable[[], bool] = lambda: True,
     ) -> None:
         self._host = host
+        self._may_write = may_write  # only the leader writes FederatedCluster status
         self._source = source
         self._options = options
         self._refresh = refresh
@@ -188,7 +190,7 @@ class Registry:
 
     async def write_status(self, name: str) -> None:
         """Patch the member's status if its content changed (or ``refresh`` passed)."""
-        if name not in self._specs or self._source.prober is None:
+        if name not in self._specs or self._source.prober is None or not self._may_write():
             return
         prober = self._source.prober
         health = prober.health(name)

@@ -145,8 +145,12 @@ class StatusWriter:
         *,
         instance: str | None = None,
         clock: Callable[[], float] = time.time,
+        may_write: Callable[[], bool] = lambda: True,
     ) -> None:
         self._client_for = client_for
+        # Replicas share the member clusters: only the leader writes (a standby keeps its pending
+        # Events and writes them if it takes over).
+        self._may_write = may_write
         self._instance = instance or socket.gethostname()
         self._clock = clock
         self._written: dict[tuple[str, str, str, str], str] = {}
@@ -174,6 +178,8 @@ class StatusWriter:
             latest, self._latest = self._latest, None
             if latest is not None:
                 await self.publish(latest)
+            elif self._pending:
+                await self.flush()  # a problem reported by the source: its Event now, not later
 
     # ProblemSink for the source: malformed objects become Events on the next flush.
     def report(self, cluster: str, problem: Problem) -> None:
@@ -184,9 +190,17 @@ class StatusWriter:
         key = (cluster, ref.kind, ref.namespace, ref.name, problem.reason)
         if key not in self._emitted:
             self._pending[key] = (ref.uid, "InvalidObject")
+            # An invalid annotation may change nothing the controller publishes (the default
+            # applies), so no reconcile would flush it: wake the writer for it.
+            self._wake.set()
 
     async def publish(self, statuses: Iterable[ObjectStatus]) -> None:
-        """Patch changed annotations, emit Events for new problems; errors are logged, not raised."""
+        """Patch changed annotations, emit Events for new problems; errors are logged, not raised.
+
+        A standby writes nothing (the next leader's first reconcile hands over a full set again).
+        """
+        if not self._may_write():
+            return
         current: set[EventKey] = set()
         for st in statuses:
             key = (st.cluster, st.kind, st.namespace, st.name)
@@ -205,6 +219,8 @@ class StatusWriter:
         await self.flush()
 
     async def flush(self) -> None:
+        if not self._may_write():
+            return  # kept pending: written if this replica takes over
         for ekey, (uid, reason) in list(self._pending.items()):
             cluster, kind, namespace, name, note = ekey
             api = self._client_for(cluster)

@@ -131,3 +131,40 @@ def test_statuses_from_a_desired_state() -> None:
     assert c1.serving_clusters == ("c1",)
     assert dict(c1.levels)["web.default.federation.svc.example.com"] == ("c1",)
     assert statuses["c2"].dns_names == c1.dns_names
+
+
+async def test_a_standby_writes_nothing_until_it_leads(clusters) -> None:
+    """Replicas share the member clusters: only the Lease holder patches annotations and writes Events."""
+    (fake,), _ = await clusters(1)
+    fake.add(service("web"))
+    leading = False
+    async with fake.api_client() as api:
+        writer = StatusWriter(lambda name: api, instance="test", may_write=lambda: leading)
+        st = ObjectStatus("c0", "Service", "default", "web", dns_names=("web.example.com",), problems=("p",))
+        await writer.publish([st])
+        writer.report("c0", Problem(ObjectRef("Service", "default", "web"), "annotation ttl is not a number"))
+        await writer.flush()
+        assert fake.count(verb="patch", resource="services") == 0 and _events(fake) == []
+        leading = True  # took over: what was pending goes out, and the next publish writes
+        await writer.publish([st])
+        assert fake.count(verb="patch", resource="services") == 1
+        assert sorted(e["message"] for e in _events(fake)) == ["annotation ttl is not a number", "p"]
+
+
+async def test_a_reported_problem_becomes_an_event_without_a_reconcile(clusters) -> None:
+    """Finding 7: an invalid TTL annotation changes nothing published, so no reconcile flushes it."""
+    import asyncio
+
+    from tests.kube.conftest import eventually
+
+    (fake,), _ = await clusters(1)
+    fake.add(service("web"))
+    async with fake.api_client() as api:
+        writer = StatusWriter(lambda name: api, instance="test")
+        task = asyncio.create_task(writer.run())
+        try:
+            writer.report("c0", Problem(ObjectRef("Service", "default", "web"), "annotation ttl 'x' is bad"))
+            await eventually(lambda: len(_events(fake)) == 1, what="the Event, with no publish at all")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
