@@ -399,6 +399,8 @@ class ProxySection(_Model):
     limits: ProxyLimits = ProxyLimits()
     retries: ProxyRetries = ProxyRetries()
     steering: ProxySteering = ProxySteering()
+    # Processes serving the port with SO_REUSEPORT; "auto": one per core (issue 11).
+    workers: Annotated[int, AfterValidator(_between(1, 256))] | Literal["auto"] = 1
 
 
 class TsigKeySection(_Model):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from geo.clientip import ClientHeader, TrustedProxies, client_address
@@ -256,6 +257,17 @@ class Router:
                 extra={"cluster": backend.cluster},
             )
         if outliers:
+            self._refresh(now=now)
+
+    def set_checked(self, verdicts: Mapping[Backend, bool], *, now: float) -> None:
+        """Active-check verdicts decided elsewhere (a worker process gets the primary's)."""
+        changed = False
+        for backend, up in verdicts.items():
+            state = self.health.get(backend)
+            if state is not None and state.checked_up != up:
+                self.health[backend] = replace(state, checked_up=up, check_failures=0, check_successes=0)
+                changed = True
+        if changed:
             self._refresh(now=now)
 
     def record_check(self, backend: Backend, *, ok: bool, now: float) -> None:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing.connection
+import signal
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -31,6 +34,7 @@ from ingressfed.proxy.metrics import ProxyMetrics
 from ingressfed.proxy.routing import HealthListener, Locator
 from ingressfed.proxy.settings import ProxySettings
 from ingressfed.proxy.table import build_table
+from ingressfed.proxy.workers import WorkerPool, checks_of
 
 __all__ = ["ProxyServer"]
 
@@ -61,6 +65,7 @@ class ProxyServer:
         # Extra admin endpoints (the status page of this proxy's view), added before it starts.
         self.admin_routes: list[Callable[[web.Application], None]] = []
         self.https: HttpsListener | None = None  # the TLS listener when settings.tls is set
+        self.workers: WorkerPool | None = None  # worker processes when settings.workers > 1
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self._version = 0
@@ -98,9 +103,13 @@ class ProxyServer:
                 self.settings.host,
                 self.settings.port,
                 reuse_address=True,
+                reuse_port=self.settings.reuse_port or self.settings.workers > 1,
                 backlog=1024,
             )
             self.port = self._server.sockets[0].getsockname()[1]
+            if self.settings.workers > 1:
+                self.workers = WorkerPool(self.settings, self.port, target=run_worker)
+                self.workers.start()
             if self.settings.admin_port is not None:
                 admin = admin_app(engine)
                 for add_routes in self.admin_routes:
@@ -154,6 +163,9 @@ class ProxyServer:
         if self._owned_lookup is not None:
             self._owned_lookup.close()
             self._owned_lookup = None
+        if self.workers is not None:
+            self.workers.close()
+            self.workers = None
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
@@ -164,6 +176,8 @@ class ProxyServer:
             now = loop.time()
             engine.tick(now)
             engine.registry.check_timeouts(now)
+            if self.workers is not None:
+                self.workers.send_checks(checks_of(engine.router.health))
             sweeps += 1
             if sweeps % 8 == 0:
                 engine.pool.sweep(now=now, idle_timeout=self.settings.timeouts.idle)
@@ -177,6 +191,7 @@ class ProxyServer:
         ``gateway``: HTTPRoute rules (served on the Gateway listener port ``gateway_port``).
         """
         self._version += 1
+        routes = tuple(routes)
         clusters = tuple(clusters)
         table = build_table(
             routes,
@@ -188,6 +203,8 @@ class ProxyServer:
         if gateway:
             table = attach_gateway(table, gateway, clusters, locate=cluster_location, port=self.gateway_port)
         self.engine.router.swap(table)
+        if self.workers is not None:
+            self.workers.send_table(routes, clusters, gateway)
         log.info(
             "routing table %d: %d routes, %d HTTPRoute matches",
             table.version,
@@ -224,6 +241,44 @@ class ProxyServer:
         if self.https is not None:
             self.https.stop_accepting()
         registry.close_idle()
-        await registry.wait_empty(self.settings.drain_seconds if grace is None else grace)
+        seconds = self.settings.drain_seconds if grace is None else grace
+        if self.workers is not None:
+            await asyncio.gather(registry.wait_empty(seconds), self.workers.drain(seconds))
+        else:
+            await registry.wait_empty(seconds)
         registry.abort_all()
         log.info("proxy drained")
+
+
+# --- worker processes (proxy.workers > 1) -----------------------------------------------------
+def run_worker(settings: ProxySettings, inbox: multiprocessing.connection.Connection) -> None:
+    # The primary decides when workers stop (drain); a terminal's Ctrl-C reaches the whole group.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(_serve(settings, inbox))
+
+
+async def _serve(settings: ProxySettings, inbox: multiprocessing.connection.Connection) -> None:
+    async with ProxyServer(settings) as proxy:
+        while True:
+            try:
+                message: tuple[Any, ...] = await asyncio.to_thread(inbox.recv)
+            except EOFError:
+                log.warning("proxy worker: the primary went away; draining")
+                await proxy.drain(settings.drain_seconds)
+                return
+            kind = message[0]
+            if kind == "table":
+                _, routes, clusters, gateway = message
+                proxy.update(routes, clusters, gateway=gateway)
+            elif kind == "checks":
+                proxy.engine.router.set_checked(message[1], now=proxy.engine.clock.now)
+            elif kind == "drain":
+                await proxy.drain(message[1])
+                return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,9 @@ class ProxySettings:
     steering: Steering = field(default_factory=Steering)
     geo: GeoSettings = field(default_factory=GeoSettings)
     drain_seconds: float = 30.0
+    # Event loops (processes) serving the port: the primary plus workers-1 (proxy/workers.py).
+    workers: int = 1
+    reuse_port: bool = False  # SO_REUSEPORT on the listener (set for workers; may be set alone)
     via: str = "1.1 ingressfed"
     home_cluster: str | None = None  # set on an edge: its own cluster is tried first while healthy
     tls: TlsSettings | None = None  # the HTTPS listener (issue 10); None: plain HTTP only
@@ -144,6 +148,7 @@ class ProxySettings:
             (self.health_check.healthy_threshold >= 1, "proxy.healthCheck.healthyThreshold >= 1"),
             (self.ejection.consecutive_failures >= 1, "ejection.consecutiveFailures must be >= 1"),
             (self.drain_seconds >= 0, "drain seconds must be >= 0"),
+            (1 <= self.workers <= 256, 'proxy.workers must be 1..256 (or "auto": one per core)'),
         ]
         problems = [message for ok, message in checks if not ok]
         if any(c in self.cluster_header for c in ":\r\n "):
@@ -212,6 +217,7 @@ class ProxySettings:
                     max_connections_per_client=int(lim.get("maxConnectionsPerClient", 256)),
                 ),
                 tls=TlsSettings.from_config(proxy["tls"]) if proxy.get("tls") else None,
+                workers=_workers(proxy.get("workers", 1)),
                 geo=GeoSettings(
                     database=str(g["database"]) if g.get("database") else None,
                     trusted_proxies=tuple(str(c) for c in g.get("trustedProxies") or ()),
@@ -221,6 +227,14 @@ class ProxySettings:
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError([f"proxy: invalid setting: {exc}"]) from exc
+
+
+def _workers(value: object) -> int:
+    if value == "auto":
+        return max(1, os.cpu_count() or 1)
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise ConfigError([f'proxy.workers: {value!r} must be a whole number of processes or "auto"'])
+    return int(value)
 
 
 def _client_header(value: object) -> ClientHeader:

@@ -1,0 +1,130 @@
+"""More event loops than one: ``proxy.workers: N`` runs N-1 worker processes beside the primary,
+all accepting on the same port with SO_REUSEPORT (the kernel spreads connections over them).
+
+The primary keeps everything that must exist once per proxy: the feed follower (or routes file),
+the active health checks, the admin listener and the HTTPS listener. It sends each worker every
+routing table it swaps in and the active-check verdict of every backend whenever one changes;
+passive ejection (failures a worker sees itself) stays per worker. On drain every worker drains
+with the same grace and exits.
+
+Messages on a one-way pipe per worker (pickled tuples): ("table", routes, clusters, gateway),
+("checks", {backend: up}), ("drain", grace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import multiprocessing.connection
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from ingressfed.model import Backend, Cluster, Route
+from ingressfed.proxy.settings import ProxySettings
+
+__all__ = ["WorkerPool", "checks_of", "worker_settings"]
+
+log = logging.getLogger(__name__)
+
+
+def worker_settings(settings: ProxySettings, port: int) -> ProxySettings:
+    """A worker's settings: the primary's data path on the primary's bound port, and nothing that
+    must exist once per proxy (checks, admin, TLS listener)."""
+    return dataclasses.replace(
+        settings,
+        port=port,
+        workers=1,
+        reuse_port=True,
+        admin_port=None,
+        tls=None,
+        health_check=dataclasses.replace(settings.health_check, enabled=False),
+    )
+
+
+class WorkerPool:
+    """The worker processes of one proxy, started and stopped by the primary ``ProxyServer``."""
+
+    def __init__(
+        self,
+        settings: ProxySettings,
+        port: int,
+        *,
+        target: Callable[[ProxySettings, multiprocessing.connection.Connection], None],
+    ) -> None:
+        """``target(settings, inbox)`` runs one worker (``server.run_worker``: the server module
+        is the composition root, so this module does not import it)."""
+        self.target = target
+        self.settings = worker_settings(settings, port)
+        self.count = settings.workers - 1
+        self.processes: list[BaseProcess] = []
+        self.pipes: list[multiprocessing.connection.Connection] = []
+        self._checks: dict[Backend, bool] = {}
+
+    def start(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no copy of the primary's event loop
+        for number in range(self.count):
+            inbox, outbox = context.Pipe(duplex=False)
+            process = context.Process(
+                target=self.target,
+                args=(self.settings, inbox),
+                name=f"ingressfed-proxy-worker-{number + 1}",
+                daemon=True,
+            )
+            process.start()
+            inbox.close()
+            self.processes.append(process)
+            self.pipes.append(outbox)
+        log.info("proxy started %d worker processes on port %s", self.count, self.settings.port)
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        for pipe in self.pipes:
+            try:
+                pipe.send(message)
+            except (BrokenPipeError, OSError):
+                log.warning("proxy worker pipe closed; the worker is gone")
+
+    def send_table(
+        self, routes: Iterable[Route], clusters: Iterable[Cluster], gateway: Sequence[object]
+    ) -> None:
+        self._send(("table", tuple(routes), tuple(clusters), tuple(gateway)))
+
+    def send_checks(self, checks: Mapping[Backend, bool]) -> None:
+        """Forward active-check verdicts, only when one changed."""
+        if dict(checks) != self._checks:
+            self._checks = dict(checks)
+            self._send(("checks", self._checks))
+
+    async def drain(self, grace: float) -> None:
+        self._send(("drain", grace))
+        await self.wait(grace + 5.0)
+
+    async def wait(self, seconds: float) -> None:
+        """Wait up to ``seconds`` in all for the worker processes to exit."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        for process in self.processes:
+            remaining = max(0.0, deadline - loop.time())
+            await asyncio.to_thread(process.join, remaining)
+
+    def alive(self) -> int:
+        return sum(1 for p in self.processes if p.is_alive())
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            with contextlib.suppress(OSError):
+                pipe.close()
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+            process.join(5)
+        self.pipes.clear()
+        self.processes.clear()
+
+
+def checks_of(health: Mapping[Backend, Any]) -> dict[Backend, bool]:
+    """Active-check verdicts from a router's health map (``BackendHealth.checked_up``)."""
+    return {backend: bool(state.checked_up) for backend, state in health.items()}

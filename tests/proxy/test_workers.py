@@ -1,0 +1,75 @@
+"""proxy.workers: 2 on real sockets: both processes accept on one port (SO_REUSEPORT), a routing
+table swap and an active-check verdict reach the worker, and drain stops every process."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ingressfed.model import Route
+from ingressfed.proxy.server import ProxyServer
+from ingressfed.proxy.settings import HealthCheckSettings
+
+from .conftest import ASIA, EU, US, BackendServer, eventually, routes_for, settings
+
+CONNECTIONS = 60
+
+
+async def _fresh_get(port: int, host: str) -> tuple[int, str]:
+    """One request on its own connection (SO_REUSEPORT spreads connections, not requests)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    answer = await asyncio.wait_for(reader.read(-1), 10)
+    writer.close()
+    status = int(answer.split(b" ", 2)[1])
+    cluster = ""
+    for line in answer.split(b"\r\n"):
+        if line.lower().startswith(b"x-served-by-cluster:"):
+            cluster = line.split(b":", 1)[1].strip().decode()
+    return status, cluster
+
+
+def _served_here(proxy: ProxyServer) -> int:
+    return sum(n for (cluster, _), n in proxy.metrics.request_counts.items() if cluster)
+
+
+async def test_two_workers_share_the_port_and_follow_swaps_and_checks(
+    backends: dict[str, BackendServer],
+) -> None:
+    checks = HealthCheckSettings(interval=0.2, timeout=0.5, unhealthy_threshold=1, healthy_threshold=1)
+    async with ProxyServer(settings(workers=2, health_check=checks)) as proxy:
+        assert proxy.workers is not None
+        proxy.update([routes_for("one.example.com", backends)], [US, EU, ASIA])
+
+        async def all_ok(host: str) -> list[tuple[int, str]]:
+            return await asyncio.gather(*(_fresh_get(proxy.port, host) for _ in range(CONNECTIONS)))
+
+        # the worker takes a moment to start (spawn) and read its first table; then the kernel
+        # spreads connections over both processes and every one of them is served
+        async with asyncio.timeout(30):
+            while True:
+                before = _served_here(proxy)
+                answers = await all_ok("one.example.com")
+                here = _served_here(proxy) - before
+                if all(status == 200 for status, _ in answers) and 0 < here < CONNECTIONS:
+                    break
+                await asyncio.sleep(0.2)
+
+        # a swap reaches the worker: every connection, whichever process takes it, knows the new host
+        proxy.update(
+            [Route(host="two.example.com", backends=routes_for("x", backends).backends)], [US, EU, ASIA]
+        )
+        await asyncio.sleep(0.3)
+        answers = await all_ok("two.example.com")
+        assert [s for s, _ in answers] == [200] * CONNECTIONS
+        assert {s for s, _ in await all_ok("one.example.com")} == {404}
+
+        # an active-check verdict of the primary reaches the worker: no process routes to ASIA
+        backends[ASIA.name].health_status = 500
+        await eventually(lambda: proxy.health().get(ASIA.name) is False, timeout=5)
+        await asyncio.sleep(0.5)  # the next tick forwards the verdict
+        served = {cluster for _, cluster in await all_ok("two.example.com")}
+        assert ASIA.name not in served and served
+
+        await proxy.drain(grace=2)
+        await eventually(lambda: proxy.workers is not None and proxy.workers.alive() == 0, timeout=10)
+        assert all(p.exitcode == 0 for p in proxy.workers.processes)
