@@ -10,7 +10,7 @@ objects costs no reconcile. Used from the event loop only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import TypeVar
 
@@ -59,6 +59,8 @@ class Store:
         self._edges: tuple[Edge, ...] = ()
         # Gateway API / MCS objects per kind (written by ingressfed.kube.gateway_watch only)
         self._gateway: dict[type[GatewayObject], dict[ObjKey, GatewayObject]] = {k: {} for k in GATEWAY_KINDS}
+        # (cluster, namespace) -> labels, for Gateway listeners that select route namespaces
+        self._namespace_labels: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self.generation = 0
         self.on_change = on_change
         self._snapshot: Snapshot | None = None
@@ -89,6 +91,9 @@ class Store:
         removed |= _drop_cluster(self._ingresses, name)
         for gtable in self._gateway.values():
             removed |= _drop_cluster(gtable, name)
+        for key in [k for k in self._namespace_labels if k[0] == name]:
+            del self._namespace_labels[key]
+            removed = True
         if removed:
             self._changed()
 
@@ -188,6 +193,26 @@ class Store:
         if _replace(self._gateway[kind], cluster, new):
             self._changed()
 
+    def set_namespace_labels(self, cluster: str, namespace: str, labels: Mapping[str, str] | None) -> None:
+        """A Namespace's labels (None: it is gone)."""
+        key = (cluster, namespace)
+        value = None if labels is None else tuple(sorted(labels.items()))
+        if self._namespace_labels.get(key) != value:
+            if value is None:
+                del self._namespace_labels[key]
+            else:
+                self._namespace_labels[key] = value
+            self._changed()
+
+    def replace_namespace_labels(self, cluster: str, labels: Mapping[str, Mapping[str, str]]) -> None:
+        new = {(cluster, ns): tuple(sorted(v.items())) for ns, v in labels.items()}
+        old = {k: v for k, v in self._namespace_labels.items() if k[0] == cluster}
+        if old != new:
+            for key in old:
+                del self._namespace_labels[key]
+            self._namespace_labels.update(new)
+            self._changed()
+
     def _gateway_objects(self) -> GatewayObjects:
         def of(kind: type[_T]) -> tuple[_T, ...]:
             table = self._gateway[kind]  # type: ignore[index]
@@ -199,6 +224,7 @@ class Store:
             routes=of(HTTPRoute),
             grants=of(ReferenceGrant),
             exports=of(ServiceExport),
+            namespace_labels=tuple(sorted(self._namespace_labels.items())),
         )
 
     def snapshot(self) -> Snapshot:

@@ -178,6 +178,52 @@ class _Handler:
             self.on_exports(set(self._keys))
 
 
+NAMESPACES = Resource("/api/v1/namespaces", "Namespace")
+
+
+def _labels_of(obj: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
+        return None
+    raw = meta.get("labels")
+    labels = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
+    return meta["name"], labels
+
+
+class _Namespaces:
+    """Namespace labels, for listeners whose ``allowedRoutes.namespaces.from`` is Selector."""
+
+    def __init__(self, *, cluster: str, store: Store, report: ReportProblem) -> None:
+        self.cluster = cluster
+        self.store = store
+        self.report = report
+        self._next: dict[str, dict[str, str]] = {}
+
+    def relist_started(self) -> None:
+        self._next = {}
+
+    def relisted_page(self, objects: Sequence[Mapping[str, Any]]) -> None:
+        for obj in objects:
+            got = _labels_of(obj)
+            if got is not None:
+                self._next[got[0]] = got[1]
+
+    def relist_finished(self) -> None:
+        labels, self._next = self._next, {}
+        self.store.replace_namespace_labels(self.cluster, labels)
+
+    def changed(self, event: EventType, obj: Mapping[str, Any]) -> None:
+        got = _labels_of(obj)
+        if got is not None:
+            self.store.set_namespace_labels(self.cluster, got[0], None if event == "DELETED" else got[1])
+
+    def failed(self, error: KubeApiError) -> None:
+        self.report(self.cluster, Problem(ObjectRef("Namespace", "", ""), f"{error.path}: {error}"))
+
+    def clear(self) -> None:
+        self.store.replace_namespace_labels(self.cluster, {})
+
+
 def _type_of(kind: WatchedKind) -> type[GatewayObject]:
     from ingressfed.gateway.resources import Gateway, GatewayClass, HTTPRoute, ReferenceGrant
 
@@ -295,6 +341,11 @@ class GatewayWatch:
                 )
                 for h in handlers
             ]
+            namespaces: _Namespaces | None = None
+            if group is GATEWAY_API:
+                namespaces = _Namespaces(cluster=cluster, store=self.store, report=self.report)
+                informer = Informer(api, NAMESPACES, namespaces, options=self.options)
+                tasks.append(asyncio.create_task(informer.run(), name=f"{cluster} Namespace"))
             waiter = asyncio.create_task(gone.wait())
             rechecker = asyncio.create_task(self._until_kinds_change(api, group, present))
             try:
@@ -312,6 +363,8 @@ class GatewayWatch:
                 )
                 for h in handlers:
                     h.clear()
+                if namespaces is not None:
+                    namespaces.clear()
                 await asyncio.sleep(min(self.recheck, 1.0))
             # Otherwise discovery serves another set of kinds now (CRDs installed one by one):
             # decide again; the new informers' relists replace what the old ones stored.

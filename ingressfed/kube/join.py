@@ -99,6 +99,8 @@ def cluster_role_rules() -> list[dict[str, list[str]]]:
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
         # Gateway API and MCS inputs (when their CRDs are installed) and their status write-back.
         {"apiGroups": ["gateway.networking.k8s.io"], "resources": list(GATEWAY_RESOURCES), "verbs": read},
+        # Namespace labels, for Gateway listeners that select the namespaces of their routes.
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": read},
         {
             "apiGroups": ["gateway.networking.k8s.io"],
             "resources": ["gatewayclasses/status", "gateways/status", "httproutes/status"],

@@ -311,3 +311,38 @@ async def test_status_written_back_with_foreign_parents_kept(clusters) -> None:
         assert conds["Accepted"]["lastTransitionTime"] < conds["ResolvedRefs"]["lastTransitionTime"]
         gw_after = fakes[0].get("gateways", "global", "default")["status"]
         assert {c["type"]: c["lastTransitionTime"] for c in gw_after["conditions"]} == first_time
+
+
+async def test_listener_namespace_selector_reads_namespace_labels(clusters) -> None:
+    (fake,), path = await clusters(1)
+    install_gateway_api(fake)
+    fake.add(CLASS, validate=True)
+    selector = {"from": "Selector", "selector": {"matchLabels": {"team": "a"}}}
+    gw = {**GATEWAY, "spec": {**GATEWAY["spec"], "listeners": [{**GATEWAY["spec"]["listeners"][0]}]}}
+    gw["spec"]["listeners"][0]["allowedRoutes"] = {"namespaces": selector}
+    fake.add(gw, validate=True)
+    fake.add(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a", "labels": {"team": "a"}}}
+    )
+    r = route()
+    r["metadata"]["namespace"] = "team-a"
+    r["spec"]["parentRefs"] = [{"name": "global", "namespace": "default"}]
+    fake.add(r, validate=True)
+    store = Store()
+
+    def accepted() -> tuple[bool, str] | None:
+        state = state_for(store.snapshot(), FED)
+        parents = state.routes.get(("c0", "team-a", "web"))
+        if not parents:
+            return None
+        c = next(c for c in parents[0].conditions if c.type == "Accepted")
+        return (c.status, c.reason)
+
+    async with AsyncExitStack() as stack:
+        source, _ = await _source(stack, store, LogProblems())
+        await source.sync_members([member("c0", path)])
+        await eventually(lambda: accepted() == (True, "Accepted"), what="selected by its labels")
+        fake.add(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a", "labels": {"team": "b"}}}
+        )
+        await eventually(lambda: accepted() == (False, "NotAllowedByListeners"), what="relabelled out")
