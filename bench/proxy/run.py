@@ -48,7 +48,7 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 
 NGINX_CONF = """
-worker_processes 1;
+worker_processes {workers};
 daemon off;
 pid {tmp}/nginx-{name}.pid;
 error_log {tmp}/error-{name}.log warn;
@@ -92,9 +92,11 @@ PROXY = """
 
 
 @contextlib.contextmanager
-def nginx(tmp: Path, name: str, body: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def nginx(
+    tmp: Path, name: str, body: str, port: int, *, workers: int = 1
+) -> Iterator[subprocess.Popen[bytes]]:
     conf = tmp / f"nginx-{name}.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, name=name, body=body))
+    conf.write_text(NGINX_CONF.format(tmp=tmp, name=name, body=body, workers=workers))
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     proc = subprocess.Popen([binary, "-p", str(tmp), "-c", str(conf)], stderr=subprocess.PIPE)
     try:
@@ -111,10 +113,10 @@ def nginx(tmp: Path, name: str, body: str, port: int) -> Iterator[subprocess.Pop
 
 @contextlib.contextmanager
 def ingressfed_proxy(
-    port: int, backend: int, db: Path, *, uvloop: bool, profile: str | None, tmp: Path
+    port: int, backend: int, db: Path, *, uvloop: bool, profile: str | None, tmp: Path, workers: int = 1
 ) -> Iterator[subprocess.Popen[bytes]]:
     cmd = [sys.executable, str(Path(__file__).with_name("serve.py")), "--port", str(port)]
-    cmd += ["--backend", str(backend), "--database", str(db)]
+    cmd += ["--backend", str(backend), "--database", str(db), "--workers", str(workers)]
     if not uvloop:
         cmd.append("--no-uvloop")
     if profile == "cprofile":
@@ -188,6 +190,9 @@ def main() -> int:
         "--with-asyncio", action="store_true", help="also run a second ingressfed proxy on asyncio's loop"
     )
     parser.add_argument("--profile", choices=["cprofile", "py-spy"], help="profile the ingressfed proxy")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes per proxy: nginx worker_processes, proxy.workers"
+    )
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -202,11 +207,25 @@ def main() -> int:
         with contextlib.ExitStack() as stack:
             stack.enter_context(nginx(tmp, "backend", BACKEND.format(port=backend), backend))
             stack.enter_context(
-                nginx(tmp, "proxy", PROXY.format(port=nginx_port, backend=backend, host=HOST), nginx_port)
+                nginx(
+                    tmp,
+                    "proxy",
+                    PROXY.format(port=nginx_port, backend=backend, host=HOST),
+                    nginx_port,
+                    workers=args.workers,
+                )
             )
             main_name = "ingressfed" + ("-asyncio" if args.no_uvloop else "")
             proc = stack.enter_context(
-                ingressfed_proxy(ours, backend, db, uvloop=not args.no_uvloop, profile=args.profile, tmp=tmp)
+                ingressfed_proxy(
+                    ours,
+                    backend,
+                    db,
+                    uvloop=not args.no_uvloop,
+                    profile=args.profile,
+                    tmp=tmp,
+                    workers=args.workers,
+                )
             )
             contestants = [("nginx", nginx_port), (main_name, ours)]
             if args.with_asyncio and not args.no_uvloop:

@@ -36,6 +36,7 @@ async def serve(args: argparse.Namespace) -> None:
         admin_port=None,
         health_check=HealthCheckSettings(path="/", interval=5.0),
         geo=GeoSettings(database=args.database, trusted_proxies=("127.0.0.0/8",)),
+        workers=args.workers,
     )
     # Every cluster's backend is the same nginx here: geo routing still ranks three clusters.
     routes = [
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--database", required=True)
     parser.add_argument("--no-uvloop", action="store_true")
     parser.add_argument("--cprofile")
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     runner: asyncio.Runner
     if args.no_uvloop:

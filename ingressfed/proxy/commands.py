@@ -43,6 +43,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--default-order", action="append", default=[], metavar="CLUSTER", help="repeatable")
     p.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
     p.add_argument(
+        "--workers",
+        metavar="N",
+        help="processes serving the port (SO_REUSEPORT), or 'auto' (one per core); overrides proxy.workers",
+    )
+    p.add_argument(
         "--status", action="store_true", help="serve /status (this proxy's own view) on the admin port"
     )
     p.add_argument(
@@ -98,6 +103,10 @@ def settings_from_args(args: argparse.Namespace) -> ProxySettings:
             trusted_proxies=tuple(args.trusted_proxy) or geo.trusted_proxies,
             default_order=tuple(args.default_order) or geo.default_order,
         )
+    if getattr(args, "workers", None):
+        from ingressfed.proxy.settings import parse_workers
+
+        changes["workers"] = parse_workers(args.workers)
     if getattr(args, "edge_cluster", None):
         changes["home_cluster"] = args.edge_cluster
     return dataclasses.replace(settings, geo=geo, **changes)

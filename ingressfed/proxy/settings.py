@@ -23,6 +23,7 @@ __all__ = [
     "RetrySettings",
     "TimeoutSettings",
     "parse_listen",
+    "parse_workers",
 ]
 
 
@@ -217,7 +218,7 @@ class ProxySettings:
                     max_connections_per_client=int(lim.get("maxConnectionsPerClient", 256)),
                 ),
                 tls=TlsSettings.from_config(proxy["tls"]) if proxy.get("tls") else None,
-                workers=_workers(proxy.get("workers", 1)),
+                workers=parse_workers(proxy.get("workers", 1)),
                 geo=GeoSettings(
                     database=str(g["database"]) if g.get("database") else None,
                     trusted_proxies=tuple(str(c) for c in g.get("trustedProxies") or ()),
@@ -229,7 +230,8 @@ class ProxySettings:
             raise ConfigError([f"proxy: invalid setting: {exc}"]) from exc
 
 
-def _workers(value: object) -> int:
+def parse_workers(value: object) -> int:
+    """``proxy.workers`` / ``--workers``: a whole number of processes, or "auto" (one per core)."""
     if value == "auto":
         return max(1, os.cpu_count() or 1)
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():

@@ -50,12 +50,9 @@ class RouteEntry:
     targets: tuple[ClusterTarget, ...]
     by_name: Mapping[str, ClusterTarget] = field(repr=False)
     steering: Steering = NEAREST  # the route's policy, or the proxy's default
-
-    @property
-    def steered(self) -> bool:
-        """Does the policy change the nearest order per request (else the cached order is used)?"""
-        s = self.steering
-        return s.kind is not SteeringKind.NEAREST or bool(s.capacity) or bool(s.affinity_cookie)
+    # Does the policy change the nearest order per request (else the cached order is used)?
+    # Computed once here: the data path reads it for every request.
+    steered: bool = False
 
     hop: object | None = None  # an HTTPRoute rule's filters (proxy.gateway.GatewayHop)
 
@@ -210,6 +207,9 @@ def build_table(
             targets=targets,
             by_name={t.name: t for t in targets},
             steering=steering,
+            steered=steering.kind is not SteeringKind.NEAREST
+            or bool(steering.capacity)
+            or bool(steering.affinity_cookie),
         )
         entries.append(entry)
         exact_map, prefixes = per_host.setdefault(host, ({}, []))
