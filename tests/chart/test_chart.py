@@ -58,6 +58,7 @@ CONFIG_KEYS: dict[str, set[str]] = {
     "dnsServer": {"enabled", "listen", "answers", "zoneFile"},
     "controller": {"listen", "debounce", "resync", "feedTokenFile"},
     "leaderElection": {"enabled", "namespace", "leaseName", "leaseDuration", "renewDeadline", "retryPeriod"},
+    "status": {"enabled"},
 }
 CLUSTER_KEYS = {"name", "region", "zone", "location", "weight", "kubeconfig", "disabled"}
 

@@ -176,3 +176,13 @@ def test_chart_ships_it_as_a_sidecar_config_map() -> None:
     assert maps[0]["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(maps[0]["data"]["ingressfed.json"]) == json.loads(DASHBOARD.read_text())
     assert not [d for d in _render("defaults") if d["metadata"]["name"].endswith("-dashboard")]
+
+
+def test_chart_can_turn_on_the_read_api() -> None:
+    def status(*extra: str) -> object:
+        docs = _render("defaults", *extra)
+        cm = next(d for d in docs if d["kind"] == "ConfigMap" and "config.yaml" in d.get("data", {}))
+        return yaml.safe_load(cm["data"]["config.yaml"])["status"]
+
+    assert status() == {"enabled": False}
+    assert status("--set", "controller.status.enabled=true") == {"enabled": True}

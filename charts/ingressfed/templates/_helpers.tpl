@@ -136,6 +136,7 @@ their sections (proxy.*, dnsServer.*, geo.*) from the same file.
     "debounce" .Values.controller.debounce
     "resync" .Values.controller.resync
     "feedTokenFile" (include "ingressfed.feedTokenPath" .))
+  "status" (dict "enabled" .Values.controller.status.enabled)
   "leaderElection" (dict
     "enabled" .Values.leaderElection.enabled
     "namespace" .Release.Namespace
