@@ -82,6 +82,10 @@ def build_provider(config: Config, metrics: ControllerMetrics, *, dry_run: bool)
     """(raw provider, wrapped provider): cache(dry-run?(policy(metered(raw))))."""
     fed = config.federation_value()
     options = dict(config.dns.options)
+    if config.dns.provider == "embedded" and config.dns_server.zone_file is not None:
+        # The DNS server answers from the embedded zone: dnsServer.zoneFile is that zone's file
+        # (the config check refuses two different paths).
+        options.setdefault("zoneFile", config.dns_server.zone_file)
     if config.dns.routing != "none":
         # Providers that write routed records (Route53) need to know which kind.
         options.setdefault("routing", config.dns.routing)
@@ -222,24 +226,71 @@ async def _start_dns(
     # Another provider holds the zone: serve the controller's view of it as well.
     zone = config.federation_value().suffix
     soa = soa_from_options(zone, {})
-    empty = zone_data_from_records(zone, [], soa=soa)
+    persist = _ZonePersister(config.dns_server.zone_file)
+    initial = persist.load(zone) or zone_data_from_records(zone, [], soa=soa)
     server = DnsServer(
-        build_index(empty, answers=answers, locator=locator, default_order=order),
+        build_index(initial, answers=answers, locator=locator, default_order=order),
         host=host,
         port=port,
         transfer=transfer,
     )
     await stack.enter_async_context(server)
+    stack.push_async_callback(persist.close)
     last: list[tuple[Any, ...]] = [()]
-    serial = [next_serial(0)]
+    serial = [next_serial(initial.serial)]
 
     def follow(outcome: ReconcileOutcome) -> None:
         if outcome.records != last[0]:
             last[0] = outcome.records
             serial[0] = next_serial(serial[0])
-            server.update_soon(zone_data_from_records(zone, list(outcome.records), serial=serial[0], soa=soa))
+            data = zone_data_from_records(zone, list(outcome.records), serial=serial[0], soa=soa)
+            server.update_soon(data)
+            persist.save(data)
 
     return server, follow
+
+
+class _ZonePersister:
+    """Keeps the served zone at ``dnsServer.zoneFile``: loaded at start (the last known zone while
+    the provider cannot be read), rewritten off the event loop, latest view only."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._latest: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    def load(self, zone: str) -> Any:
+        from ingressfed.dnsserver.zonefile import load_zone_file
+
+        if self.path is None:
+            return None
+        data = load_zone_file(self.path)
+        if data is not None and data.zone != zone:
+            raise ConfigError(
+                [f"dnsServer.zoneFile: {self.path} holds zone {data.zone}, not {zone}; point it elsewhere"]
+            )
+        return data
+
+    def save(self, data: Any) -> None:
+        if self.path is None:
+            return
+        self._latest = data
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        from ingressfed.dnsserver.zonefile import save_zone_file
+
+        while self._latest is not None:
+            data, self._latest = self._latest, None
+            try:
+                await asyncio.to_thread(save_zone_file, str(self.path), data)
+            except OSError as exc:
+                log.error("cannot write dnsServer.zoneFile %s: %s", self.path, exc.strerror)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await self._task
 
 
 @contextlib.asynccontextmanager

@@ -428,7 +428,9 @@ class DnsServerSection(_Model):
     # With answers: geo, Service names too are answered per client (false: every serving cluster,
     # while Ingress hosts still resolve to the nearest edge).
     geo_service_names: bool = True
-    zone_file: FilePath = "/var/lib/ingressfed/zone.json"
+    # Where the zone this DNS server answers from is persisted (None: not persisted). With the
+    # embedded provider that is the provider's own zone file (dns.options.zoneFile).
+    zone_file: FilePath | None = None
     transfer: DnsTransferSection | None = None
 
 
@@ -766,6 +768,7 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
             f"leaderElection.renewDeadline ({renew:g})"
         )
     problems.extend(_edge_checks(raw, names if members_known else None))
+    problems.extend(_zone_file_checks(raw))
     provider = _mapping(raw, "dns").get("provider", "embedded")
     registered = sorted({ep.name for ep in entry_points(group=PROVIDER_GROUP)})
     if isinstance(provider, str) and registered and provider not in registered:
@@ -773,6 +776,27 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
             f"dns.provider: {provider!r} is not an installed provider; installed: {', '.join(registered)}"
         )
     return problems
+
+
+def _zone_file_checks(raw: Mapping[str, Any]) -> list[str]:
+    """dnsServer.zoneFile is either used or refused: never accepted and ignored."""
+    server = _mapping(raw, "dnsServer")
+    zone_file = server.get("zoneFile")
+    if zone_file is None:
+        return []
+    if server.get("enabled", True) is False:
+        return [
+            "dnsServer.zoneFile: set, but dnsServer.enabled is false, so nothing would use it; "
+            "remove it (dns-serve followers keep their last view with --state-file)"
+        ]
+    dns = _mapping(raw, "dns")
+    other = _mapping(dns, "options").get("zoneFile")
+    if dns.get("provider", "embedded") == "embedded" and other is not None and other != zone_file:
+        return [
+            f"dnsServer.zoneFile: {zone_file!r} differs from dns.options.zoneFile {other!r}; with the "
+            "embedded provider both name the one zone file: set one of them"
+        ]
+    return []
 
 
 def _edge_checks(raw: Mapping[str, Any], clusters: Collection[str] | None) -> list[str]:

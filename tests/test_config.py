@@ -73,7 +73,7 @@ proxy:
   healthCheck: {path: /ready, interval: 3, timeout: 1, unhealthyThreshold: 3, healthyThreshold: 1}
   timeouts: {connect: 1, read: 10, idle: 30}
   limits: {maxBodyBytes: 0, maxHeaderBytes: 8192}
-dnsServer: {enabled: false, listen: "127.0.0.1:53", answers: all, zoneFile: zone.json}
+dnsServer: {enabled: true, listen: "127.0.0.1:53", answers: all, zoneFile: zone.json}
 controller: {listen: "0.0.0.0:9090", debounce: 0, resync: 30, feedTokenFile: token}
 leaderElection: {enabled: true, leaseDuration: 20, renewDeadline: 15, retryPeriod: 3}
 """

@@ -55,7 +55,7 @@ CONFIG_KEYS: dict[str, set[str]] = {
         "limits",
         "tls",
     },
-    "dnsServer": {"enabled", "listen", "answers", "zoneFile"},
+    "dnsServer": {"enabled", "listen", "answers"},
     "controller": {"listen", "debounce", "resync", "feedTokenFile"},
     "leaderElection": {"enabled", "namespace", "leaseName", "leaseDuration", "renewDeadline", "retryPeriod"},
     "status": {"enabled"},
@@ -323,7 +323,8 @@ def test_embedded_dns_server_serves_53_from_a_high_port() -> None:
     assert "NET_BIND_SERVICE" not in str(container["securityContext"])
     config = _config(docs)
     assert config["dnsServer"]["listen"] == "0.0.0.0:5353"
-    assert config["dnsServer"]["zoneFile"].startswith("/var/lib/ingressfed/")
+    # The controller serves no DNS itself (followers do), so it persists no served zone.
+    assert "zoneFile" not in config["dnsServer"]
     # GeoIP from the operator's volume, mounted read-only where the config points.
     volumes = {v["name"]: v for v in dns["spec"]["template"]["spec"]["volumes"]}
     assert volumes["geoip"]["persistentVolumeClaim"]["claimName"] == "geoip-city"

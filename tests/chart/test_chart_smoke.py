@@ -165,7 +165,6 @@ def test_rendered_commands_serve_end_to_end(tmp_path: Path, backend: int) -> Non
         path.parent.mkdir(parents=True, exist_ok=True)
     config["controller"]["feedTokenFile"] = str(mounts["/etc/ingressfed/feed/token"])
     config["source"]["file"] = str(mounts["/etc/ingressfed/objects/objects.yaml"])
-    config["dnsServer"]["zoneFile"] = str(tmp_path / "state-controller" / "zone.json")
     mounts["/etc/ingressfed/config/config.yaml"].write_text(yaml.safe_dump(config))
     mounts["/etc/ingressfed/feed/token"].write_bytes(base64.b64decode(token_secret["data"]["token"]))
     mounts["/etc/ingressfed/objects/objects.yaml"].write_text(yaml.safe_dump(_objects(backend)))

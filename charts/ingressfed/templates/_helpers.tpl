@@ -129,8 +129,7 @@ their sections (proxy.*, dnsServer.*, geo.*) from the same file.
   "dnsServer" (dict
     "enabled" false
     "listen" (printf "0.0.0.0:%d" (int .Values.dnsServer.port))
-    "answers" .Values.dnsServer.answers
-    "zoneFile" (printf "%s/zone.json" (include "ingressfed.stateDir" .)))
+    "answers" .Values.dnsServer.answers)
   "controller" (dict
     "listen" (printf "0.0.0.0:%d" (int .Values.controller.port))
     "debounce" .Values.controller.debounce
