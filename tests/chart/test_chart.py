@@ -59,6 +59,8 @@ CONFIG_KEYS: dict[str, set[str]] = {
     "controller": {"listen", "debounce", "resync", "feedTokenFile"},
     "leaderElection": {"enabled", "namespace", "leaseName", "leaseDuration", "renewDeadline", "retryPeriod"},
     "status": {"enabled"},
+    "edges": set(),
+    "edgeHealth": {"quorum", "staleAfter", "minReportInterval"},
 }
 CLUSTER_KEYS = {"name", "region", "zone", "location", "weight", "kubeconfig", "disabled"}
 
@@ -167,7 +169,10 @@ def test_every_object_is_namespaced_into_the_release_or_cluster_scoped(value_set
 def test_rbac_has_no_wildcards_and_stays_least_privilege(value_set: str) -> None:
     docs = _render(value_set)
     roles = _find(docs, "Role") + _find(docs, "ClusterRole")
-    if _config(docs)["source"]["kind"] != "kubernetes":
+    # An edge install (no controller) and the static source need no Kubernetes API rights at all.
+    if _config(docs)["source"]["kind"] != "kubernetes" or not _find(
+        docs, "Deployment", f"{RELEASE}-ingressfed-controller"
+    ):
         assert not roles and not _find(docs, "RoleBinding") and not _find(docs, "ClusterRoleBinding")
         return
     assert roles
@@ -617,7 +622,7 @@ def test_every_command_the_chart_starts_parses_with_the_real_cli(
                 )
             assert callable(args.func), name
             started += 1
-    assert started >= 2
+    assert started >= (1 if value_set == "edge" else 2)  # an edge install runs the proxy alone
 
 
 def test_values_are_documented_line_by_line() -> None:
@@ -700,3 +705,50 @@ def test_proxy_https_mounts_named_tls_secrets_as_its_certificate_directory() -> 
     off = _render("defaults", "--set", "proxy.tls.enabled=false")
     (svc,) = _find(off, "Service", f"{RELEASE}-ingressfed-proxy")
     assert [p["name"] for p in svc["spec"]["ports"]] == ["http"]
+
+
+def test_edge_role_is_a_tokenless_proxy_following_the_host() -> None:
+    docs = _render("edge")
+    assert not _find(docs, "Deployment", f"{RELEASE}-ingressfed-controller")
+    assert not _find(docs, "Role") and not _find(docs, "ClusterRole") and not _find(docs, "Secret")
+    (proxy,) = _find(docs, "Deployment", f"{RELEASE}-ingressfed-proxy")
+    spec = proxy["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    args = spec["containers"][0]["args"]
+    flag = {a: args[i + 1] for i, a in enumerate(args) if a.startswith("--") and i + 1 < len(args)}
+    assert flag["--feed"] == "https://ingressfed.example.net:9090"
+    assert (flag["--edge"], flag["--edge-cluster"], flag["--public-address"]) == (
+        "edge-europe-west1",
+        "cluster-europe-west1-b",
+        "203.0.113.7",
+    )
+    assert flag["--ca-file"] == "/etc/ingressfed/feed/ca.crt"
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "feed-token"]
+    assert volume["secret"]["secretName"] == "ingressfed-edge"
+    assert {i["key"] for i in volume["secret"]["items"]} == {"token", "ca.crt"}
+    (service,) = _find(docs, "Service", f"{RELEASE}-ingressfed-proxy")
+    assert service["spec"]["type"] == "LoadBalancer"
+
+
+def test_host_role_renders_the_declared_edges_into_the_config() -> None:
+    docs = _render(
+        "defaults",
+        "--set", "edges[0].name=edge-eu", "--set", "edges[0].cluster=cluster-europe-west1-b",
+        "--set", "edges[0].addresses[0]=203.0.113.7", "--set", "edgeHealth.quorum=2",
+    )  # fmt: skip
+    config = _config(docs)
+    assert config["edges"] == [
+        {"name": "edge-eu", "cluster": "cluster-europe-west1-b", "addresses": ["203.0.113.7"]}
+    ]
+    assert config["edgeHealth"]["quorum"] == 2
+
+
+@pytest.mark.parametrize(
+    ("unset", "message"),
+    [("edge.feedUrl", "edge.feedUrl"), ("edge.secret", "edge.secret"), ("edge.name", "edge.name")],
+)
+def test_edge_role_names_what_is_missing(unset: str, message: str) -> None:
+    result = _run_helm(
+        "template", RELEASE, str(CHART), "-f", str(VALUES_DIR / "edge.yaml"), "--set", f"{unset}="
+    )
+    assert result.returncode != 0 and message in result.stderr, result.stderr

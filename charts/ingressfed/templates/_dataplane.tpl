@@ -41,7 +41,11 @@ volumes:
   - name: feed-token
     secret:
       secretName: {{ include "ingressfed.feedSecretName" $root }}
-      items: [{key: token, path: token}]
+      items:
+        - {key: token, path: token}
+        {{- if and (eq $root.Values.role "edge") $root.Values.edge.ca }}
+        - {key: ca.crt, path: ca.crt}
+        {{- end }}
   - name: state
     emptyDir: {}
   - name: tmp
@@ -75,4 +79,21 @@ volumes:
 - {{ include "ingressfed.feedTokenPath" .root }}
 - --state-file
 - {{ printf "%s/%s-feed.json" (include "ingressfed.stateDir" .root) .component }}
+{{- $e := .root.Values.edge }}
+{{- if and (eq .root.Values.role "edge") $e.ca }}
+- --ca-file
+- /etc/ingressfed/feed/ca.crt
+{{- end }}
+{{- if and (eq .root.Values.role "edge") (eq .component "proxy") }}
+- --edge
+- {{ required "edge.name: this edge's name, as declared in the host's edges list" $e.name }}
+- --edge-cluster
+- {{ required "edge.cluster: the member cluster this edge runs in" $e.cluster }}
+- --report-interval
+- {{ $e.reportInterval | quote }}
+{{- range $e.publicAddresses }}
+- --public-address
+- {{ . }}
+{{- end }}
+{{- end }}
 {{- end -}}

@@ -70,7 +70,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "ingressfed.feedSecretName" -}}
+{{- if eq .Values.role "edge" -}}
+{{- required "edge.secret: name the Secret holding the feed token (key token) of this edge" .Values.edge.secret -}}
+{{- else -}}
 {{- default (printf "%s-feed-token" (include "ingressfed.fullname" .)) .Values.feed.existingSecret -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "ingressfed.geoipLicenseSecretName" -}}
@@ -79,7 +83,11 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* In-cluster base URL of the controller; followers poll <base>/v1/feed. */}}
 {{- define "ingressfed.feedURL" -}}
+{{- if eq .Values.role "edge" -}}
+{{- required "edge.feedUrl: the host controller's URL as this member reaches it, e.g. https://ingressfed.example.net:9090" .Values.edge.feedUrl -}}
+{{- else -}}
 {{- printf "http://%s.%s.svc:%d" (include "ingressfed.component" (dict "root" . "component" "controller")) .Release.Namespace (int .Values.controller.port) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Paths inside the containers. */}}
@@ -136,6 +144,8 @@ their sections (proxy.*, dnsServer.*, geo.*) from the same file.
     "resync" .Values.controller.resync
     "feedTokenFile" (include "ingressfed.feedTokenPath" .))
   "status" (dict "enabled" .Values.controller.status.enabled)
+  "edges" (ternary .Values.edges (list) (eq .Values.role "host"))
+  "edgeHealth" .Values.edgeHealth
   "leaderElection" (dict
     "enabled" .Values.leaderElection.enabled
     "namespace" .Release.Namespace
