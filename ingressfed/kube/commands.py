@@ -46,6 +46,10 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
         default=365 * 24 * 3600,
         help="seconds the member token lives (TokenRequest); 0 for a long-lived token Secret",
     )
+    p.add_argument(
+        "--edge-feed-url", default=None, metavar="URL", help="also print the edge install for this member"
+    )
+    p.add_argument("--edge-ca-file", default=None, metavar="FILE", help="CA of the controller's certificate")
     p.set_defaults(func=run_join)
 
     p = sub.add_parser("unjoin", help="remove a member cluster and everything join created")
@@ -105,6 +109,18 @@ async def run_join(args: argparse.Namespace) -> int:
         return 1
     where = f"host {args.host_cluster_context}" if args.host_cluster_context else str(args.config)
     print(f"cluster {args.name} joined ({where})")
+    if getattr(args, "edge_feed_url", None):
+        from ingressfed.edge.install import EdgeInstall, edge_install_commands
+
+        spec = EdgeInstall(
+            cluster=args.name,
+            context=args.cluster_context,
+            feed_url=args.edge_feed_url,
+            ca_file=args.edge_ca_file,
+        )
+        print(f"\nEdge for {args.name} (a proxy there, following the host's feed; docs/install.md):")
+        for line in edge_install_commands(spec):
+            print(f"  {line}")
     return 0
 
 
