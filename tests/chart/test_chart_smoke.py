@@ -150,12 +150,19 @@ def test_rendered_commands_serve_end_to_end(tmp_path: Path, backend: int) -> Non
     assert set(containers) == {"controller", "proxy", "dns"}
 
     # What Kubernetes would mount, laid out in a temporary directory.
-    ports = {"controller": _free_port(), "proxy": _free_port(), "admin": _free_port(), "dns": _free_port()}
+    ports = {
+        "controller": _free_port(),
+        "proxy": _free_port(),
+        "admin": _free_port(),
+        "dns": _free_port(),
+        "https": _free_port(),
+    }
     config = yaml.safe_load(cm["data"]["config.yaml"])
     config["controller"]["listen"] = f"127.0.0.1:{ports['controller']}"
     config["proxy"]["listen"] = f"127.0.0.1:{ports['proxy']}"
     config["proxy"]["adminListen"] = f"127.0.0.1:{ports['admin']}"
     config["dnsServer"]["listen"] = f"127.0.0.1:{ports['dns']}"
+    config["proxy"]["tls"]["listen"] = f"127.0.0.1:{ports['https']}"
     mounts = {
         "/etc/ingressfed/config/config.yaml": tmp_path / "config" / "config.yaml",
         "/etc/ingressfed/feed/token": tmp_path / "feed" / "token",

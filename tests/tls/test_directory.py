@@ -12,7 +12,10 @@ from ingressfed.tls.authority import LocalAuthority
 from ingressfed.tls.catalog import CertificateCatalog
 from ingressfed.tls.directory import DirectorySource
 
-NOW = datetime.datetime.now(datetime.UTC)
+
+def now() -> datetime.datetime:
+    # Read when the test runs, not at import: the module may be imported minutes before.
+    return datetime.datetime.now(datetime.UTC)
 
 
 def test_both_layouts_are_read_and_changes_are_noticed(ca: LocalAuthority, tmp_path: Path) -> None:
@@ -25,14 +28,14 @@ def test_both_layouts_are_read_and_changes_are_noticed(ca: LocalAuthority, tmp_p
     catalog = CertificateCatalog()
     source = DirectorySource(tmp_path, catalog)
     assert source.load()
-    book = catalog.refresh(NOW)
+    book = catalog.refresh(now())
     assert set(book.entries) == {"shop.example.com", "*.blog.example.com"}
     assert book.entries["shop.example.com"].source == f"file:{tmp_path / 'shop'}"
     assert not source.load()  # nothing changed
     (tmp_path / "blog.crt").unlink()
     (tmp_path / "blog.key").unlink()
     assert source.load()
-    assert set(catalog.refresh(NOW).entries) == {"shop.example.com"}
+    assert set(catalog.refresh(now()).entries) == {"shop.example.com"}
 
 
 def test_a_half_written_pair_is_refused_and_the_host_keeps_its_certificate(
@@ -44,11 +47,11 @@ def test_a_half_written_pair_is_refused_and_the_host_keeps_its_certificate(
     catalog = CertificateCatalog()
     source = DirectorySource(tmp_path, catalog)
     source.load()
-    good = catalog.refresh(NOW).entries["shop.example.com"].certificate
+    good = catalog.refresh(now()).entries["shop.example.com"].certificate
     (tmp_path / "shop.crt").write_bytes(second.cert_pem)  # the key is not yet replaced
     source.load()
     with caplog.at_level(logging.WARNING):
-        book = catalog.refresh(NOW)
+        book = catalog.refresh(now())
     served = book.entries["shop.example.com"]
     assert served.certificate == good
     assert served.stale is not None
@@ -60,13 +63,13 @@ def test_a_half_written_pair_is_refused_and_the_host_keeps_its_certificate(
     assert refusals == 1
     (tmp_path / "shop.key").write_bytes(second.key_pem)
     source.load()
-    assert catalog.refresh(NOW).entries["shop.example.com"].stale is None
+    assert catalog.refresh(now()).entries["shop.example.com"].stale is None
 
 
 def test_a_lone_certificate_file_is_refused_as_missing_data(ca: LocalAuthority, tmp_path: Path) -> None:
     (tmp_path / "lonely.crt").write_bytes(ca.issue("l.example.com").cert_pem)
     catalog = CertificateCatalog()
     DirectorySource(tmp_path, catalog).load()
-    book = catalog.refresh(NOW)
+    book = catalog.refresh(now())
     assert book.entries == {}
     assert [r.reason for r in book.refused] == ["MissingData"]
