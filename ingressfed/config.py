@@ -332,6 +332,7 @@ class ProxyTimeouts(_Model):
     request_head: Seconds = 10.0
     body_read: Seconds = 10.0
     per_try: Seconds = 3.0
+    send: Seconds = 30.0
 
 
 class ProxySteering(_Model):

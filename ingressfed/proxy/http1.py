@@ -79,6 +79,7 @@ class ClientConnection(asyncio.Protocol):
         self.rate_since = now  # start of the body-rate window (moved while we pause reading)
         self.rate_base = 0  # body bytes already received when that window began
         self.admitted = False
+        self.write_stalled_since = now  # when our send buffer to the client last filled up
         self.closed = False
         self.final: bytes | None = None  # a rejection waiting for earlier responses to go out
         self.paused = 0
@@ -200,6 +201,7 @@ class ClientConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.writing_paused = True
+        self.write_stalled_since = self.engine.clock.now
         self._upstream_reading(False)
 
     def resume_writing(self) -> None:
@@ -395,10 +397,19 @@ class ClientConnection(asyncio.Protocol):
     def check_timeouts(self, now: float) -> None:
         """The client-side deadlines (run from the server's tick). Only time the client is to blame
         for counts: nothing is measured while we pause reading it."""
-        if self.tunnel is not None or self.closed:
+        if self.closed:
             return
         engine = self.engine
         timeouts = engine.settings.timeouts
+        if self.writing_paused and now - self.write_stalled_since > timeouts.send:
+            # A client that does not read what it asked for (slow read): it holds a backend
+            # connection and our buffers; nothing more can be said to it, so the connection is cut.
+            engine.metrics.client_timeouts.labels("send").inc()
+            log.info("client %s read nothing for %.0fs; closing", self.peer, now - self.write_stalled_since)
+            self.abort()
+            return
+        if self.tunnel is not None:
+            return
         if self.exchanges:
             first = self.exchanges[0]
             first.check_timeout(now, timeouts.read)

@@ -75,7 +75,8 @@ class ProxyMetrics:
         self.client_timeouts = Counter(
             "ingressfed_proxy_client_timeouts",
             "Client connections closed by a deadline: head (request head too slow), body (request "
-            "body silent or below the minimum rate), idle (keep-alive without a request)",
+            "body silent or below the minimum rate), idle (keep-alive without a request), send (a "
+            "client reading nothing of its response)",
             ["phase"],
             registry=self.registry,
         )

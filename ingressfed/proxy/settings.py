@@ -50,6 +50,8 @@ class TimeoutSettings:
     # Time to the first response byte per attempt: past it, an idempotent request whose body was
     # kept whole is retried on the next-ranked cluster (others wait for ``read``).
     per_try: float = 3.0
+    # A client whose socket takes nothing of a response for this long is cut off (slow read).
+    send: float = 30.0
     # Longest silence while a request body is received; after this long its average rate must
     # also be at least limits.min_body_rate.
     body_read: float = 10.0
@@ -131,6 +133,7 @@ class ProxySettings:
             (self.timeouts.request_head > 0, "proxy.timeouts.requestHead must be > 0 seconds"),
             (self.timeouts.body_read > 0, "proxy.timeouts.bodyRead must be > 0 seconds"),
             (self.timeouts.per_try > 0, "proxy.timeouts.perTry must be > 0 seconds"),
+            (self.timeouts.send > 0, "proxy.timeouts.send must be > 0 seconds"),
             (0 <= self.retries.budget_ratio <= 1, "proxy.retries.budgetRatio must be 0..1"),
             (self.retries.min_concurrent >= 0, "proxy.retries.minConcurrent must be >= 0"),
             (self.ejection.latency_factor > 1, "ejection.latencyFactor must be > 1"),
@@ -197,6 +200,7 @@ class ProxySettings:
                     request_head=float(to.get("requestHead", 10)),
                     body_read=float(to.get("bodyRead", 10)),
                     per_try=float(to.get("perTry", 3)),
+                    send=float(to.get("send", 30)),
                 ),
                 steering=parse_steering(
                     str(st.get("kind", "nearest")),

@@ -9,7 +9,7 @@ import contextlib
 from ingressfed.proxy.server import ProxyServer
 from ingressfed.proxy.settings import GeoSettings, LimitSettings, TimeoutSettings
 
-from .conftest import BackendServer, running_proxy
+from .conftest import BackendServer, eventually, routes_for, running_proxy
 
 HOST = b"app.example.com"
 QUICK = TimeoutSettings(request_head=0.5, body_read=0.5, idle=0.6)
@@ -164,3 +164,18 @@ async def test_trusted_peers_are_exempt_from_the_per_client_cap_but_not_the_tota
         count = _sample(proxy, "ingressfed_proxy_refused_connections_total", reason="total")
     assert refused.startswith(b"HTTP/1.1 503 ")
     assert count == 1
+
+
+async def test_a_client_that_reads_nothing_is_cut_off(backends: dict[str, BackendServer]) -> None:
+    backends["cluster-us-east1-b"].release.set()  # the stream does not wait midway
+    only_us = [routes_for("app.example.com", {"us": backends["cluster-us-east1-b"]})]
+    timeouts = TimeoutSettings(send=0.5, read=30)
+    async with running_proxy(backends, routes=only_us, timeouts=timeouts) as proxy:
+        _, writer = await asyncio.open_connection("127.0.0.1", proxy.port, limit=1024)
+        writer.transport.pause_reading()  # slow read: the response fills every buffer on the way
+        writer.write(b"GET /stream?n=800&size=65536 HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
+        await eventually(
+            lambda: _sample(proxy, "ingressfed_proxy_client_timeouts_total", phase="send") == 1, timeout=5
+        )
+        writer.close()
+    assert not backends["cluster-us-east1-b"].stream_finished.is_set()  # 50 MB were never produced
