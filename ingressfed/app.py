@@ -221,7 +221,8 @@ async def _start_dns(
         await stack.enter_async_context(server)
         # Rendering a large zone takes a while: update_soon renders off the event loop and
         # coalesces bursts, while queries keep being answered from the previous index.
-        stack.callback(raw.subscribe(server.update_soon))
+        # Each change re-renders only the names it touches (update_soon with the changes).
+        stack.callback(raw.subscribe_changes(server.update_soon))
         return server, None
     # Another provider holds the zone: serve the controller's view of it as well.
     zone = config.federation_value().suffix

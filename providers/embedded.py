@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import ipaddress
 import logging
 from collections import Counter
@@ -44,18 +45,20 @@ from ingressfed.dnsserver.zonefile import load_zone_file, save_zone_file
 from ingressfed.errors import (
     ConfigError,
 )
-from ingressfed.model import Changes, RecordKey, RecordSet, RecordType
+from ingressfed.model import Change, Changes, RecordKey, RecordSet, RecordType
 from providers.base import ApplyResult, BaseProvider, Capabilities
 from providers.batching import BatchLimits, apply_in_batches
 from providers.errortable import ErrorTable, Rule, Scope
 from providers.inmemory import record_problem
 from providers.staging import stage
 
-__all__ = ["EmbeddedProvider", "ZoneSubscriber", "soa_from_options", "stage"]
+__all__ = ["ChangeSubscriber", "EmbeddedProvider", "ZoneSubscriber", "soa_from_options", "stage"]
 
 log = logging.getLogger(__name__)
 
 ZoneSubscriber = Callable[[ZoneData], None]
+# Also told which changes turned the previous zone into this one (the serial is the next).
+ChangeSubscriber = Callable[[ZoneData, Sequence[Change]], None]
 
 _OPTIONS = (
     "zoneFile",
@@ -201,6 +204,7 @@ class EmbeddedProvider(BaseProvider):
         self.zone_file = path
         self.capabilities = Capabilities(routing=True, max_batch=max_batch)
         self._subscribers: list[ZoneSubscriber] = []
+        self._change_subscribers: list[ChangeSubscriber] = []
         self._lock = asyncio.Lock()
         self.calls: Counter[str] = Counter()  # "write": zone file writes attempted
         loaded = load_zone_file(path) if path is not None else None
@@ -241,6 +245,17 @@ class EmbeddedProvider(BaseProvider):
 
         return unsubscribe
 
+    def subscribe_changes(self, callback: ChangeSubscriber) -> Callable[[], None]:
+        """Call ``callback(zone_data, changes)`` after every change (``DnsServer.update_soon``
+        follows the changes in place); returns the unsubscribe function."""
+        self._change_subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._change_subscribers:
+                self._change_subscribers.remove(callback)
+
+        return unsubscribe
+
     async def records(self) -> list[RecordSet]:
         return list(self._data.records)
 
@@ -269,14 +284,19 @@ class EmbeddedProvider(BaseProvider):
                     ) from exc
             self._sets = staged
             self._data = data
-        self._publish(data)
+        self._publish(data, changes.items)
 
-    def _publish(self, data: ZoneData) -> None:
-        for callback in list(self._subscribers):
-            try:
-                callback(data)
-            except Exception:  # one broken subscriber must not stop the others or the controller
-                log.exception("zone subscriber failed", extra={"zone": self.zone})
+    def _publish(self, data: ZoneData, changes: Sequence[Change]) -> None:
+        for plain in list(self._subscribers):
+            self._call(functools.partial(plain, data))
+        for told in list(self._change_subscribers):
+            self._call(functools.partial(told, data, changes))
+
+    def _call(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except Exception:  # one broken subscriber must not stop the others or the controller
+            log.exception("zone subscriber failed", extra={"zone": self.zone})
 
     def adjust(self, desired: Sequence[RecordSet]) -> list[RecordSet]:
         return super().adjust([rs for rs in desired if rs.type not in (RecordType.SOA, RecordType.NS)])

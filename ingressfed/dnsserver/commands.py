@@ -37,7 +37,7 @@ from ingressfed.dnsserver.transfer import TransferPolicy, policy_from_config
 from ingressfed.dnsserver.zone import SoaSettings, ZoneData, zone_data_from_records
 from ingressfed.dnsserver.zonefile import load_zone_file
 from ingressfed.errors import ConfigError
-from ingressfed.model import Location
+from ingressfed.model import Change, ChangeAction, Location
 
 __all__ = ["ServeSettings", "follow_feed", "main", "parse_listen", "register", "serve", "settings_from_args"]
 
@@ -256,14 +256,31 @@ async def follow_feed(
     serial is the wall clock in seconds, and always one more than the last.
     """
     serial = server.index.serial
+    held: dict[Any, Any] | None = None  # the record sets last handed to the server, by key
 
     def apply(view: Any) -> None:
-        nonlocal serial
+        nonlocal serial, held
         if str(view.zone).rstrip(".").lower() != zone:
             log.error("feed view is for zone %s, not %s; ignored", view.zone, zone)
             return
+        base = serial
         serial = max(serial + 1, int(clock())) % 0x100000000 or 1
-        server.update_soon(zone_data_from_records(zone, view.records, serial=serial, soa=soa))
+        data = zone_data_from_records(zone, view.records, serial=serial, soa=soa)
+        now = {r.key: r for r in data.records}
+        if held is None:
+            server.update_soon(data)
+        else:
+            # What changed since the last view: the server re-renders only those names.
+            changes = [Change(ChangeAction.DELETE, old=r) for k, r in held.items() if k not in now]
+            changes += [
+                Change(ChangeAction.UPDATE, old=held[k], new=r)
+                if k in held
+                else Change(ChangeAction.CREATE, new=r)
+                for k, r in now.items()
+                if held.get(k) != r
+            ]
+            server.update_soon(data, changes, base_serial=base)
+        held = now
 
     async with follower:
         await follower.run(apply)

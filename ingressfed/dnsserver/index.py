@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -38,7 +38,7 @@ import dns.rrset
 
 from geo.select import Candidate, rank
 from ingressfed.dnsserver.zone import ZoneData
-from ingressfed.model import Location, RecordSet, RecordType
+from ingressfed.model import Change, Location, RecordSet, RecordType
 
 __all__ = [
     "RCODE_FORMERR",
@@ -72,14 +72,13 @@ _QT_IXFR = 251
 _QT_MAILB = 253
 _QT_MAILA = 254
 _QT_OPT = 41
-# Any type nobody stores here renders like this one: only the 2-byte type in
-# the question differs, and the client's question is spliced in anyway.
-_QT_PLACEHOLDER = 65280
 _MAX_CHAIN = 8
 _FLAG_QR = 0x80
 _FLAG_AA = 0x04
 _FLAG_TC = 0x02
 _GEO_CACHE = 4096
+_QT_PLACEHOLDER = 65280
+_LAZY_SIZE = 65536
 _TYPES = {
     RecordType.A: dns.rdatatype.A,
     RecordType.AAAA: dns.rdatatype.AAAA,
@@ -97,6 +96,9 @@ _ANY_ORDER = (
     dns.rdatatype.SOA,
     dns.rdatatype.NS,
 )
+
+
+_STORED = frozenset({*map(int, _TYPES.values()), _QT_ANY})
 
 
 class AnswerMode(StrEnum):
@@ -391,10 +393,15 @@ class ZoneIndex:
         self._soa = _RR(self._soa_rrset(data))
         self._neg_soa = _RR(self._soa_rrset(data, ttl=min(data.soa.ttl, data.soa.minimum)))
         self._ns = _RR(self._ns_rrset())
-        # key: lower-case wire qname + 2-byte qtype
+        # key: lower-case wire qname + 2-byte qtype. Positive answers that do not
+        # carry the SOA, rendered up front; a change re-renders only what it touches.
         self.table: dict[bytes, Entry] = {}
-        # key: lower-case wire qname; the answer for every type not in ``table``
-        self.other: dict[bytes, Entry] = {}
+        # Answers rendered on first use: those carrying the SOA (NODATA, CNAME chains
+        # ending in NXDOMAIN, the apex), whose serial changes with every version, and
+        # types nobody stores here. Emptied on every change.
+        self._lazy: dict[bytes, Entry] = {}
+        # Bumped on every in-place change (caches keyed by the index must check it).
+        self.version = 0
         self.refused = Prepared(aa=False, rcode=RCODE_REFUSED, counts=(0, 0, 0), body=b"")
         self.notimp = Prepared(aa=False, rcode=RCODE_NOTIMP, counts=(0, 0, 0), body=b"")
         self.formerr = Prepared(aa=False, rcode=RCODE_FORMERR, counts=(0, 0, 0), body=b"")
@@ -408,37 +415,95 @@ class ZoneIndex:
     def _load(self, records: Iterable[RecordSet]) -> None:
         grouped: dict[tuple[bytes, int], tuple[list[RecordSet], list[RecordSet]]] = {}
         for rs in (*records, *_glue_sets(self.data)):
-            problem = record_problem(self.data.zone, rs)
-            if problem is not None:
-                log.warning("skipping record set: %s", problem, extra={"zone": self.data.zone})
+            wire = self._admit(rs)
+            if wire is None:
                 continue
-            dname = dns.name.from_text(rs.name + ".")
-            wire = _wire(dname).lower()
-            self._names[wire] = dname
             plain, routed = grouped.setdefault((wire, _TYPES[rs.type]), ([], []))
             (plain if rs.set_identifier is None else routed).append(rs)
         origin = self.origin_wire
         self._nodes[origin] = {}
         self._names[origin] = self.origin
+        # name -> the names whose CNAME points at it (their answers include its data)
+        self._sources: dict[bytes, set[bytes]] = {}
+        # name -> how many nodes sit directly below it (an empty node with none is removed)
+        self._children: dict[bytes, int] = {}
         for (name, rdtype), (plain, routed) in grouped.items():
-            self._nodes.setdefault(name, {})[rdtype] = _Choice(tuple(plain), tuple(routed))
-            # Empty non-terminals exist (NODATA, not NXDOMAIN): every ancestor
-            # down to the apex is a node.
-            parent = name
-            while len(parent) > len(origin):
-                parent = parent[parent[0] + 1 :]
-                self._nodes.setdefault(parent, {})
-        apex = self._nodes[origin]
-        for rdtype in (dns.rdatatype.CNAME, dns.rdatatype.SOA, dns.rdatatype.NS):
-            apex.pop(rdtype, None)
-        for name, node in self._nodes.items():
-            if dns.rdatatype.CNAME in node and len(node) > 1:
-                log.warning(
-                    "CNAME beside other data at %s; serving only the CNAME",
-                    self._names[name],
-                    extra={"zone": self.data.zone},
-                )
-                self._nodes[name] = {dns.rdatatype.CNAME: node[dns.rdatatype.CNAME]}
+            self._ensure_node(name)[rdtype] = _Choice(tuple(plain), tuple(routed))
+            if rdtype == dns.rdatatype.CNAME:
+                self._link(name, (*plain, *routed))
+        for name in self._nodes:
+            self._warn_cname_beside_data(name)
+
+    def _admit(self, rs: RecordSet) -> bytes | None:
+        """The lower-case wire name of a set the index can serve (None: skipped, logged)."""
+        problem = record_problem(self.data.zone, rs)
+        if problem is not None:
+            log.warning("skipping record set: %s", problem, extra={"zone": self.data.zone, "record": rs.name})
+            return None
+        dname = dns.name.from_text(rs.name + ".")
+        wire = _wire(dname).lower()
+        self._names[wire] = dname
+        return wire
+
+    def _ensure_node(self, name: bytes, created: list[bytes] | None = None) -> dict[int, _Choice]:
+        """The node at ``name``, creating it and every missing ancestor down to the apex (empty
+        non-terminals exist: NODATA, not NXDOMAIN); names created are appended to ``created``."""
+        node = self._nodes.get(name)
+        if node is not None:
+            return node
+        node = self._nodes[name] = {}
+        if created is not None:
+            created.append(name)
+        origin_len = len(self.origin_wire)
+        child = name
+        while len(child) > origin_len:
+            parent = child[child[0] + 1 :]
+            self._children[parent] = self._children.get(parent, 0) + 1
+            if parent in self._nodes:
+                break
+            self._nodes[parent] = {}
+            if created is not None:
+                created.append(parent)
+            child = parent
+        return node
+
+    def _prune(self, name: bytes) -> list[bytes]:
+        """Remove ``name`` and then its ancestors while they hold nothing; the names removed."""
+        removed = []
+        origin = self.origin_wire
+        while name != origin and not self._nodes.get(name, True) and not self._children.get(name):
+            del self._nodes[name]
+            self._children.pop(name, None)
+            removed.append(name)
+            parent = name[name[0] + 1 :]
+            self._children[parent] -= 1
+            name = parent
+        return removed
+
+    def _link(self, name: bytes, cnames: Iterable[RecordSet], *, add: bool = True) -> None:
+        for rs in cnames:
+            for target in rs.values:
+                t = _wire(dns.name.from_text(target + ".")).lower()
+                if add:
+                    self._sources.setdefault(t, set()).add(name)
+                else:
+                    self._sources.get(t, set()).discard(name)
+
+    def _warn_cname_beside_data(self, name: bytes) -> None:
+        node = self._nodes.get(name, {})
+        if dns.rdatatype.CNAME in node and len(node) > 1:
+            log.warning(
+                "CNAME beside other data at %s; serving only the CNAME",
+                self._names[name],
+                extra={"zone": self.data.zone},
+            )
+
+    def _types(self, name: bytes, node: Mapping[int, _Choice]) -> set[int]:
+        """The types served at a node (a CNAME hides anything beside it)."""
+        types: set[int] = {int(dns.rdatatype.CNAME)} if dns.rdatatype.CNAME in node else set(node)
+        if name == self.origin_wire:
+            types |= {int(dns.rdatatype.SOA), int(dns.rdatatype.NS)}
+        return types
 
     def _soa_rrset(self, data: ZoneData, *, ttl: int | None = None) -> dns.rrset.RRset:
         s = data.soa
@@ -453,26 +518,117 @@ class ZoneIndex:
         )
 
     def _prerender(self) -> None:
-        for wire, node in self._nodes.items():
-            types = set(node)
-            if wire == self.origin_wire:
-                types |= {dns.rdatatype.SOA, dns.rdatatype.NS}
-            if dns.rdatatype.CNAME in types:
-                # The answer for a type the CNAME's target holds differs from "other".
-                types |= set(_TYPES.values())
-            for rdtype in types | {_QT_ANY}:
-                self.table[wire + _u16(rdtype)] = self._entry(wire, rdtype)
-            self.other[wire] = self._entry(wire, _QT_PLACEHOLDER)
+        for wire in self._nodes:
+            self._render_name(wire)
 
-    def _entry(self, qname: bytes, qtype: int) -> Entry:
-        prepared, geo = self._render(qname, qtype, None)
-        return GeoEntry(self, qname, qtype) if geo else prepared
+    def _render_name(self, wire: bytes) -> None:
+        """Put the up-front answers for every type at ``wire`` in ``table``."""
+        node = self._nodes[wire]
+        types = self._types(wire, node)
+        if dns.rdatatype.CNAME in types:
+            # The answer for a type the CNAME's target holds differs from "other".
+            types |= set(_TYPES.values())
+        table = self.table
+        for rdtype in types | {_QT_ANY}:
+            entry, with_soa = self._entry(wire, rdtype)
+            if not with_soa:
+                table[wire + _u16(rdtype)] = entry
+
+    def _unrender_name(self, wire: bytes) -> None:
+        table = self.table
+        for rdtype in (*_TYPES.values(), _QT_ANY):
+            table.pop(wire + _u16(rdtype), None)
+            self._static.pop((wire, rdtype), None)
+
+    def _entry(self, qname: bytes, qtype: int) -> tuple[Entry, bool]:
+        """The entry for (name, type), and whether it carries the SOA (so changes with the serial)."""
+        prepared, geo, with_soa = self._render_full(qname, qtype, None)
+        return (GeoEntry(self, qname, qtype) if geo else prepared), with_soa
+
+    # --- changes ------------------------------------------------------
+
+    def apply(self, changes: Iterable[Change], data: ZoneData) -> set[bytes]:
+        """Follow ``changes`` in place (``data`` is the zone after them, same SOA settings),
+        re-rendering only the names whose answers they touch; the names re-rendered.
+
+        Not thread-safe: call it where queries are answered (the event loop), so each
+        query sees the zone before or after the whole change."""
+        if data.soa != self.data.soa or data.zone != self.data.zone:
+            raise ValueError("apply: the SOA settings changed; build a new index")
+        self.data = data
+        self.serial = data.serial
+        self._soa = _RR(self._soa_rrset(data))
+        self._neg_soa = _RR(self._soa_rrset(data, ttl=min(data.soa.ttl, data.soa.minimum)))
+        touched: set[bytes] = set()
+        for change in changes:
+            if change.old is not None:
+                touched |= self._remove(change.old)
+            if change.new is not None:
+                touched |= self._add(change.new)
+        dirty = set(touched)
+        frontier = list(touched)
+        for _hop in range(_MAX_CHAIN):  # names whose CNAME chains lead here answer with our data
+            frontier = [src for name in frontier for src in self._sources.get(name, ()) if src not in dirty]
+            if not frontier:
+                break
+            dirty.update(frontier)
+        ns_names = {_wire(dns.name.from_text(n + ".")).lower() for n in data.soa.nameservers}
+        if dirty & ns_names:
+            dirty.add(self.origin_wire)  # the NS answer carries their addresses
+        for name in dirty:
+            self._unrender_name(name)
+            if name in self._nodes:
+                self._render_name(name)
+        self._lazy = {}
+        self._nx = {}
+        self.version += 1
+        return dirty
+
+    def _remove(self, rs: RecordSet) -> set[bytes]:
+        wire = _wire(dns.name.from_text(rs.name + ".")).lower()
+        node = self._nodes.get(wire)
+        rdtype = _TYPES.get(rs.type)
+        if node is None or rdtype is None or rdtype not in node:
+            return set()
+        choice = node[rdtype]
+        plain = tuple(x for x in choice.plain if x.key != rs.key)
+        routed = tuple(x for x in choice.routed if x.key != rs.key)
+        if rdtype == dns.rdatatype.CNAME:
+            self._link(wire, (*choice.plain, *choice.routed), add=False)
+            self._link(wire, (*plain, *routed))
+        if plain or routed:
+            node[rdtype] = _Choice(plain, routed)
+        else:
+            del node[rdtype]
+        self._static.pop((wire, rdtype), None)
+        return {wire, *self._prune(wire)}
+
+    def _add(self, rs: RecordSet) -> set[bytes]:
+        wire = self._admit(rs)
+        if wire is None:
+            return set()
+        created: list[bytes] = []
+        node = self._ensure_node(wire, created)
+        rdtype = _TYPES[rs.type]
+        choice = node.get(rdtype, _Choice((), ()))
+        plain = tuple(x for x in choice.plain if x.key != rs.key)
+        routed = tuple(x for x in choice.routed if x.key != rs.key)
+        if rs.set_identifier is None:
+            plain += (rs,)
+        else:
+            routed += (rs,)
+        node[rdtype] = _Choice(plain, routed)
+        if rdtype == dns.rdatatype.CNAME:
+            self._link(wire, (rs,))
+        self._warn_cname_beside_data(wire)
+        self._static.pop((wire, rdtype), None)
+        return {wire, *created}
 
     # --- rendering ----------------------------------------------------
 
     def render(self, qname: bytes, qtype: int, loc: Location | None) -> Prepared:
         """The answer to (``qname`` as lower-case wire bytes, ``qtype``) for a client at ``loc``."""
-        return self._render(qname, qtype, loc)[0]
+        return self._render_full(qname, qtype, loc)[0]
 
     def _rrset(self, name: bytes, rdtype: int, loc: Location | None) -> tuple[_RR, bool]:
         """The RRset served at (name, type) for a client at ``loc``; and whether it depends on ``loc``."""
@@ -513,12 +669,18 @@ class ZoneIndex:
         )
         return rrset, geo
 
-    def transfer_rrsets(self) -> list[dns.rrset.RRset]:
-        """Every RRset of the zone but the SOA, as a zone transfer carries it: geo-dependent
-        sets as a client of unknown location gets them (secondaries answer everyone alike)."""
-        out = [self._ns_rrset()]
-        for name, node in self._nodes.items():
-            for rdtype in node:
+    def transfer_rrsets(self, names: Iterable[str] | None = None) -> list[dns.rrset.RRset]:
+        """Every RRset of the zone but the SOA (or those at ``names`` only), as a zone transfer
+        carries it: geo-dependent sets as a client of unknown location gets them (secondaries
+        answer everyone alike)."""
+        if names is None:
+            wires: Iterable[bytes] = self._nodes
+            out = [self._ns_rrset()]
+        else:
+            wires = {_wire(dns.name.from_text(n + ".")).lower() for n in names}
+            out = [self._ns_rrset()] if self.origin_wire in wires else []
+        for name in wires:
+            for rdtype in self._nodes.get(name, ()):
                 out.append(self._dns_rrset(name, rdtype, None)[0])
         return out
 
@@ -546,7 +708,7 @@ class ZoneIndex:
         order = rank(loc, list(candidates.values()), default_order=order_names or self.default_order)
         return order[0] if order else None
 
-    def _render(self, qname: bytes, qtype: int, loc: Location | None) -> tuple[Prepared, bool]:
+    def _render_full(self, qname: bytes, qtype: int, loc: Location | None) -> tuple[Prepared, bool, bool]:
         answer: list[_RR] = []
         authority: list[_RR] = []
         additional: list[_RR] = []
@@ -563,9 +725,7 @@ class ZoneIndex:
                     authority.append(self._neg_soa)
                 # else: the chain left our zone; the resolver follows it.
                 break
-            types = set(node)
-            if name == self.origin_wire:
-                types |= {dns.rdatatype.SOA, dns.rdatatype.NS}
+            types = self._types(name, node)
             if qtype == _QT_ANY:
                 pick = next(t for t in _ANY_ORDER if t in types) if types else None
                 if pick is None:
@@ -593,7 +753,8 @@ class ZoneIndex:
                 continue
             authority.append(self._neg_soa)  # NODATA
             break
-        return self._prepare(qname, (answer, authority, additional), rcode), geo
+        with_soa = any(rr is self._neg_soa or rr is self._soa for rr in (*answer, *authority))
+        return self._prepare(qname, (answer, authority, additional), rcode), geo, with_soa
 
     def _glue(self, loc: Location | None) -> list[_RR]:
         out: list[_RR] = []
@@ -640,8 +801,17 @@ class ZoneIndex:
             return self.notimp
         if qtype == _QT_OPT:
             return self.formerr
-        entry = self.other.get(qname_lower)
-        if entry is not None:
+        if qname_lower in self._nodes:
+            if qtype not in _STORED:
+                # Every type nobody stores here gets the same body (only the question, which
+                # is spliced in, differs): one entry, however many types a client tries.
+                qtype = _QT_PLACEHOLDER
+            key = qname_lower + _u16(qtype)
+            entry = self._lazy.get(key)
+            if entry is None:
+                if len(self._lazy) >= _LAZY_SIZE:
+                    self._lazy.clear()
+                entry = self._lazy[key] = self._entry(qname_lower, qtype)[0]
             return entry
         return self.nxdomain_for(qname_lower) if self._wire_in_zone(qname_lower) else self.refused
 

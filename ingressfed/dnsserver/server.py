@@ -17,12 +17,14 @@ import contextlib
 import errno
 import logging
 import socket
+from collections.abc import Sequence
 from types import TracebackType
 
 from ingressfed.dnsserver.answer import DEFAULT_MAX_UDP, answer
 from ingressfed.dnsserver.index import ZoneIndex, build_index
-from ingressfed.dnsserver.transfer import Journal, TransferPolicy, notify, respond
-from ingressfed.dnsserver.zone import ZoneData
+from ingressfed.dnsserver.transfer import Journal, TransferPolicy, flat_view, notify, respond
+from ingressfed.dnsserver.zone import ZoneData, next_serial
+from ingressfed.model import Change
 
 __all__ = ["DnsServer"]
 
@@ -33,6 +35,8 @@ _BURST = 256
 # Queries longer than this are cut by the kernel and then fail to parse (FORMERR).
 _MAX_QUERY = 4096
 _MEMO_SIZE = 65536
+# More changes than this in one go are rendered as a new index in a worker thread.
+_INCREMENTAL_MAX = 2000
 
 
 class _Failures:
@@ -133,13 +137,55 @@ class DnsServer:
         """
         self.swap(self._rebuild(data))
 
-    def update_soon(self, data: ZoneData) -> None:
+    def update_soon(
+        self, data: ZoneData, changes: Sequence[Change] | None = None, *, base_serial: int | None = None
+    ) -> None:
         """Like :meth:`update`, but renders in a worker thread while queries go on being
         answered from the old index; bursts of changes coalesce into one rebuild of the
-        newest zone. Call from the event loop (e.g. as a provider subscriber)."""
+        newest zone. Call from the event loop (e.g. as a provider subscriber).
+
+        With ``changes`` (what turned the zone being served into ``data``, whose serial
+        is then the next one) and no rebuild under way, the current index follows them
+        in place at once, re-rendering only the names they touch. ``base_serial`` names
+        the serial the changes start from when the new serial is not simply the next."""
+        if changes is not None and self._applies(data, changes, base_serial):
+            self._apply(data, changes)
+            return
         self._pending = data
         if self._builder is None or self._builder.done():
             self._builder = asyncio.get_running_loop().create_task(self._build_pending())
+
+    def _applies(self, data: ZoneData, changes: Sequence[Change], base_serial: int | None) -> bool:
+        cur = self.index.data
+        busy = self._pending is not None or (self._builder is not None and not self._builder.done())
+        follows = (
+            cur.serial == base_serial if base_serial is not None else data.serial == next_serial(cur.serial)
+        )
+        return (
+            not busy
+            and len(changes) <= _INCREMENTAL_MAX
+            and follows
+            and data.zone == cur.zone
+            and data.soa == cur.soa
+        )
+
+    def _apply(self, data: ZoneData, changes: Sequence[Change]) -> None:
+        index = self.index
+        old_serial = index.serial
+        names = {rs.name for c in changes for rs in (c.old, c.new) if rs is not None}
+        before = flat_view(index, names) if self.journal is not None else frozenset()
+        dirty = index.apply(changes, data)
+        if self.journal is not None:
+            self.journal.record_delta(index, before, flat_view(index, names))
+        log.info(
+            "zone %s: serial %d -> %d in place (%d changes, %d names re-rendered)",
+            data.zone,
+            old_serial,
+            index.serial,
+            len(changes),
+            len(dirty),
+        )
+        self._notify(index)
 
     async def settled(self) -> None:
         """Wait until every zone passed to :meth:`update_soon` is being served."""
@@ -261,6 +307,7 @@ class _UdpReader:
         # Answers by query bytes (ID aside) for the index they came from.
         self._memo: dict[bytes, bytes] = {}
         self._memo_index: ZoneIndex | None = None
+        self._memo_version = -1
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -278,9 +325,14 @@ class _UdpReader:
         recvfrom = sock.recvfrom
         sendto = sock.sendto
         index = srv.index
-        if index is not self._memo_index or len(self._memo) > _MEMO_SIZE:
+        if (
+            index is not self._memo_index
+            or index.version != self._memo_version
+            or len(self._memo) > _MEMO_SIZE
+        ):
             self._memo = {}
             self._memo_index = index
+            self._memo_version = index.version
         memo = self._memo
         cached = memo.get
         max_udp = srv.max_udp

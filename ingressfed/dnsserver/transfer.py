@@ -48,7 +48,16 @@ import dns.tsig
 from ingressfed.dnsserver.index import ZoneIndex
 from ingressfed.errors import ConfigError
 
-__all__ = ["Journal", "TransferPolicy", "TsigKey", "Version", "notify", "policy_from_config", "respond"]
+__all__ = [
+    "Journal",
+    "TransferPolicy",
+    "TsigKey",
+    "Version",
+    "flat_view",
+    "notify",
+    "policy_from_config",
+    "respond",
+]
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +158,10 @@ class Version:
     flat: Flat
 
 
-def flat_view(index: ZoneIndex) -> Flat:
+def flat_view(index: ZoneIndex, names: Iterable[str] | None = None) -> Flat:
     return frozenset(
         (rrset.name.to_text(), int(rrset.rdtype), rrset.ttl, rd.to_text())
-        for rrset in index.transfer_rrsets()
+        for rrset in index.transfer_rrsets(names)
         for rd in rrset
     )
 
@@ -186,6 +195,15 @@ class Journal:
                 _Diff(old, version.serial, version.soa, old.flat - version.flat, version.flat - old.flat)
             )
         return True
+
+    def record_delta(self, index: ZoneIndex, deleted: Flat, added: Flat) -> None:
+        """Follow an index changed in place, given what the change removed and added."""
+        old = self.current
+        assert old is not None
+        version = Version(index.serial, index.soa_rrset(), (old.flat - deleted) | added)
+        self.current = version
+        if self.size and old.serial != version.serial:
+            self._diffs.append(_Diff(old, version.serial, version.soa, deleted - added, added - deleted))
 
     def since(self, serial: int) -> list[_Diff] | None:
         """The differences from ``serial`` to the current version, oldest first; None when

@@ -25,6 +25,7 @@ import aiohttp
 from yarl import URL
 
 from ingressfed.errors import IngressfedError
+from ingressfed.feed.delta import apply_delta, decode_feed
 from ingressfed.feed.publisher import FEED_PATH
 from ingressfed.feed.view import FeedFormatError, FeedView, decode_view, encode_view
 
@@ -162,9 +163,11 @@ class FeedFollower:
     async def poll(self, session: aiohttp.ClientSession) -> FeedView | None:
         """One long-poll from the held view; None when nothing newer came in time."""
         params = {"timeout": f"{self.poll_timeout:g}"}
-        if self.last is not None:
-            params["after"] = str(self.last.version)
-            params["epoch"] = self.last.epoch
+        held = self.last
+        if held is not None:
+            params["after"] = str(held.version)
+            params["epoch"] = held.epoch
+            params["delta"] = "1"  # what changed since, when the controller still knows
         timeout = aiohttp.ClientTimeout(total=self.poll_timeout + 15, sock_connect=10)
         async with session.get(self.url, params=params, timeout=timeout) as resp:
             if resp.status == 304:
@@ -176,7 +179,12 @@ class FeedFollower:
                 raise aiohttp.ClientResponseError(
                     resp.request_info, resp.history, status=resp.status, message=text
                 )
-            return decode_view(await resp.read())
+            answer = decode_feed(await resp.read())
+            if isinstance(answer, FeedView):
+                return answer
+            if held is None:
+                raise FeedFormatError("base: a delta came without a view to apply it to")
+            return apply_delta(held, answer)
 
     async def views(self) -> AsyncIterator[FeedView]:
         stored = self.load_state()

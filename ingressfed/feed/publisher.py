@@ -4,8 +4,12 @@
 view when it is newer than version ``N`` of epoch ``E`` (or ``E`` is not this
 publisher's epoch: the follower holds a previous controller's view), otherwise
 waits up to ``S`` seconds for one and answers ``304 Not Modified`` if none
-came. With a token configured every request needs ``Authorization: Bearer
-<token>``; anything else gets ``401`` with ``WWW-Authenticate``.
+came. With ``delta=1`` and a version the publisher still remembers (the last
+``history`` versions of this epoch), the answer is a delta from ``N`` instead
+(:mod:`ingressfed.feed.delta`): bytes in proportion to what changed, not to the
+zone; a follower too far behind (or of another epoch) gets the full view. With
+a token configured every request needs ``Authorization: Bearer <token>``;
+anything else gets ``401`` with ``WWW-Authenticate``.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import hmac
 import logging
 import secrets
 import time
+from collections import deque
 from dataclasses import replace
 
 from aiohttp import web
 
+from ingressfed.feed.delta import FeedDelta, compose, delta_between, encode_delta
 from ingressfed.feed.view import FeedView, encode_view
 
 __all__ = ["FEED_PATH", "MAX_POLL_TIMEOUT", "FeedPublisher", "add_feed_routes"]
@@ -38,11 +44,16 @@ class FeedPublisher:
     the random ``epoch`` makes followers safe even when they do not.
     """
 
-    def __init__(self, *, epoch: str | None = None, initial_version: int | None = None) -> None:
+    def __init__(
+        self, *, epoch: str | None = None, initial_version: int | None = None, history: int = 64
+    ) -> None:
         self.epoch = epoch if epoch is not None else secrets.token_hex(8)
         self._next_version = initial_version if initial_version is not None else time.time_ns() // 1_000_000
         self._view: FeedView | None = None
         self._body: bytes | None = None
+        self._history = history
+        self._deltas: deque[FeedDelta] = deque(maxlen=history or None)
+        self._delta_bodies: dict[int, bytes] = {}
         self._changed = asyncio.Event()
         self._closed = False
 
@@ -64,12 +75,31 @@ class FeedPublisher:
             return self._view
         published = replace(view.canonical(), version=self._next_version, epoch=self.epoch)
         self._next_version += 1
+        if self._view is not None and self._history:
+            self._deltas.append(delta_between(self._view, published))
         self._view = published
         self._body = None
+        self._delta_bodies = {}
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
         log.debug("feed view published", extra={"version": published.version, "records": len(view.records)})
         return published
+
+    def delta_body(self, after: int, epoch: str | None) -> bytes | None:
+        """The current view as a delta from version ``after`` of ``epoch``; None when the
+        publisher does not remember that version (the follower gets the full view)."""
+        if epoch != self.epoch or self._view is None or after >= self._view.version:
+            return None
+        body = self._delta_bodies.get(after)
+        if body is not None:
+            return body
+        chain = list(self._deltas)
+        start = next((i for i, d in enumerate(chain) if d.base == after), None)
+        if start is None:
+            return None
+        body = encode_delta(compose(chain[start:]))
+        self._delta_bodies[after] = body
+        return body
 
     def is_newer(self, view: FeedView, *, after: int, epoch: str | None) -> bool:
         return (epoch is not None and epoch != view.epoch) or view.version > after
@@ -150,7 +180,11 @@ def add_feed_routes(
             return _bad_request(f"timeout: must be between 0 and {max_timeout:g} seconds")
         epoch = request.query.get("epoch") or None
         view = await publisher.wait_newer(after, timeout, epoch=epoch)
-        body = publisher.current_body() if view is not None else None
+        body = None
+        if view is not None and request.query.get("delta") == "1":
+            body = publisher.delta_body(after, epoch)
+        if body is None and view is not None:
+            body = publisher.current_body()
         if view is None or body is None:
             return web.Response(status=304)
         # The body can be newer than ``view`` if a publish happened in between; that is fine.
