@@ -475,6 +475,16 @@ class EdgeEntry(_Model):
     token_file: ExistingFile | None = None  # its own report token; default: controller.feedTokenFile
 
 
+class EdgeProbeSection(_Model):
+    """The controller's own check of each edge: TCP connect to its public address on ``port``."""
+
+    enabled: bool = False
+    port: Port = 80
+    interval: Seconds = 5.0
+    timeout: Seconds = 2.0
+    failure_threshold: Threshold = 3
+
+
 class EdgeHealthSection(_Model):
     """How the controller agrees on data-plane health from the edges' reports."""
 
@@ -483,6 +493,7 @@ class EdgeHealthSection(_Model):
     min_report_interval: Annotated[float, AfterValidator(_between(0, 60))] = 1.0
     max_report_bytes: Annotated[int, AfterValidator(_between(1024, 64 * 1024 * 1024))] = 4 * 1024 * 1024
     local_edge: DnsLabel = "local"  # the name the in-process proxy reports under
+    probe: EdgeProbeSection = EdgeProbeSection()
 
 
 class GatewaySection(_Model):

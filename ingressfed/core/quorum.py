@@ -41,6 +41,7 @@ class QuorumRule:
 
     stale_after: float = 15.0
     down_votes: int | None = None
+    probe_failures: int = 3  # consecutive failed controller probes of its public address: dead
 
     def __post_init__(self) -> None:
         if self.stale_after <= 0:
@@ -87,8 +88,16 @@ def needed_down(voters: int, rule: QuorumRule) -> int:
     return min(rule.down_votes, voters)
 
 
-def edge_live(last_seen: float | None, *, started_at: float, now: float, rule: QuorumRule) -> bool:
-    """Whether an edge last heard from at ``last_seen`` (None: never since ``started_at``) is alive."""
+def edge_live(
+    last_seen: float | None, *, started_at: float, now: float, rule: QuorumRule, probe_failures: int = 0
+) -> bool:
+    """Whether an edge last heard from at ``last_seen`` (None: never since ``started_at``) is alive.
+
+    ``probe_failures``: consecutive failed probes of its public address by the controller. An edge
+    that reports but cannot be reached where clients reach it (its load balancer gone) is dead too.
+    """
+    if probe_failures >= rule.probe_failures:
+        return False
     seen = started_at if last_seen is None else max(last_seen, started_at)
     return now - seen <= rule.stale_after
 

@@ -66,11 +66,16 @@ class _State:
     view: EdgeView | None = None
     backends_up: int = 0
     backends: int = 0
+    probe_failures: int = 0
 
 
 def rule_from_config(config: Config) -> QuorumRule:
     q = config.edge_health.quorum
-    return QuorumRule(stale_after=config.edge_health.stale_after, down_votes=None if q == "majority" else q)
+    return QuorumRule(
+        stale_after=config.edge_health.stale_after,
+        down_votes=None if q == "majority" else q,
+        probe_failures=config.edge_health.probe.failure_threshold,
+    )
 
 
 def identities_from_config(config: Config) -> list[EdgeIdentity]:
@@ -114,6 +119,31 @@ class EdgeRegistry:
     def last_seen(self, name: str) -> float | None:
         state = self._states.get(name)
         return state.last_seen if state is not None else None
+
+    def _live(self, s: _State, now: float) -> bool:
+        return edge_live(
+            s.last_seen, started_at=self.started_at, now=now, rule=self.rule, probe_failures=s.probe_failures
+        )
+
+    def addresses(self, name: str) -> tuple[str, ...]:
+        state = self._states.get(name)
+        return () if state is None else (state.identity.addresses or state.announced)
+
+    def observe_probe(self, name: str, *, ok: bool, now: float) -> None:
+        """One probe by the controller of the edge's public address (see ``edge/probe``)."""
+        state = self._states.get(name)
+        if state is None:
+            return
+        failures = 0 if ok else state.probe_failures + 1
+        if failures == self.rule.probe_failures:
+            log.warning(
+                "edge %s: public address unreachable %d times: out of DNS",
+                name,
+                failures,
+                extra={"edge": name},
+            )
+        state.probe_failures = failures
+        self.refresh(now=now)
 
     def accept(self, report: HealthReport, *, now: float) -> QuorumDecision:
         """Take ``report`` as the edge's current view (the caller authenticated it) and re-decide."""
@@ -187,7 +217,7 @@ class EdgeRegistry:
                     region=ident.region or (cluster.region if cluster else ""),
                     location=ident.location or _location_of(cluster),
                     addresses=ident.addresses or s.announced,
-                    live=edge_live(s.last_seen, started_at=self.started_at, now=now, rule=self.rule),
+                    live=self._live(s, now),
                 )
             )
         return out
@@ -196,7 +226,7 @@ class EdgeRegistry:
         out = []
         for s in sorted(self._states.values(), key=lambda s: s.identity.name):
             ident = s.identity
-            live = edge_live(s.last_seen, started_at=self.started_at, now=now, rule=self.rule)
+            live = self._live(s, now)
             status = "Live" if live and s.last_seen is not None else ("Pending" if live else "Stale")
             cluster = self.store.cluster(ident.cluster)
             out.append(

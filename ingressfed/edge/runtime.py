@@ -67,6 +67,20 @@ class EdgeRuntime:
         async with asyncio.TaskGroup() as tg:
             if self.local is not None:
                 tg.create_task(self.local.run(), name="edge-local-reporter")
+            probe = self.config.edge_health.probe
+            if probe.enabled:
+                from ingressfed.edge.probe import probe_forever
+
+                tg.create_task(
+                    probe_forever(
+                        self.registry,
+                        port=probe.port,
+                        interval=probe.interval,
+                        connect_within=probe.timeout,
+                        clock=self.clock,
+                    ),
+                    name="edge-probe",
+                )
             while True:
                 self.registry.refresh(now=self.clock())
                 await asyncio.sleep(period)

@@ -206,3 +206,36 @@ def test_backend_count_is_bounded() -> None:
     doc = report("edge-us", clusters=[{"name": "us", "backends": [["h", 80, True]] * (MAX_BACKENDS + 1)}])
     with pytest.raises(ReportFormatError, match="at most"):
         decode_report(json.dumps(doc).encode())
+
+
+async def test_controller_probe_counts_a_dead_load_balancer() -> None:
+    import asyncio
+
+    from ingressfed.edge.probe import connects, probe_forever
+
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    assert await connects("127.0.0.1", port, within=1)
+    store = Store()
+    store.set_cluster(Cluster("us", "us-east1", "us-east1-b"))
+    registry = EdgeRegistry(
+        [EdgeIdentity("edge-us", "us", addresses=("127.0.0.1",), token=SHARED)],
+        rule=QuorumRule(stale_after=60, probe_failures=2),
+        store=store,
+        started_at=asyncio.get_running_loop().time(),
+    )
+    task = asyncio.create_task(
+        probe_forever(
+            registry, port=port, interval=0.05, connect_within=0.5, clock=asyncio.get_running_loop().time
+        )
+    )
+    try:
+        await asyncio.sleep(0.2)
+        assert [e.live for e in store.snapshot().edges] == [True]
+        server.close()
+        await server.wait_closed()
+        async with asyncio.timeout(5):
+            while store.snapshot().edges[0].live:
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()

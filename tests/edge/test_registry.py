@@ -87,3 +87,15 @@ def test_reports_on_unknown_clusters_do_not_vote() -> None:
     store, registry = setup()
     d = registry.accept(report("edge-us", 1, mars=False), now=1.0)
     assert "mars" not in d.clusters and store.cluster("mars") is None
+
+
+def test_an_edge_whose_public_address_fails_the_controller_probe_leaves_dns() -> None:
+    store, registry = setup()
+    registry.accept(report("edge-eu", 1, us=True), now=1.0)
+    for i in range(RULE.probe_failures - 1):
+        registry.observe_probe("edge-eu", ok=False, now=2.0 + i)
+    assert {e.name: e.live for e in store.snapshot().edges}["edge-eu"]  # not yet: below the threshold
+    registry.observe_probe("edge-eu", ok=False, now=5.0)
+    assert not {e.name: e.live for e in store.snapshot().edges}["edge-eu"]
+    registry.observe_probe("edge-eu", ok=True, now=6.0)  # one success brings it back
+    assert {e.name: e.live for e in store.snapshot().edges}["edge-eu"]
