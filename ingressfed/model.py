@@ -250,6 +250,7 @@ class IngressObservation:
     ttl: int | None = None
     tls: tuple[IngressTLS, ...] = ()  # spec.tls (hosts empty in the object: the rules' hosts)
     steering: Steering | None = None  # from the federation.ingressfed.io/steering* annotations
+    https_redirect: bool | None = None  # federation.ingressfed.io/ssl-redirect; None: proxy.tls default
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -340,3 +341,4 @@ class Route:
     path_type: str = "Prefix"
     backends: tuple[Backend, ...] = ()
     steering: Steering | None = None  # None: the proxy's default (proxy.steering)
+    https_redirect: bool | None = None  # plain requests -> https (None: proxy.tls.redirectHttp)

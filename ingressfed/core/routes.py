@@ -19,6 +19,7 @@ def desired_routes(snap: Snapshot) -> tuple[Route, ...]:
     backends: dict[tuple[str, str, str], set[Backend]] = defaultdict(set)
     # A route's steering policy: from the first Ingress (by cluster, namespace, name) that sets one.
     steering: dict[tuple[str, str, str], Steering] = {}
+    redirects: dict[tuple[str, str, str], bool] = {}
     for ing in sorted(snap.ingresses, key=lambda i: (i.cluster, i.namespace, i.name)):
         if ing.cluster not in known:
             continue
@@ -30,6 +31,8 @@ def desired_routes(snap: Snapshot) -> tuple[Route, ...]:
             backends[key].add(Backend(cluster=ing.cluster, host=target, port=ing.port))
             if ing.steering is not None:
                 steering.setdefault(key, ing.steering)
+            if ing.https_redirect is not None:
+                redirects.setdefault(key, ing.https_redirect)
     return tuple(
         Route(
             host=h,
@@ -37,6 +40,7 @@ def desired_routes(snap: Snapshot) -> tuple[Route, ...]:
             path_type=t,
             backends=tuple(sorted(b, key=lambda x: (x.cluster, x.host, x.port))),
             steering=steering.get((h, p, t)),
+            https_redirect=redirects.get((h, p, t)),
         )
         for (h, p, t), b in sorted(backends.items())
     )

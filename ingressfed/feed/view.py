@@ -97,6 +97,7 @@ class RouteWire(TypedDict):
     pathType: str
     backends: list[BackendWire]
     steering: NotRequired[SteeringWire]  # absent: the proxy's default policy
+    httpsRedirect: NotRequired[bool]  # absent: the proxy's proxy.tls.redirectHttp
 
 
 class ClusterWire(TypedDict):
@@ -322,6 +323,8 @@ def _route_wire(r: Route) -> RouteWire:
         "pathType": r.path_type,
         "backends": [{"cluster": b.cluster, "host": b.host, "port": b.port} for b in r.backends],
     }
+    if r.https_redirect is not None:
+        wire["httpsRedirect"] = r.https_redirect
     s = r.steering
     if s is not None:
         wire["steering"] = {
@@ -366,6 +369,7 @@ def _route(doc: object, path: str) -> Route:
         path_type=r.get("pathType", str),
         backends=tuple(backends),
         steering=_steering(r.doc.get("steering"), r.at("steering")),
+        https_redirect=r.get("httpsRedirect", bool, optional=True),
     )
 
 

@@ -201,6 +201,22 @@ def _ttl(meta: Mapping[str, Any], ref: ObjectRef, problems: list[Problem]) -> in
     return None
 
 
+SSL_REDIRECT_KEY = "federation.ingressfed.io/ssl-redirect"
+
+
+def _https_redirect(meta: Mapping[str, Any], ref: ObjectRef, problems: list[Problem]) -> bool | None:
+    """``federation.ingressfed.io/ssl-redirect: "true"|"false"``: this Ingress's plain HTTP requests
+    are (not) redirected to HTTPS; absent, the proxy's ``proxy.tls.redirectHttp`` decides."""
+    value = _str_map(meta.get("annotations")).get(SSL_REDIRECT_KEY)
+    if value is None:
+        return None
+    word = str(value).strip().lower()
+    if word in ("true", "false"):
+        return word == "true"
+    problems.append(Problem(ref, f'annotation {SSL_REDIRECT_KEY} {_quote(value)} must be "true" or "false"'))
+    return None
+
+
 def _steering(meta: Mapping[str, Any], ref: ObjectRef, problems: list[Problem]) -> Steering | None:
     """The Ingress's steering policy from its annotations (issue 11); a bad one is reported and
     the default policy applies."""
@@ -400,6 +416,7 @@ def ingress_from(obj: object, *, cluster: str, selection: Selection) -> Mapped[I
         ttl=ttl,
         tls=_ingress_tls(spec, rules, ref, problems),
         steering=_steering(meta, ref, problems),
+        https_redirect=_https_redirect(meta, ref, problems),
     )
     return Mapped(value, tuple(problems))
 

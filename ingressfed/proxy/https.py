@@ -169,8 +169,10 @@ class HttpsListener:
 
     # --- the plain listener's redirect to HTTPS ------------------------------------------------
     def redirect(self, head: RequestHead, forward: Forward) -> bytes | None:
-        """308 target for a plain request whose host has a certificate here, when redirects are on."""
-        if not self.settings.redirect_http:
+        """308 target for a plain request whose host has a certificate here, when redirects are on
+        for its route (the Ingress's ssl-redirect annotation, else ``proxy.tls.redirectHttp``)."""
+        wanted = forward.entry.https_redirect
+        if not (self.settings.redirect_http if wanted is None else wanted):
             return None
         host = _host_of(head)
         if host is None:

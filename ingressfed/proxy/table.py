@@ -50,6 +50,7 @@ class RouteEntry:
     targets: tuple[ClusterTarget, ...]
     by_name: Mapping[str, ClusterTarget] = field(repr=False)
     steering: Steering = NEAREST  # the route's policy, or the proxy's default
+    https_redirect: bool | None = None  # the Ingress's ssl-redirect annotation (None: the proxy's default)
     # Does the policy change the nearest order per request (else the cached order is used)?
     # Computed once here: the data path reads it for every request.
     steered: bool = False
@@ -153,6 +154,7 @@ def build_table(
     by_cluster = {c.name: c for c in clusters}
     merged: dict[tuple[str, str, str], dict[Backend, None]] = {}
     policies: dict[tuple[str, str, str], Steering] = {}
+    redirects: dict[tuple[str, str, str], bool] = {}
     for route in routes:
         host = normalize_host(route.host)
         ptype = route.path_type if route.path_type in PATH_TYPES else ""
@@ -168,6 +170,8 @@ def build_table(
         bucket = merged.setdefault(key, {})
         if route.steering is not None:
             policies.setdefault(key, route.steering)
+        if route.https_redirect is not None:
+            redirects.setdefault(key, route.https_redirect)
         for backend in route.backends:
             if backend.cluster not in by_cluster:
                 log.warning("route backend names unknown cluster %s; skipped", backend.cluster)
@@ -200,6 +204,7 @@ def build_table(
             path_type=ptype,
             backends=tuple(backends),
             steering=steering if key in policies else None,
+            https_redirect=redirects.get(key),
         )
         entry = RouteEntry(
             index=index,
@@ -207,6 +212,7 @@ def build_table(
             targets=targets,
             by_name={t.name: t for t in targets},
             steering=steering,
+            https_redirect=redirects.get(key),
             steered=steering.kind is not SteeringKind.NEAREST
             or bool(steering.capacity)
             or bool(steering.affinity_cookie),

@@ -150,3 +150,39 @@ async def test_good_secrets_become_offers_and_each_bad_case_one_event(clusters) 
         fake.fail(503, resource="secrets")
         await reader.sync()
         assert "secret:c0/shop/good" in {o.source for o in got[-1]}
+
+
+def test_the_ssl_redirect_annotation_reaches_the_route_and_the_feed() -> None:
+    from ingressfed.core.routes import desired_routes
+    from ingressfed.feed.view import FeedView, decode_view, encode_view
+    from ingressfed.model import Cluster
+
+    def obj(value: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {
+                "name": "web",
+                "namespace": "shop",
+                "annotations": {
+                    "federation.ingressfed.io/enabled": "true",
+                    "federation.ingressfed.io/ssl-redirect": value,
+                },
+            },
+            "spec": {"rules": [{"host": "a.example.com"}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}},
+        }
+
+    on = ingress_from(obj("true"), cluster="c0", selection=Selection(frozenset()))
+    off = ingress_from(obj("False"), cluster="c0", selection=Selection(frozenset()))
+    bad = ingress_from(obj("yes"), cluster="c0", selection=Selection(frozenset()))
+    assert on.value is not None and on.value.https_redirect is True
+    assert off.value is not None and off.value.https_redirect is False
+    assert bad.value is not None and bad.value.https_redirect is None
+    assert any("ssl-redirect" in p.reason and "'yes'" in p.reason for p in bad.problems)
+    [route] = desired_routes(
+        Snapshot(clusters=(Cluster(name="c0", region="r", zone="z"),), ingresses=(on.value,))
+    )
+    assert route.https_redirect is True
+    view = FeedView(version=1, records=(), routes=(route,), clusters=(), zone="example.com")
+    assert decode_view(encode_view(view)).routes[0].https_redirect is True

@@ -204,3 +204,33 @@ async def test_nghttp_and_h2load_speak_http2_to_the_proxy(
         text = load.stdout.decode()
         assert "400 succeeded, 0 failed, 0 errored" in text, text
         assert "status codes: 400 2xx" in text, text
+
+
+async def test_an_ingress_redirect_annotation_overrides_the_federation_default(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from tests.proxy.conftest import ASIA, EU, US, routes_for
+
+    async with https_proxy(backends, tmp_path, hosts=(HOST, "shop.example.com"), redirect_http=False) as h:
+        h.proxy.update(
+            [
+                replace(routes_for(HOST, backends), https_redirect=True),
+                replace(routes_for("shop.example.com", backends), https_redirect=None),
+            ],
+            [US, EU, ASIA],
+        )
+        on = await raw_exchange(h.proxy.port, f"GET /x HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        assert on.startswith(b"HTTP/1.1 308 ") and f"Location: https://{HOST}/x\r\n".encode() in on
+        default = await raw_exchange(
+            h.proxy.port, b"GET /x HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n"
+        )
+        assert default.startswith(b"HTTP/1.1 200 ")
+    (tmp_path / "b").mkdir()
+    async with https_proxy(backends, tmp_path / "b", hosts=(HOST,), redirect_http=True) as h:
+        h.proxy.update([replace(routes_for(HOST, backends), https_redirect=False)], [US, EU, ASIA])
+        off = await raw_exchange(
+            h.proxy.port, f"GET /x HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()
+        )
+        assert off.startswith(b"HTTP/1.1 200 ")
