@@ -234,3 +234,30 @@ async def test_an_ingress_redirect_annotation_overrides_the_federation_default(
             h.proxy.port, f"GET /x HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()
         )
         assert off.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_private_keys_never_reach_routes_metrics_or_logs(
+    backends: dict[str, BackendServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import urllib.request
+
+    caplog.set_level(logging.DEBUG)
+    async with https_proxy(backends, tmp_path) as h:
+        key = (h.certs / "app.example.com.key").read_bytes()
+        secret = key.split(b"\n")[1].decode()  # a line of the key's base64 body
+        # A bad pair too: refusals are logged and counted, never with the key.
+        one, other = h.ca.issue("shop.example.com"), h.ca.issue("shop.example.com")
+        h.install("shop.example.com", type(one)(one.cert_pem, other.key_pem))
+        h.reload()
+        await run(*h.curl("--http2", h.url("/")))
+        admin = f"http://127.0.0.1:{h.proxy.admin_port}"
+        for path in ("/routes", "/metrics"):
+            body = await asyncio.to_thread(
+                lambda p=path: urllib.request.urlopen(admin + p, timeout=5).read().decode()
+            )
+            assert "PRIVATE KEY" not in body and secret not in body, path
+        assert "KeyMismatch" in caplog.text
+        assert "PRIVATE KEY" not in caplog.text and secret not in caplog.text
+        assert h.proxy.https is not None
+        assert secret not in repr(h.proxy.https.catalog.book)
