@@ -77,10 +77,20 @@ def _state(
 EMPTY_STATE = GatewayState()
 
 
+_last: list[tuple[tuple[object, ...], GatewayState]] = []
+
+
 def state_for(snap: Snapshot, fed: Federation, settings: GatewaySettings = DEFAULT_SETTINGS) -> GatewayState:
     if not snap.gateway.gateways:
         return EMPTY_STATE
-    return _state(snap.gateway, snap.services, _addresses(fed, snap.edges), fed.global_hostnames, settings)
+    # One reconcile asks four times (DNS, feed, proxy, status) with the same snapshot objects:
+    # compare by identity first, so the big values are hashed once per snapshot, not four times.
+    ident = (snap.gateway, snap.services, snap.edges, fed, settings)
+    if _last and all(a is b for a, b in zip(_last[0][0], ident, strict=True)):
+        return _last[0][1]
+    state = _state(snap.gateway, snap.services, _addresses(fed, snap.edges), fed.global_hostnames, settings)
+    _last[:] = [(ident, state)]
+    return state
 
 
 def served_rules(
