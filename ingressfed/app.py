@@ -31,6 +31,7 @@ from ingressfed.gateway.table import ServedRule
 from ingressfed.metrics import ControllerMetrics, MeteredProvider
 from ingressfed.model import Cluster, ClusterStatus, Federation, Route
 from ingressfed.sources.static import StaticSource
+from ingressfed.startup import binding
 from ingressfed.store import Store
 from providers import loader
 from providers.base import Provider
@@ -66,7 +67,11 @@ class Running:
             return
         exc = task.exception()
         if exc is not None:
-            log.error("%s stopped: %s", task.get_name(), exc, exc_info=exc)
+            if isinstance(exc, IngressfedError):
+                # The operator's to fix: ``run`` prints it as one line; the traceback only at DEBUG.
+                log.debug("%s stopped: %s", task.get_name(), exc, exc_info=exc)
+            else:
+                log.error("%s stopped: %s", task.get_name(), exc, exc_info=exc)
             self.errors.append(exc)
             self.failed.set()
 
@@ -179,7 +184,8 @@ async def _http_app(
     stack.push_async_callback(runner.cleanup)
     host, port = split_host_port(config.controller.listen)
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    with binding({"controller.listen": config.controller.listen}):
+        await site.start()
     server = site._server  # aiohttp keeps the bound sockets here; needed for port 0
     sockets = getattr(server, "sockets", None) or []
     return int(sockets[0].getsockname()[1]) if sockets else port
@@ -218,7 +224,8 @@ async def _start_dns(
     if isinstance(raw, EmbeddedProvider):
         index = build_index(raw.zone_data, answers=answers, locator=locator, default_order=order)
         server = DnsServer(index, host=host, port=port, transfer=transfer)
-        await stack.enter_async_context(server)
+        with binding({"dnsServer.listen": config.dns_server.listen}):
+            await stack.enter_async_context(server)
         # Rendering a large zone takes a while: update_soon renders off the event loop and
         # coalesces bursts, while queries keep being answered from the previous index.
         # Each change re-renders only the names it touches (update_soon with the changes).
@@ -235,7 +242,8 @@ async def _start_dns(
         port=port,
         transfer=transfer,
     )
-    await stack.enter_async_context(server)
+    with binding({"dnsServer.listen": config.dns_server.listen}):
+        await stack.enter_async_context(server)
     stack.push_async_callback(persist.close)
     last: list[tuple[Any, ...]] = [()]
     serial = [next_serial(initial.serial)]
@@ -320,6 +328,9 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
         ),
         metrics=metrics,
         sinks=[_feed_sink(publisher, fed)],
+        # With leader election, nobody leads until the elector says so (it replaces this): a
+        # replica must not write in the moments before its campaign starts.
+        is_leader=(lambda: False) if config.leader_election.enabled else (lambda: True),
     )
     running_ref: dict[str, Running] = {}
     async with contextlib.AsyncExitStack() as stack:
@@ -356,7 +367,10 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
                 from ingressfed.status.proxyview import attach_proxy_status
 
                 attach_proxy_status(proxy, token=config.status_token())  # its own view on its admin port
-            await stack.enter_async_context(proxy)
+            with binding(
+                {"proxy.listen": config.proxy.listen, "proxy.adminListen": config.proxy.admin_listen}
+            ):
+                await stack.enter_async_context(proxy)
             edges.attach_proxy(proxy)
             controller.sinks.append(_RouteSink(proxy, fed))
         from ingressfed.tls.status import CertificateStatus
@@ -403,6 +417,8 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             for t in tasks:
                 t.cancel()
             for t in tasks:
+                if t.done() and not t.cancelled() and t.exception() is not None:
+                    continue  # already in running.errors (and reported once by the caller)
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
 
@@ -450,6 +466,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 print(f"ingressfed: {running.errors[0]}")
                 return 1
     except IngressfedError as e:
+        log.debug("startup failed", exc_info=e)
         print(f"ingressfed: {e}")
         return 1
     return 0

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from ingressfed.core.health import HealthThresholds
 
 if TYPE_CHECKING:
+    from kubernetes_asyncio.client import ApiClient
+
     from ingressfed.config import Config
     from ingressfed.controller import Controller
     from ingressfed.store import Store
@@ -27,6 +29,27 @@ if TYPE_CHECKING:
 __all__ = ["run_kubernetes"]
 
 log = logging.getLogger(__name__)
+
+
+async def _connect_host(config: Config) -> ApiClient:
+    """The host client, checked once: failures here stop ``run`` with one line (setting and fix)."""
+    from ingressfed.kube.clients import ClientError, connect
+    from ingressfed.kube.members import host_source
+    from ingressfed.kube.preflight import HOST_SETTING, check_host
+    from ingressfed.startup import StartupError
+
+    try:
+        host = await connect(host_source(config.source.host_kubeconfig))
+    except ClientError as exc:
+        raise StartupError(
+            HOST_SETTING, str(exc), "point source.hostKubeconfig at a readable kubeconfig and context"
+        ) from exc
+    try:
+        await check_host(host)
+    except BaseException:
+        await host.close()
+        raise
+    return host
 
 
 def _host_configured(config: Config) -> bool:
@@ -42,10 +65,10 @@ async def run_kubernetes(
     tls_offers: Callable[[list[Offer]], None] | None = None,
 ) -> None:
     """``tls_offers`` receives the certificates of Ingress ``spec.tls`` Secrets (issue 10)."""
-    from ingressfed.kube.clients import ClientPool, connect
+    from ingressfed.kube.clients import ClientPool
     from ingressfed.kube.gateway_watch import GatewayWatch, gateway_sink
     from ingressfed.kube.lease import LeaderElector, LeaseSettings, default_identity
-    from ingressfed.kube.members import host_source, member_from_config
+    from ingressfed.kube.members import member_from_config
     from ingressfed.kube.objects import Selection
     from ingressfed.kube.probes import Prober
     from ingressfed.kube.registry import Registry
@@ -59,7 +82,7 @@ async def run_kubernetes(
         failure_threshold=h.failure_threshold,
         success_threshold=h.success_threshold,
     )
-    host = await connect(host_source(config.source.host_kubeconfig)) if _host_configured(config) else None
+    host = await _connect_host(config) if _host_configured(config) else None
     try:
         async with (
             ClientPool(host=host) as clients,
