@@ -138,6 +138,23 @@ def _first(
     return None
 
 
+class _Query:
+    """The query string's parameters, parsed on the first match that asks (first value wins)."""
+
+    __slots__ = ("_parsed", "_raw")
+
+    def __init__(self, raw: str) -> None:
+        self._raw = raw
+        self._parsed: dict[str, str] | None = None
+
+    def __call__(self) -> Mapping[str, str]:
+        if self._parsed is None:
+            self._parsed = {}
+            for k, v in parse_qsl(self._raw, keep_blank_values=True):
+                self._parsed.setdefault(k, v)  # a repeated parameter: the first value counts
+        return self._parsed
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class _PathIndex:
     exact: Mapping[str, tuple[_Entry, ...]]
@@ -197,10 +214,10 @@ class GatewayTable:
     ports: Mapping[int, _HostIndex]
     rules: int  # number of served matches, for logs and metrics
 
-    def serves(self, port: int, host: str) -> bool:
-        """Whether any rule could match this host on this port (a cheap pre-check)."""
+    def index_for(self, port: int, host: str) -> _PathIndex | None:
+        """The matches a request to ``host`` on ``port`` competes among (None: no rule at all)."""
         hosts = self.ports.get(port)
-        return hosts is not None and hosts.for_host(host) is not None
+        return hosts.for_host(host) if hosts is not None else None
 
     def match(
         self,
@@ -217,23 +234,17 @@ class GatewayTable:
         ``host`` is normalised (lower case, no port); ``headers`` maps lower-case names to the
         first value; ``query`` is the raw query string, parsed only if a match needs it.
         """
-        hosts = self.ports.get(port)
-        if hosts is None:
-            return None
-        index = hosts.for_host(host)
+        index = self.index_for(port, host)
         if index is None:
             return None
-        parsed: dict[str, str] | None = None
+        return self.match_in(index, method=method, path=path, headers=headers, query=query)
 
-        def params() -> Mapping[str, str]:
-            nonlocal parsed
-            if parsed is None:
-                parsed = {}
-                for k, v in parse_qsl(query, keep_blank_values=True):
-                    parsed.setdefault(k, v)  # a repeated parameter: the first value counts
-            return parsed
-
-        return index.find(path, method, headers, params)
+    @staticmethod
+    def match_in(
+        index: _PathIndex, *, method: str, path: str, headers: Mapping[str, str], query: str
+    ) -> RouteMatch | None:
+        """``match`` once ``index_for`` found the host's matches (callers that pre-check the host)."""
+        return index.find(path, method, headers, _Query(query))
 
 
 EMPTY_GATEWAY_TABLE = GatewayTable(ports={}, rules=0)

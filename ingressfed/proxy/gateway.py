@@ -132,14 +132,15 @@ class GatewayMatcher:
         self.rand = rand
 
     def match(self, host: str, path: str, head: object) -> RouteEntry | None:
-        if not self.table.serves(self.port, host):
+        index = self.table.index_for(self.port, host)
+        if index is None:
             return None  # not an HTTPRoute host: the Ingress table decides, at no cost here
         method = getattr(head, "method", b"GET").decode("latin-1")
         target: bytes = getattr(head, "target", b"")
-        query = target.partition(b"?")[2].decode("latin-1")
+        _, _, query = target.partition(b"?")
         headers = _Headers(getattr(head, "headers", ()))
-        found = self.table.match(
-            port=self.port, host=host, method=method, path=path, headers=headers, query=query
+        found = self.table.match_in(
+            index, method=method, path=path, headers=headers, query=query.decode("latin-1")
         )
         if found is None:
             return None
