@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = sub.add_parser("check-config", help="validate a federation config file and print every problem")
     check.add_argument("file", help="path to the YAML config")
+    check.add_argument(
+        "--no-file-checks",
+        action="store_true",
+        help="do not require the files the config names to exist here (a config rendered for a pod)",
+    )
     check.set_defaults(func=_check_command)
     for name in _COMMAND_MODULES:
         try:

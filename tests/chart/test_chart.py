@@ -443,7 +443,8 @@ def test_config_map_values_come_from_the_values() -> None:
 
 
 def test_config_map_loads_with_the_project_config_loader(value_set: str, tmp_path: Path) -> None:
-    config_module = pytest.importorskip("ingressfed.config")
+    import ingressfed.config as config_module  # our own module: a broken import must fail, not skip
+
     config = _config(_render(value_set))
     # The loader checks that mounted files exist; stand in for the pod's mounts with real files.
     token = tmp_path / "token"
@@ -605,7 +606,8 @@ def test_notes_warn_when_nobody_answers_for_the_zone(tmp_path: Path) -> None:
 def test_every_command_the_chart_starts_parses_with_the_real_cli(
     value_set: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cli = pytest.importorskip("ingressfed.cli")
+    import ingressfed.cli as cli  # our own module: a broken import must fail, not skip
+
     chart = yaml.safe_load((CHART / "values.yaml").read_text())
     started = 0
     for name, spec in _pod_specs(_render(value_set)):
@@ -649,7 +651,8 @@ def test_chart_declares_the_oldest_supported_kubernetes(tmp_path: Path) -> None:
 
 
 async def test_provider_accepts_the_rendered_dns_options(value_set: str, tmp_path: Path) -> None:
-    loader = pytest.importorskip("providers.loader")
+    import providers.loader as loader  # our own module: a broken import must fail, not skip
+
     config = _config(_render(value_set))
     options = dict(config["dns"]["options"])
     if "tsigSecretFile" in options:
