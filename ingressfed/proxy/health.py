@@ -42,6 +42,7 @@ class EjectionPolicy:
     latency_factor: float = 5.0
     latency_floor: float = 0.5
     latency_alpha: float = 0.3  # weight of a new sample in the smoothed latency
+    latency_streak: int = 3  # consecutive answers over latency_floor before latency can eject
 
 
 @dataclass(frozen=True, slots=True)

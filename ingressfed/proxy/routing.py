@@ -86,6 +86,7 @@ class Router:
         self.available: set[Backend] = set()
         self.failing: set[Backend] = set()  # backends with consecutive passive failures or ejections
         self.latency: dict[Backend, float] = {}  # smoothed time to first byte per backend
+        self.slow_streak: dict[Backend, int] = {}  # consecutive answers slower than latency_floor
         self.in_flight: dict[str, int] = {}  # requests at a backend per cluster (capacity spill-over)
         self.draw = draw
         self.cluster_healthy: dict[str, bool] = {}
@@ -101,6 +102,7 @@ class Router:
         self.health = {b: previous.get(b, BackendHealth()) for b in table.backends}
         self.failing &= set(self.health)
         self.latency = {b: v for b, v in self.latency.items() if b in self.health}
+        self.slow_streak = {b: n for b, n in self.slow_streak.items() if b in self.health}
         self.table = table
         self.loaded = True
         self._refresh(now=self.clock.now)
@@ -233,6 +235,10 @@ class Router:
         self.latency[backend] = smoothed(
             self.latency.get(backend), seconds, alpha=self.ejection.latency_alpha
         )
+        if seconds > self.ejection.latency_floor:
+            self.slow_streak[backend] = self.slow_streak.get(backend, 0) + 1
+        elif backend in self.slow_streak:
+            del self.slow_streak[backend]
 
     def eject_latency_outliers(self, now: float) -> None:
         """Eject backends whose time to first byte is far above the others' (pure rule in health)."""
@@ -242,10 +248,14 @@ class Router:
         outliers = latency_outliers(
             samples, factor=self.ejection.latency_factor, floor=self.ejection.latency_floor
         )
+        # One slow answer (a long poll, a big report) is no outlier: only a run of slow ones is.
+        streak = self.ejection.latency_streak
+        outliers = frozenset(b for b in outliers if self.slow_streak.get(b, 0) >= streak)
         for backend in outliers:
             state = self.health[backend]
             self.health[backend] = eject(state, now=now, policy=self.ejection)
             del self.latency[backend]  # judged on fresh samples when it is back
+            self.slow_streak.pop(backend, None)
             self.failing.add(backend)
             self.metrics.ejections.labels(backend.cluster).inc()
             log.warning(

@@ -96,3 +96,43 @@ async def test_retry_budget_stops_a_retry_storm(backends: dict[str, BackendServe
     assert statuses == [503] * 5
     assert tried == 5  # one attempt each, no retries
     assert refused == 5
+
+
+def test_one_slow_answer_does_not_eject_but_a_run_of_them_does() -> None:
+    from ingressfed.model import Backend, Cluster, Route
+    from ingressfed.proxy.clock import Clock
+    from ingressfed.proxy.health import CheckThresholds
+    from ingressfed.proxy.metrics import ProxyMetrics
+    from ingressfed.proxy.routing import Router
+    from ingressfed.proxy.table import build_table
+
+    clusters = [Cluster(name="a", region="r", zone="z"), Cluster(name="b", region="r", zone="z")]
+    fast, slow = Backend("a", "10.0.0.1", 80), Backend("b", "10.0.0.2", 80)
+    router = Router(
+        clock=Clock(100.0, lambda: 100.0),
+        metrics=ProxyMetrics(),
+        locator=None,
+        trusted_proxies=(),
+        client_header="X-Forwarded-For",
+        default_order=(),
+        thresholds=CheckThresholds(),
+        ejection=P,
+    )
+    router.swap(
+        build_table(
+            [Route("h.example.com", backends=(fast, slow))], clusters, version=1, locate=lambda c: None
+        )
+    )
+    for _ in range(5):
+        router.record_latency(fast, 0.002)
+    router.record_latency(slow, 10.0)  # one long poll
+    router.tick(100.25)
+    assert slow in router.available
+    router.record_latency(slow, 0.002)
+    router.record_latency(slow, 2.0)
+    router.record_latency(slow, 2.0)
+    router.tick(100.5)
+    assert slow in router.available  # two in a row
+    router.record_latency(slow, 2.0)
+    router.tick(100.75)
+    assert slow not in router.available and fast in router.available
