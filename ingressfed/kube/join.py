@@ -71,9 +71,6 @@ class JoinPlan:
         return {MANAGED_BY: "ingressfed", CLUSTER_LABEL: self.name}
 
 
-GATEWAY_RESOURCES = ("gatewayclasses", "gateways", "httproutes", "referencegrants")
-
-
 def cluster_role_rules() -> list[dict[str, list[str]]]:
     """Read what the controller watches; write only what status write-back needs."""
     read = ["get", "list", "watch"]
@@ -97,17 +94,8 @@ def cluster_role_rules() -> list[dict[str, list[str]]]:
         },
         {"apiGroups": ["multicluster.x-k8s.io"], "resources": ["serviceexports/status"], "verbs": ["patch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-        # Gateway API and MCS inputs (when their CRDs are installed) and their status write-back.
-        {"apiGroups": ["gateway.networking.k8s.io"], "resources": list(GATEWAY_RESOURCES), "verbs": read},
         # Namespace labels, for Gateway listeners that select the namespaces of their routes.
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": read},
-        {
-            "apiGroups": ["gateway.networking.k8s.io"],
-            "resources": ["gatewayclasses/status", "gateways/status", "httproutes/status"],
-            "verbs": ["patch"],
-        },
-        {"apiGroups": ["multicluster.x-k8s.io"], "resources": ["serviceexports"], "verbs": read},
-        {"apiGroups": ["multicluster.x-k8s.io"], "resources": ["serviceexports/status"], "verbs": ["patch"]},
         # Ingress spec.tls Secrets, fetched by name only: no list or watch (docs/tls.md).
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
     ]
