@@ -7,18 +7,25 @@ controller's feed does. infra-backend-v1 runs in the US cluster, v2 in the EU, v
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import signal
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
+from ingressfed.feed.publisher import FeedPublisher, add_feed_routes
 from ingressfed.feed.view import FeedView, decode_view, encode_view
 from ingressfed.gateway.state import GatewayState
 from ingressfed.proxy.server import ProxyServer
 from tests.gateway.world import CLASS, service, state
+from tests.test_demo import free_port
 
 from .conftest import ASIA, EU, US, BackendServer, settings
 
@@ -429,3 +436,70 @@ async def test_feed_round_trip_keeps_every_rule(backends: dict[str, BackendServe
         assert (status, headers.get("Location")) == (307, "http://example.org/s307")
         _, _, seen, _ = await get(proxy, http, "/full/one/two")
         assert seen["path"] == "/one"
+
+
+async def test_a_remote_proxy_serves_httproutes_from_the_feed(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    """``ingressfed proxy --feed``: the rules arrive over HTTP with the token and are served."""
+    header_route = route(
+        "canary",
+        """
+  hostnames: [app.example.com]
+  rules:
+  - matches: [{headers: [{name: X-Canary, value: always}]}]
+    backendRefs: [{name: infra-backend-v2, port: {v2}}]
+  - backendRefs: [{name: infra-backend-v1, port: {v1}}]
+""",
+        backends,
+    )
+    st = state({"east": CLASS + "---" + GATEWAY + header_route}, services=services(backends))
+    publisher = FeedPublisher()
+    publisher.publish(
+        FeedView(
+            version=0,
+            records=(),
+            routes=(),
+            clusters=(US, EU, ASIA),
+            zone="example.com",
+            gateway_rules=st.served,
+        )
+    )
+    app = web.Application()
+    add_feed_routes(app, publisher, "s3cret")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    feed_port, port, admin = free_port(), free_port(), free_port()
+    await web.TCPSite(runner, "127.0.0.1", feed_port).start()
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ingressfed.cli", "proxy",
+        "--feed", f"http://127.0.0.1:{feed_port}", "--token-file", str(token),
+        "--state-file", str(tmp_path / "view.json"),
+        "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
+    )  # fmt: skip
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def served_by(headers: dict[str, str]) -> str | None:
+                try:
+                    async with http.get(
+                        f"http://127.0.0.1:{port}/", headers={"Host": "app.example.com", **headers}
+                    ) as r:
+                        return r.headers.get("X-Served-By-Cluster") if r.status == 200 else None
+                except aiohttp.ClientError:
+                    return None
+
+            async with asyncio.timeout(20):
+                while await served_by({}) != US.name:
+                    await asyncio.sleep(0.1)
+            assert await served_by({"X-Canary": "always"}) == EU.name
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        publisher.close()
+        await runner.cleanup()
