@@ -63,6 +63,8 @@ class WatchHandler(Protocol):
     def failed(self, error: KubeApiError) -> None:
         """A request was refused (403, 404...) or the server is failing; the informer retries."""
 
+    # Optional: ``recovered()``, called when the first request after a run of failures succeeds.
+
 
 @dataclass(frozen=True, slots=True)
 class InformerOptions:
@@ -102,6 +104,7 @@ class Informer:
         self._attempt = 0
         self.requests = 0  # list pages and watches started (observable by tests)
         self.relists = 0
+        self._failing = False  # since the last failure nothing has succeeded
 
     @property
     def synced(self) -> bool:
@@ -137,6 +140,7 @@ class Informer:
             )
         else:
             log.warning("%s: %s", self._resource.kind, exc, extra={"resource": self._resource.path})
+        self._failing = True
         self._handler.failed(exc)
         delay = backoff_delay(self._attempt, policy=self._options.backoff, rand=self._rand())
         self._attempt += 1
@@ -175,6 +179,7 @@ class Informer:
             meta = page.get("metadata")
             if not isinstance(items, list) or not isinstance(meta, Mapping):
                 raise KubeApiError(200, "InvalidList", path=self._resource.path, message="no items/metadata")
+            self._succeeded()
             self._handler.relisted_page([i for i in items if isinstance(i, Mapping)])
             nxt = meta.get("continue")
             if isinstance(nxt, str) and nxt:
@@ -206,6 +211,7 @@ class Informer:
         try:
             async with aclosing(lines):
                 async for line in lines:
+                    self._succeeded()
                     self._event(line)
                     seen += 1
                     self._attempt = 0  # the stream works: a later drop starts backing off afresh
@@ -214,6 +220,13 @@ class Informer:
                 raise _Relist from exc  # resourceVersion too old when the watch started
             raise
         return seen
+
+    def _succeeded(self) -> None:
+        if self._failing:
+            self._failing = False
+            hook = getattr(self._handler, "recovered", None)
+            if callable(hook):
+                hook()
 
     def _event(self, line: bytes) -> None:
         try:

@@ -27,8 +27,9 @@ from kubernetes_asyncio.config import load_kube_config_from_dict
 
 from ingressfed.errors import IngressfedError
 from ingressfed.kube.members import GROUP, KIND, PLURAL, VERSION
-from ingressfed.kube.objects import is_dns_label
+from ingressfed.kube.objects import DNS_NAMES_KEY, is_dns_label
 from ingressfed.kube.rest import KubeApiError, request_json
+from ingressfed.kube.status import object_path
 
 __all__ = ["JoinError", "JoinPlan", "cluster_role_rules", "connect_dict", "join", "kubeconfig_for", "unjoin"]
 
@@ -373,6 +374,7 @@ async def unjoin(
     if config_file is not None:
         _unregister_in_file(config_file, plan.name)
     if member is not None:
+        deleted.extend(await _drop_status_annotations(member))
         rbac = "/apis/rbac.authorization.k8s.io/v1"
         await drop(member, f"{rbac}/clusterrolebindings/{sa}")
         await drop(member, f"{rbac}/clusterroles/{sa}")
@@ -388,6 +390,42 @@ async def unjoin(
             else:
                 log.warning("keeping namespace %s: it still holds objects ingressfed did not create", ns)
     return deleted
+
+
+async def _drop_status_annotations(api: ApiClient) -> list[str]:
+    """Remove the controller's ``dns-names`` annotation from every Service and Ingress in the member.
+
+    It describes what this federation published; after unjoin it would be a stale claim. Other
+    annotations (the opt-in among them: the user's) stay.
+    """
+    cleaned: list[str] = []
+    for kind, collection in (
+        ("Service", "/api/v1/services"),
+        ("Ingress", "/apis/networking.k8s.io/v1/ingresses"),
+    ):
+        token: str | None = None
+        while True:
+            query: dict[str, str | int] = {"limit": 500, **({"continue": token} if token else {})}
+            page = await request_json(api, "GET", collection, query=query)
+            for item in page.get("items") or []:
+                meta = item.get("metadata") or {}
+                if DNS_NAMES_KEY not in (meta.get("annotations") or {}):
+                    continue
+                path = object_path(kind, meta["namespace"], meta["name"])
+                body = {"metadata": {"annotations": {DNS_NAMES_KEY: None}}}
+                try:
+                    await request_json(
+                        api, "PATCH", path, body=body, content_type="application/merge-patch+json"
+                    )
+                except KubeApiError as exc:
+                    if exc.status != 404:  # deleted meanwhile: nothing to clean
+                        raise
+                    continue
+                cleaned.append(f"{path} (annotation {DNS_NAMES_KEY})")
+            token = (page.get("metadata") or {}).get("continue") or None
+            if not token:
+                break
+    return cleaned
 
 
 async def _namespace_empty(api: ApiClient, ns: str) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,7 +24,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from kubernetes_asyncio.client import ApiClient
 
-from ingressfed.kube.backoff import backoff_delay
+from ingressfed.kube.backoff import FailureStreak, backoff_delay, failure_report
 from ingressfed.kube.clients import ClientError, ClientPool
 from ingressfed.kube.gateway_watch import GatewayWatch
 from ingressfed.kube.informer import DEFAULT_OPTIONS, EventType, Informer, InformerOptions, Resource
@@ -92,6 +93,7 @@ class _Member:
         self.ready: Counter[Key] = Counter()
         self.nodes: dict[str, NodeFacts] = {}
         self.topology = ("", "")
+        self._failing: dict[str, FailureStreak] = {}  # resource path -> its current failure streak
         # MCS: Services opted in by a ServiceExport of the same name, and the raw LoadBalancer
         # Services that are not (yet) federated, so an export arriving later can federate them.
         self.exports: set[Key] = set()
@@ -107,9 +109,28 @@ class _Member:
             self._source.problems.report(self.name, p)
 
     def failed(self, resource: Resource, error: KubeApiError) -> None:
-        self._source.problems.report(
-            self.name, Problem(ObjectRef(resource.kind, "", ""), f"{resource.path}: {error}")
+        now = self._source.clock()
+        streak, due = failure_report(self._failing.get(resource.path), now)
+        self._failing[resource.path] = streak
+        if not due:
+            return  # still failing: reported when the streak began, and every REPORT_REPEAT seconds
+        note = (
+            "" if streak.count == 1 else f" (failing for {now - streak.since:.0f}s, {streak.count} attempts)"
         )
+        self._source.problems.report(
+            self.name, Problem(ObjectRef(resource.kind, "", ""), f"{resource.path}: {error}{note}")
+        )
+
+    def recovered(self, resource: Resource) -> None:
+        streak = self._failing.pop(resource.path, None)
+        if streak is not None:
+            log.info(
+                "%s: %s: reachable again after %d failed attempts",
+                self.name,
+                resource.path,
+                streak.count,
+                extra={"cluster": self.name},
+            )
 
     def full(self, obs: ServiceObservation) -> ServiceObservation:
         return replace(obs, ready_endpoints=self.ready[(obs.namespace, obs.name)])
@@ -171,6 +192,9 @@ class _Handler(ABC):
 
     def failed(self, error: KubeApiError) -> None:
         self.m.failed(self.resource, error)
+
+    def recovered(self) -> None:
+        self.m.recovered(self.resource)
 
     @abstractmethod
     def _collect(self, objects: Sequence[Mapping[str, Any]]) -> None: ...
@@ -419,7 +443,9 @@ class KubeSource:
         options: InformerOptions = DEFAULT_OPTIONS,
         rand: Callable[[], float] = random.random,
         gateway: GatewayWatch | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.clock = clock  # for rate-limiting reports of failing watches
         self.gateway = gateway  # Gateway API / MCS watches, run per member beside the others
         self.store = store
         self.clients = clients

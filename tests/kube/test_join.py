@@ -246,3 +246,39 @@ def test_age_format() -> None:
     assert commands.format_age("2026-01-09T21:00:00Z", now=now) == "3h"
     assert commands.format_age("2026-01-03T00:00:00Z", now=now) == "7d"
     assert commands.format_age("garbage", now=now) == "<unknown>"
+
+
+async def test_unjoin_removes_the_status_annotation_and_keeps_the_users(host_and_member) -> None:
+    """Finding 7: the dns-names annotation stayed on member Services after unjoin."""
+    host, member, _ = host_and_member
+    key = "federation.ingressfed.io/dns-names"
+    mine = {"federation.ingressfed.io/enabled": "true", "team": "web"}
+    member.add(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "shop",
+                "namespace": "default",
+                "annotations": {**mine, key: '{"names":[]}'},
+            },
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+        }
+    )
+    member.add(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": "site", "namespace": "default", "annotations": {key: '{"names":[]}'}},
+            "spec": {"rules": [{"host": "www.example.com"}]},
+        }
+    )
+    plan = JoinPlan(name="cluster-b")
+    async with host.api_client() as h, member.api_client() as m:
+        await join(plan, m, host=h)
+        deleted = await unjoin(plan, m, host=h)
+    shop = member.get("services", "shop", "default")
+    assert shop["metadata"]["annotations"] == mine
+    assert key not in (member.get("ingresses", "site", "default")["metadata"].get("annotations") or {})
+    assert any("services/shop" in d for d in deleted) and any("ingresses/site" in d for d in deleted)
+    assert "metadata" in member.get("services", "web", "default")  # untouched: it had no annotation

@@ -144,3 +144,15 @@ def test_members_from_config_sections() -> None:
     assert by_file.kubeconfig == KubeconfigSource(path="/k", context="gke-us")
     assert member_from_config(ClusterSection.model_validate({"name": "asia"})).kubeconfig.context == "asia"
     assert host_source(HostKubeconfigSection.model_validate({"inCluster": True})).in_cluster
+
+
+def test_failure_report_once_per_streak_then_every_repeat() -> None:
+    from ingressfed.kube.backoff import failure_report
+
+    streak, due = failure_report(None, 10.0, repeat=300)
+    assert due and streak.count == 1
+    for t in (11.0, 50.0, 309.0):
+        streak, due = failure_report(streak, t, repeat=300)
+        assert not due
+    streak, due = failure_report(streak, 310.0, repeat=300)
+    assert due and streak.count == 5 and streak.since == 10.0 and streak.reported == 310.0

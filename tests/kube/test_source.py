@@ -287,3 +287,44 @@ async def test_offline_api_server_with_live_data_plane_keeps_records(clusters) -
         assert published() == {"192.0.2.1", "192.0.2.2"}  # API server down alone: records stay
         store.set_data_plane_health("c1", False)  # and now its data plane fails too
         assert published() == {"192.0.2.1"}
+
+
+async def test_a_member_down_is_reported_once_per_watch_then_every_five_minutes(clusters, caplog) -> None:
+    """Finding 7: while a member was down the log got a reconnect WARNING per resource every second."""
+    import logging
+
+    from ingressfed.kube.backoff import REPORT_REPEAT
+
+    (fake,), path = await clusters(1)
+    store = Store()
+    problems = LogProblems()
+    now = [1000.0]
+    caplog.set_level(logging.INFO, logger="ingressfed.kube.source")
+    caplog.set_level(logging.INFO, logger="ingressfed.kube.informer")
+    async with AsyncExitStack() as stack:
+        source = await _source(stack, store, problems=problems, clock=lambda: now[0])
+        await source.sync_members([member("c0", path)])
+        await eventually(lambda: fake.open_watches >= 4, what="watches open")
+        await fake.stop()
+        await eventually(lambda: len(problems.recent.get("c0", ())) >= 4, what="the first report per watch")
+        first = len(problems.recent["c0"])
+        paths = {p.reason.split(":")[0] for p in problems.recent["c0"]}
+
+        def retries() -> int:  # the informers' own reconnect lines (INFO), one per failed attempt
+            return sum(
+                "reconnecting" in r.message for r in caplog.records if r.name == "ingressfed.kube.informer"
+            )
+
+        before = retries()
+        # FAST backoff retries many times a second: dozens more failed attempts ...
+        await eventually(lambda: retries() > before + 40, what="many more retries")
+        # ... and still one report per watch (the clock has not moved).
+        assert len(problems.recent["c0"]) == first == len(paths)
+        now[0] += REPORT_REPEAT  # five minutes later, still down: one more line per watch, with the count
+        await eventually(lambda: len(problems.recent["c0"]) == 2 * first, what="the repeat report")
+        assert all("attempts)" in p.reason for p in list(problems.recent["c0"])[first:])
+        await fake.start()
+        await eventually(
+            lambda: sum("reachable again" in r.message for r in caplog.records) == first,
+            what="recovery lines",
+        )
