@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 from pathlib import Path
@@ -11,6 +13,7 @@ import yaml
 
 from ingressfed.app import Running
 from ingressfed.cli import build_parser
+from ingressfed.model import ClusterStatus
 from ingressfed.status.commands import run_get
 from tests.fakes.kube.server import FakeKubeAPI
 from tests.kube.conftest import crd
@@ -113,3 +116,28 @@ async def test_clusters_from_the_host_cluster_without_a_controller(tmp_path: Pat
     lines = [line.split() for line in text.splitlines()]
     assert lines[0] == ["NAME", "STATUS", "AGE", "REGION", "ZONE"]
     assert lines[1][0] == "cluster-eu" and lines[1][-2:] == ["europe-west1", "europe-west1-b"]
+
+
+async def test_watch_prints_the_rows_that_change(controller: Running) -> None:
+    args = build_parser().parse_args(["get", "clusters", "--watch", *at(controller)])
+    out = io.StringIO()
+    watching = asyncio.ensure_future(run_get(args, out=out))
+    try:
+        async with asyncio.timeout(10):
+            while "cluster-us-east1-b" not in out.getvalue():
+                await asyncio.sleep(0.02)
+        listed = out.getvalue().splitlines()
+        assert len(listed) == 3  # header and two clusters
+        controller.store.set_cluster_status("cluster-europe-west1-b", ClusterStatus.OFFLINE)
+        async with asyncio.timeout(10):
+            while len(out.getvalue().splitlines()) == 3:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # a second, unrelated version must not repeat unchanged rows
+        added = out.getvalue().splitlines()[3:]
+        assert [line.split()[:4] for line in added] == [
+            ["cluster-europe-west1-b", "Offline", "Unchecked", "unhealthy"]
+        ]
+    finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
