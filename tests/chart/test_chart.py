@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.fakes.kube.versions import NEWEST, SUPPORTED
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "ingressfed"
 HELM = ROOT / ".tools" / "bin" / "helm"
@@ -32,8 +34,9 @@ RELEASE = "fed"
 # Kinds that kubernetes-validate has no schema for (they are defined by CRDs). Only these may be
 # reported as unknown; anything else unknown is a failure.
 CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
-# Oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and a recent one.
-K8S_VERSIONS = ("1.27.0", "1.33.0")
+# Oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and the newest kubernetes-validate
+# has schemas for (the same range the fake API server is run as).
+K8S_VERSIONS = tuple(f"{v}.0" for v in SUPPORTED)
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 
@@ -641,6 +644,8 @@ def test_values_are_documented_line_by_line() -> None:
 
 def test_chart_declares_the_oldest_supported_kubernetes(tmp_path: Path) -> None:
     ok = _run_helm("template", RELEASE, str(CHART), "--kube-version", "1.27.0")
+    newest = _run_helm("template", RELEASE, str(CHART), "--kube-version", f"{NEWEST}.0")
+    assert newest.returncode == 0, newest.stderr
     assert ok.returncode == 0, ok.stderr
     too_old = _run_helm("template", RELEASE, str(CHART), "--kube-version", "1.26.9")
     assert too_old.returncode != 0

@@ -1,7 +1,8 @@
 """Schema-driven behaviour of the API server: dropping unknown fields and strategic merge patches.
 
-Built-in kinds use the Kubernetes 1.30 OpenAPI schemas shipped with ``kubernetes-validate``; custom
-resources use their CRD's ``openAPIV3Schema``.
+Built-in kinds use the Kubernetes OpenAPI schemas shipped with ``kubernetes-validate`` for the
+server's version (1.30 unless the fake is started as another; ``versions.OLDEST``/``NEWEST`` are the
+ends of the supported range); custom resources use their CRD's ``openAPIV3Schema``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "KUBERNETES_VERSION",
     "builtin_schema",
     "crd_schema",
+    "definitions",
     "definitions_document",
     "prune",
     "strategic_merge",
@@ -28,31 +30,37 @@ KUBERNETES_VERSION = "1.30"
 _META_PROPERTIES = {"apiVersion", "kind", "metadata"}
 
 
-def _folder() -> str:
-    versions = [v for v in kv_utils.all_versions() if kv_utils.major_minor(v) <= KUBERNETES_VERSION]
+def _folder(kubernetes: str) -> str:
+    versions = [v for v in kv_utils.all_versions() if _tuple(kv_utils.major_minor(v)) <= _tuple(kubernetes)]
     return f"kubernetes-json-schema/v{versions[-1]}-local"
 
 
+def _tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split("."))
+
+
 @functools.cache
-def definitions_document() -> dict[str, Any]:
+def definitions_document(kubernetes: str = KUBERNETES_VERSION) -> dict[str, Any]:
     """The shared ``_definitions.json`` every built-in schema refers into (large: load once)."""
-    doc: dict[str, Any] = kv_utils.schema_contents(f"{_folder()}/_definitions.json", KUBERNETES_VERSION)
+    doc: dict[str, Any] = kv_utils.schema_contents(f"{_folder(kubernetes)}/_definitions.json", kubernetes)
     return doc
 
 
-def _definitions() -> dict[str, Any]:
-    defs: dict[str, Any] = definitions_document()["$defs"]
+def definitions(kubernetes: str = KUBERNETES_VERSION) -> dict[str, Any]:
+    defs: dict[str, Any] = definitions_document(kubernetes)["$defs"]
     return defs
 
 
 @functools.cache
-def builtin_schema(api_version: str, kind: str) -> dict[str, Any] | None:
-    """The OpenAPI schema of a built-in kind (``None`` if the package has none)."""
+def builtin_schema(
+    api_version: str, kind: str, kubernetes: str = KUBERNETES_VERSION
+) -> dict[str, Any] | None:
+    """The OpenAPI schema of a built-in kind in that Kubernetes version (``None`` if none)."""
     group, _, version = api_version.rpartition("/")
     short = f"{group.split('.')[0]}-{version}" if group else version
     try:
         schema: dict[str, Any] = kv_utils.schema_contents(
-            f"{_folder()}/{kind.lower()}-{short}.json", KUBERNETES_VERSION
+            f"{_folder(kubernetes)}/{kind.lower()}-{short}.json", kubernetes
         )
     except FileNotFoundError:
         return None
@@ -67,11 +75,12 @@ def crd_schema(crd: Mapping[str, Any], version: str) -> dict[str, Any] | None:
     return None
 
 
-def _resolve(node: Any) -> dict[str, Any]:
+def _resolve(node: Any, defs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Follow ``$ref`` into the shared definitions; anything unusable reads as an empty schema."""
     seen = 0
+    table = defs if defs is not None else definitions()
     while isinstance(node, dict) and "$ref" in node and seen < 32:
-        node = _definitions().get(str(node["$ref"]).rsplit("/", 1)[-1], {})
+        node = table.get(str(node["$ref"]).rsplit("/", 1)[-1], {})
         seen += 1
     return node if isinstance(node, dict) else {}
 
@@ -82,9 +91,11 @@ def _keeps_everything(node: Mapping[str, Any]) -> bool:
     )
 
 
-def prune(obj: Any, schema: Mapping[str, Any], path: str = "") -> tuple[Any, list[str]]:
+def prune(
+    obj: Any, schema: Mapping[str, Any], path: str = "", defs: Mapping[str, Any] | None = None
+) -> tuple[Any, list[str]]:
     """``obj`` without the fields ``schema`` does not know, and the dotted paths that were dropped."""
-    node = _resolve(schema)
+    node = _resolve(schema, defs)
     if _keeps_everything(node):
         return obj, []
     dropped: list[str] = []
@@ -104,24 +115,26 @@ def prune(obj: Any, schema: Mapping[str, Any], path: str = "") -> tuple[Any, lis
             else:
                 dropped.append(where)
                 continue
-            out[key], lost = prune(value, sub, where)
+            out[key], lost = prune(value, sub, where, defs)
             dropped += lost
         return out, dropped
     if isinstance(obj, list) and isinstance(node.get("items"), dict):
         items = []
         for i, value in enumerate(obj):
-            pruned, lost = prune(value, node["items"], f"{path}[{i}]")
+            pruned, lost = prune(value, node["items"], f"{path}[{i}]", defs)
             items.append(pruned)
             dropped += lost
         return items, dropped
     return obj, dropped
 
 
-def strategic_merge(original: Any, patch: Any, schema: Mapping[str, Any] | None) -> Any:
+def strategic_merge(
+    original: Any, patch: Any, schema: Mapping[str, Any] | None, defs: Mapping[str, Any] | None = None
+) -> Any:
     """A strategic merge patch: like a JSON merge patch, except lists the schema marks
     ``x-kubernetes-patch-strategy: merge`` are merged item by item (by their merge key, or as a set of
     primitives), and ``$patch: replace|delete`` directives are honoured."""
-    node = _resolve(schema) if schema is not None else {}
+    node = _resolve(schema, defs) if schema is not None else {}
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     directive = patch.get("$patch")
@@ -141,9 +154,9 @@ def strategic_merge(original: Any, patch: Any, schema: Mapping[str, Any] | None)
         if value is None:
             out.pop(key, None)
         elif isinstance(value, list):
-            out[key] = _merge_list(out.get(key), value, sub)
+            out[key] = _merge_list(out.get(key), value, sub, defs)
         else:
-            merged = strategic_merge(out.get(key), value, sub)
+            merged = strategic_merge(out.get(key), value, sub, defs)
             if merged is None:
                 out.pop(key, None)
             else:
@@ -151,10 +164,14 @@ def strategic_merge(original: Any, patch: Any, schema: Mapping[str, Any] | None)
     return out
 
 
-def _merge_list(original: Any, patch: list[Any], schema: Mapping[str, Any] | None) -> list[Any]:
-    node = _resolve(schema) if schema is not None else {}
+def _merge_list(
+    original: Any, patch: list[Any], schema: Mapping[str, Any] | None, defs: Mapping[str, Any] | None
+) -> list[Any]:
+    node = _resolve(schema, defs) if schema is not None else {}
     if node.get("x-kubernetes-patch-strategy", "").split(",")[0] != "merge" or not isinstance(original, list):
-        return [strategic_merge(None, v, node.get("items")) if isinstance(v, dict) else v for v in patch]
+        return [
+            strategic_merge(None, v, node.get("items"), defs) if isinstance(v, dict) else v for v in patch
+        ]
     key = node.get("x-kubernetes-patch-merge-key")
     if key is None:  # a set of primitives
         return list(original) + [v for v in patch if v not in original]
@@ -169,7 +186,7 @@ def _merge_list(original: Any, patch: list[Any], schema: Mapping[str, Any] | Non
             if at is not None:
                 del out[at]
         elif at is None:
-            out.append(strategic_merge(None, item, node.get("items")))
+            out.append(strategic_merge(None, item, node.get("items"), defs))
         else:
-            out[at] = strategic_merge(out[at], item, node.get("items"))
+            out[at] = strategic_merge(out[at], item, node.get("items"), defs)
     return out

@@ -14,7 +14,7 @@ import jsonschema  # type: ignore[import-untyped]
 from referencing import Registry, Resource
 
 from tests.fakes.kube.errors import ApiError
-from tests.fakes.kube.openapi import builtin_schema, crd_schema, definitions_document
+from tests.fakes.kube.openapi import KUBERNETES_VERSION, builtin_schema, crd_schema, definitions_document
 from tests.fakes.kube.resources import ResourceType
 
 __all__ = ["check_schema"]
@@ -38,7 +38,13 @@ def _raise(rt: ResourceType, obj: Mapping[str, Any], error: jsonschema.Validatio
     raise ApiError.invalid(rt, name, [(field, f"Invalid value: {error.message}")])
 
 
-def check_schema(rt: ResourceType, obj: Mapping[str, Any], crd: Mapping[str, Any] | None = None) -> None:
+def check_schema(
+    rt: ResourceType,
+    obj: Mapping[str, Any],
+    crd: Mapping[str, Any] | None = None,
+    *,
+    kubernetes: str = KUBERNETES_VERSION,
+) -> None:
     """Raise ApiError when ``obj`` does not fit the schema of ``rt`` (``crd`` for custom resources)."""
     if rt.custom:
         schema = crd_schema(crd, rt.version) if crd else None
@@ -49,7 +55,7 @@ def check_schema(rt: ResourceType, obj: Mapping[str, Any], crd: Mapping[str, Any
         except jsonschema.ValidationError as e:
             _raise(rt, obj, e)
         return
-    validator = _builtin_validator(rt.api_version, rt.kind)
+    validator = _builtin_validator(rt.api_version, rt.kind, kubernetes)
     if validator is None:
         return
     try:
@@ -59,12 +65,13 @@ def check_schema(rt: ResourceType, obj: Mapping[str, Any], crd: Mapping[str, Any
 
 
 @functools.cache
-def _builtin_validator(api_version: str, kind: str) -> Any:
-    """A validator for one built-in kind, built once."""
-    schema = builtin_schema(api_version, kind)
+def _builtin_validator(api_version: str, kind: str, kubernetes: str) -> Any:
+    """A validator for one built-in kind in one Kubernetes version, built once."""
+    schema = builtin_schema(api_version, kind, kubernetes)
     if schema is None:
         return None
-    registry = Resource.from_contents(definitions_document()) @ (Resource.from_contents(schema) @ Registry())
+    defs = definitions_document(kubernetes)
+    registry = Resource.from_contents(defs) @ (Resource.from_contents(schema) @ Registry())
     return jsonschema.validators.Draft202012Validator(schema, registry=registry)
 
 

@@ -25,11 +25,13 @@ import yaml
 from aiohttp import web
 
 from tests.fakes.kube.errors import ApiError
+from tests.fakes.kube.openapi import KUBERNETES_VERSION
 from tests.fakes.kube.rbac import allowed
 from tests.fakes.kube.resources import ResourceType
 from tests.fakes.kube.roles import IDENTITIES, Identity, chart_rbac_objects, member_rbac_objects
 from tests.fakes.kube.selectors import Selector, parse_field_selector, parse_label_selector
 from tests.fakes.kube.store import Obj, Store, StoredEvent, TokenInfo
+from tests.fakes.kube.versions import server_version
 
 __all__ = ["FakeKubeAPI", "Fault", "RequestRecord"]
 
@@ -39,17 +41,6 @@ _TRUE = {"true", "True", "1"}
 # What an API server lets anyone read, even without a token (system:public-info-viewer).
 _PUBLIC_PATHS = ("/readyz", "/livez", "/healthz", "/version")
 _MAX_BODY = 3 * 1024 * 1024  # the API server's request body limit
-_VERSION = {
-    "major": "1",
-    "minor": "30",
-    "gitVersion": "v1.30.0-ingressfed-fake",
-    "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean",
-    "buildDate": "2026-01-01T00:00:00Z",
-    "goVersion": "go1.22.0",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
 
 
 @dataclass
@@ -207,6 +198,7 @@ class FakeKubeAPI:
         host_namespace: str = "ingressfed-system",
         lease_name: str = "ingressfed-controller",
         allow_forbidden: bool = False,
+        kubernetes_version: str = KUBERNETES_VERSION,
     ) -> None:
         if identity not in IDENTITIES:
             raise ValueError(f"identity must be one of {', '.join(IDENTITIES)}, got {identity!r}")
@@ -226,6 +218,7 @@ class FakeKubeAPI:
         self.watch_timeout = watch_timeout
         self.store = Store(history_size=history_size)
         self.store.schema_validation = schema_validation
+        self.store.kubernetes_version = kubernetes_version  # built-in schemas and GET /version
         self.store.tokens[token] = TokenInfo("admin")
         self.faults: list[Fault] = []
         self.requests: deque[RequestRecord] = deque(maxlen=200_000)
@@ -809,7 +802,7 @@ class FakeKubeAPI:
                 return web.Response(status=500, text="[-]etcd failed: reason withheld\nreadyz check failed\n")
             return web.Response(text="ok")
         if path == "/version":
-            return self._json(_VERSION)
+            return self._json(server_version(self.store.kubernetes_version))
         if path == "/api":
             return self._json(
                 {

@@ -21,7 +21,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.fakes.kube.errors import ApiError
-from tests.fakes.kube.openapi import builtin_schema, crd_schema, prune, strategic_merge
+from tests.fakes.kube.openapi import (
+    KUBERNETES_VERSION,
+    builtin_schema,
+    crd_schema,
+    definitions,
+    prune,
+    strategic_merge,
+)
 from tests.fakes.kube.resources import (
     BUILTIN_TYPES,
     ResourceType,
@@ -168,6 +175,7 @@ class Store:
         self.tokens: dict[str, TokenInfo] = {}
         self.ca_pem = b""  # the server's CA, copied into service-account token Secrets
         self.schema_validation = True  # API writes must fit the OpenAPI schema / the CRD's schema
+        self.kubernetes_version = KUBERNETES_VERSION  # whose built-in schemas apply ("1.27", ...)
         for t in BUILTIN_TYPES:
             self._register(t)
         for ns in INITIAL_NAMESPACES:
@@ -468,7 +476,7 @@ class Store:
 
     def _schema(self, rt: ResourceType) -> dict[str, Any] | None:
         if not rt.custom:
-            return builtin_schema(rt.api_version, rt.kind)
+            return builtin_schema(rt.api_version, rt.kind, self.kubernetes_version)
         crd = self._bucket(self.find_type("customresourcedefinitions")).get(("", f"{rt.plural}.{rt.group}"))
         return crd_schema(crd, rt.version) if crd else None
 
@@ -479,7 +487,7 @@ class Store:
         schema = self._schema(rt) if self.schema_validation else None
         if schema is None:
             return obj
-        pruned, dropped = prune(obj, schema)
+        pruned, dropped = prune(obj, schema, defs=definitions(self.kubernetes_version))
         if dropped and field_validation == "Strict":
             raise ApiError.bad_request(
                 f"{rt.kind} in version {rt.version!r} cannot be handled as a {rt.kind}: "
@@ -499,7 +507,7 @@ class Store:
             crd = self._bucket(self.find_type("customresourcedefinitions")).get(
                 ("", f"{rt.plural}.{rt.group}")
             )
-        check_schema(rt, obj, crd)
+        check_schema(rt, obj, crd, kubernetes=self.kubernetes_version)
 
     def _defaults(self, rt: ResourceType, obj: Obj, *, validate: bool) -> None:
         """What the real server's defaulting and admission fill in on create."""
@@ -708,7 +716,8 @@ class Store:
             if ctype == "application/merge-patch+json":
                 patched = merge_patch(old, body)
             else:
-                patched = strategic_merge(old, body, builtin_schema(rt.api_version, rt.kind))
+                schema = builtin_schema(rt.api_version, rt.kind, self.kubernetes_version)
+                patched = strategic_merge(old, body, schema, definitions(self.kubernetes_version))
             given_rv = _meta(body).get("resourceVersion")
         elif ctype == "application/json-patch+json":
             patched = json_patch(old, body)
