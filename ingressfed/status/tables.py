@@ -194,6 +194,11 @@ def table_rows(table: Table, items: Sequence[Item], *, now: float, wide: bool) -
     columns = [c for c in table.columns if wide or not c.wide]
     rows = [[c.header for c in columns]]
     for item in sorted(items, key=table.sort_key):
-        # Cells are single-line: a name with a newline must not forge a row.
-        rows.append([" ".join(c.value(item, now).split()) or "-" for c in columns])
+        rows.append([_cell(c.value(item, now)) for c in columns])
     return rows
+
+
+def _cell(text: str) -> str:
+    # One line of printable text: a name with a newline must not forge a row, nor one with an
+    # escape sequence repaint the operator's terminal.
+    return "".join(ch if ch.isprintable() else "?" for ch in " ".join(text.split())) or "-"

@@ -145,11 +145,13 @@ def test_tables_are_kubectl_like_and_single_line() -> None:
             "health": "healthy",
             "lastTransition": None,
         },
+        {"name": "c\x1b[2J", "status": "Ready", "health": "healthy"},
     ]
     rows = table_rows(TABLES["clusters"], items, now=100.0, wide=False)
     assert rows[0] == ["NAME", "STATUS", "DATA PLANE", "HEALTH", "LAST TRANSITION"]
     assert rows[1] == ["a", "Ready", "Unchecked", "healthy", "<unknown>"]
     assert rows[2] == ["b FORGED ROW", "Offline", "Failing", "unhealthy", "1m"]
+    assert rows[3][0] == "c?[2J"  # no escape sequence reaches the terminal
     wide = table_rows(TABLES["clusters"], items, now=100.0, wide=True)
     assert wide[2][-4:] == ["1.00,2.00", "1.2", "50.0%", "Offline; Removed"]
     assert [short_age(s) for s in (5, 150, 7200, 3 * 86400)] == ["5s", "2m", "2h", "3d"]
