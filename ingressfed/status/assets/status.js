@@ -98,19 +98,32 @@
     return lines.join("\n");
   }
 
+  // One set of listeners on the map (not three per marker): the marker under the pointer is found
+  // by its group's data-name, its text in `tips`, rebuilt with every render.
+  const tips = new Map();
+
   function hover(node, text) {
+    tips.set(node, text);
+  }
+
+  function followPointer() {
+    const map = $("map");
     const tip = $("tooltip");
-    node.addEventListener("mouseenter", () => { tip.textContent = text; tip.hidden = false; });
-    node.addEventListener("mousemove", (e) => {
+    map.addEventListener("mousemove", (e) => {
+      const text = tips.get(e.target);
+      if (text === undefined) { tip.hidden = true; return; }
       const box = $("map-panel").getBoundingClientRect();
+      tip.textContent = text;
+      tip.hidden = false;
       tip.style.left = (e.clientX - box.left + 12) + "px";
       tip.style.top = (e.clientY - box.top + 12) + "px";
     });
-    node.addEventListener("mouseleave", () => { tip.hidden = true; });
+    map.addEventListener("mouseleave", () => { tip.hidden = true; });
   }
 
   function renderMarkers(d) {
     const labels = d.clusters.length + d.edges.length <= LABEL_LIMIT;
+    tips.clear();
     const clusters = $("clusters");
     clusters.replaceChildren();
     for (const c of d.clusters) {
@@ -315,6 +328,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     $("where-form").addEventListener("submit", ask);
+    followPointer();
     $("filter").addEventListener("input", render);
     setInterval(() => { if (doc) { renderTables(doc); } }, 5000);
     follow();
