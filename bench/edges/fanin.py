@@ -114,11 +114,14 @@ async def _load(port: int, args: argparse.Namespace, pid: int) -> None:
         await asyncio.gather(*(worker(session, args.reports // 16) for _ in range(16)))
         wall, cpu = time.perf_counter() - t0, _cpu_seconds(pid) - cpu0
     n = sent
-    t = time.perf_counter()
-    rounds = 50
-    for _ in range(rounds):
-        json.loads(bodies[0])
-    parse = (time.perf_counter() - t) / rounds
+    # The peer: the best of several batches (this process shares the cores with the server).
+    batches = []
+    for _ in range(10):
+        t = time.perf_counter()
+        for _ in range(10):
+            json.loads(bodies[0])
+        batches.append((time.perf_counter() - t) / 10)
+    parse = min(batches)
     default_rate = args.edges / DEFAULT_INTERVAL
     per_report = cpu / n
     print(
