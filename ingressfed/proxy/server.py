@@ -178,6 +178,7 @@ class ProxyServer:
             engine.registry.check_timeouts(now)
             if self.workers is not None:
                 self.workers.send_checks(checks_of(engine.router.health))
+                self.workers.ready()  # logs each worker once it serves
             sweeps += 1
             if sweeps % 8 == 0:
                 engine.pool.sweep(now=now, idle_timeout=self.settings.timeouts.idle)
@@ -266,6 +267,7 @@ def run_worker(settings: ProxySettings, inbox: multiprocessing.connection.Connec
 
 async def _serve(settings: ProxySettings, inbox: multiprocessing.connection.Connection) -> None:
     async with ProxyServer(settings) as proxy:
+        inbox.send(("ready",))
         while True:
             try:
                 message: tuple[Any, ...] = await asyncio.to_thread(inbox.recv)

@@ -63,11 +63,13 @@ class WorkerPool:
         self.processes: list[BaseProcess] = []
         self.pipes: list[multiprocessing.connection.Connection] = []
         self._checks: dict[Backend, bool] = {}
+        self._ready: set[int] = set()
 
     def start(self) -> None:
         context = multiprocessing.get_context("spawn")  # no copy of the primary's event loop
         for number in range(self.count):
-            inbox, outbox = context.Pipe(duplex=False)
+            # Duplex: tables and verdicts go down; one "ready" comes back once the worker serves.
+            inbox, outbox = context.Pipe(duplex=True)
             process = context.Process(
                 target=self.target,
                 args=(self.settings, inbox),
@@ -109,6 +111,17 @@ class WorkerPool:
         for process in self.processes:
             remaining = max(0.0, deadline - loop.time())
             await asyncio.to_thread(process.join, remaining)
+
+    def ready(self) -> int:
+        """How many workers have said they are serving (each sends "ready" once)."""
+        for i, pipe in enumerate(self.pipes):
+            if i in self._ready:
+                continue
+            with contextlib.suppress(OSError, EOFError):
+                if pipe.poll() and pipe.recv() == ("ready",):
+                    self._ready.add(i)
+                    log.info("proxy worker %d is serving", i + 1)
+        return len(self._ready)
 
     def alive(self) -> int:
         return sum(1 for p in self.processes if p.is_alive())
