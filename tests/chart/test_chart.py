@@ -736,6 +736,11 @@ def test_edge_role_is_a_tokenless_proxy_following_the_host() -> None:
     assert {i["key"] for i in volume["secret"]["items"]} == {"token", "ca.crt"}
     (service,) = _find(docs, "Service", f"{RELEASE}-ingressfed-proxy")
     assert service["spec"]["type"] == "LoadBalancer"
+    # Its DNS server follows the same feed with the same Secret (delegate the zone to every edge).
+    (dns,) = _find(docs, "Deployment", f"{RELEASE}-ingressfed-dns")
+    dns_args = dns["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert dns_args[dns_args.index("--feed") + 1] == "https://ingressfed.example.net:9090"
+    assert "--edge" not in dns_args and "--ca-file" in dns_args
 
 
 def test_host_role_renders_the_declared_edges_into_the_config() -> None:
