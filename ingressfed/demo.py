@@ -305,7 +305,8 @@ def _status_lines(controller_listen: str, proxy_admin_listen: str) -> list[str]:
 
     lines = [
         f"The status page (world map, health, events, where a client goes): {url(controller_listen)}/status",
-        "The members, as kubectl get clusters showed them (also routes, records, events; -o wide|json|yaml):",
+        "The members, as kubectl get clusters showed them (also edges, routes, records, events, certificates;"
+        " -o wide|json|yaml; -w to follow):",
         f"  ingressfed get clusters --controller {url(controller_listen)}",
     ]
     if proxy_admin_listen:

@@ -17,13 +17,15 @@ page's escaping still could not run.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
 import importlib.resources
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -157,9 +159,17 @@ def add_status_routes(app: web.Application, state: StatusState, *, token: str | 
     async def release_waiters(_: web.Application) -> None:
         state.close()
 
+    async def sampler(_: web.Application) -> AsyncIterator[None]:
+        task = asyncio.get_running_loop().create_task(state.run(), name="status-sampler")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     app.router.add_get(PAGE_PATH, guarded(page))
     app.router.add_get(PAGE_PATH + "/assets/{name}", guarded(asset))
     app.router.add_get(STATUS_PATH, guarded(document))
     app.router.add_get(STATUS_PATH + "/where", guarded(where))
     app.router.add_get(STATUS_PATH + "/{resource}", guarded(resource))
     app.on_shutdown.append(release_waiters)
+    app.cleanup_ctx.append(sampler)

@@ -5,7 +5,7 @@ the proxy holds, each cluster's data-plane health as *this* proxy's checks and
 passive failures see it, its own request rates and the events it noticed.
 There are no records (a proxy holds none), so the "where" box shows the
 proxy's choice only. Changes of a cluster's health wake the page's long-poll
-at once; a new routing table shows at the next poll.
+at once; a new routing table within a second (the status sampler's tick).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ class _ProxyView:
         self.state: StatusState | None = None
         self._seen: tuple[int, tuple[Cluster, ...]] | None = None
 
+    def refresh(self) -> None:
+        self()
+
     def __call__(self) -> FeedView | None:
         try:
             table = self.proxy.engine.router.table
@@ -42,8 +45,9 @@ class _ProxyView:
         )
         key = (table.version, clusters)
         if key != self._seen and self.state is not None:
+            first = self._seen is None
             self._seen = key
-            self.state.observe_clusters(clusters)
+            self.state.observe_clusters(clusters, first_sight=not first)
             self.state.touch()
         return FeedView(
             version=table.version,
@@ -73,6 +77,7 @@ def attach_proxy_status(proxy: Any, *, token: str | None) -> StatusState:
         default_order=settings.geo.default_order,
     )
     view.state = state
-    proxy.add_health_listener(lambda _cluster, _healthy: view())
+    state.tick = view.refresh  # noticed within a second: a new table, a cluster's health
+    proxy.add_health_listener(lambda _cluster, _healthy: view.refresh())
     proxy.admin_routes.append(lambda app: add_status_routes(app, state, token=token))
     return state

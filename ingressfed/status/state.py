@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from ingressfed.feed.view import FeedView
 from ingressfed.model import Changes, Cluster, Edge, Location
 from ingressfed.status.document import EdgeDetail, StatusInputs
-from ingressfed.status.events import Event, cluster_events, dns_events, edge_events
+from ingressfed.status.events import Event, EventKind, cluster_events, dns_events, edge_events
 from ingressfed.status.rates import Sample, request_rates
 from ingressfed.status.regions import Grid, nearest_grid
 from ingressfed.status.where import answer_from_records, proxy_choice
@@ -78,6 +78,8 @@ class StatusState:
         self._edges: dict[str, Edge] = {}
         # Set by the wiring when an edge registry runs in this process.
         self.edge_details: Callable[[], Mapping[str, EdgeDetail]] | None = None
+        # Called every second by :meth:`run` (a proxy's view notices a new routing table so).
+        self.tick: Callable[[], None] | None = None
         self._health: dict[str, tuple[object, ...]] = {}
         self._grid_key: tuple[Cluster, ...] | None = None
         self._grid: Grid | None = None
@@ -87,14 +89,23 @@ class StatusState:
         self._closed = False
 
     # ------------------------------------------------------------------ following
-    def observe_clusters(self, clusters: Sequence[Cluster]) -> None:
+    def observe_clusters(self, clusters: Sequence[Cluster], *, first_sight: bool = True) -> None:
+        """Record a new picture of the clusters.
+
+        ``first_sight=False`` for a picture that is not the clusters' start (a proxy's view, first
+        read well after its table loaded): clusters it has not seen get no join event and no
+        transition time (shown as unknown) rather than a made-up one.
+        """
         now = self.clock()
         events = cluster_events(self._clusters, clusters, now=now, default_order=self.default_order)
+        if not first_sight:
+            events = [e for e in events if e.kind is not EventKind.JOINED]
         for c in clusters:
             key = (c.status, c.data_plane_healthy)
             if self._health.get(c.name) != key:
+                if c.name in self._health or first_sight:
+                    self.transitions[c.name] = now
                 self._health[c.name] = key
-                self.transitions[c.name] = now
         for gone in set(self._health) - {c.name for c in clusters}:
             # Edges keep their transitions under "edge/<name>"; only clusters are tracked here.
             del self._health[gone]
@@ -146,17 +157,32 @@ class StatusState:
             self.touch()
 
     # ------------------------------------------------------------------ reading
-    def _rates(self) -> Any:
+    def sample(self) -> None:
+        """Take a sample of the proxy's counters (at most one a second) and run :attr:`tick`."""
+        if self.tick is not None:
+            self.tick()
         if self.counts is None:
-            return None
+            return
         now = time.monotonic()
         samples = self._samples
         if not samples or now - samples[-1].time >= _SAMPLE_EVERY:
             samples.append(Sample(now, dict(self.counts())))
         while len(samples) > 2 and now - samples[1].time >= RATE_WINDOW:
             samples.popleft()
+
+    async def run(self) -> None:
+        """Sample every second while served (``api`` runs this for the app's lifetime)."""
+        while not self._closed:
+            self.sample()
+            await asyncio.sleep(_SAMPLE_EVERY)
+
+    def _rates(self) -> Any:
+        if self.counts is None:
+            return None
+        self.sample()
+        samples = self._samples
         if len(samples) < 2:
-            return {}
+            return None  # no window yet: unknown, not zero
         return request_rates(samples[0], samples[-1])
 
     def _grid_for(self, clusters: tuple[Cluster, ...]) -> Grid:

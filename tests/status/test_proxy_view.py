@@ -50,6 +50,11 @@ async def test_proxy_serves_its_own_view(backends: dict[str, BackendServer]) -> 
         async with s.get(f"{admin}/v1/status", headers=auth) as r:
             doc = await r.json()
         assert any(e["kind"] == "DataPlaneDown" and e["object"] == EU.name for e in doc["events"])
+        # Its table came after it started: it saw the clusters arrive (within its one-second tick).
+        joined = {e["object"] for e in doc["events"] if e["kind"] == "ClusterJoined"}
+        assert joined == {US.name, EU.name, ASIA.name}
+        times = {c["name"]: c["lastTransition"] for c in doc["clusters"]}
+        assert times[EU.name] > times[US.name]
         async with s.get(f"{admin}/v1/status/routes", headers=auth) as r:
             routes = (await r.json())["items"]
         assert routes[0]["host"] == "app.example.com"

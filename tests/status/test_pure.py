@@ -178,3 +178,16 @@ def test_grid_shortcut_agrees_with_ranking_every_cluster() -> None:
     for i, chosen in enumerate(grid.cells):
         lat, lon = 90 - (i // grid.cols + 0.5) * 10, -180 + (i % grid.cols + 0.5) * 10
         assert chosen == rank(Location(lat, lon), candidates)[0], (lat, lon)
+
+
+def test_a_view_first_read_late_makes_up_no_join_or_transition() -> None:
+    from ingressfed.status.state import StatusState
+
+    clock = [100.0]
+    state = StatusState(role="proxy", view=lambda: None, clock=lambda: clock[0])
+    state.observe_clusters([US, EU], first_sight=False)
+    assert list(state.events) == [] and state.transitions == {}
+    clock[0] = 105.0
+    state.observe_clusters([US, replace(EU, data_plane_healthy=False)], first_sight=False)
+    assert state.transitions == {"eu": 105.0}
+    assert [e.kind for e in state.events] == [EventKind.DATA_PLANE_DOWN, EventKind.FAILOVER]
