@@ -154,6 +154,25 @@ def edge_config(tmp: Path) -> Path:
     return path
 
 
+def start_dns_follower(tmp: Path, *, controller: int, port: int, db: Path) -> subprocess.Popen[bytes]:
+    """An edge's DNS server (``ingressfed dns-serve --feed``), as the chart's edge role runs it."""
+    cmd = [
+        sys.executable, "-m", "ingressfed.cli", "dns-serve",
+        "--feed", f"http://127.0.0.1:{controller}",
+        "--zone", "example.com",
+        "--token-file", str(tmp / "token"),
+        "--state-file", str(tmp / "edge-dns.json"),
+        "--listen", f"127.0.0.1:{port}",
+        "--answers", "geo",
+        "--geoip", str(db),
+        "--trust-ecs-from", "127.0.0.0/8",
+    ]  # fmt: skip
+    log = open(tmp / "edge-dns.log", "wb")  # noqa: SIM115 - the process writes it
+    return subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+
+
 def start_edge(tmp: Path, cluster: str, *, controller: int, port: int) -> subprocess.Popen[bytes]:
     address = CLUSTERS[cluster][3]
     cmd = [
@@ -191,7 +210,7 @@ async def test_three_edges_steer_fail_over_and_outlive_the_controller(
     tmp_path: Path, backends: dict[str, Backend]
 ) -> None:
     db = build_city_db(tmp_path)
-    ports = {"dns": free_port(), "controller": free_port()}
+    ports = {"dns": free_port(), "controller": free_port(), "edge_dns": free_port()}
     edge_port = free_port()
     config = load_config(controller_config(tmp_path, db=db, ports=ports, backends=backends))
     edges: dict[str, subprocess.Popen[bytes]] = {}
@@ -202,6 +221,9 @@ async def test_three_edges_steer_fail_over_and_outlive_the_controller(
                     c: start_edge(tmp_path, c, controller=ports["controller"], port=edge_port)
                     for c in CLUSTERS
                 }
+                edges["dns"] = start_dns_follower(
+                    tmp_path, controller=ports["controller"], port=ports["edge_dns"], db=db
+                )
                 edge_ip = {c: CLUSTERS[c][3] for c in CLUSTERS}
 
                 # Per-subnet answers: each client resolves to its nearest edge, once all three report.
@@ -251,9 +273,19 @@ async def test_three_edges_steer_fail_over_and_outlive_the_controller(
                 await eventually(
                     eu_clients_elsewhere, "DNS stops answering the dead edge-eu", seconds=STALE_AFTER + 8
                 )
+                last = await geo_a(ports["dns"], SUBNETS["eu"])
 
-            # The controller is gone. The remaining edges keep serving from their own view and still
-            # fail over on their own checks.
+                async def follower_has_it() -> bool:
+                    return await geo_a(ports["edge_dns"], SUBNETS["eu"]) == last
+
+                await eventually(follower_has_it, "the edge's DNS server follows the feed")
+
+            # The controller is gone. The edge's DNS server keeps answering the last records, and the
+            # remaining edges keep serving from their own view and still fail over on their own checks.
+            for cluster, subnet in SUBNETS.items():
+                if cluster != "eu":
+                    assert await geo_a(ports["edge_dns"], subnet) == {edge_ip[cluster]}
+            assert await geo_a(ports["edge_dns"], SUBNETS["eu"]) == last
             assert await served_by(session, edge_ip["us"], edge_port) == "us"
             await backends["us"].stop()
 
