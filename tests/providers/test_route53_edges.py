@@ -67,3 +67,21 @@ async def test_one_latency_record_per_live_edge(
     left, records = await converge_routed(p, fed, with_host(snapshot(live={"edge-us", "edge-asia"}), host))
     assert left == 0
     assert {rs.set_identifier for rs in records if rs.name == host} == {"edge-us", "edge-asia"}
+
+
+async def test_one_geolocation_record_per_edge_and_a_default(make: Callable[..., Route53Provider]) -> None:
+    p = make(routing="geolocation")
+    fed = Federation(name="federation", suffix=p.zone, owner_id=OWNER)
+    host = f"web.{p.zone}"
+    left, records = await converge_routed(p, fed, with_host(snapshot(live=set(EDGES)), host))
+    assert left == 0
+    geo = {
+        rs.set_identifier: (rs.routing.continent, rs.values)
+        for rs in records
+        if rs.name == host and rs.routing
+    }
+    # Each edge answers its continent; the default set (clients elsewhere) holds every live edge.
+    assert geo["edge-us"] == ("NA", ("198.51.100.1",))
+    assert geo["edge-eu"] == ("EU", ("198.51.100.2",))
+    assert geo["edge-asia"] == ("AS", ("198.51.100.3",))
+    assert geo["default"][1] == ("198.51.100.1", "198.51.100.2", "198.51.100.3")
