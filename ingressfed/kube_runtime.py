@@ -146,7 +146,9 @@ async def run_kubernetes(
             if tls_offers is not None:
                 from ingressfed.kube.tls_secrets import TlsSecretReader
 
-                secrets = TlsSecretReader(clients.current, on_offers=tls_offers)
+                secrets = TlsSecretReader(
+                    clients.current, on_offers=tls_offers, registry=controller.metrics.registry
+                )
                 tg.create_task(secrets.run(), name="tls-secrets")
                 controller.sinks.append(lambda out: secrets.submit(out.snapshot))
             await asyncio.Event().wait()  # until cancelled by the app

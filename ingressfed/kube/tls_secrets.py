@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from kubernetes_asyncio.client import ApiClient
+from prometheus_client import CollectorRegistry, Gauge
 
 from ingressfed.kube.rest import KubeApiError, request_json
 from ingressfed.kube.status import event_body
@@ -50,6 +51,7 @@ class TlsSecretReader:
         interval: float = 30.0,
         instance: str | None = None,
         clock: Callable[[], datetime.datetime] = _utcnow,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._client_for = client_for
         self._on_offers = on_offers
@@ -62,6 +64,12 @@ class TlsSecretReader:
         self._wake = asyncio.Event()
         self.events = 0
         self.problems: list[SecretProblem] = []
+        self._problem_gauge = Gauge(
+            "ingressfed_tls_secret_problems",
+            "Ingress spec.tls entries whose Secret cannot serve, by reason (SecretNotFound, KeyMismatch…)",
+            ["reason"],
+            registry=registry if registry is not None else CollectorRegistry(),
+        )
 
     def submit(self, snapshot: Snapshot) -> None:
         refs = tls_refs(snapshot)
@@ -104,6 +112,12 @@ class TlsSecretReader:
         # host's last good certificate, so a broken update never removes a working one.
         self._on_offers([offer for _, offer in offers])
         self.problems = problems
+        counts: dict[str, int] = {}
+        for problem in problems:
+            counts[problem.reason] = counts.get(problem.reason, 0) + 1
+        self._problem_gauge.clear()
+        for reason, count in counts.items():
+            self._problem_gauge.labels(reason).set(count)
         await self._report(problems)
         return problems
 

@@ -7,6 +7,8 @@ import base64
 import datetime
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from ingressfed.kube.objects import Selection, ingress_from
 from ingressfed.kube.tls_secrets import TlsSecretReader
 from ingressfed.model import IngressObservation, IngressRule, IngressTLS, Snapshot
@@ -104,8 +106,9 @@ async def test_good_secrets_become_offers_and_each_bad_case_one_event(clusters) 
     snapshot = Snapshot(ingresses=tuple(ingress(f"ing-{s}", (s, (h,))) for s, h in cases.items()))
     got: list[list[Offer]] = []
     async with fake.api_client() as api:
+        registry = CollectorRegistry()
         reader = TlsSecretReader(
-            lambda name: api if name == "c0" else None, on_offers=got.append, instance="t"
+            lambda name: api if name == "c0" else None, on_offers=got.append, instance="t", registry=registry
         )
         reader.submit(snapshot)
         await reader.sync()
@@ -137,6 +140,8 @@ async def test_good_secrets_become_offers_and_each_bad_case_one_event(clusters) 
         assert {o.source for o in got[-1]} == {
             f"secret:c0/shop/{s}" for s in ("good", "mismatch", "expired", "future", "wrong-host", "garbage")
         }
+        assert registry.get_sample_value("ingressfed_tls_secret_problems", {"reason": "KeyMismatch"}) == 1
+        assert registry.get_sample_value("ingressfed_tls_secret_problems", {"reason": "SecretNotFound"}) == 1
         # Nothing new: no new Events.
         await reader.sync()
         assert len(fake.objects("events", "shop")) == 8
