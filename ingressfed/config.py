@@ -783,6 +783,11 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
         )
     problems.extend(_edge_checks(raw, names if members_known else None))
     problems.extend(_zone_file_checks(raw))
+    tls = _mapping(_mapping(raw, "proxy"), "tls")
+    if tls.get("defaultCertificate") and not tls.get("certificateDir"):
+        problems.append(
+            "proxy.tls.defaultCertificate: names a pair in proxy.tls.certificateDir; set certificateDir too"
+        )
     provider = _mapping(raw, "dns").get("provider", "embedded")
     registered = sorted({ep.name for ep in entry_points(group=PROVIDER_GROUP)})
     if isinstance(provider, str) and registered and provider not in registered:

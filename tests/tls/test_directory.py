@@ -73,3 +73,19 @@ def test_a_lone_certificate_file_is_refused_as_missing_data(ca: LocalAuthority, 
     book = catalog.refresh(now())
     assert book.entries == {}
     assert [r.reason for r in book.refused] == ["MissingData"]
+
+
+def test_check_config_names_tls_problems(tmp_path: Path) -> None:
+    from ingressfed.config import load_config
+    from ingressfed.errors import ConfigError
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "federation: {name: f, zone: example.com}\n"
+        "proxy: {tls: {defaultCertificate: shop, http2: {maxConcurrentStreams: 0}}}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = "\n".join(info.value.problems)
+    assert "proxy.tls.defaultCertificate: names a pair in proxy.tls.certificateDir" in problems
+    assert "proxy.tls.http2.maxConcurrentStreams: 0 is out of range" in problems
