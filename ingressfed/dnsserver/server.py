@@ -149,8 +149,13 @@ class DnsServer:
         in place at once, re-rendering only the names they touch. ``base_serial`` names
         the serial the changes start from when the new serial is not simply the next."""
         if changes is not None and self._applies(data, changes, base_serial):
-            self._apply(data, changes)
-            return
+            try:
+                self._apply(data, changes)
+                return
+            except Exception:  # a half-applied index is replaced by a full render of ``data``
+                log.exception(
+                    "zone %s: could not follow serial %d in place; rendering it whole", data.zone, data.serial
+                )
         self._pending = data
         if self._builder is None or self._builder.done():
             self._builder = asyncio.get_running_loop().create_task(self._build_pending())

@@ -143,3 +143,22 @@ async def test_embedded_provider_changes_are_followed_in_place() -> None:
         r = await udp(srv.port, f"www.{ZONE}")
         assert values(r.answer, "A") == {"192.0.2.2"}
         assert srv.index is first and srv.index.serial == provider.zone_data.serial
+
+
+async def test_a_change_that_cannot_be_followed_in_place_is_rendered_whole() -> None:
+    data = zone_data_from_records(ZONE, RECORDS, serial=1)
+    async with DnsServer(index_of(data), port=0) as srv:
+        broken = srv.index
+
+        def fail(*_: object) -> set[bytes]:
+            raise RuntimeError("boom")
+
+        broken.apply = fail  # type: ignore[method-assign]
+        new = rs("www", T.A, "192.0.2.51")
+        old = next(r for r in RECORDS if r.key == new.key)
+        data2 = zone_data_from_records(ZONE, [new if r.key == new.key else r for r in RECORDS], serial=2)
+        srv.update_soon(data2, [Change(ChangeAction.UPDATE, old=old, new=new)])
+        await srv.settled()
+        assert srv.index is not broken and srv.index.serial == 2
+        r = await udp(srv.port, f"www.{ZONE}")
+        assert values(r.answer, "A") == {"192.0.2.51"}
