@@ -349,6 +349,7 @@ async def test_two_controllers_one_writer_and_takeover_after_the_leader_is_kille
         stores: dict[str, Store] = {}
         electors: dict[str, LeaderElector] = {}
         tasks: dict[str, list[asyncio.Task[None]]] = {}
+        controllers: dict[str, Controller] = {}
         for r in (a, b):
             store = stores[r.identity] = Store()
             store.set_cluster(Cluster("us", region="us-east1", zone="us-east1-b"))
@@ -360,6 +361,7 @@ async def test_two_controllers_one_writer_and_takeover_after_the_leader_is_kille
                 settings=ControllerSettings(debounce=0.01, resync=0.3),
                 is_leader=lambda who=r.identity: electors[who].is_leader,
             )
+            controllers[r.identity] = ctl
             # A new leader reconciles at once instead of waiting for the next change or resync.
             electors[r.identity] = LeaderElector(
                 r.client,
@@ -386,7 +388,9 @@ async def test_two_controllers_one_writer_and_takeover_after_the_leader_is_kille
                     break
                 await asyncio.sleep(0.05)
             assert await published() == ("192.0.2.2",)
-            await asyncio.sleep(1.0)  # several resyncs of the follower: it computes but never writes
+            # Several resyncs of the follower (counted, not waited for): it computes but never writes.
+            done = controllers["b"].reconciles
+            await until(lambda: controllers["b"].reconciles >= done + 3, timeout=10, what="follower resyncs")
             assert {who for who, _ in applies} == {"a"}
 
             for t in tasks["a"]:  # a dies without releasing the lease

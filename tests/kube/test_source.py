@@ -232,8 +232,12 @@ async def test_namespace_selection_federates_every_lb_service(clusters) -> None:
         source = await _source(stack, store, selection=Selection(namespaces=frozenset({"shop"})))
         await source.sync_members([member("c0", path)])
         await eventually(lambda: {s.name for s in store.snapshot().services} == {"a"})
-        await asyncio.sleep(0.1)
-        assert {s.name for s in store.snapshot().services} == {"a"}
+        # Exact instead of "wait a while, then see nothing": events arrive in order, so once d
+        # (written after c) is in, c has been seen and left out.
+        fake.add(service("c", ns="other", opt_in=False))
+        fake.add(service("d", ns="shop", opt_in=False))
+        await eventually(lambda: "d" in {s.name for s in store.snapshot().services}, what="d")
+        assert {s.name for s in store.snapshot().services} == {"a", "d"}
 
 
 async def test_api_server_not_ready_then_ready(clusters) -> None:
