@@ -278,8 +278,21 @@ class GatewayWatch:
         async with asyncio.TaskGroup() as tg:
             for group in self.groups:
                 tg.create_task(
-                    self._run_group(cluster, api, group, on_exports), name=f"{cluster} {group.group}"
+                    self._guarded(cluster, api, group, on_exports), name=f"{cluster} {group.group}"
                 )
+
+    async def _guarded(
+        self, cluster: str, api: ApiClient, group: ApiGroup, on_exports: Callable[[set[Key]], None] | None
+    ) -> None:
+        """A bug here must never stop the member's Service and Ingress watches beside it."""
+        while True:
+            try:
+                await self._run_group(cluster, api, group, on_exports)
+            except Exception:
+                log.exception(
+                    "%s: %s watch failed; starting again", cluster, group.group, extra={"cluster": cluster}
+                )
+                await asyncio.sleep(self.recheck)
 
     async def _run_group(
         self,
@@ -300,7 +313,8 @@ class GatewayWatch:
                     exc,
                     extra={"cluster": cluster},
                 )
-                present = set()
+                await asyncio.sleep(self.recheck)  # unreachable is not "not installed": no claim
+                continue
             if not present:
                 if not said_absent:
                     log.info(
