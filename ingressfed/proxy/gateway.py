@@ -59,11 +59,14 @@ def redirect_for(hop: GatewayHop, *, scheme: str, host: str, path: str, query: s
     r = hop.action.redirect
     if r is None:
         return None
+    # The port the request reached the global address on: the rule's HTTP listener, or 443 for a
+    # request that came through the TLS listener (it is matched against the same rules).
+    arrived = hop.listener_port if scheme == "http" else 443
     location = redirect_location(
         r,
         scheme=scheme,
         host=host,
-        listener_port=hop.listener_port,
+        listener_port=arrived,
         path=path,
         query=query,
         matched_prefix=hop.prefix,

@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import logging
 from collections import deque
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import cast
 
@@ -383,7 +384,7 @@ class H2ClientConnection(asyncio.Protocol):
         engine = self.engine
         outcome = prepare(head, peer=self.identity, matcher=engine.router.table, rules=engine.rules)
         if not isinstance(outcome, Forward):
-            self.respond_local(stream, outcome.status, outcome.detail)
+            self.respond_local(stream, outcome.status, outcome.detail, headers=outcome.headers)
             return
         # The exchange frames the response for an HTTP/1.0-style reader (no chunking): this codec
         # frames bodies itself, and the stream's end is its own signal.
@@ -466,8 +467,10 @@ class H2ClientConnection(asyncio.Protocol):
             return
         self._schedule_write()
 
-    def respond_local(self, stream: _Stream, status: int, detail: str = "") -> None:
-        """Answer a stream ourselves (a rejection) and end it."""
+    def respond_local(
+        self, stream: _Stream, status: int, detail: str = "", *, headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
+        """Answer a stream ourselves (a rejection; an HTTPRoute redirect carries its Location)."""
         phrase = HTTPStatus(status).phrase
         body = f"{status} {phrase}{': ' + detail if detail else ''}\n".encode()
         self.engine.metrics.count_request("", status)
@@ -475,6 +478,7 @@ class H2ClientConnection(asyncio.Protocol):
             (b":status", b"%d" % status),
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", b"%d" % len(body)),
+            *((name.lower(), value) for name, value in headers),
         ]
         stream.head_sent = True
         self.send_headers(stream, fields)

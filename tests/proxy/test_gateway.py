@@ -503,3 +503,30 @@ async def test_a_remote_proxy_serves_httproutes_from_the_feed(
             await proc.wait()
         publisher.close()
         await runner.cleanup()
+
+
+async def test_redirects_and_filters_over_http2(backends: dict[str, BackendServer], tmp_path: Path) -> None:
+    """The same rules over the TLS listener with HTTP/2: a redirect carries its Location."""
+    from tests.proxy.h2client import h2_client
+    from tests.proxy.tlsproxy import HOST, https_proxy
+
+    body = """
+  hostnames: [app.example.com]
+  rules:
+  - matches: [{path: {value: /old}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {statusCode: 301, path: {type: ReplaceFullPath, replaceFullPath: /new}}
+  - matches: [{path: {value: /api}}]
+    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: X-Via-Route, value: h2}]}}]
+    backendRefs: [{name: infra-backend-v2, port: {v2}}]
+"""
+    st = state({"east": CLASS + "---" + GATEWAY + route("h2", body, backends)}, services=services(backends))
+    async with https_proxy(backends, tmp_path) as h, h2_client(h.port, HOST, h.client_context()) as c:
+        h.proxy.update([], [US, EU, ASIA], gateway=st.served)
+        moved = await c.get(HOST, "/old?x=1")
+        assert moved.status == 301
+        assert moved.headers[b"location"] == b"https://app.example.com/new?x=1"
+        served = await c.get(HOST, "/api/v1")
+        assert served.status == 200
+        assert json.loads(served.body)["headers"]["X-Via-Route"] == "h2"
