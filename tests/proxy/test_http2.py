@@ -217,3 +217,23 @@ def _exchanges(h: HttpsProxy) -> list[Exchange]:
         if isinstance(client, H2ClientConnection):
             out += [s.exchange for s in client.streams.values() if s.exchange is not None]
     return out
+
+
+async def test_an_http2_request_is_retried_on_the_next_cluster_and_limits_apply(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    async with https_proxy(backends, tmp_path) as h, h2_client(h.port, HOST, h.client_context()) as c:
+        first = await c.get(HOST, "/who")
+        nearest = backends[first.headers[b"x-served-by-cluster"].decode()]
+        nearest.status_override = 503
+        tried = len(nearest.seen)
+        for _ in range(3):
+            response = await c.get(HOST, "/retry-me")
+            assert response.status == 200
+            assert response.headers[b"x-served-by-cluster"] != nearest.name.encode()
+        assert len(nearest.seen) > tried  # it was asked first and answered 503: a real retry
+        # The body limit of the HTTP/1.1 path applies to HTTP/2 streams too.
+        limit = h.proxy.settings.limits.max_body_bytes
+        sid = c.request(HOST, "/upload", method="POST", end=False, extra=[("content-length", str(limit + 1))])
+        await c.until(lambda: c.responses[sid].status != 0 or c.responses[sid].reset is not None)
+        assert c.responses[sid].status == 413
