@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ingressfed.config import Config, load_config, split_host_port
+from ingressfed.config import Config, ControllerTlsSection, load_config, split_host_port
 from ingressfed.controller import Controller, ControllerSettings, ReconcileOutcome
 from ingressfed.edge.runtime import EdgeRuntime
 from ingressfed.errors import ConfigError, IngressfedError
@@ -31,7 +33,7 @@ from ingressfed.gateway.table import ServedRule
 from ingressfed.metrics import ControllerMetrics, MeteredProvider
 from ingressfed.model import Cluster, ClusterStatus, Federation, Route
 from ingressfed.sources.static import StaticSource
-from ingressfed.startup import binding
+from ingressfed.startup import StartupError, binding
 from ingressfed.store import Store
 from providers import loader
 from providers.base import Provider
@@ -183,12 +185,33 @@ async def _http_app(
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
     host, port = split_host_port(config.controller.listen)
-    site = web.TCPSite(runner, host, port)
+    tls = config.controller.tls
+    site = web.TCPSite(runner, host, port, ssl_context=controller_ssl_context(tls) if tls else None)
     with binding({"controller.listen": config.controller.listen}):
         await site.start()
     server = site._server  # aiohttp keeps the bound sockets here; needed for port 0
     sockets = getattr(server, "sockets", None) or []
     return int(sockets[0].getsockname()[1]) if sockets else port
+
+
+def controller_ssl_context(tls: ControllerTlsSection) -> ssl.SSLContext:
+    """The controller listener's TLS context; a bad file is a one-line StartupError naming it."""
+    from ingressfed.tls.certificate import CertificateError, parse_pair
+    from ingressfed.tls.contexts import single_certificate_context
+
+    try:
+        cert = parse_pair(Path(tls.cert_file).read_bytes(), Path(tls.key_file).read_bytes())
+    except OSError as exc:
+        raise StartupError(
+            "controller.tls", f"cannot read {exc.filename}: {exc.strerror}", "check certFile and keyFile"
+        ) from exc
+    except CertificateError as exc:  # its message never carries the key's bytes
+        raise StartupError(
+            "controller.tls",
+            f"{tls.cert_file} / {tls.key_file}: {exc}",
+            "give a PEM certificate chain (leaf first) and its unencrypted private key",
+        ) from exc
+    return single_certificate_context(cert)
 
 
 async def _start_dns(
@@ -472,7 +495,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 return 1
     except IngressfedError as e:
         log.debug("startup failed", exc_info=e)
-        print(f"ingressfed: {e}")
+        print(f"ingressfed: {e}", file=sys.stderr)
         return 1
     return 0
 

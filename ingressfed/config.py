@@ -437,11 +437,22 @@ class DnsServerSection(_Model):
     transfer: DnsTransferSection | None = None
 
 
+class ControllerTlsSection(_Model):
+    """HTTPS on the controller listener, so edges in other clusters follow the feed over TLS.
+
+    PEM files as a ``kubernetes.io/tls`` Secret mounts them (``tls.crt`` with the chain, ``tls.key``).
+    """
+
+    cert_file: ExistingFile
+    key_file: ExistingFile
+
+
 class ControllerSection(_Model):
     listen: ListenAddress = "127.0.0.1:9090"
     debounce: Annotated[float, AfterValidator(_between(0, 60))] = 0.2
     resync: Seconds = 60.0
     feed_token_file: ExistingFile | None = None
+    tls: ControllerTlsSection | None = None  # None: plain HTTP (loopback, or TLS terminated in front)
 
 
 class StatusSection(_Model):

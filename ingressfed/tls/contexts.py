@@ -21,7 +21,7 @@ from pathlib import Path
 from ingressfed.tls.book import CertificateBook
 from ingressfed.tls.certificate import Certificate
 
-__all__ = ["CIPHERS_TLS12", "SniContexts", "load_certificate"]
+__all__ = ["CIPHERS_TLS12", "SniContexts", "load_certificate", "single_certificate_context"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,14 @@ def _pem_paths(chain: bytes, key: bytes) -> Iterator[tuple[str, str]]:
 def load_certificate(ctx: ssl.SSLContext, cert: Certificate) -> None:
     with _pem_paths(cert.chain_pem, cert.key.reveal()) as (cert_path, key_path):
         ctx.load_cert_chain(cert_path, key_path)
+
+
+def single_certificate_context(cert: Certificate, *, alpn: Sequence[str] = ("http/1.1",)) -> ssl.SSLContext:
+    """A server context with one certificate (a listener that is not per-host: the controller's),
+    with the same protocol floor and suites as the proxy's HTTPS listener."""
+    ctx = _server_context(alpn)
+    load_certificate(ctx, cert)
+    return ctx
 
 
 class SniContexts:
