@@ -15,6 +15,7 @@ import yaml
 
 from ingressfed.app import start
 from ingressfed.config import load_config
+from ingressfed.edge.report import ClusterReport, HealthReport, encode_report
 from ingressfed.model import ClusterStatus
 from tests.fakes.kube.server import FakeKubeAPI
 from tests.kube.conftest import crd, endpoint_slice, eventually, node, service
@@ -107,6 +108,11 @@ async def test_services_in_member_clusters_reach_dns(tmp_path: Path) -> None:
             {"name": "us", "kubeconfig": {"path": str(kubeconfig), "context": "us"}},
             {"name": "eu", "kubeconfig": {"path": str(kubeconfig), "context": "eu"}},
         ]
+        # The data-plane signal below comes from an edge's health report, the one path that writes
+        # it (the registry re-decides on its own clock; a direct Store write would be overwritten).
+        (tmp_path / "edge-token").write_text("edge-secret\n")
+        doc["edges"] = [{"name": "edge-eu", "cluster": "eu", "tokenFile": str(tmp_path / "edge-token")}]
+        doc["edgeHealth"] = {"staleAfter": 120}
         config = load_config(write_config(tmp_path, doc))
         async with start(config) as running:
             us.add(service("web", ip="203.0.113.1"))
@@ -138,7 +144,19 @@ async def test_services_in_member_clusters_reach_dns(tmp_path: Path) -> None:
             )
             await settled(want_us)
             # ... unless the data plane still answers (the proxy's checks say so).
-            running.store.set_data_plane_health("eu", True)
+            report = HealthReport(
+                edge="edge-eu",
+                sequence=1,
+                addresses=(),
+                clusters=(ClusterReport("eu", (("203.0.113.2", 80, True),)),),
+            )
+            async with aiohttp.ClientSession() as http:
+                posted = await http.post(
+                    f"http://{config.controller.listen}/v1/edges/edge-eu/health",
+                    data=encode_report(report),
+                    headers={"Authorization": "Bearer edge-secret", "Content-Type": "application/json"},
+                )
+                assert posted.status == 204, await posted.text()
             await settled({"203.0.113.1", "203.0.113.2"})
             # A deleted Service leaves DNS.
             us.delete("services", "web", namespace="default")
