@@ -6,7 +6,7 @@ Start and reach it
     ``async with FakeKubeAPI(name="east") as api:`` listens on 127.0.0.1, a free port; ``api.url``.
     Strict by default, as a real cluster: bearer tokens required (anonymous reaches only /readyz,
     /livez, /healthz, /version; a bad token gets 401 everywhere), RBAC enforced, and a watch history
-    of ``history_size=100`` events per resource type (older resumes and continue tokens get 410).
+    of ``history_size=25`` events per resource type (older resumes and continue tokens get 410).
     ``identity`` says who kubeconfigs and clients authenticate as: ``"member"`` (default: the account,
     ClusterRole and binding ``ingressfed join`` creates, rules from ``join.cluster_role_rules()``),
     ``"host"`` (the chart's controller ServiceAccount with its ClusterRole and Role, rendered by helm,

@@ -188,7 +188,7 @@ class FakeKubeAPI:
         port: int = 0,
         token: str = "fake-admin-token",
         require_auth: bool = True,
-        history_size: int = 100,
+        history_size: int = 25,
         bookmark_interval: float = 1.0,
         watch_timeout: float | None = None,
         tls: bool = False,
