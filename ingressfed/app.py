@@ -436,6 +436,10 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
 
             tasks.append(asyncio.create_task(_run_kube(config, store, controller, tls_offers), name="kube"))
         tasks.append(asyncio.create_task(controller.run(), name="controller"))
+        if config.tls.acme is not None and https is not None:
+            from ingressfed.acme.wiring import start_acme
+
+            tasks.append(start_acme(config.tls.acme, controller, proxy)[1])
         tasks.append(asyncio.create_task(edges.run(), name="edges"))
         for t in tasks:
             t.add_done_callback(running._watch)

@@ -391,6 +391,77 @@ class ProxyTls(_Model):
     http2: ProxyHttp2 = ProxyHttp2()
 
 
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _non_empty_tuple(value: tuple[str, ...]) -> tuple[str, ...]:
+    if not value:
+        raise ValueError("list at least one host to order a certificate for")
+    if len(set(value)) != len(value):
+        raise ValueError("a host is listed twice")
+    return value
+
+
+def _acme_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(
+            f"{value!r} is not an http(s) URL of an ACME directory (e.g. https://acme-v02.api.letsencrypt.org/directory)"
+        )
+    return value
+
+
+def _email(value: str) -> str:
+    local, _, domain = value.partition("@")
+    if not local or "." not in domain or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not an e-mail address (the CA's expiry notices go there)")
+    return value
+
+
+def _eab_hmac(value: str) -> str:
+    import base64
+    import binascii
+
+    try:
+        decoded = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if not decoded:
+        raise ValueError("not base64url: give the HMAC key exactly as the CA printed it")
+    return value
+
+
+class AcmeEab(_Model):
+    """External account binding (RFC 8555 §7.3.4), required by some CAs (ZeroSSL, Google)."""
+
+    kid: Annotated[str, AfterValidator(_non_empty)]
+    hmac_key: Annotated[str, AfterValidator(_eab_hmac)]
+
+
+class AcmeSection(_Model):
+    """Certificates ordered from an ACME CA for ``hosts`` (docs/tls.md, ingressfed/acme/)."""
+
+    directory_url: Annotated[str, AfterValidator(_acme_url)]
+    hosts: Annotated[tuple[DnsName, ...], AfterValidator(_non_empty_tuple)]
+    state_dir: FilePath
+    email: Annotated[str, AfterValidator(_email)] | None = None
+    challenge: Literal["dns-01", "http-01"] = "dns-01"
+    eab: AcmeEab | None = None
+    renew_before_days: Annotated[int, AfterValidator(_between(1, 89))] = 30
+    check_interval: Seconds = 3600.0
+    propagation_nameservers: tuple[ListenAddress, ...] = ()
+    propagation_timeout: Seconds = 120.0
+
+
+class TlsSection(_Model):
+    acme: AcmeSection | None = None
+
+
 class ProxySection(_Model):
     enabled: bool = True
     tls: ProxyTls | None = None  # None: no HTTPS listener
@@ -533,6 +604,7 @@ class Config(_Model):
     edge_health: EdgeHealthSection = EdgeHealthSection()
     status: StatusSection = StatusSection()
     gateway: GatewaySection = GatewaySection()
+    tls: TlsSection = TlsSection()
 
     def federation_value(self) -> Federation:
         f = self.federation
@@ -798,6 +870,10 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
     if tls.get("defaultCertificate") and not tls.get("certificateDir"):
         problems.append(
             "proxy.tls.defaultCertificate: names a pair in proxy.tls.certificateDir; set certificateDir too"
+        )
+    if _mapping(_mapping(raw, "tls"), "acme") and not _mapping(raw, "proxy").get("tls"):
+        problems.append(
+            "tls.acme: the certificates are served by the proxy's HTTPS listener; set proxy.tls too"
         )
     provider = _mapping(raw, "dns").get("provider", "embedded")
     registered = sorted({ep.name for ep in entry_points(group=PROVIDER_GROUP)})

@@ -121,6 +121,9 @@ class Controller:
         self._retry_at: float | None = None
         self.last: ReconcileOutcome | None = None
         self.reconciles = 0
+        # Records other parts add to the desired state (ACME dns-01 TXT): planned, owned and
+        # removed like any other, through the same provider.
+        self.extra_desired: list[Callable[[], Sequence[Desired]]] = []
         store.on_change = self.schedule
 
     def schedule(self, *, full: bool = False) -> None:
@@ -158,11 +161,14 @@ class Controller:
         state = desired_state(
             self.federation, snap, routed=self.settings.routed, routed_services=self.settings.routed_services
         )
-        records = [d.record for d in state.records]
+        wanted = list(state.records)
+        for extra in self.extra_desired:
+            wanted.extend(extra())
+        records = [d.record for d in wanted]
         adjusted = self.provider.adjust(records)
         if len(adjusted) == len(records) and all(a is b for a, b in zip(adjusted, records, strict=True)):
-            return state, list(state.records)  # the common case: the provider changed nothing
-        resource_of = {d.record.name: d.resource for d in state.records}
+            return state, wanted  # the common case: the provider changed nothing
+        resource_of = {d.record.name: d.resource for d in wanted}
         return state, [Desired(rs, resource_of[rs.name]) for rs in adjusted if rs.name in resource_of]
 
     async def reconcile_once(self, *, full: bool = False) -> ReconcileOutcome:

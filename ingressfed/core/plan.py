@@ -136,8 +136,9 @@ def plan(
         want = want_by_name.get(name, [])
         resource = resource_of.get(name, owned.get(name, ""))
         cur_all = cur_by_name.get(name, [])
-        cur = [rs for rs in cur_all if rs.type in ADDRESS_TYPES]
-        others = [rs for rs in cur_all if rs.type not in ADDRESS_TYPES]
+        managed = _CHALLENGE_TYPES if resource.startswith(CHALLENGE_RESOURCE) else ADDRESS_TYPES
+        cur = [rs for rs in cur_all if rs.type in managed]
+        others = [rs for rs in cur_all if rs.type not in managed]
         comp_cur = companions.get(companion_name(name))
         ours = name in owned
 
@@ -183,6 +184,13 @@ def plan(
                 continue
         items.extend(allowed)
     return Plan(changes=Changes(tuple(items)), conflicts=tuple(conflicts))
+
+
+# ACME dns-01 names (``_acme-challenge.<host>``, resource ``acme/<name>``): their TXT set is ours to
+# replace and remove. Elsewhere TXT records at an owned name are the user's (SPF, site
+# verification) and are never touched.
+CHALLENGE_RESOURCE = "acme/"
+_CHALLENGE_TYPES = frozenset({RecordType.TXT})
 
 
 def _base(name: str) -> str:

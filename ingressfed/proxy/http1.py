@@ -28,6 +28,7 @@ __all__ = ["ClientConnection"]
 
 log = logging.getLogger(__name__)
 
+_CHALLENGE = b"/.well-known/acme-challenge/"
 _HELD_LIMIT = 64 * 1024  # bytes after a WebSocket handshake held (reading paused) until the 101
 
 
@@ -39,6 +40,14 @@ class _Reject(Exception):
         self.status = status
         self.detail = detail
         self.extra = extra
+
+
+class _Answer(Exception):
+    """A request the proxy answers itself before routing (an ACME http-01 token)."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__()
+        self.body = body
 
 
 # (request head, its Forward) -> an absolute https URL to redirect to, or None (proxy/https.py)
@@ -53,6 +62,7 @@ class ClientConnection(asyncio.Protocol):
         scheme: bytes = b"http",
         redirect: Redirect | None = None,
         response_headers: bytes = b"",
+        answer: Callable[[str, bytes], bytes | None] | None = None,
     ) -> None:
         """``scheme`` is what the client speaks to us (``https`` behind the TLS listener);
         ``redirect`` may answer a plain request with a 308 to HTTPS; ``response_headers`` are
@@ -61,6 +71,7 @@ class ClientConnection(asyncio.Protocol):
         self.scheme = scheme
         self.redirect = redirect
         self.response_headers = response_headers
+        self.answer = answer  # ACME http-01 tokens, answered before routing (see ProxyServer)
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer = ""
@@ -141,6 +152,9 @@ class ClientConnection(asyncio.Protocol):
             cause = exc.__context__
             if isinstance(cause, _Reject):
                 self.reject(cause.status, cause.detail, extra=cause.extra)
+                return
+            if isinstance(cause, _Answer):
+                self.answer_locally(cause.body)
                 return
             if isinstance(cause, BodyTooLarge):
                 self.reject(413)
@@ -256,6 +270,11 @@ class ClientConnection(asyncio.Protocol):
             upgrade=parser.should_upgrade(),
         )
         engine = self.engine
+        if self.answer is not None and head.target.startswith(_CHALLENGE):
+            host = next((v for k, v in head.headers if k.lower() == b"host"), b"")
+            body = self.answer(host.decode("latin-1"), head.target)
+            if body is not None:
+                raise _Answer(body)
         outcome = prepare(head, peer=self.identity, matcher=engine.router.table, rules=engine.rules)
         if not isinstance(outcome, Forward):
             extra = b"".join(b"%b: %b\r\n" % pair for pair in outcome.headers)
@@ -371,6 +390,20 @@ class ClientConnection(asyncio.Protocol):
             self.transport.abort()
 
     # --- endings -----------------------------------------------------------------------------
+    def answer_locally(self, body: bytes) -> None:
+        """200 with ``body``, then close (challenge answers are rare: no keep-alive bookkeeping)."""
+        self.engine.metrics.count_request("", 200)
+        response = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%b" % (len(body), body)
+        )
+        if self.exchanges:
+            self.final = response
+            self.set_paused(Pause.PIPELINE, True)
+            return
+        self.write(response)
+        self.close()
+
     def reject(self, status: int, detail: str = "", *, extra: bytes = b"") -> None:
         """Answer the request being parsed ourselves, then close: after a framing error
         nothing later on this connection can be trusted."""

@@ -56,6 +56,9 @@ class ProxyServer:
         called when a cluster's data plane (any of its backends) becomes usable or unusable."""
         self.settings = settings
         self._locator = locator
+        # Answers the plain listener gives itself before routing (ACME http-01 tokens):
+        # (host, target) -> body, or None to route the request as usual.
+        self.answerers: list[Callable[[str, bytes], bytes | None]] = []
         self._owned_lookup: GeoLookup | None = None
         self._listeners: list[HealthListener] = [on_health_change] if on_health_change else []
         self.metrics = ProxyMetrics(registry)
@@ -99,7 +102,7 @@ class ProxyServer:
                 ).__aenter__()
             redirect = self.https.redirect if self.https is not None else None
             self._server = await loop.create_server(
-                lambda: ClientConnection(engine, redirect=redirect),
+                lambda: ClientConnection(engine, redirect=redirect, answer=self._answer),
                 self.settings.host,
                 self.settings.port,
                 reuse_address=True,
@@ -132,6 +135,13 @@ class ProxyServer:
             raise
         log.info("proxy listening on %s:%s (admin %s)", self.settings.host, self.port, self.admin_port)
         return self
+
+    def _answer(self, host: str, target: bytes) -> bytes | None:
+        for answerer in self.answerers:
+            body = answerer(host, target)
+            if body is not None:
+                return body
+        return None
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

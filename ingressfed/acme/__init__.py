@@ -1,0 +1,1 @@
+"""ACME (RFC 8555) certificates for the proxy's HTTPS listener: a source of ``tls.book.Offer``s."""

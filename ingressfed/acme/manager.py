@@ -1,0 +1,133 @@
+"""The ACME loop: load the certificates kept in the state directory, order the hosts that have
+none or whose certificate is within ``renewBeforeDays`` of expiry, back off after failures
+(honouring a CA's ``Retry-After``), and offer the results to the certificate catalogue as group
+``acme``. Only the leader orders; every replica serves what the state directory holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Callable
+
+from ingressfed.acme.challenges import DnsChallenges, HttpChallenges
+from ingressfed.acme.order import AcmeFailure, Challenge, RateLimited, order_certificate
+from ingressfed.acme.renewal import Attempt, after_failure, due
+from ingressfed.acme.state import AcmeState
+from ingressfed.config import AcmeSection
+from ingressfed.tls.catalog import CertificateCatalog
+
+__all__ = ["AcmeManager"]
+
+log = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class AcmeManager:
+    GROUP = "acme"
+
+    def __init__(
+        self,
+        section: AcmeSection,
+        catalog: CertificateCatalog,
+        *,
+        dns: DnsChallenges | None = None,
+        http: HttpChallenges | None = None,
+        is_leader: Callable[[], bool] = lambda: True,
+        clock: Callable[[], datetime.datetime] = _utcnow,
+    ) -> None:
+        self.section = section
+        self.catalog = catalog
+        self.state = AcmeState(section.state_dir)
+        self.dns = dns
+        self.http = http
+        self.is_leader = is_leader
+        self.clock = clock
+        self.attempts: dict[str, Attempt] = {}
+        self.issued = 0
+
+    def load(self) -> None:
+        self.catalog.offer(self.GROUP, self.state.offers())
+        self.catalog.refresh(self.clock())
+
+    def _publishers(self) -> tuple[Callable[[Challenge], None], Callable[[Challenge], None]]:
+        if self.section.challenge == "dns-01":
+            if self.dns is None:
+                raise AcmeFailure("dns-01 needs the controller's DNS provider")
+            return self.dns.publish, self.dns.withdraw
+        if self.http is None:
+            raise AcmeFailure("http-01 needs the proxy's plain listener")
+        return self.http.publish, self.http.withdraw
+
+    async def run_once(self) -> None:
+        """One pass over the hosts (leader only)."""
+        if not self.is_leader():
+            return
+        renew_before = datetime.timedelta(days=self.section.renew_before_days)
+        for host in self.section.hosts:
+            now = self.clock()
+            attempt = self.attempts.get(host, Attempt())
+            if not due(self.state.not_after(host), now, renew_before) or not attempt.allowed(now):
+                continue
+            if not await self._order(host, attempt):
+                return  # one failure per pass: a CA in trouble is not asked again at once for the rest
+
+    async def _order(self, host: str, attempt: Attempt) -> bool:
+        log.info("acme: ordering a certificate for %s from %s", host, self.section.directory_url)
+        publish, withdraw = self._publishers()
+        eab = (self.section.eab.kid, self.section.eab.hmac_key) if self.section.eab else None
+        try:
+            chain, key = await asyncio.to_thread(
+                order_certificate,
+                self.section.directory_url,
+                self.state.account_key(),
+                (host,),
+                kind=self.section.challenge,
+                publish=publish,
+                withdraw=withdraw,
+                email=self.section.email,
+                eab=eab,
+                timeout=self.section.propagation_timeout,
+            )
+        except RateLimited as exc:
+            self.attempts[host] = after_failure(attempt, self.clock(), retry_after=exc.retry_after)
+            log.warning(
+                "acme: %s rate limited by the CA, next try at %s: %s",
+                host,
+                self.attempts[host].not_before,
+                exc,
+            )
+            return False
+        except AcmeFailure as exc:
+            self.attempts[host] = after_failure(attempt, self.clock(), retry_after=None)
+            log.error(
+                "acme: order for %s failed, next try at %s: %s", host, self.attempts[host].not_before, exc
+            )
+            return False
+        self.state.save(host, chain, key)
+        self.attempts.pop(host, None)
+        self.issued += 1
+        log.info("acme: certificate for %s issued, not after %s", host, self.state.not_after(host))
+        self.load()
+        return True
+
+    def _sleep_for(self) -> float:
+        now = self.clock()
+        wait = self.section.check_interval
+        for attempt in self.attempts.values():
+            if attempt.not_before is not None:
+                wait = min(wait, (attempt.not_before - now).total_seconds())
+        return max(1.0, wait)
+
+    async def run(self) -> None:
+        self.load()
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("acme: pass failed")
+            await asyncio.sleep(self._sleep_for())

@@ -1,0 +1,221 @@
+"""ACME end to end: ``ingressfed run`` orders from the fake CA (tests/fakes/acme_server.py), which
+validates dns-01 against the embedded DNS server over UDP and http-01 through the real proxy; the
+certificate is then served by SNI on the HTTPS listener and checked by Python's ssl."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import ssl
+import stat
+from pathlib import Path
+from typing import Any
+
+import dns.asyncquery
+import dns.message
+import dns.rdatatype
+import pytest
+import yaml
+from cryptography import x509
+
+from ingressfed.app import start
+from ingressfed.config import load_config, parse_config
+from ingressfed.errors import ConfigError
+from tests.fakes.acme_server import FakeAcme
+from tests.kube.conftest import eventually
+from tests.test_demo import free_port
+
+HOST = "shop.example.com"
+
+
+def _config(tmp: Path, acme: FakeAcme, *, challenge: str, dns_port: int, proxy_port: int) -> Path:
+    (tmp / "objects.yaml").write_text(yaml.safe_dump({"services": []}))
+    doc: dict[str, Any] = {
+        "federation": {"name": "federation", "zone": "example.com"},
+        "dns": {"provider": "embedded"},
+        "clusters": [{"name": "us", "region": "us-east1", "zone": "us-east1-b"}],
+        "source": {"kind": "static", "file": "objects.yaml"},
+        "proxy": {
+            "listen": f"127.0.0.1:{proxy_port}",
+            "adminListen": f"127.0.0.1:{free_port()}",
+            "tls": {"listen": f"127.0.0.1:{free_port()}"},
+        },
+        "dnsServer": {"listen": f"127.0.0.1:{dns_port}", "answers": "all"},
+        "controller": {"listen": f"127.0.0.1:{free_port()}", "debounce": 0.05},
+        "tls": {
+            "acme": {
+                "directoryUrl": acme.directory_url,
+                "email": "ops@example.com",
+                "challenge": challenge,
+                "hosts": [HOST],
+                "stateDir": str(tmp / "acme"),
+                "checkInterval": 0.2,
+                "propagationNameservers": [f"127.0.0.1:{dns_port}"],
+                "propagationTimeout": 20,
+            }
+        },
+    }
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+async def _served_certificate(port: int, ca_pem: bytes) -> x509.Certificate:
+    """The leaf the HTTPS listener presents for HOST, verified against the fake CA's root."""
+    ctx = ssl.create_default_context(cadata=ca_pem.decode())
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=HOST)
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+    return x509.load_der_x509_certificate(der)
+
+
+async def _txt(name: str, port: int) -> list[str]:
+    answer = await dns.asyncquery.udp(
+        dns.message.make_query(name, dns.rdatatype.TXT), "127.0.0.1", port=port, timeout=2
+    )
+    return [b"".join(r.strings).decode() for rrset in answer.answer for r in rrset]
+
+
+async def _wait_served(
+    port: int, ca_pem: bytes, *, after: datetime.datetime | None = None
+) -> x509.Certificate:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 30
+    last: Exception | None = None
+    while loop.time() < end:
+        try:
+            cert = await _served_certificate(port, ca_pem)
+            if after is None or cert.not_valid_after_utc > after:
+                return cert
+        except (ssl.SSLError, OSError) as exc:
+            last = exc
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no ACME certificate served for {HOST}: {last}")
+
+
+@pytest.mark.parametrize("challenge", ["dns-01", "http-01"])
+async def test_run_orders_a_certificate_and_serves_it_by_sni(tmp_path: Path, challenge: str) -> None:
+    dns_port, proxy_port = free_port(), free_port()
+    async with FakeAcme(dns_address=("127.0.0.1", dns_port), http_address=("127.0.0.1", proxy_port)) as acme:
+        config = load_config(
+            _config(tmp_path, acme, challenge=challenge, dns_port=dns_port, proxy_port=proxy_port)
+        )
+        async with start(config):
+            https_port = int(config.proxy.tls.listen.rsplit(":", 1)[1])  # type: ignore[union-attr]
+            cert = await _wait_served(https_port, acme.authority.ca_pem)
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            assert san.get_values_for_type(x509.DNSName) == [HOST]
+            assert acme.validations == [(challenge, HOST, True)]
+            if challenge == "dns-01":
+                # The challenge TXT (and its ownership companion) is removed once the order ends.
+                name = f"_acme-challenge.{HOST}."
+                loop = asyncio.get_running_loop()
+                end = loop.time() + 10
+                while await _txt(name, dns_port):
+                    assert loop.time() < end, "the dns-01 TXT record was never removed"
+                    await asyncio.sleep(0.1)
+        state = tmp_path / "acme"
+        assert stat.S_IMODE(os.stat(state / "account.key").st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(state / "certs" / f"{HOST}.key").st_mode) == 0o600
+        assert acme.requests["new-order"] == 1  # issued once, nothing re-ordered while valid
+
+
+async def test_a_kept_certificate_is_served_at_start_and_renewed_near_expiry(tmp_path: Path) -> None:
+    dns_port, proxy_port = free_port(), free_port()
+    async with FakeAcme(dns_address=("127.0.0.1", dns_port)) as acme:
+        now = datetime.datetime.now(datetime.UTC)
+        old = acme.authority.issue(
+            HOST, not_before=now - datetime.timedelta(days=80), not_after=now + datetime.timedelta(days=3)
+        )
+        certs = tmp_path / "acme" / "certs"
+        certs.mkdir(parents=True)
+        (certs / f"{HOST}.crt").write_bytes(old.cert_pem)
+        (certs / f"{HOST}.key").write_bytes(old.key_pem)
+        acme.rate_limit = 3600.0  # hold the renewal back until the kept certificate was seen
+        config = load_config(
+            _config(tmp_path, acme, challenge="dns-01", dns_port=dns_port, proxy_port=proxy_port)
+        )
+        async with start(config):
+            https_port = int(config.proxy.tls.listen.rsplit(":", 1)[1])  # type: ignore[union-attr]
+            first = await _wait_served(https_port, acme.authority.ca_pem)
+            assert first.not_valid_after_utc < now + datetime.timedelta(days=4)
+            await eventually(lambda: acme.requests["new-order"] >= 1, timeout=20, what="a renewal order")
+            await asyncio.sleep(1.0)  # several check intervals: the rate limit must hold them back
+            assert acme.requests["new-order"] == 1, acme.requests
+        # Restarted with the limit lifted: the renewal goes through and is served at once.
+        acme.rate_limit = None
+        async with start(config):
+            renewed = await _wait_served(
+                https_port, acme.authority.ca_pem, after=now + datetime.timedelta(days=30)
+            )
+            assert renewed.not_valid_after_utc > now + datetime.timedelta(days=80)
+
+
+@pytest.mark.parametrize(
+    ("acme", "message"),
+    [
+        ({"directoryUrl": "ftp://ca", "hosts": ["a.example.com"], "stateDir": "s"}, "tls.acme.directoryUrl"),
+        ({"directoryUrl": "https://ca/dir", "hosts": [], "stateDir": "s"}, "tls.acme.hosts"),
+        ({"directoryUrl": "https://ca/dir", "hosts": ["a.example.com"]}, "tls.acme.stateDir"),
+        (
+            {
+                "directoryUrl": "https://ca/dir",
+                "hosts": ["a.example.com"],
+                "stateDir": "s",
+                "challenge": "tls-alpn-01",
+            },
+            "tls.acme.challenge",
+        ),
+        (
+            {
+                "directoryUrl": "https://ca/dir",
+                "hosts": ["a.example.com"],
+                "stateDir": "s",
+                "email": "nobody",
+            },
+            "tls.acme.email",
+        ),
+        (
+            {
+                "directoryUrl": "https://ca/dir",
+                "hosts": ["a.example.com"],
+                "stateDir": "s",
+                "renewBeforeDays": 0,
+            },
+            "tls.acme.renewBeforeDays",
+        ),
+        (
+            {
+                "directoryUrl": "https://ca/dir",
+                "hosts": ["a.example.com"],
+                "stateDir": "s",
+                "eab": {"kid": "k", "hmacKey": "!!"},
+            },
+            "tls.acme.eab.hmacKey",
+        ),
+    ],
+)
+def test_bad_acme_config_is_refused_naming_the_field(acme: dict[str, Any], message: str) -> None:
+    doc = {
+        "federation": {"name": "federation", "zone": "example.com"},
+        "proxy": {"tls": {"listen": "127.0.0.1:8443"}},
+        "tls": {"acme": acme},
+    }
+    with pytest.raises(ConfigError) as exc:
+        parse_config(doc)
+    assert any(message in p for p in exc.value.problems), exc.value.problems
+
+
+def test_acme_without_an_https_listener_is_refused() -> None:
+    doc = {
+        "federation": {"name": "federation", "zone": "example.com"},
+        "tls": {"acme": {"directoryUrl": "https://ca/dir", "hosts": ["a.example.com"], "stateDir": "s"}},
+    }
+    with pytest.raises(ConfigError) as exc:
+        parse_config(doc)
+    assert any(p.startswith("tls.acme: ") and "proxy.tls" in p for p in exc.value.problems), (
+        exc.value.problems
+    )
