@@ -871,6 +871,16 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
         problems.append(
             "proxy.tls.defaultCertificate: names a pair in proxy.tls.certificateDir; set certificateDir too"
         )
+    acme = _mapping(_mapping(raw, "tls"), "acme")
+    zone = str(_mapping(raw, "federation").get("zone", "")).rstrip(".").lower()
+    hosts = _list(acme, "hosts")
+    if acme.get("challenge", "dns-01") == "dns-01" and zone:
+        for host in hosts:
+            if isinstance(host, str) and not (host.lower().rstrip(".") + ".").endswith("." + zone + "."):
+                problems.append(
+                    f"tls.acme.hosts: {host!r} is outside federation.zone {zone!r}; dns-01 writes "
+                    "_acme-challenge TXT records there (use http-01 for other names)"
+                )
     if _mapping(_mapping(raw, "tls"), "acme") and not _mapping(raw, "proxy").get("tls"):
         problems.append(
             "tls.acme: the certificates are served by the proxy's HTTPS listener; set proxy.tls too"

@@ -219,3 +219,41 @@ def test_acme_without_an_https_listener_is_refused() -> None:
     assert any(p.startswith("tls.acme: ") and "proxy.tls" in p for p in exc.value.problems), (
         exc.value.problems
     )
+
+
+def test_dns01_hosts_outside_the_federation_zone_are_refused() -> None:
+    doc = {
+        "federation": {"name": "federation", "zone": "example.com"},
+        "proxy": {"tls": {"listen": "127.0.0.1:8443"}},
+        "tls": {"acme": {"directoryUrl": "https://ca/dir", "hosts": ["shop.example.org"], "stateDir": "s"}},
+    }
+    with pytest.raises(ConfigError) as exc:
+        parse_config(doc)
+    assert any(p.startswith("tls.acme.hosts: 'shop.example.org'") for p in exc.value.problems), (
+        exc.value.problems
+    )
+
+
+async def test_only_the_leader_orders(tmp_path: Path) -> None:
+    from ingressfed.acme.challenges import HttpChallenges
+    from ingressfed.acme.manager import AcmeManager
+    from ingressfed.config import AcmeSection
+    from ingressfed.tls.catalog import CertificateCatalog
+
+    async with FakeAcme() as acme:
+        section = AcmeSection(
+            directory_url=acme.directory_url,
+            hosts=(HOST,),
+            state_dir=str(tmp_path / "s"),
+            challenge="http-01",
+        )
+        leading = False
+        manager = AcmeManager(section, CertificateCatalog(), http=HttpChallenges(), is_leader=lambda: leading)
+        await manager.run_once()
+        assert sum(acme.requests.values()) == 0
+        acme.rate_limit = 60.0
+        leading = True
+        await manager.run_once()
+        assert acme.requests["new-order"] == 1
+        await manager.run_once()  # backing off: the CA is not asked again
+        assert acme.requests["new-order"] == 1
