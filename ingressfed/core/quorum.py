@@ -14,6 +14,13 @@ the controller started listening) is younger than ``stale_after``: a controller
 restart does not take every edge out of DNS while they reconnect, and an edge
 that stops reporting leaves DNS within one window.
 
+Edges judge each other the same way (:func:`peers_decide`): every edge checks the
+other edges' public addresses, and an edge is *unreachable* when a quorum of the
+other live edges that report on their peers see it so. An edge's word on
+itself never counts, and one edge cut off from the rest cannot remove another
+for everyone. A verdict that would leave no edge at all is dropped: that is a
+partition between the edges, not evidence about the clients (fail open).
+
 Time is an argument; nothing here reads a clock.
 """
 
@@ -24,12 +31,14 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "EdgeView",
+    "PeerDecision",
     "QuorumDecision",
     "QuorumRule",
     "Votes",
     "decide",
     "edge_live",
     "needed_down",
+    "peers_decide",
 ]
 
 
@@ -57,6 +66,7 @@ class EdgeView:
     edge: str
     received_at: float
     clusters: Mapping[str, bool] = field(default_factory=dict)
+    peers: Mapping[str, bool] = field(default_factory=dict)  # other edges: reachable from here
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +131,44 @@ def decide(views: Iterable[EdgeView], *, now: float, rule: QuorumRule) -> Quorum
         votes=votes,
         live_edges=frozenset(live),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDecision:
+    """``unreachable``: the edges out of DNS by their peers' votes; ``votes``: per edge that some
+    live peer reported on; ``overruled``: the verdicts took every edge out, so none was applied."""
+
+    unreachable: frozenset[str]
+    votes: Mapping[str, Votes]
+    overruled: bool = False
+
+
+def peers_decide(
+    views: Iterable[EdgeView], *, live: Iterable[str], now: float, rule: QuorumRule
+) -> PeerDecision:
+    """The other edges' verdict on each edge in ``live`` (the edges alive by their own reports):
+    is its public address reachable?
+
+    Voters on an edge are the other live edges whose fresh report has a peer section (they check
+    their peers); one whose section does not name that edge (it has not checked it yet) votes
+    *reachable*: while the others catch up, the first edge to notice cannot decide alone. Edges
+    that send no peer section (checks off, or an older edge) do not vote, so with none the
+    answer is today's: report freshness alone. An edge never votes on itself.
+    """
+    alive = frozenset(live)
+    down: dict[str, int] = {}
+    voters: dict[str, int] = {}
+    for view in views:
+        if view.edge not in alive or not view.peers or now - view.received_at > rule.stale_after:
+            continue  # a dead or silent edge's view of its peers no longer counts
+        for peer in alive:
+            if peer == view.edge:
+                continue  # no edge vouches for itself
+            voters[peer] = voters.get(peer, 0) + 1
+            if view.peers.get(peer) is False:
+                down[peer] = down.get(peer, 0) + 1
+    votes = {e: Votes(down=down.get(e, 0), voters=n, needed=needed_down(n, rule)) for e, n in voters.items()}
+    out = frozenset(e for e, v in votes.items() if v.is_down)
+    if alive and out >= alive:
+        return PeerDecision(unreachable=frozenset(), votes=votes, overruled=True)
+    return PeerDecision(unreachable=out, votes=votes)

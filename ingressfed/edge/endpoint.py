@@ -70,6 +70,7 @@ def row_to_wire(row: EdgeRow, *, now: float) -> dict[str, Any]:
         "backendsUp": row.backends_up,
         "backends": row.backends,
         "published": row.published,
+        "reason": row.reason,
     }
 
 

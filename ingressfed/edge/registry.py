@@ -17,7 +17,15 @@ from dataclasses import dataclass
 
 from geo.regions import cluster_location
 from ingressfed.config import Config, read_token_file
-from ingressfed.core.quorum import EdgeView, QuorumDecision, QuorumRule, decide, edge_live
+from ingressfed.core.quorum import (
+    EdgeView,
+    PeerDecision,
+    QuorumDecision,
+    QuorumRule,
+    decide,
+    edge_live,
+    peers_decide,
+)
 from ingressfed.edge.report import HealthReport
 from ingressfed.model import Cluster, Edge, Location
 from ingressfed.store import Store
@@ -46,13 +54,14 @@ class EdgeRow:
     cluster: str
     region: str
     addresses: tuple[str, ...]
-    status: str  # Live | Pending (not heard from yet, in its grace window) | Stale
+    status: str  # Live | Pending (not heard from yet, in its grace window) | Stale | Unreachable
     first_seen: float | None
     last_seen: float | None
     reports: int
     backends_up: int
     backends: int
     published: bool
+    reason: str = ""  # why it is not Live, when a vote decided it
 
 
 @dataclass(slots=True)
@@ -108,6 +117,7 @@ class EdgeRegistry:
         self.started_at = started_at
         self._states = {i.name: _State(i) for i in identities}
         self.last_decision: QuorumDecision | None = None
+        self.last_peers = PeerDecision(unreachable=frozenset(), votes={})
 
     def identity(self, name: str) -> EdgeIdentity | None:
         state = self._states.get(name)
@@ -120,10 +130,20 @@ class EdgeRegistry:
         state = self._states.get(name)
         return state.last_seen if state is not None else None
 
-    def _live(self, s: _State, now: float) -> bool:
+    def _reporting(self, s: _State, now: float) -> bool:
+        """Alive by its own reports (and the controller's probe): what makes it a voter."""
         return edge_live(
             s.last_seen, started_at=self.started_at, now=now, rule=self.rule, probe_failures=s.probe_failures
         )
+
+    def _peer_decision(self, now: float) -> PeerDecision:
+        views = [s.view for s in self._states.values() if s.view is not None]
+        # Only published edges are judged: the in-process proxy has no public address of its own.
+        live = [n for n, s in self._states.items() if s.identity.published and self._reporting(s, now)]
+        return peers_decide(views, live=live, now=now, rule=self.rule)
+
+    def _live(self, s: _State, now: float, peers: PeerDecision) -> bool:
+        return self._reporting(s, now) and s.identity.name not in peers.unreachable
 
     def addresses(self, name: str) -> tuple[str, ...]:
         state = self._states.get(name)
@@ -174,7 +194,8 @@ class EdgeRegistry:
         state.sequence = report.sequence
         state.reports += 1
         state.announced = report.addresses
-        state.view = EdgeView(edge=report.edge, received_at=now, clusters=clusters)
+        peers = {p: ok for p, ok in report.peers if p in self._states}
+        state.view = EdgeView(edge=report.edge, received_at=now, clusters=clusters, peers=peers)
         state.backends = report.backend_count
         state.backends_up = report.backends_up
         return self.refresh(now=now)
@@ -200,10 +221,26 @@ class EdgeRegistry:
                     extra={"cluster": name},
                 )
             self.store.set_data_plane_health(name, verdict)
-        self.store.set_edges(self._edges(now))
+        peers = self._peer_decision(now)
+        for name in peers.unreachable ^ self.last_peers.unreachable:
+            pv = peers.votes.get(name)
+            log.log(
+                logging.WARNING if name in peers.unreachable else logging.INFO,
+                "edge %s %s: %d of %d live peers see its public address unreachable (%d needed)",
+                name,
+                "unreachable: out of DNS" if name in peers.unreachable else "reachable again",
+                pv.down if pv else 0,
+                pv.voters if pv else 0,
+                pv.needed if pv else 0,
+                extra={"edge": name},
+            )
+        if peers.overruled and not self.last_peers.overruled:
+            log.warning("every edge sees every other edge unreachable: peer votes ignored (fail open)")
+        self.last_peers = peers
+        self.store.set_edges(self._edges(now, peers))
         return decision
 
-    def _edges(self, now: float) -> list[Edge]:
+    def _edges(self, now: float, peers: PeerDecision) -> list[Edge]:
         out = []
         for s in self._states.values():
             ident = s.identity
@@ -217,17 +254,25 @@ class EdgeRegistry:
                     region=ident.region or (cluster.region if cluster else ""),
                     location=ident.location or _location_of(cluster),
                     addresses=ident.addresses or s.announced,
-                    live=self._live(s, now),
+                    live=self._live(s, now, peers),
                 )
             )
         return out
 
     def rows(self, *, now: float) -> list[EdgeRow]:
         out = []
+        peers = self._peer_decision(now)
         for s in sorted(self._states.values(), key=lambda s: s.identity.name):
             ident = s.identity
-            live = self._live(s, now)
-            status = "Live" if live and s.last_seen is not None else ("Pending" if live else "Stale")
+            reporting = self._reporting(s, now)
+            status = (
+                "Live" if reporting and s.last_seen is not None else ("Pending" if reporting else "Stale")
+            )
+            reason = ""
+            if reporting and ident.name in peers.unreachable:
+                v = peers.votes[ident.name]
+                status = "Unreachable"
+                reason = f"{v.down} of {v.voters} peers cannot reach its public address ({v.needed} needed)"
             cluster = self.store.cluster(ident.cluster)
             out.append(
                 EdgeRow(
@@ -242,6 +287,7 @@ class EdgeRegistry:
                     backends_up=s.backends_up,
                     backends=s.backends,
                     published=ident.published,
+                    reason=reason,
                 )
             )
         return out

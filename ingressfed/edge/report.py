@@ -10,6 +10,10 @@ about 25 KiB and decodes in a few times what ``json.loads`` alone costs::
      "addresses": ["203.0.113.7"],
      "clusters": [{"name": "eu", "backends": [["10.0.0.5", 80, true], ...]}, ...]}
 
+Optionally (an edge that checks its peers; older edges omit it) ``"peers": [[name, reachable],
+...]``: whether this edge reached each other edge's public address in its last round of checks.
+At most :data:`MAX_PEERS` entries, each name once, never the reporting edge itself.
+
 Decoding is strict: a field of the wrong type, an unknown key, an address that
 is not an IP, a cluster named twice, or more than :data:`MAX_BACKENDS` backends
 raises :class:`ReportFormatError` naming the field, and nothing is applied.
@@ -29,6 +33,7 @@ __all__ = [
     "FORMAT",
     "MAX_ADDRESSES",
     "MAX_BACKENDS",
+    "MAX_PEERS",
     "BackendState",
     "ClusterReport",
     "HealthReport",
@@ -40,6 +45,7 @@ __all__ = [
 FORMAT = "ingressfed.health/v1"
 MAX_BACKENDS = 50_000
 MAX_ADDRESSES = 16
+MAX_PEERS = 1000
 _MAX_TEXT = 253
 
 
@@ -69,6 +75,7 @@ class HealthReport:
     sequence: int
     addresses: tuple[str, ...]
     clusters: tuple[ClusterReport, ...]
+    peers: tuple[tuple[str, bool], ...] = ()  # (edge, reachable from here); empty: not checked
 
     def cluster_health(self) -> dict[str, bool]:
         return {c.name: c.up for c in self.clusters}
@@ -95,6 +102,10 @@ class _ReportWire(TypedDict):
     clusters: list[_ClusterWire]
 
 
+class _ReportWireWithPeers(_ReportWire):
+    peers: list[tuple[str, bool]]
+
+
 def encode_report(report: HealthReport) -> bytes:
     doc: _ReportWire = {
         "format": FORMAT,
@@ -103,10 +114,14 @@ def encode_report(report: HealthReport) -> bytes:
         "addresses": list(report.addresses),
         "clusters": [{"name": c.name, "backends": list(c.backends)} for c in report.clusters],
     }
+    if report.peers:
+        # Only when there is something to say: a controller from before peer checks accepts the rest.
+        doc = _ReportWireWithPeers(**doc, peers=list(report.peers))
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
 _REPORT_KEYS = frozenset(_ReportWire.__annotations__)
+_REPORT_KEYS_WITH_PEERS = _REPORT_KEYS | {"peers"}
 _CLUSTER_KEYS = frozenset(_ClusterWire.__annotations__)
 
 
@@ -191,7 +206,8 @@ def decode_report(data: bytes) -> HealthReport:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ReportFormatError(f"report: not JSON: {exc}") from None
-    r = _object(doc, "report", _REPORT_KEYS)
+    optional = isinstance(doc, dict) and "peers" in doc
+    r = _object(doc, "report", _REPORT_KEYS_WITH_PEERS if optional else _REPORT_KEYS)
     if r["format"] != FORMAT:
         raise ReportFormatError(f"report.format: {r['format']!r} is not supported; expected {FORMAT!r}")
     clusters: list[ClusterReport] = []
@@ -211,9 +227,30 @@ def decode_report(data: bytes) -> HealthReport:
                 f"report.clusters: more than {MAX_BACKENDS} backends; at most that many are accepted"
             )
         clusters.append(ClusterReport(name, _backends(items, f"{where}.backends")))
+    edge = _text(r["edge"], "report.edge")
     return HealthReport(
-        edge=_text(r["edge"], "report.edge"),
+        edge=edge,
         sequence=_int(r["sequence"], "report.sequence", 0, 2**63 - 1),
         addresses=_addresses(_list(r["addresses"], "report.addresses", MAX_ADDRESSES), "report.addresses"),
         clusters=tuple(clusters),
+        peers=_peers(_list(r["peers"], "report.peers", MAX_PEERS), edge) if optional else (),
     )
+
+
+def _peers(items: list[Any], edge: str) -> tuple[tuple[str, bool], ...]:
+    out: dict[str, bool] = {}
+    for i, item in enumerate(items):
+        where = f"report.peers[{i}]"
+        if type(item) is not list or len(item) != 2:
+            raise ReportFormatError(f"{where}: must be [edge, reachable], got {_kind(item)}")
+        name = _text(item[0], f"{where}[0]")
+        if type(item[1]) is not bool:
+            raise ReportFormatError(f"{where}[1]: must be a boolean, got {_kind(item[1])}")
+        if name == edge:
+            raise ReportFormatError(
+                f"{where}[0]: {name!r} is the reporting edge; an edge does not vouch for itself"
+            )
+        if name in out:
+            raise ReportFormatError(f"{where}[0]: {name!r} appears twice")
+        out[name] = item[1]
+    return tuple(sorted(out.items()))

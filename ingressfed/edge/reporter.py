@@ -47,6 +47,7 @@ class HealthReporter:
         interval: float,
         addresses: Sequence[str] = (),
         min_spacing: float = 0.0,
+        peers: Callable[[], tuple[tuple[str, bool], ...]] = tuple,
     ) -> None:
         """``min_spacing``: at least this long between two reports, however often it is poked
         (the controller refuses reports closer than its ``edgeHealth.minReportInterval``)."""
@@ -56,6 +57,7 @@ class HealthReporter:
         self.interval = interval
         self.addresses = tuple(addresses)
         self.min_spacing = min_spacing
+        self.peers = peers  # the other edges, reachable from here (``edge/peers``); empty: unchecked
         # Numbered from the wall clock (ms) so that a restarted edge's reports sort after those of
         # its previous run: the controller ignores a report older than the last one it took.
         self.sequence = time.time_ns() // 1_000_000
@@ -77,7 +79,11 @@ class HealthReporter:
             for name, states in sorted(by_cluster.items())
         )
         return HealthReport(
-            edge=self.edge, sequence=self.sequence, addresses=self.addresses, clusters=clusters
+            edge=self.edge,
+            sequence=self.sequence,
+            addresses=self.addresses,
+            clusters=clusters,
+            peers=self.peers(),
         )
 
     async def send_once(self) -> bool:

@@ -85,12 +85,13 @@ class EdgeItem(TypedDict):
 class EdgeDetail:
     """What the controller's edge registry knows beyond the snapshot's ``Edge``."""
 
-    status: str  # Live | Pending (not heard from yet, in its grace window) | Stale
+    status: str  # Live | Pending (not heard from yet, in its grace window) | Stale | Unreachable
     last_report: float | None  # unix seconds
     reports: int
     backends_up: int
     backends: int
     first_report: float | None = None  # unix seconds; the AGE of ``get edges``
+    reason: str = ""  # why a vote took it out (Unreachable: its peers' count)
 
 
 class BackendItem(TypedDict):
@@ -162,7 +163,9 @@ def cluster_item(
 def edge_item(e: Edge, *, transition: float | None, detail: EdgeDetail | None) -> EdgeItem:
     status = detail.status if detail is not None else ("Live" if e.live else "Stale")
     reasons: list[str] = []
-    if not e.live:
+    if not e.live and status == "Unreachable" and detail is not None:
+        reasons.append(f"Unreachable: {detail.reason}; its addresses left DNS")
+    elif not e.live:
         reasons.append("Stale: no health report within the window; its addresses left DNS")
     elif status == "Pending":
         reasons.append("Pending: not heard from yet (start-up grace)")

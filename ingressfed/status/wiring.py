@@ -103,6 +103,7 @@ def edge_details(edges: Any) -> Callable[[], dict[str, EdgeDetail]]:
                 backends_up=r.backends_up,
                 backends=r.backends,
                 first_report=None if r.first_seen is None else wall - (now - r.first_seen),
+                reason=r.reason,
             )
             for r in edges.registry.rows(now=now)
         }

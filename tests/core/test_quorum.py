@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingressfed.core.quorum import EdgeView, QuorumRule, decide, edge_live, needed_down
+from ingressfed.core.quorum import EdgeView, QuorumRule, decide, edge_live, needed_down, peers_decide
 
 RULE = QuorumRule(stale_after=15.0)
 NOW = 1000.0
@@ -103,3 +103,58 @@ def test_rule_validation() -> None:
         QuorumRule(stale_after=0)
     with pytest.raises(ValueError, match="down_votes"):
         QuorumRule(down_votes=0)
+
+
+def peers(edge: str, age: float = 1.0, **reachable: bool) -> EdgeView:
+    return EdgeView(edge=edge, received_at=NOW - age, peers=reachable)
+
+
+ABC = ("a", "b", "c")
+
+
+@pytest.mark.parametrize(
+    ("case", "views", "live", "rule", "expected"),
+    [
+        ("all see it unreachable", [peers("a", c=False), peers("b", c=False), peers("c")], ABC, RULE, {"c"}),
+        ("all see each other", [peers("a", b=True, c=True), peers("b", a=True, c=True)], ABC, RULE, set()),
+        # One of two voters is not a strict majority: c stays.
+        ("one dissenter", [peers("a", c=False), peers("b", c=True)], ABC, RULE, set()),
+        # A partitioned edge sees every other edge down: outvoted; the others see it down: it goes.
+        (
+            "partitioned reporter",
+            [peers("a", b=False, c=False), peers("b", a=False, c=True), peers("c", a=False, b=True)],
+            ABC,
+            RULE,
+            {"a"},
+        ),
+        # A stale peer view stops counting: b's old word alone is not a vote.
+        ("stale peer views expire", [peers("a", c=False), peers("b", age=20, c=False)], ABC, RULE, {"c"}),
+        ("stale only", [peers("b", age=20, c=False)], ABC, RULE, set()),
+        # An edge cannot vouch for itself: c's claim that it is reachable is not a vote.
+        (
+            "no self vouching",
+            [peers("a", c=False), peers("b", c=False), peers("c", c=True)],
+            ABC,
+            RULE,
+            {"c"},
+        ),
+        # A dead reporter's view does not count (b is not live).
+        ("dead reporter", [peers("a", c=True), peers("b", c=False)], ("a", "c"), RULE, set()),
+        # Two edges: the one peer decides; when both see the other down, that is their partition.
+        ("two edges, one down", [peers("a", b=False), peers("b", a=True)], ("a", "b"), RULE, {"b"}),
+        ("two edges, mutual", [peers("a", b=False), peers("b", a=False)], ("a", "b"), RULE, set()),
+        # b checks its peers but has not got to c yet: that is no down vote, so a alone is 1 of 2.
+        ("a peer yet to check it", [peers("a", c=False), peers("b", a=True)], ABC, RULE, set()),
+        ("no peer data", [peers("a"), peers("b"), EdgeView("c", NOW)], ABC, RULE, set()),
+        ("quorum of one", [peers("a", c=False), peers("b", c=True)], ABC, QuorumRule(down_votes=1), {"c"}),
+    ],
+)
+def test_peer_quorum_table(
+    case: str, views: list[EdgeView], live: tuple[str, ...], rule: QuorumRule, expected: set[str]
+) -> None:
+    assert set(peers_decide(views, live=live, now=NOW, rule=rule).unreachable) == expected, case
+
+
+def test_peer_verdicts_that_empty_dns_are_overruled() -> None:
+    d = peers_decide([peers("a", b=False), peers("b", a=False)], live=("a", "b"), now=NOW, rule=RULE)
+    assert d.overruled and not d.unreachable and d.votes["a"].is_down

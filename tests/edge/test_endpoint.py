@@ -14,7 +14,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from ingressfed.core.quorum import QuorumRule
 from ingressfed.edge.endpoint import add_edge_routes
 from ingressfed.edge.registry import EdgeIdentity, EdgeRegistry
-from ingressfed.edge.report import FORMAT, MAX_BACKENDS
+from ingressfed.edge.report import (
+    FORMAT,
+    MAX_BACKENDS,
+    MAX_PEERS,
+    ReportFormatError,
+    decode_report,
+    encode_report,
+)
 from ingressfed.model import Cluster
 from ingressfed.store import Store
 
@@ -152,6 +159,12 @@ async def test_oversized_without_content_length_is_413(client: TestClient[Any, A
         (report("edge-us", extra=1), "report.extra: unknown field"),
         (report("edge-asia"), "does not match"),
         ({k: v for k, v in report("edge-us").items() if k != "sequence"}, "report.sequence: is required"),
+        (report("edge-us", peers={"edge-asia": True}), "report.peers: must be a list"),
+        (report("edge-us", peers=[["edge-asia"]]), "report.peers[0]: must be [edge, reachable]"),
+        (report("edge-us", peers=[["edge-asia", "yes"]]), "report.peers[0][1]: must be a boolean"),
+        (report("edge-us", peers=[["", True]]), "report.peers[0][0]: must be a non-empty string"),
+        (report("edge-us", peers=[["edge-us", True]]), "report.peers[0][0]: 'edge-us' is the reporting edge"),
+        (report("edge-us", peers=[["edge-asia", True], ["edge-asia", False]]), "report.peers[1][0]"),
     ],
 )
 async def test_malformed_is_400_naming_the_field(
@@ -185,6 +198,27 @@ async def test_accepted_report_applies_and_rate_is_bounded(
     assert us is not None and us.data_plane_healthy is True
 
 
+async def test_peer_reports_take_an_unreachable_edge_out(
+    client: TestClient[Any, Any], store: Store, clock: Clock
+) -> None:
+    """Quorum 1 here: edge-asia's report that edge-us cannot be reached takes edge-us out of DNS
+    (the listing says why); edge-us's word on itself does not count; reachable again: back."""
+    assert (await post(client, "edge-us", report("edge-us", up=True), SHARED)).status == 204
+    body = report("edge-asia", up=True, peers=[["edge-us", False]])
+    assert (await post(client, "edge-asia", body, OWN)).status == 204
+    live = {e.name: e.live for e in store.snapshot().edges}
+    assert live == {"edge-us": False, "edge-asia": True}
+    rows = {
+        e["name"]: e for e in (await (await client.get("/v1/edges", headers=auth(SHARED))).json())["edges"]
+    }
+    assert rows["edge-us"]["status"] == "Unreachable"
+    assert "1 of 1 peers" in rows["edge-us"]["reason"]
+    clock.t += 1.5
+    body = report("edge-asia", up=True, seq=2, peers=[["edge-us", True]])
+    assert (await post(client, "edge-asia", body, OWN)).status == 204
+    assert {e.name: e.live for e in store.snapshot().edges} == {"edge-us": True, "edge-asia": True}
+
+
 async def test_own_token_reports(client: TestClient[Any, Any], store: Store) -> None:
     r = await post(client, "edge-asia", report("edge-asia", up=True), OWN)
     assert r.status == 204
@@ -200,8 +234,18 @@ async def test_listing_needs_the_read_token(client: TestClient[Any, Any]) -> Non
     assert rows["edge-asia"]["status"] == "Pending"
 
 
+def test_peer_count_is_bounded_and_round_trips() -> None:
+    too_many = report("edge-us", peers=[[f"e{i}", True] for i in range(MAX_PEERS + 1)])
+    with pytest.raises(ReportFormatError, match=rf"report.peers: {MAX_PEERS + 1} entries"):
+        decode_report(json.dumps(too_many).encode())
+    parsed = decode_report(json.dumps(report("edge-us", peers=[["b", False], ["a", True]])).encode())
+    assert parsed.peers == (("a", True), ("b", False))
+    assert decode_report(encode_report(parsed)) == parsed
+    # No peer data: the wire form of before (a controller without peer checks accepts it).
+    assert b"peers" not in encode_report(decode_report(json.dumps(report("edge-us")).encode()))
+
+
 def test_backend_count_is_bounded() -> None:
-    from ingressfed.edge.report import ReportFormatError, decode_report
 
     doc = report("edge-us", clusters=[{"name": "us", "backends": [["h", 80, True]] * (MAX_BACKENDS + 1)}])
     with pytest.raises(ReportFormatError, match="at most"):

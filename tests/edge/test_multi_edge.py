@@ -173,7 +173,9 @@ def start_dns_follower(tmp: Path, *, controller: int, port: int, db: Path) -> su
     )
 
 
-def start_edge(tmp: Path, cluster: str, *, controller: int, port: int) -> subprocess.Popen[bytes]:
+def start_edge(
+    tmp: Path, cluster: str, *, controller: int, port: int, extra: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     address = CLUSTERS[cluster][3]
     cmd = [
         sys.executable, "-m", "ingressfed.cli", "proxy",
@@ -188,6 +190,7 @@ def start_edge(tmp: Path, cluster: str, *, controller: int, port: int) -> subpro
         "--public-address", address,
         "--report-interval", "1",
         "--no-uvloop",
+        *extra,
     ]  # fmt: skip
     log = open(tmp / f"edge-{cluster}.log", "wb")  # noqa: SIM115 - the process writes it
     return subprocess.Popen(
