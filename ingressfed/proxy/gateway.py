@@ -59,14 +59,13 @@ def redirect_for(hop: GatewayHop, *, scheme: str, host: str, path: str, query: s
     r = hop.action.redirect
     if r is None:
         return None
-    # The port the request reached the global address on: the rule's HTTP listener, or 443 for a
-    # request that came through the TLS listener (it is matched against the same rules).
-    arrived = hop.listener_port if scheme == "http" else 443
+    # The port the request reached the global address on: the listener port of the rule (HTTP
+    # rules answer only on the plain listener, HTTPS rules only on the TLS one).
     location = redirect_location(
         r,
         scheme=scheme,
         host=host,
-        listener_port=arrived,
+        listener_port=hop.listener_port,
         path=path,
         query=query,
         matched_prefix=hop.prefix,
@@ -199,9 +198,29 @@ def attach_gateway(
     *,
     locate: Callable[[Cluster], Location | None],
     port: int = 80,
+    tls_port: int | None = None,
     rand: Callable[[], float] = random.random,
 ) -> RoutingTable:
-    """``table`` with HTTPRoute rules served on listener ``port`` (other ports' rules are not served here)."""
+    """``table`` with HTTPRoute rules of listener ``port`` served on the plain listener and, when
+    ``tls_port`` is given, those of listener ``tls_port`` on the TLS listener (other ports' rules
+    are not served here)."""
+    rules = tuple(rules)
+    table = _attach(table, rules, clusters, locate=locate, port=port, rand=rand, tls=False)
+    if tls_port is not None:
+        table = _attach(table, rules, clusters, locate=locate, port=tls_port, rand=rand, tls=True)
+    return table
+
+
+def _attach(
+    table: RoutingTable,
+    rules: Iterable[ServedRule],
+    clusters: Iterable[Cluster],
+    *,
+    locate: Callable[[Cluster], Location | None],
+    port: int,
+    rand: Callable[[], float],
+    tls: bool,
+) -> RoutingTable:
     served = [r for r in rules if r.port == port]
     if not served:
         return table
@@ -236,10 +255,11 @@ def attach_gateway(
         entries[id(action)] = tuple(made)
         extra.extend(made)
     matcher = GatewayMatcher(build_gateway_table(served), entries, port=port, rand=rand)
+    changed = {"gateway_tls": matcher} if tls else {"gateway": matcher}
     return replace(
         table,
         entries=table.entries + tuple(extra),
         backends=frozenset(check_hosts),
         check_hosts=check_hosts,
-        gateway=matcher,
+        **changed,
     )

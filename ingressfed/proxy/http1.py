@@ -275,7 +275,12 @@ class ClientConnection(asyncio.Protocol):
             body = self.answer(host.decode("latin-1"), head.target)
             if body is not None:
                 raise _Answer(body)
-        outcome = prepare(head, peer=self.identity, matcher=engine.router.table, rules=engine.rules)
+        outcome = prepare(
+            head,
+            peer=self.identity,
+            matcher=engine.router.table.for_scheme(self.identity.scheme),
+            rules=engine.rules,
+        )
         if not isinstance(outcome, Forward):
             extra = b"".join(b"%b: %b\r\n" % pair for pair in outcome.headers)
             raise _Reject(outcome.status, outcome.detail, extra=extra)

@@ -382,7 +382,12 @@ class H2ClientConnection(asyncio.Protocol):
         stream = _Stream(self, stream_id)
         self.streams[stream_id] = stream
         engine = self.engine
-        outcome = prepare(head, peer=self.identity, matcher=engine.router.table, rules=engine.rules)
+        outcome = prepare(
+            head,
+            peer=self.identity,
+            matcher=engine.router.table.for_scheme(self.identity.scheme),
+            rules=engine.rules,
+        )
         if not isinstance(outcome, Forward):
             self.respond_local(stream, outcome.status, outcome.detail, headers=outcome.headers)
             return

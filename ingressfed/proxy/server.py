@@ -75,6 +75,8 @@ class ProxyServer:
         # The Gateway listener port this proxy's plain-HTTP listener is: HTTPRoutes attached to
         # listeners on that port are served here (the global proxy Service maps 80 to it).
         self.gateway_port = 80
+        # The same for the TLS listener: HTTPRoutes attached to HTTPS listeners on this port.
+        self.gateway_tls_port = 443
         self.port = settings.port
         self.admin_port = settings.admin_port
 
@@ -212,7 +214,14 @@ class ProxyServer:
             default_steering=self.settings.steering,
         )
         if gateway:
-            table = attach_gateway(table, gateway, clusters, locate=cluster_location, port=self.gateway_port)
+            table = attach_gateway(
+                table,
+                gateway,
+                clusters,
+                locate=cluster_location,
+                port=self.gateway_port,
+                tls_port=self.gateway_tls_port,
+            )
         self.engine.router.swap(table)
         if self.workers is not None:
             self.workers.send_table(routes, clusters, gateway)
@@ -220,7 +229,7 @@ class ProxyServer:
             "routing table %d: %d routes, %d HTTPRoute matches",
             table.version,
             len(table.entries),
-            sum(1 for r in gateway if r.port == self.gateway_port),
+            sum(1 for r in gateway if r.port in (self.gateway_port, self.gateway_tls_port)),
         )
 
     def health(self) -> dict[str, bool]:

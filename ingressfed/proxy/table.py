@@ -88,8 +88,10 @@ class RoutingTable:
     backends: frozenset[Backend]
     # Host header for each backend's health check: a host it serves, so an ingress routes the probe.
     check_hosts: Mapping[Backend, str] = field(default_factory=dict)
-    # HTTPRoute rules (proxy.gateway.GatewayMatcher), tried before the Ingress routes
+    # HTTPRoute rules (proxy.gateway.GatewayMatcher), tried before the Ingress routes: those of
+    # the HTTP Gateway listener for the plain listener, those of the HTTPS one for the TLS listener
     gateway: ExtraMatcher | None = None
+    gateway_tls: ExtraMatcher | None = None
 
     def host(self, host: str) -> HostRoutes | None:
         found = self.hosts.get(host)
@@ -112,6 +114,32 @@ class RoutingTable:
                 return found
         routes = self.host(host)
         return routes.match(path) if routes is not None else None
+
+    def match_tls(self, host: str, path: str, head: object) -> RouteEntry | None:
+        """``match`` for a request that arrived on the TLS listener: the HTTPS listeners' HTTPRoute
+        rules (never the HTTP listener's), then the Ingress rules, which both listeners serve."""
+        if self.gateway_tls is not None:
+            found = self.gateway_tls.match(host, path, head)
+            if found is not None:
+                return found
+        routes = self.host(host)
+        return routes.match(path) if routes is not None else None
+
+    def for_scheme(self, scheme: bytes) -> _SchemeMatcher | RoutingTable:
+        """The ``request.RouteMatcher`` for a listener speaking ``scheme`` (b"http" or b"https")."""
+        return self if scheme == b"http" else _SchemeMatcher(self)
+
+
+class _SchemeMatcher:
+    """The TLS listener's view of a table: ``match`` is the table's ``match_tls``."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: RoutingTable) -> None:
+        self.table = table
+
+    def match(self, host: str, path: str, head: object) -> RouteEntry | None:
+        return self.table.match_tls(host, path, head)
 
 
 EMPTY_TABLE = RoutingTable(version=0, hosts={}, wildcards={}, clusters={}, entries=(), backends=frozenset())

@@ -46,10 +46,34 @@ def services(backends: dict[str, BackendServer]) -> list[Any]:
     return [service(name, c.name, address="127.0.0.1") for name, c in V.items()]
 
 
-def route(name: str, body: str, backends: dict[str, BackendServer], *, namespace: str = "infra") -> str:
+GATEWAY_TLS = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: same-namespace, namespace: infra}
+spec:
+  gatewayClassName: ingressfed
+  listeners:
+  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+  - name: https
+    port: 443
+    protocol: HTTPS
+    allowedRoutes: {namespaces: {from: All}}
+    tls: {certificateRefs: [{name: app-cert}]}
+"""
+
+
+def route(
+    name: str,
+    body: str,
+    backends: dict[str, BackendServer],
+    *,
+    namespace: str = "infra",
+    section: str | None = None,
+) -> str:
     """``{v1}``... in ``body`` become backendRefs' ports: each backend server listens on its own."""
     ports = {f"v{i}": backends[c.name].port for i, c in enumerate((US, EU, ASIA), start=1)}
     text = body
+    section_name = f", sectionName: {section}" if section else ""
     for key, port in ports.items():
         text = text.replace("{" + key + "}", str(port))
     return f"""
@@ -58,7 +82,7 @@ apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {{name: {name}, namespace: {namespace}, creationTimestamp: "2026-01-01T00:00:00Z"}}
 spec:
-  parentRefs: [{{name: same-namespace, namespace: infra}}]
+  parentRefs: [{{name: same-namespace, namespace: infra{section_name}}}]
 {text}
 """
 
@@ -505,8 +529,12 @@ async def test_a_remote_proxy_serves_httproutes_from_the_feed(
         await runner.cleanup()
 
 
-async def test_redirects_and_filters_over_http2(backends: dict[str, BackendServer], tmp_path: Path) -> None:
-    """The same rules over the TLS listener with HTTP/2: a redirect carries its Location."""
+async def test_https_listener_rules_only_over_tls(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    """A route attached to the HTTPS listener answers on the TLS listener (HTTP/2 here: a redirect
+    carries its Location) and is 404 on plain HTTP; a route attached to the HTTP listener only is
+    404 over TLS."""
     from tests.proxy.h2client import h2_client
     from tests.proxy.tlsproxy import HOST, https_proxy
 
@@ -521,8 +549,26 @@ async def test_redirects_and_filters_over_http2(backends: dict[str, BackendServe
     filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: X-Via-Route, value: h2}]}}]
     backendRefs: [{name: infra-backend-v2, port: {v2}}]
 """
-    st = state({"east": CLASS + "---" + GATEWAY + route("h2", body, backends)}, services=services(backends))
-    async with https_proxy(backends, tmp_path) as h, h2_client(h.port, HOST, h.client_context()) as c:
+    plain_only = """
+  hostnames: [app.example.com]
+  rules:
+  - matches: [{path: {value: /plain}}]
+    backendRefs: [{name: infra-backend-v1, port: {v1}}]
+"""
+    docs = (
+        CLASS
+        + "---"
+        + GATEWAY_TLS
+        + route("h2", body, backends, section="https")
+        + route("plain", plain_only, backends, section="http")
+    )
+    st = state({"east": docs}, services=services(backends))
+    assert {r.port for r in st.served} == {80, 443}
+    async with (
+        https_proxy(backends, tmp_path) as h,
+        h2_client(h.port, HOST, h.client_context()) as c,
+        aiohttp.ClientSession() as http,
+    ):
         h.proxy.update([], [US, EU, ASIA], gateway=st.served)
         moved = await c.get(HOST, "/old?x=1")
         assert moved.status == 301
@@ -530,3 +576,8 @@ async def test_redirects_and_filters_over_http2(backends: dict[str, BackendServe
         served = await c.get(HOST, "/api/v1")
         assert served.status == 200
         assert json.loads(served.body)["headers"]["X-Via-Route"] == "h2"
+        assert (await c.get(HOST, "/plain")).status == 404
+        # The plain listener: the HTTP listener's route only.
+        assert (await get(h.proxy, http, "/plain", host=HOST))[1] == US.name
+        for path in ("/old", "/api/v1"):
+            assert (await get(h.proxy, http, path, host=HOST))[0] == 404
