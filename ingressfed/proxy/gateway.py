@@ -255,11 +255,11 @@ def _attach(
         entries[id(action)] = tuple(made)
         extra.extend(made)
     matcher = GatewayMatcher(build_gateway_table(served), entries, port=port, rand=rand)
-    changed = {"gateway_tls": matcher} if tls else {"gateway": matcher}
     return replace(
         table,
         entries=table.entries + tuple(extra),
         backends=frozenset(check_hosts),
         check_hosts=check_hosts,
-        **changed,
+        gateway=table.gateway if tls else matcher,
+        gateway_tls=matcher if tls else table.gateway_tls,
     )
