@@ -157,10 +157,16 @@ def test_get_follows_a_cluster_taken_down(demo: dict[str, int]) -> None:
     try:
 
         def asia_offline() -> bool:
+            # The API server goes Offline at once; the data plane is down only once the edges' checks
+            # (interval x threshold) have reported the stopped backend: until then the edges' last
+            # reports still vouch for it (degraded). Wait for both, as a user would.
             items = api(demo, "/v1/status/clusters")["items"]  # type: ignore[index]
-            return any(c["name"] == asia and c["status"] == "Offline" for c in items)
+            return any(
+                c["name"] == asia and c["status"] == "Offline" and c["dataPlaneHealthy"] is False
+                for c in items
+            )
 
-        assert wait_for(asia_offline)
+        assert wait_for(asia_offline, timeout=HEALTH_WINDOW_MS / 1000 + 10)
         got = run_printed_get(demo, "-o", "wide")
         row = next(line.split() for line in got.stdout.splitlines() if line.startswith(asia))
         assert row[1:4] == ["Offline", "Failing", "unhealthy"]
