@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -105,6 +105,7 @@ class Controller:
         sinks: Sequence[Sink] = (),
         is_leader: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.federation = federation
         self.store = store
@@ -114,6 +115,7 @@ class Controller:
         self.sinks = list(sinks)
         self.is_leader = is_leader
         self.clock = clock
+        self._sleep = sleep  # the debounce wait; tests pass one they release themselves
         self._dirty = asyncio.Event()
         self._full_pending = False
         self._first_change: float | None = None
@@ -148,7 +150,7 @@ class Controller:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._dirty.wait(), timeout=timeout)
             if self._dirty.is_set() and self.settings.debounce > 0:
-                await asyncio.sleep(self.settings.debounce)
+                await self._sleep(self.settings.debounce)
             now = self.clock()
             full = now >= next_resync
             if full:

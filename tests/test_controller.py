@@ -112,16 +112,49 @@ async def test_transient_error_is_retried_with_backoff() -> None:
 
 
 async def test_bursts_are_debounced_into_one_reconcile() -> None:
-    store, provider, ctl, _ = make(settings=ControllerSettings(debounce=0.2, resync=3600))
+    # The debounce wait is released by the test, so "one reconcile per burst" is exact, not timed.
+    waits: list[float] = []
+    release = asyncio.Event()
+
+    async def debounce(seconds: float) -> None:
+        waits.append(seconds)
+        await release.wait()
+        release.clear()
+
+    store, provider, ctl, _ = make(settings=ControllerSettings(debounce=0.2, resync=3600), sleep=debounce)
+
+    async def reconciles(n: int) -> None:
+        for _ in range(500):  # a wait for a condition, bounded; nothing here asserts on time
+            if ctl.reconciles >= n:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{ctl.reconciles} reconciles, expected {n}")
+
+    async def waits_for(n: int) -> None:
+        for _ in range(500):
+            if len(waits) >= n:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{len(waits)} debounce waits, expected {n}")
+
     task = asyncio.create_task(ctl.run())
     try:
-        await asyncio.sleep(0.3)  # initial resync reconcile
+        await waits_for(1)  # the clusters make() added are a change: the first pass debounces too
+        release.set()
+        await reconciles(1)
         base = ctl.reconciles
-        for i in range(50):
+        for i in range(25):
             store.upsert_service(ServiceObservation("us", "default", f"s{i}", 1, (f"10.0.1.{i}",)))
+        for _ in range(50):
             await asyncio.sleep(0.001)
-        await asyncio.sleep(0.6)
-        assert ctl.reconciles - base == 1
+        assert waits == [0.2, 0.2] and ctl.reconciles == base  # held in the debounce, however long
+        for i in range(25, 50):  # changes that arrive while it waits join the same reconcile
+            store.upsert_service(ServiceObservation("us", "default", f"s{i}", 1, (f"10.0.1.{i}",)))
+        release.set()
+        await reconciles(base + 1)
+        for _ in range(50):
+            await asyncio.sleep(0.001)
+        assert ctl.reconciles == base + 1 and waits == [0.2, 0.2]
         names = {r.name for r in await provider.records()}
         assert all(f"s{i}.default.federation.svc.example.com" in names for i in range(50))
         assert ctl.metrics.change_to_applied._sum.get() > 0
