@@ -1,7 +1,7 @@
 """The immutable routing table: built once per ``update``, read by every request.
 
-Per-host structures (exact paths in a dict, prefixes longest first) are computed here so that a
-request costs one dict lookup and a short prefix scan.
+Per-host structures (exact paths and prefixes in dicts) are computed here so that a
+request costs a dict lookup per path element.
 """
 
 from __future__ import annotations
@@ -61,17 +61,22 @@ class RouteEntry:
 @dataclass(frozen=True, slots=True, eq=False)
 class HostRoutes:
     exact: Mapping[str, RouteEntry]
-    prefixes: tuple[tuple[str, RouteEntry], ...]  # longest prefix first
+    # Prefix paths without their trailing slash ("/" for the root): a request path is looked up
+    # element by element, longest first, so the cost grows with its depth, not with the host's
+    # number of paths.
+    prefixes: Mapping[str, RouteEntry]
 
     def match(self, path: str) -> RouteEntry | None:
         entry = self.exact.get(path)
-        if entry is not None:
+        if entry is not None or not self.prefixes:
             return entry
-        for prefix, candidate in self.prefixes:
-            # Kubernetes Prefix semantics: element-wise, so /foo matches /foo/bar but not /foobar.
-            if prefix in ("/", path) or path.startswith(prefix + "/"):
-                return candidate
-        return None
+        # Kubernetes Prefix semantics: element-wise, so /foo matches /foo and /foo/bar, not /foobar.
+        probe = path.rstrip("/") or "/"
+        while True:
+            entry = self.prefixes.get(probe)
+            if entry is not None or probe == "/":
+                return entry
+            probe = probe[: probe.rfind("/")] or "/"
 
 
 class ExtraMatcher(Protocol):
@@ -210,7 +215,7 @@ def build_table(
             bucket[backend] = None
 
     entries: list[RouteEntry] = []
-    per_host: dict[str, tuple[dict[str, RouteEntry], list[tuple[str, RouteEntry]]]] = {}
+    per_host: dict[str, tuple[dict[str, RouteEntry], dict[str, RouteEntry]]] = {}
     for index, (key, backends) in enumerate(sorted(merged.items())):
         host, path, ptype = key
         grouped: dict[str, list[Backend]] = {}
@@ -246,17 +251,16 @@ def build_table(
             or bool(steering.affinity_cookie),
         )
         entries.append(entry)
-        exact_map, prefixes = per_host.setdefault(host, ({}, []))
+        exact_map, prefixes = per_host.setdefault(host, ({}, {}))
         if ptype == "Exact":
             exact_map[path] = entry
         else:
-            prefixes.append((path, entry))
+            prefixes.setdefault(path.rstrip("/") or "/", entry)  # "/foo/" and "/foo" are one prefix
 
     hosts: dict[str, HostRoutes] = {}
     wildcards: dict[str, HostRoutes] = {}
     for host, (exact_map, prefixes) in per_host.items():
-        prefixes.sort(key=lambda item: len(item[0]), reverse=True)
-        routes_for_host = HostRoutes(exact=exact_map, prefixes=tuple(prefixes))
+        routes_for_host = HostRoutes(exact=exact_map, prefixes=prefixes)
         if host.startswith("*."):
             wildcards[host[2:]] = routes_for_host
         else:
