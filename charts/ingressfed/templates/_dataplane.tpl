@@ -91,6 +91,10 @@ volumes:
 - {{ required "edge.cluster: the member cluster this edge runs in" $e.cluster }}
 - --report-interval
 - {{ $e.reportInterval | quote }}
+- --peer-check-interval
+- {{ $e.peerCheckInterval | quote }}
+- --peer-port
+- {{ .root.Values.proxy.service.port | quote }}
 {{- range $e.publicAddresses }}
 - --public-address
 - {{ . }}
