@@ -66,7 +66,7 @@ async def run_kubernetes(
 ) -> None:
     """``tls_offers`` receives the certificates of Ingress ``spec.tls`` Secrets (issue 10)."""
     from ingressfed.kube.clients import ClientPool
-    from ingressfed.kube.gateway_watch import GatewayWatch, gateway_sink
+    from ingressfed.kube.gateway_watch import GatewayWatch, gateway_sink, gateway_tls_refs
     from ingressfed.kube.lease import LeaderElector, LeaseSettings, default_identity
     from ingressfed.kube.members import member_from_config
     from ingressfed.kube.objects import Selection
@@ -147,10 +147,15 @@ async def run_kubernetes(
                 from ingressfed.kube.tls_secrets import TlsSecretReader
 
                 secrets = TlsSecretReader(
-                    clients.current, on_offers=tls_offers, registry=controller.metrics.registry
+                    clients.current,
+                    on_offers=tls_offers,
+                    on_problems=gateway_writer.certificate_problems,
+                    registry=controller.metrics.registry,
                 )
                 tg.create_task(secrets.run(), name="tls-secrets")
-                controller.sinks.append(lambda out: secrets.submit(out.snapshot))
+                controller.sinks.append(
+                    lambda out: secrets.submit(out.snapshot, gateway_tls_refs(out.snapshot, controller))
+                )
             await asyncio.Event().wait()  # until cancelled by the app
     finally:
         if host is not None:

@@ -33,7 +33,7 @@ class GatewaySettings:
 
     http_ports: tuple[int, ...] = (80,)
     https_ports: tuple[int, ...] = (443,)
-    https_ready: bool = False
+    https_ready: bool = True
 
 
 DEFAULT_SETTINGS = GatewaySettings()

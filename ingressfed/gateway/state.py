@@ -49,6 +49,7 @@ __all__ = [
     "GatewayInputs",
     "GatewayState",
     "GatewayStatus",
+    "ListenerCertificate",
     "ListenerStatus",
     "RouteParentStatus",
     "gateway_state",
@@ -75,7 +76,7 @@ class GatewayInputs:
     served_ports: Mapping[str, frozenset[int]] = field(
         default_factory=lambda: {"HTTP": frozenset({80}), "HTTPS": frozenset({443})}
     )
-    https_ready: bool = False  # the proxy terminates TLS for Gateway listeners
+    https_ready: bool = True  # the proxy terminates TLS for Gateway listeners
     namespace_labels: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict)
 
 
@@ -100,6 +101,20 @@ class GatewayStatus:
     addresses: tuple[tuple[str, str], ...]  # (type, value): IPAddress | Hostname
 
 
+@dataclass(frozen=True, slots=True)
+class ListenerCertificate:
+    """One ``certificateRef`` of an accepted HTTPS listener whose reference is allowed: the Secret
+    to read (in ``cluster``, the served Gateway copy's member) and the hostnames it must serve."""
+
+    cluster: str
+    namespace: str  # the Gateway's
+    gateway: str
+    listener: str
+    secret_namespace: str
+    secret: str
+    hosts: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class GatewayState:
     served: tuple[ServedRule, ...] = ()
@@ -110,6 +125,8 @@ class GatewayState:
     hostnames: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     # (namespace, name) -> the member clusters holding a copy
     route_clusters: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    # the Secrets HTTPS listeners serve (read by kube/tls_secrets, offered to the TLS listener)
+    certificates: tuple[ListenerCertificate, ...] = ()
 
     @cached_property
     def table(self) -> GatewayTable:
@@ -235,6 +252,7 @@ class _GatewayView:
     merged: Merged[Gateway]
     listeners: list[_ListenerEval]
     attached: dict[str, int]
+    hosts: dict[str, set[str]] = field(default_factory=dict)  # listener -> attached route hostnames
 
 
 def _addresses(inputs: GatewayInputs) -> tuple[tuple[str, str], ...]:
@@ -413,6 +431,7 @@ def _route_decision(
         if accepted[0]:
             for lst, hosts in att.listeners:
                 view.attached[lst.name] = view.attached.get(lst.name, 0) + 1
+                view.hosts.setdefault(lst.name, set()).update(h for h in hosts if h != ANY)
                 served_hosts.extend(h for h in hosts if h != ANY)
                 for rule, action in actions:
                     for mi, match in enumerate(rule.matches):
@@ -429,6 +448,33 @@ def _route_decision(
         out.append((ref, conds))
     if served_hosts:
         hostnames[route.meta.key] = tuple(sorted(set(served_hosts)))
+    return out
+
+
+def _certificates(view: _GatewayView) -> list[ListenerCertificate]:
+    """The Secrets of accepted HTTPS listeners with resolved references, for the hostnames each
+    serves: the listener's hostname, else the hostnames of the routes attached to it."""
+    gw = view.merged.winner
+    out: list[ListenerCertificate] = []
+    for ev in view.listeners:
+        lst = ev.listener
+        if lst.protocol != "HTTPS" or not ev.usable or not ev.conditions[1][1]:
+            continue
+        hosts = (lst.hostname,) if lst.hostname else tuple(sorted(view.hosts.get(lst.name, ())))
+        if not hosts:
+            continue
+        out.extend(
+            ListenerCertificate(
+                cluster=gw.meta.cluster,
+                namespace=gw.meta.namespace,
+                gateway=gw.meta.name,
+                listener=lst.name,
+                secret_namespace=ref.namespace or gw.meta.namespace,
+                secret=ref.name,
+                hosts=hosts,
+            )
+            for ref in lst.certificate_refs
+        )
     return out
 
 
@@ -551,6 +597,7 @@ def gateway_state(inputs: GatewayInputs) -> GatewayState:
             )
 
     return GatewayState(
+        certificates=tuple(c for view in views.values() for c in _certificates(view)),
         served=tuple(served),
         classes=classes,
         gateways=gateway_status,

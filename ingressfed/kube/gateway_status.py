@@ -21,10 +21,12 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient
 
+from ingressfed.gateway.certificates import with_certificate_problems
 from ingressfed.gateway.conditions import Condition, condition_dicts
 from ingressfed.gateway.resources import CONTROLLER_NAME, ParentRef
 from ingressfed.gateway.state import GatewayState, GatewayStatus, RouteParentStatus
 from ingressfed.kube.rest import KubeApiError, request_json
+from ingressfed.tls.secrets import SecretProblem
 
 __all__ = ["GatewayStatusWriter", "gateway_status_body", "parent_ref_wire", "route_parents_body"]
 
@@ -207,6 +209,8 @@ class GatewayStatusWriter:
         self._clock = clock
         self._written: dict[ItemKey, object] = {}
         self._latest: tuple[GatewayState, Mapping[tuple[str, str, str], tuple[Condition, ...]]] | None = None
+        self._current = self._latest  # type: tuple[GatewayState, Mapping[tuple[str, str, str], tuple[Condition, ...]]] | None  # the last submitted, re-published when certificates change
+        self._problems: tuple[SecretProblem, ...] = ()
         self._wake = asyncio.Event()
         self.writes = 0
 
@@ -214,7 +218,18 @@ class GatewayStatusWriter:
         self, state: GatewayState, exports: Mapping[tuple[str, str, str], tuple[Condition, ...]]
     ) -> None:
         """From a synchronous reconcile sink: only the newest state is written."""
-        self._latest = (state, exports)
+        self._latest = self._current = (state, exports)
+        self._wake.set()
+
+    def certificate_problems(self, problems: Sequence[SecretProblem]) -> None:
+        """What the Secret reader found wrong with HTTPS listeners' certificates (their listeners'
+        conditions say so); the last submitted status is written again when this changes."""
+        got = tuple(p for p in problems if p.ref.kind == "Gateway")
+        if got == self._problems:
+            return
+        self._problems = got
+        if self._latest is None:
+            self._latest = self._current
         self._wake.set()
 
     async def run(self) -> None:
@@ -229,7 +244,7 @@ class GatewayStatusWriter:
         self, state: GatewayState, exports: Mapping[tuple[str, str, str], tuple[Condition, ...]]
     ) -> None:
         """Write the status that changed; errors are logged and retried on the next publish."""
-        items = _items(state, exports)
+        items = _items(with_certificate_problems(state, self._problems), exports)
         live = {i.key for i in items}
         self._written = {k: v for k, v in self._written.items() if k in live}
         for item in items:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubernetes_asyncio.client import ApiClient
 
+from ingressfed.gateway.certificates import listener_tls_refs
 from ingressfed.gateway.federation import export_conditions, state_for
 from ingressfed.gateway.parse import (
     FieldProblem,
@@ -36,6 +37,8 @@ from ingressfed.store import GatewayObject, Store
 
 if TYPE_CHECKING:
     from ingressfed.controller import Controller, ReconcileOutcome
+    from ingressfed.model import Snapshot
+    from ingressfed.tls.secrets import TlsRef
 
 __all__ = ["GATEWAY_API", "MCS_API", "GatewayWatch", "WatchedKind", "gateway_sink", "serviceexport_from"]
 
@@ -392,6 +395,11 @@ class GatewayWatch:
                 continue
             if now != present:
                 return
+
+
+def gateway_tls_refs(snap: Snapshot, controller: Controller) -> list[TlsRef]:
+    """The Secrets HTTPS listeners of the global Gateway serve, for the Secret reader."""
+    return listener_tls_refs(state_for(snap, controller.federation))
 
 
 def gateway_sink(

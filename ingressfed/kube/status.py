@@ -111,7 +111,9 @@ def event_body(
     *, kind: str, namespace: str, name: str, uid: str, note: str, reason: str, instance: str, now: float
 ) -> dict[str, object]:
     """A core v1 Warning Event about one object (what ``kubectl describe`` lists)."""
-    api_version = "networking.k8s.io/v1" if kind == "Ingress" else "v1"
+    api_version = {"Ingress": "networking.k8s.io/v1", "Gateway": "gateway.networking.k8s.io/v1"}.get(
+        kind, "v1"
+    )
     involved: dict[str, str] = {"apiVersion": api_version, "kind": kind, "namespace": namespace, "name": name}
     if uid:
         involved["uid"] = uid

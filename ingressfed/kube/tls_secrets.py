@@ -1,4 +1,5 @@
-"""Reads the ``kubernetes.io/tls`` Secrets that federated Ingresses name in ``spec.tls``.
+"""Reads the ``kubernetes.io/tls`` Secrets that federated Ingresses name in ``spec.tls`` and
+that HTTPS listeners of the global Gateway name in ``tls.certificateRefs``.
 
 After each reconcile the controller hands over the snapshot (``submit``); ``run`` fetches every
 referenced Secret by name (``get`` only: no list or watch of Secrets, see docs/tls.md) from the
@@ -19,7 +20,7 @@ import datetime
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from kubernetes_asyncio.client import ApiClient
 from prometheus_client import CollectorRegistry, Gauge
@@ -48,6 +49,7 @@ class TlsSecretReader:
         client_for: Callable[[str], ApiClient | None],
         *,
         on_offers: Callable[[list[Offer]], None],
+        on_problems: Callable[[list[SecretProblem]], None] | None = None,
         interval: float = 30.0,
         instance: str | None = None,
         clock: Callable[[], datetime.datetime] = _utcnow,
@@ -55,6 +57,7 @@ class TlsSecretReader:
     ) -> None:
         self._client_for = client_for
         self._on_offers = on_offers
+        self._on_problems = on_problems
         self._interval = interval
         self._instance = instance or socket.gethostname()
         self._clock = clock
@@ -71,8 +74,9 @@ class TlsSecretReader:
             registry=registry if registry is not None else CollectorRegistry(),
         )
 
-    def submit(self, snapshot: Snapshot) -> None:
-        refs = tls_refs(snapshot)
+    def submit(self, snapshot: Snapshot, extra: Sequence[TlsRef] = ()) -> None:
+        """The references of ``snapshot``'s Ingresses, plus ``extra`` (Gateway listeners')."""
+        refs = tls_refs(snapshot) + list(extra)
         if refs != self._refs:
             self._refs = refs
             self._wake.set()
@@ -112,6 +116,8 @@ class TlsSecretReader:
         # host's last good certificate, so a broken update never removes a working one.
         self._on_offers([offer for _, offer in offers])
         self.problems = problems
+        if self._on_problems is not None:
+            self._on_problems(problems)
         counts: dict[str, int] = {}
         for problem in problems:
             counts[problem.reason] = counts.get(problem.reason, 0) + 1
@@ -125,22 +131,22 @@ class TlsSecretReader:
         api = self._client_for(ref.cluster)
         if api is None:
             return None
-        path = f"/api/v1/namespaces/{ref.namespace}/secrets/{ref.secret}"
+        path = f"/api/v1/namespaces/{ref.secret_ns}/secrets/{ref.secret}"
         try:
             secret = await request_json(api, "GET", path)
         except KubeApiError as exc:
             if exc.status == 404:
                 return SecretProblem(
-                    ref, "SecretNotFound", f"no Secret {ref.secret} in namespace {ref.namespace}"
+                    ref, "SecretNotFound", f"no Secret {ref.secret} in namespace {ref.secret_ns}"
                 )
             if exc.status == 403:
                 return SecretProblem(
                     ref,
                     "SecretForbidden",
-                    f"the member account may not get Secrets in namespace {ref.namespace}; "
+                    f"the member account may not get Secrets in namespace {ref.secret_ns}; "
                     "grant it get on secrets there (see docs/tls.md)",
                 )
-            log.info("Secret %s/%s in %s not read: %s", ref.namespace, ref.secret, ref.cluster, exc)
+            log.info("Secret %s/%s in %s not read: %s", ref.secret_ns, ref.secret, ref.cluster, exc)
             return None
         return offer_from_secret(secret, ref)
 
@@ -158,7 +164,7 @@ class TlsSecretReader:
             if api is None:
                 continue
             body = event_body(
-                kind="Ingress",
+                kind=ref.kind,
                 namespace=ref.namespace,
                 name=ref.ingress,
                 uid="",
@@ -170,7 +176,7 @@ class TlsSecretReader:
             try:
                 await request_json(api, "POST", f"/api/v1/namespaces/{ref.namespace}/events", body=body)
             except KubeApiError as exc:
-                log.warning("cannot record event on Ingress %s/%s: %s", ref.namespace, ref.ingress, exc)
+                log.warning("cannot record event on %s: %s", ref.subject, exc)
                 if exc.transient:
                     continue
             else:

@@ -1,7 +1,9 @@
 """Ingress ``spec.tls`` Secrets as certificate offers, decided without I/O.
 
 ``tls_refs`` lists the Secrets a snapshot's federated Ingresses name (a Secret lives in its
-Ingress's namespace, as Kubernetes requires). ``offer_from_secret`` turns the Secret object the API
+Ingress's namespace, as Kubernetes requires); HTTPS Gateway listeners' ``certificateRefs`` become
+``TlsRef`` values of kind Gateway (``gateway.certificates``), possibly in another namespace when a
+ReferenceGrant allows it. ``offer_from_secret`` turns the Secret object the API
 returned into an ``Offer`` or a ``SecretProblem``; ``problems_of`` says what is wrong with an
 offer's certificate for its hosts at ``now``. Every message names the Secret and the fix and never
 quotes its data.
@@ -26,21 +28,31 @@ TLS_TYPE = "kubernetes.io/tls"
 
 @dataclass(frozen=True, slots=True)
 class TlsRef:
-    """One Ingress's ``spec.tls`` entry in one member cluster."""
+    """One Ingress's ``spec.tls`` entry (or one Gateway listener's certificateRef) in one member
+    cluster. ``ingress`` names the referring object, of ``kind``; the Secret is in
+    ``secret_namespace`` when set, else in the referring object's namespace."""
 
     cluster: str
     namespace: str
     ingress: str
     secret: str
     hosts: tuple[str, ...]
+    kind: str = "Ingress"  # Ingress | Gateway
+    secret_namespace: str = ""
+    listener: str = ""  # the Gateway listener (kind Gateway)
+
+    @property
+    def secret_ns(self) -> str:
+        return self.secret_namespace or self.namespace
 
     @property
     def source(self) -> str:
-        return f"secret:{self.cluster}/{self.namespace}/{self.secret}"
+        return f"secret:{self.cluster}/{self.secret_ns}/{self.secret}"
 
     @property
     def subject(self) -> str:
-        return f"ingress {self.namespace}/{self.ingress} in {self.cluster}"
+        where = f" listener {self.listener}" if self.listener else ""
+        return f"{self.kind.lower()} {self.namespace}/{self.ingress}{where} in {self.cluster}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +63,7 @@ class SecretProblem:
 
     def message(self) -> str:
         hosts = ", ".join(self.ref.hosts)
-        return f"TLS Secret {self.ref.namespace}/{self.ref.secret} for {hosts}: {self.reason}: {self.detail}"
+        return f"TLS Secret {self.ref.secret_ns}/{self.ref.secret} for {hosts}: {self.reason}: {self.detail}"
 
 
 def tls_refs(snapshot: Snapshot) -> list[TlsRef]:

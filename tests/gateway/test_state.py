@@ -203,7 +203,7 @@ def test_listener_on_a_port_the_proxy_does_not_serve() -> None:
     assert conditions(st, "infra/r")["Accepted"] == (False, "NotAllowedByListeners")
 
 
-def test_https_listener_is_accepted_but_pending_until_tls_serving_exists() -> None:
+def test_https_listener_is_programmed_unless_the_proxy_has_no_tls() -> None:
     gw = (
         BASE
         + """  - name: https
@@ -214,11 +214,11 @@ def test_https_listener_is_accepted_but_pending_until_tls_serving_exists() -> No
     )
     st = state(gw + route("r", SIMPLE), services=[V1])
     https = st.gateways[("east", "infra", "same-namespace")].listeners[1]
+    assert {c.type: c.status for c in https.conditions}["Programmed"] is True
+    st = state(gw + route("r", SIMPLE), services=[V1], https_ready=False)
+    https = st.gateways[("east", "infra", "same-namespace")].listeners[1]
     got = {c.type: (c.status, c.reason) for c in https.conditions}
     assert got["Accepted"] == (True, "Accepted") and got["Programmed"] == (False, "Pending")
-    st = state(gw + route("r", SIMPLE), services=[V1], https_ready=True)
-    https = st.gateways[("east", "infra", "same-namespace")].listeners[1]
-    assert {c.type: c.status for c in https.conditions}["Programmed"] is True
 
 
 def test_partially_invalid_route_keeps_its_valid_rules() -> None:
