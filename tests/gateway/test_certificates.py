@@ -91,7 +91,7 @@ def test_cross_namespace_ref_needs_a_reference_grant_for_gateways() -> None:
     assert listener(st)["Programmed"][0] is False
     assert listener_tls_refs(st) == []
     # A grant for HTTPRoutes → Services does not allow Gateways → Secrets.
-    wrong = GRANT.replace("kind: Gateway,", "kind: HTTPRoute,").replace('kind: Secret', "kind: Service")
+    wrong = GRANT.replace("kind: Gateway,", "kind: HTTPRoute,").replace("kind: Secret", "kind: Service")
     assert listener_tls_refs(state(gateway(refs) + ROUTE + wrong, services=[V1])) == []
     st = state(gateway(refs) + ROUTE + GRANT, services=[V1])
     assert listener(st)["ResolvedRefs"] == (True, "ResolvedRefs")

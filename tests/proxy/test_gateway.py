@@ -529,9 +529,7 @@ async def test_a_remote_proxy_serves_httproutes_from_the_feed(
         await runner.cleanup()
 
 
-async def test_https_listener_rules_only_over_tls(
-    backends: dict[str, BackendServer], tmp_path: Path
-) -> None:
+async def test_https_listener_rules_only_over_tls(backends: dict[str, BackendServer], tmp_path: Path) -> None:
     """A route attached to the HTTPS listener answers on the TLS listener (HTTP/2 here: a redirect
     carries its Location) and is 404 on plain HTTP; a route attached to the HTTP listener only is
     404 over TLS."""
