@@ -223,6 +223,15 @@ async def _start_dns(
     from ingressfed.dnsserver.zone import next_serial, zone_data_from_records
     from providers.embedded import EmbeddedProvider, soa_from_options
 
+    if config.dns_server.workers > 1:
+        # Workers are followers of a zone source; the controller's own server is not (docs/dnsserver.md).
+        raise ConfigError(
+            [
+                f"dnsServer.workers: {config.dns_server.workers} is for `ingressfed dns-serve` only; the DNS "
+                "server inside `ingressfed run` is one process: set it to 1 here and run "
+                "`ingressfed dns-serve --feed URL --workers N` (or --zone-file) beside the controller"
+            ]
+        )
     locator = None
     if config.geo.database:
         from geo.clientip import TrustedProxies

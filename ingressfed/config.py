@@ -506,6 +506,8 @@ class DnsServerSection(_Model):
     # embedded provider that is the provider's own zone file (dns.options.zoneFile).
     zone_file: FilePath | None = None
     transfer: DnsTransferSection | None = None
+    # Processes answering on ``listen`` with SO_REUSEPORT (``dns-serve``; ``run`` refuses > 1).
+    workers: Annotated[int, AfterValidator(_between(1, 64))] = 1
 
 
 class ControllerTlsSection(_Model):

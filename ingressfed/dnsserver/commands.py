@@ -12,15 +12,20 @@ Two sources for the zone:
 ``--config`` supplies the zone, listen address, answer mode, GeoIP database,
 ECS-trusted resolvers, default cluster order and SOA settings (from
 ``dns.options`` when the provider is ``embedded``); flags override it.
-``--reuse-port`` lets several such processes share one address (SO_REUSEPORT).
+``--reuse-port`` lets several such processes share one address (SO_REUSEPORT);
+``--workers N`` (``dnsServer.workers``) runs N processes that way, one following the zone
+source and passing each change on to the others (:mod:`ingressfed.dnsserver.workers`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
+import inspect
 import logging
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -34,6 +39,7 @@ from geo.clientip import TrustedProxies
 from ingressfed.dnsserver.index import AnswerMode, Locator, ZoneIndex, build_index
 from ingressfed.dnsserver.server import DnsServer
 from ingressfed.dnsserver.transfer import TransferPolicy, policy_from_config
+from ingressfed.dnsserver.workers import DnsWorkerPool, WorkerDied, follow_primary
 from ingressfed.dnsserver.zone import SoaSettings, ZoneData, zone_data_from_records
 from ingressfed.dnsserver.zonefile import load_zone_file
 from ingressfed.errors import ConfigError
@@ -83,6 +89,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-file", type=Path, help="where the last feed view is kept (served when offline)")
     p.add_argument("--reuse-port", action="store_true", help="share the address with other processes")
     p.add_argument(
+        "--workers",
+        type=int,
+        help="processes answering on the address (SO_REUSEPORT), 1..64 (default: dnsServer.workers or 1)",
+    )
+    p.add_argument(
         "--loop",
         choices=["auto", "asyncio", "uvloop"],
         default="auto",
@@ -113,6 +124,7 @@ class ServeSettings:
     reuse_port: bool = False
     tcp_idle_timeout: float = 10.0
     transfer: TransferPolicy | None = None
+    workers: int = 1
 
 
 def _csv(text: str | None) -> tuple[str, ...]:
@@ -129,6 +141,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     trust = _csv(args.trust_ecs_from)
     soa: SoaSettings | None = None
     transfer: TransferPolicy | None = None
+    workers = args.workers
     if args.config:
         from ingressfed.config import load_config
         from providers.embedded import soa_from_options
@@ -143,6 +156,9 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         if config.dns.provider == "embedded":
             soa = soa_from_options(zone, config.dns.options)
         transfer = policy_from_config(config.dns_server.transfer)
+        workers = workers or config.dns_server.workers
+    if workers is not None and not 1 <= workers <= 64:
+        raise ConfigError([f"--workers: got {workers}, expected 1..64 (about one per CPU core)"])
     if not zone:
         raise ConfigError(["--zone: required (or give --config with federation.zone)"])
     TrustedProxies(trust)  # validates the CIDRs
@@ -156,9 +172,10 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         default_order=order,
         trust_ecs_from=trust,
         soa=soa,
-        reuse_port=args.reuse_port,
+        reuse_port=args.reuse_port or (workers or 1) > 1,
         tcp_idle_timeout=args.tcp_idle_timeout,
         transfer=transfer,
+        workers=workers or 1,
     )
 
 
@@ -224,12 +241,43 @@ async def serve(
         tcp_idle_timeout=settings.tcp_idle_timeout,
         transfer=settings.transfer,
     ) as server:
-        if ready is not None:
-            ready(server)
-        if feed is not None:
-            await feed(server)
-            return
-        assert zone_file is not None
+        try:
+            await _serve_on(
+                server,
+                zone_file=zone_file,
+                feed=feed,
+                ready=ready,
+                seen=seen,
+                from_file=from_file,
+                stamp=stamp,
+            )
+        finally:
+            log.info(
+                "DNS server for zone %s (pid %d) answered %d queries",
+                settings.zone,
+                os.getpid(),
+                server.queries,
+            )
+
+
+async def _serve_on(
+    server: DnsServer,
+    *,
+    zone_file: Path | None,
+    feed: Callable[[DnsServer], Any] | None,
+    ready: Callable[[DnsServer], Any] | None,
+    seen: tuple[int, int] | None,
+    from_file: Callable[[Path], ZoneData],
+    stamp: Callable[[Path], tuple[int, int] | None],
+) -> None:
+    if ready is not None:
+        started = ready(server)
+        if inspect.isawaitable(started):
+            await started
+    if feed is not None:
+        await feed(server)
+        return
+    if zone_file is not None:
         while True:
             await asyncio.sleep(_POLL_SECONDS)
             now = stamp(zone_file)
@@ -308,27 +356,52 @@ def run(args: argparse.Namespace) -> int:
 
         return feed
 
+    pool: list[DnsWorkerPool] = []  # the worker processes, once the primary's sockets are bound
+
+    async def started(server: DnsServer) -> None:
+        if settings.workers > 1:
+            workers = DnsWorkerPool(
+                settings.workers - 1,
+                run_worker,
+                (worker_settings(settings, server.port), args.loop, logging.getLogger().getEffectiveLevel()),
+            )
+            pool.append(workers)
+            server.update_listeners.append(workers.forward)
+            workers.start(server.index.data)
+            await workers.ready(_WORKER_START_SECONDS)
+        print(
+            f"serving {settings.zone} on {server.host} port {server.port}"
+            + (f" ({settings.workers} processes)" if settings.workers > 1 else ""),
+            flush=True,
+        )
+
     async def main_task() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         serving = asyncio.create_task(
-            serve(
-                settings,
-                zone_file=args.zone_file,
-                feed=feed_source(),
-                locate=locate,
-                ready=lambda s: print(f"serving {settings.zone} on {s.host} port {s.port}", flush=True),
-            )
+            serve(settings, zone_file=args.zone_file, feed=feed_source(), locate=locate, ready=started)
         )
         stopping = asyncio.create_task(stop.wait())
+        waiting: set[asyncio.Task[Any]] = {serving, stopping}
         try:
-            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                if pool and len(waiting) == 2:
+                    # The workers have started: from now on one exiting ends the server too.
+                    waiting.add(asyncio.create_task(pool[0].died()))
+                done, _ = await asyncio.wait(waiting, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+                if done & {serving, stopping}:
+                    break
+                if done:
+                    number = next(iter(done)).result()
+                    raise WorkerDied(f"DNS worker process {number} exited; stopping the whole server")
         finally:
-            serving.cancel()
-            stopping.cancel()
-            await asyncio.wait({serving, stopping})
+            for task in waiting:
+                task.cancel()
+            await asyncio.wait(waiting)
+            if pool:
+                await pool[0].stop()
         failure = None if serving.cancelled() else serving.exception()
         if failure is not None:
             raise failure
@@ -338,9 +411,51 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, OSError) as exc:
         print(f"dns-serve: {exc}", file=sys.stderr)
         return 2
+    except WorkerDied as exc:
+        print(f"dns-serve: {exc}", file=sys.stderr)
+        return 1
     finally:
         close()
     return 0
+
+
+_WORKER_START_SECONDS = 60.0  # spawning imports the package afresh; slow on a loaded machine
+
+
+def worker_settings(settings: ServeSettings, port: int) -> ServeSettings:
+    """A worker's settings: the primary's, on the primary's bound port, sending no NOTIFY
+    (the primary tells the secondaries; any process may then answer their transfer)."""
+    transfer = dataclasses.replace(settings.transfer, notify=()) if settings.transfer else None
+    return dataclasses.replace(settings, port=port, reuse_port=True, workers=1, transfer=transfer)
+
+
+def run_worker(
+    inbox: multiprocessing.connection.Connection, number: int, settings: ServeSettings, loop: str, level: int
+) -> None:
+    """One worker process (spawned by :class:`DnsWorkerPool`): serve what the primary sends."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Ctrl-C reaches the whole process group: the primary alone decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    locate, close = _locate_from(settings.geoip)
+
+    async def worker_task() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        serving = asyncio.create_task(
+            serve(settings, feed=lambda server: follow_primary(server, inbox), locate=locate)
+        )
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (serving, stopping):
+            task.cancel()
+        await asyncio.wait({serving, stopping})
+        if not serving.cancelled() and serving.exception() is not None:
+            log.error("DNS worker %d for zone %s failed: %s", number, settings.zone, serving.exception())
+
+    try:
+        _run_loop(worker_task, loop)
+    finally:
+        close()
 
 
 def _run_loop(main_task: Callable[[], Any], loop: str) -> None:

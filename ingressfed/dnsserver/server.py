@@ -17,7 +17,7 @@ import contextlib
 import errno
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from ingressfed.dnsserver.answer import DEFAULT_MAX_UDP, answer
@@ -82,6 +82,10 @@ class DnsServer:
         self.max_tcp_connections = max_tcp_connections
         self.reuse_port = reuse_port
         self.failures = _Failures()
+        self.queries = 0  # answered over UDP and TCP, for the exit log line of each worker process
+        # Called with every update_soon's arguments before it is applied (dnsServer.workers: the
+        # primary passes each change on to the worker processes).
+        self.update_listeners: list[Callable[[ZoneData, Sequence[Change] | None, int | None], None]] = []
         self._udp: _UdpReader | None = None
         self._tcp: asyncio.Server | None = None
         self.tcp_connections: set[_TcpProtocol] = set()  # open ones, for the limit and for close()
@@ -148,6 +152,8 @@ class DnsServer:
         is then the next one) and no rebuild under way, the current index follows them
         in place at once, re-rendering only the names they touch. ``base_serial`` names
         the serial the changes start from when the new serial is not simply the next."""
+        for listener in self.update_listeners:
+            listener(data, changes, base_serial)
         if changes is not None and self._applies(data, changes, base_serial):
             try:
                 self._apply(data, changes)
@@ -341,10 +347,11 @@ class _UdpReader:
         memo = self._memo
         cached = memo.get
         max_udp = srv.max_udp
-        for _ in range(_BURST):
+        for n in range(_BURST):
             try:
                 data, addr = recvfrom(_MAX_QUERY)
             except (BlockingIOError, InterruptedError):
+                srv.queries += n
                 return
             except OSError as exc:
                 # e.g. ECONNREFUSED left by an ICMP error for an earlier reply: the client is gone.
@@ -373,6 +380,7 @@ class _UdpReader:
                     self.send_drops += 1  # send buffer full: like a lost datagram, the client retries
                 except OSError as exc:
                     log.debug("UDP send error to %s: %s", addr, exc)
+        srv.queries += _BURST
 
 
 class _TcpProtocol(asyncio.Protocol):
@@ -421,6 +429,7 @@ class _TcpProtocol(asyncio.Protocol):
                 srv.failures.record("TCP")
                 resp = None
             answered = True
+            srv.queries += 1
             replies = [resp] if resp is not None else []
             if resp is not None and len(resp) > 3 and resp[3] & 0x0F == 5 and srv.transfer is not None:
                 replies = srv.transfer_response(query, self._peer, tcp=True) or replies
