@@ -199,6 +199,9 @@ def _items(state: GatewayState, exports: Mapping[tuple[str, str, str], tuple[Con
     return items
 
 
+_Published = tuple[GatewayState, Mapping[tuple[str, str, str], tuple[Condition, ...]]]
+
+
 class GatewayStatusWriter:
     """Writes Gateway API / ServiceExport status through each member's client (``client_for``)."""
 
@@ -208,8 +211,9 @@ class GatewayStatusWriter:
         self._client_for = client_for
         self._clock = clock
         self._written: dict[ItemKey, object] = {}
-        self._latest: tuple[GatewayState, Mapping[tuple[str, str, str], tuple[Condition, ...]]] | None = None
-        self._current = self._latest  # type: tuple[GatewayState, Mapping[tuple[str, str, str], tuple[Condition, ...]]] | None  # the last submitted, re-published when certificates change
+        self._latest: _Published | None = None
+        # The last submitted pair, published again when certificate problems change.
+        self._current: _Published | None = None
         self._problems: tuple[SecretProblem, ...] = ()
         self._wake = asyncio.Event()
         self.writes = 0
