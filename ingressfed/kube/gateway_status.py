@@ -225,6 +225,10 @@ class GatewayStatusWriter:
         self._latest = self._current = (state, exports)
         self._wake.set()
 
+    def standby(self) -> None:
+        """Not the leader (any more): certificate news must not re-publish an old status."""
+        self._latest = self._current = None
+
     def certificate_problems(self, problems: Sequence[SecretProblem]) -> None:
         """What the Secret reader found wrong with HTTPS listeners' certificates (their listeners'
         conditions say so); the last submitted status is written again when this changes."""

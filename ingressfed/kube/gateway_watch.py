@@ -412,5 +412,7 @@ def gateway_sink(
         if controller.is_leader():
             snap = outcome.snapshot
             writer.submit(state_for(snap, controller.federation), export_conditions(snap))
+        else:
+            writer.standby()
 
     return writer, sink
