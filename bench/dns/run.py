@@ -1,13 +1,14 @@
 """DNS benchmark: ingressfed's embedded server against Knot, same records, same load, same run.
 
-    .venv/bin/python bench/dns/run.py [--duration 10] [--rounds 3] [--clients 4] [--processes 1]
+    .venv/bin/python bench/dns/run.py [--duration 10] [--rounds 3] [--clients 4] [--workers 1,2]
 
 Starts ``knotd`` (Debian package ``knot``) and the embedded server
 (``python -m ingressfed.dnsserver``) on free loopback ports from temporary
 directories, then runs ``dnsperf`` (Debian package ``dnsperf``) against each in
 alternating rounds with the same query file (existing A/AAAA/CNAME/TXT names,
-NXDOMAIN and NODATA), duration and client count. Knot gets as many UDP workers
-as the embedded server has processes. Prints queries/s and lost queries per
+NXDOMAIN and NODATA), duration and client count. For each count W of ``--workers``
+Knot gets W UDP workers and the embedded server ``--workers W`` (W processes on
+one port, SO_REUSEPORT, the primary passing zone changes on). Prints queries/s and lost queries per
 round and the ratio of the medians, plus queries per CPU-second each server used
 (on a small shared machine dnsperf may not saturate the faster server, so the
 q/s ratio alone can flatter the slower one). Not a test: numbers depend on the
@@ -157,20 +158,23 @@ zone:
 
 
 def start_embedded(
-    tmp: Path, recs: list[RecordSet], processes: int, loop: str
-) -> tuple[list[subprocess.Popen[bytes]], int]:
+    tmp: Path, recs: list[RecordSet], workers: int, loop: str
+) -> tuple[subprocess.Popen[str], list[int], int]:
+    """``dns-serve --workers W``: the primary and the pids of every process it runs."""
     zone_file = tmp / "zone.json"
     save_zone_file(zone_file, zone_data_from_records(ZONE, recs))
     port = free_port()
-    procs = []
-    for _ in range(processes):
-        cmd = [sys.executable, "-m", "ingressfed.dnsserver", "--zone", ZONE, "--zone-file", str(zone_file),
-               "--listen", f"127.0.0.1:{port}", "--loop", loop, "--log-level", "WARNING"]  # fmt: skip
-        if processes > 1:
-            cmd.append("--reuse-port")
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL))
+    cmd = [sys.executable, "-m", "ingressfed.dnsserver", "--zone", ZONE, "--zone-file", str(zone_file),
+           "--listen", f"127.0.0.1:{port}", "--loop", loop, "--log-level", "WARNING",
+           "--workers", str(workers)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # printed once every worker serves the zone
+    if not line.startswith("serving"):
+        raise RuntimeError(f"dns-serve did not start: {line!r}")
     wait_answering(port)
-    return procs, port
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    return proc, [proc.pid, *map(int, children)], port
 
 
 def dnsperf(port: int, queries: Path, duration: float, clients: int) -> tuple[float, int, int]:
@@ -200,7 +204,7 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+def stop(procs: list[subprocess.Popen[bytes]] | list[subprocess.Popen[str]]) -> None:
     for p in procs:
         p.terminate()
     for p in procs:
@@ -211,35 +215,24 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=float, default=10.0, help="seconds per dnsperf round (default 10)")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds per server, alternating (default 3)")
-    ap.add_argument("--clients", type=int, default=4, help="dnsperf clients (sockets) (default 4)")
-    ap.add_argument("--names", type=int, default=1000, help="services in the zone (default 1000)")
-    ap.add_argument("--processes", type=int, default=1, help="embedded server processes = Knot UDP workers")
-    ap.add_argument(
-        "--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="embedded event loop"
-    )
-    args = ap.parse_args()
-
-    recs = records(args.names)
+def compare(args: argparse.Namespace, recs: list[RecordSet], workers: int) -> tuple[float, float]:
+    """One comparison with ``workers`` processes each: (q/s ratio, q per CPU-s ratio)."""
     with tempfile.TemporaryDirectory(prefix="ingressfed-bench-dns-") as d:
         tmp = Path(d)
         queries = tmp / "queries.txt"
         query_file(args.names, queries)
-        knot, kport = start_knot(tmp, recs, args.processes)
-        emb, eport = start_embedded(tmp, recs, args.processes, args.loop)
+        knot, kport = start_knot(tmp, recs, workers)
+        emb, emb_pids, eport = start_embedded(tmp, recs, workers, args.loop)
         print(
-            f"zone: {len(recs)} record sets; dnsperf -c {args.clients} -l {args.duration}s; "
-            f"knot udp-workers={args.processes}, ingressfed processes={args.processes} (loop={args.loop}); "
-            f"{os.cpu_count()} CPUs shared with dnsperf"
+            f"== {workers} worker(s) each: zone {len(recs)} record sets; dnsperf -c {args.clients} "
+            f"-l {args.duration}s; knot udp-workers={workers}, ingressfed --workers {workers} "
+            f"(loop={args.loop}); {os.cpu_count()} CPUs shared with dnsperf and everything else running"
         )
         results: dict[str, list[tuple[float, int, int]]] = {"knot": [], "ingressfed": []}
         # Queries answered per CPU-second of the server: a fairer figure when dnsperf,
         # sharing the cores, cannot drive a server to saturation.
         per_cpu: dict[str, list[float]] = {"knot": [], "ingressfed": []}
-        pids = {"knot": [knot.pid], "ingressfed": [p.pid for p in emb]}
+        pids = {"knot": [knot.pid], "ingressfed": emb_pids}
         try:
             for r in range(args.rounds):
                 for label, port in (("knot", kport), ("ingressfed", eport)):
@@ -254,17 +247,43 @@ def main() -> int:
                         flush=True,
                     )
         finally:
-            stop([knot, *emb])
+            stop([knot])
+            stop([emb])
     k = statistics.median(q for q, _, _ in results["knot"])
     e = statistics.median(q for q, _, _ in results["ingressfed"])
     lost_k = sum(lost for _, lost, _ in results["knot"])
     lost_e = sum(lost for _, lost, _ in results["ingressfed"])
     print(f"median knot       {k:>10.0f} q/s  lost {lost_k}")
     print(f"median ingressfed {e:>10.0f} q/s  lost {lost_e}")
-    print(f"ratio ingressfed/knot = {e / k:.2f}")
     kc = statistics.median(per_cpu["knot"])
     ec = statistics.median(per_cpu["ingressfed"])
-    print(f"queries per server CPU-second: knot {kc:.0f}, ingressfed {ec:.0f}, ratio {ec / kc:.2f}")
+    print(f"queries per server CPU-second: knot {kc:.0f}, ingressfed {ec:.0f}")
+    return e / k, ec / kc
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per dnsperf round (default 10)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per server, alternating (default 3)")
+    ap.add_argument("--clients", type=int, default=4, help="dnsperf clients (sockets) (default 4)")
+    ap.add_argument("--names", type=int, default=1000, help="services in the zone (default 1000)")
+    ap.add_argument(
+        "--workers",
+        default="1,2",
+        help="comma-separated process counts, each run as Knot udp-workers and dns-serve --workers "
+        "(default 1,2)",
+    )
+    ap.add_argument(
+        "--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="embedded event loop"
+    )
+    args = ap.parse_args()
+    counts = [int(w) for w in args.workers.split(",") if w.strip()]
+    recs = records(args.names)
+    ratios = {w: compare(args, recs, w) for w in counts}
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (machine shared: numbers vary with it)")
+    for w, (qps, cpu) in ratios.items():
+        label = f"{w} worker{'s' if w > 1 else ''} each"
+        print(f"{label}: ingressfed/knot q/s ratio {qps:.2f}, q per CPU-s ratio {cpu:.2f}")
     return 0
 
 
