@@ -257,3 +257,29 @@ async def test_only_the_leader_orders(tmp_path: Path) -> None:
         assert acme.requests["new-order"] == 1
         await manager.run_once()  # backing off: the CA is not asked again
         assert acme.requests["new-order"] == 1
+
+
+@pytest.mark.parametrize("right", [True, False])
+async def test_external_account_binding_is_sent_and_checked(tmp_path: Path, right: bool) -> None:
+    import base64
+
+    from ingressfed.acme.challenges import HttpChallenges
+    from ingressfed.acme.manager import AcmeManager
+    from ingressfed.config import AcmeEab, AcmeSection
+    from ingressfed.tls.catalog import CertificateCatalog
+
+    secret = b"s" * 32
+    given = secret if right else b"t" * 32
+    async with FakeAcme(eab_keys={"kid-1": secret}, rate_limit=60.0) as acme:
+        section = AcmeSection(
+            directory_url=acme.directory_url,
+            hosts=(HOST,),
+            state_dir=str(tmp_path / "s"),
+            challenge="http-01",
+            eab=AcmeEab(kid="kid-1", hmac_key=base64.urlsafe_b64encode(given).rstrip(b"=").decode()),
+        )
+        manager = AcmeManager(section, CertificateCatalog(), http=HttpChallenges())
+        await manager.run_once()
+        assert len(acme.accounts) == (1 if right else 0)
+        assert acme.requests["new-order"] == (1 if right else 0)  # a refused account orders nothing
+        assert manager.attempts[HOST].failures == 1

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import datetime
 import hashlib
+import hmac
 import json
 import secrets
 from collections import Counter
@@ -81,6 +82,7 @@ class FakeAcme:
     requests: Counter[str] = field(default_factory=Counter)
     validations: list[tuple[str, str, bool]] = field(default_factory=list)  # (type, host, ok)
     accounts: dict[str, jose.JWK] = field(default_factory=dict)
+    eab_keys: dict[str, bytes] = field(default_factory=dict)  # set: newAccount needs a binding (§7.3.4)
     contacts: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -215,6 +217,8 @@ class FakeAcme:
                 return web.json_response({"status": "valid"}, status=200, headers={"Location": url})
         if payload.get("onlyReturnExisting"):
             raise Problem("accountDoesNotExist", "no account for this key")
+        if self.eab_keys:
+            self._check_binding(payload.get("externalAccountBinding"), key, str(request.url))
         if not payload.get("termsOfServiceAgreed"):
             raise Problem("userActionRequired", "termsOfServiceAgreed must be true", 403)
         url = f"{self.base}/acct/{len(self.accounts) + 1}"
@@ -222,6 +226,31 @@ class FakeAcme:
         self.contacts[url] = list(payload.get("contact") or [])
         body = {"status": "valid", "contact": self.contacts[url], "orders": f"{url}/orders"}
         return web.json_response(body, status=201, headers={"Location": url})
+
+    def _check_binding(self, binding: Any, account_key: jose.JWK, url: str) -> None:
+        """RFC 8555 §7.3.4: a JWS MACed with the CA-issued key over the account's public JWK."""
+        if not isinstance(binding, dict) or not {"protected", "payload", "signature"} <= set(binding):
+            raise Problem("externalAccountRequired", "this CA needs an externalAccountBinding")
+        try:
+            protected = json.loads(_unb64(binding["protected"]))
+            bound = jose.JWK.from_json(json.loads(_unb64(binding["payload"])))
+            mac = _unb64(binding["signature"])
+        except (ValueError, TypeError, jose.DeserializationError) as exc:
+            raise Problem("malformed", f"externalAccountBinding is not a JWS: {exc}") from exc
+        digests = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+        if protected.get("alg") not in digests or "nonce" in protected:
+            raise Problem("malformed", "externalAccountBinding needs an HS* alg and no nonce")
+        if protected.get("url") != url:
+            raise Problem("malformed", "externalAccountBinding url is not the newAccount URL")
+        secret = self.eab_keys.get(protected.get("kid", ""))
+        if secret is None:
+            raise Problem("unauthorized", f"unknown external account {protected.get('kid')!r}", 403)
+        signed = f"{binding['protected']}.{binding['payload']}".encode()
+        expected = hmac.new(secret, signed, digests[protected["alg"]]).digest()
+        if not hmac.compare_digest(expected, mac):
+            raise Problem("unauthorized", "externalAccountBinding MAC does not verify", 403)
+        if bound.thumbprint() != account_key.thumbprint():
+            raise Problem("malformed", "externalAccountBinding binds another key than the request's")
 
     async def _account(self, request: web.Request) -> web.Response:
         who, _ = await self._verify(request)
