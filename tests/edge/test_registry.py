@@ -6,6 +6,7 @@ from ingressfed.core.quorum import QuorumRule
 from ingressfed.edge.registry import EdgeIdentity, EdgeRegistry
 from ingressfed.edge.report import ClusterReport, HealthReport
 from ingressfed.model import Cluster, Location
+from ingressfed.status.document import EdgeDetail, edge_item
 from ingressfed.store import Store
 
 RULE = QuorumRule(stale_after=10.0)
@@ -99,3 +100,30 @@ def test_an_edge_whose_public_address_fails_the_controller_probe_leaves_dns() ->
     assert not {e.name: e.live for e in store.snapshot().edges}["edge-eu"]
     registry.observe_probe("edge-eu", ok=True, now=6.0)  # one success brings it back
     assert {e.name: e.live for e in store.snapshot().edges}["edge-eu"]
+
+
+def test_peer_votes_take_a_reporting_edge_out_and_expire_with_their_report() -> None:
+    """Two published edges: edge-eu's report that edge-us is unreachable is the one peer's vote.
+    edge-us keeps reporting (it is not Stale) but leaves the snapshot's live edges, the status row
+    says why; once edge-eu's report is stale its peer view stops counting."""
+    store, registry = setup()
+    registry.accept(report("edge-us", 1, us=True), now=1.0)
+    registry.accept(
+        HealthReport("edge-eu", 1, (), (), peers=(("edge-us", False), ("local", False), ("nobody", False))),
+        now=1.0,
+    )
+    live = {e.name: e.live for e in store.snapshot().edges}
+    assert live == {"edge-us": False, "edge-eu": True}
+    rows = {r.name: r for r in registry.rows(now=1.0)}
+    assert rows["edge-us"].status == "Unreachable" and rows["edge-eu"].status == "Live"
+    assert rows["edge-us"].reason.startswith("1 of 1 peers")
+    (us,) = [e for e in store.snapshot().edges if e.name == "edge-us"]
+    detail = EdgeDetail(
+        status="Unreachable", last_report=None, reports=1, backends_up=1, backends=1, reason="x"
+    )
+    assert edge_item(us, transition=None, detail=detail)["reasons"][0].startswith("Unreachable: x")
+    # edge-us reports on; edge-eu falls silent: its word expires, edge-eu itself goes Stale.
+    registry.accept(report("edge-us", 2, us=True), now=11.5)
+    rows = {r.name: r for r in registry.rows(now=11.5)}
+    assert rows["edge-us"].status == "Live" and rows["edge-eu"].status == "Stale"
+    assert {e.name: e.live for e in store.snapshot().edges} == {"edge-us": True, "edge-eu": False}
