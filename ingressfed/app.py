@@ -377,7 +377,8 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
         status = _status(stack, config, publisher)
         from ingressfed.tls.distribution import CertificateBundle, add_certificate_routes
 
-        certificates = CertificateBundle()  # Ingress TLS Secrets for remote proxies (issue 10)
+        certificates = CertificateBundle()  # Ingress TLS Secrets and ACME for remote proxies (issue 10)
+        feed_offers: dict[str, list[Any]] = {"ingress": [], "acme": []}
 
         def add_routes(app: web.Application) -> None:
             edges.add_routes(app)
@@ -438,17 +439,22 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
         else:
 
             def tls_offers(offers: list[Any]) -> None:
-                certificates.set(offers)
+                feed_offers["ingress"] = offers
+                certificates.set([o for part in feed_offers.values() for o in part])
                 if https is not None:
                     https.offer("ingress", offers)
                 certificate_status.offer(offers)
 
             tasks.append(asyncio.create_task(_run_kube(config, store, controller, tls_offers), name="kube"))
         tasks.append(asyncio.create_task(controller.run(), name="controller"))
-        if config.tls.acme is not None and https is not None:
+        if config.tls.acme is not None:
             from ingressfed.acme.wiring import start_acme
 
-            tasks.append(start_acme(config.tls.acme, controller, proxy)[1])
+            def acme_offers(offers: list[Any]) -> None:
+                feed_offers["acme"] = offers
+                certificates.set([o for part in feed_offers.values() for o in part])
+
+            tasks.append(start_acme(config.tls.acme, controller, proxy, on_offers=acme_offers)[1])
         tasks.append(asyncio.create_task(edges.run(), name="edges"))
         for t in tasks:
             t.add_done_callback(running._watch)

@@ -883,9 +883,17 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
                     f"tls.acme.hosts: {host!r} is outside federation.zone {zone!r}; dns-01 writes "
                     "_acme-challenge TXT records there (use http-01 for other names)"
                 )
-    if _mapping(_mapping(raw, "tls"), "acme") and not _mapping(raw, "proxy").get("tls"):
+    proxy_section = _mapping(raw, "proxy")
+    in_process = proxy_section.get("enabled", True) is not False
+    if acme and in_process and not proxy_section.get("tls"):
         problems.append(
-            "tls.acme: the certificates are served by the proxy's HTTPS listener; set proxy.tls too"
+            "tls.acme: the certificates are served by the proxy's HTTPS listener; set proxy.tls too "
+            "(or proxy.enabled: false when remote proxies serve them from the certificate feed)"
+        )
+    if acme.get("challenge") == "http-01" and not in_process:
+        problems.append(
+            "tls.acme.challenge: http-01 tokens are answered by the in-process proxy, which is "
+            "disabled (proxy.enabled: false); use dns-01"
         )
     provider = _mapping(raw, "dns").get("provider", "embedded")
     registered = sorted({ep.name for ep in entry_points(group=PROVIDER_GROUP)})

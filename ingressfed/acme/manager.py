@@ -16,6 +16,7 @@ from ingressfed.acme.order import AcmeFailure, Challenge, RateLimited, order_cer
 from ingressfed.acme.renewal import Attempt, after_failure, due
 from ingressfed.acme.state import AcmeState
 from ingressfed.config import AcmeSection
+from ingressfed.tls.book import Offer
 from ingressfed.tls.catalog import CertificateCatalog
 
 __all__ = ["AcmeManager"]
@@ -49,10 +50,15 @@ class AcmeManager:
         self.clock = clock
         self.attempts: dict[str, Attempt] = {}
         self.issued = 0
+        # Told the offers at start and after each issuance (the certificate feed for remote proxies).
+        self.listeners: list[Callable[[list[Offer]], None]] = []
 
     def load(self) -> None:
-        self.catalog.offer(self.GROUP, self.state.offers())
+        offers = self.state.offers()
+        self.catalog.offer(self.GROUP, offers)
         self.catalog.refresh(self.clock())
+        for listener in self.listeners:
+            listener(offers)
 
     def _publishers(self) -> tuple[Callable[[Challenge], None], Callable[[Challenge], None]]:
         if self.section.challenge == "dns-01":

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from ingressfed.acme.challenges import DnsChallenges, HttpChallenges
 from ingressfed.acme.manager import AcmeManager
 from ingressfed.config import AcmeSection
 from ingressfed.controller import Controller
+from ingressfed.tls.book import Offer
+from ingressfed.tls.catalog import CertificateCatalog
 
 __all__ = ["start_acme"]
 
@@ -19,14 +22,17 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def start_acme(
-    section: AcmeSection, controller: Controller, proxy: Any
+    section: AcmeSection, controller: Controller, proxy: Any, *, on_offers: Callable[[list[Offer]], None]
 ) -> tuple[AcmeManager, asyncio.Task[None]]:
-    """The manager and its running task; ``proxy`` is the ProxyServer with an HTTPS listener."""
+    """The manager and its running task. ``proxy``: the in-process ProxyServer (its HTTPS
+    catalogue serves the certificates), or None when only remote proxies serve them (they get
+    them through ``on_offers``: the certificate feed)."""
     http = None
     dns = None
+    https = getattr(proxy, "https", None)
     if section.challenge == "http-01":
         http = HttpChallenges()
-        proxy.answerers.append(http.answer)
+        proxy.answerers.append(http.answer)  # config checks: http-01 needs the in-process proxy
     else:
         dns = DnsChallenges(
             controller,
@@ -36,9 +42,10 @@ def start_acme(
         )
     manager = AcmeManager(
         section,
-        proxy.https.catalog,
+        https.catalog if https is not None else CertificateCatalog(),
         dns=dns,
         http=http,
         is_leader=lambda: controller.is_leader(),  # noqa: PLW0108 - the elector replaces it later
     )
+    manager.listeners.append(on_offers)
     return manager, asyncio.create_task(manager.run(), name="acme")

@@ -283,3 +283,53 @@ async def test_external_account_binding_is_sent_and_checked(tmp_path: Path, righ
         assert len(acme.accounts) == (1 if right else 0)
         assert acme.requests["new-order"] == (1 if right else 0)  # a refused account orders nothing
         assert manager.attempts[HOST].failures == 1
+
+
+async def test_without_an_in_process_proxy_the_certificate_feed_carries_the_acme_certificate(
+    tmp_path: Path,
+) -> None:
+    import aiohttp
+
+    from ingressfed.tls.distribution import decode_bundle
+
+    dns_port = free_port()
+    async with FakeAcme(dns_address=("127.0.0.1", dns_port)) as acme:
+        path = _config(tmp_path, acme, challenge="dns-01", dns_port=dns_port, proxy_port=free_port())
+        doc = yaml.safe_load(path.read_text())
+        doc["proxy"] = {"enabled": False}
+        (tmp_path / "feed-token").write_text("t0ken-for-the-feed\n")
+        doc["controller"]["feedTokenFile"] = str(tmp_path / "feed-token")
+        path.write_text(yaml.safe_dump(doc))
+        config = load_config(path)
+        url = f"http://{config.controller.listen}/v1/feed/certificates"
+        headers = {"Authorization": "Bearer t0ken-for-the-feed"}
+        async with start(config), aiohttp.ClientSession() as session:
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 30
+            sources: list[str] = []
+            while "acme:" + HOST not in sources:
+                assert loop.time() < end, f"the feed never carried the ACME certificate: {sources}"
+                await asyncio.sleep(0.2)
+                async with session.get(url, headers=headers, params={"timeout": "0"}) as resp:
+                    assert resp.status == 200
+                    _, _, offers = decode_bundle(await resp.read())
+                sources = [o.source for o in offers]
+        assert acme.validations == [("dns-01", HOST, True)]
+
+
+def test_http01_without_the_in_process_proxy_is_refused() -> None:
+    doc = {
+        "federation": {"name": "federation", "zone": "example.com"},
+        "proxy": {"enabled": False},
+        "tls": {
+            "acme": {
+                "directoryUrl": "https://ca/dir",
+                "hosts": ["a.example.com"],
+                "stateDir": "s",
+                "challenge": "http-01",
+            }
+        },
+    }
+    with pytest.raises(ConfigError) as exc:
+        parse_config(doc)
+    assert any(p.startswith("tls.acme.challenge: http-01") for p in exc.value.problems), exc.value.problems
