@@ -66,7 +66,7 @@ class EdgeView:
     edge: str
     received_at: float
     clusters: Mapping[str, bool] = field(default_factory=dict)
-    peers: Mapping[str, bool] = field(default_factory=dict)  # other edges: reachable from here
+    peers: Mapping[str, bool] | None = None  # other edges: reachable from here; None: it does not check
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,16 +150,16 @@ def peers_decide(
     is its public address reachable?
 
     Voters on an edge are the other live edges whose fresh report has a peer section (they check
-    their peers); one whose section does not name that edge (it has not checked it yet) votes
-    *reachable*: while the others catch up, the first edge to notice cannot decide alone. Edges
-    that send no peer section (checks off, or an older edge) do not vote, so with none the
-    answer is today's: report freshness alone. An edge never votes on itself.
+    their peers; an empty section too: no results yet); one whose section does not name that edge
+    (it has not checked it yet) votes *reachable*: while the others catch up, the first edge to
+    notice cannot decide alone. Edges that send no peer section (checks off, or an older edge) do
+    not vote, so with none the answer is today's: report freshness alone. An edge never votes on itself.
     """
     alive = frozenset(live)
     down: dict[str, int] = {}
     voters: dict[str, int] = {}
     for view in views:
-        if view.edge not in alive or not view.peers or now - view.received_at > rule.stale_after:
+        if view.edge not in alive or view.peers is None or now - view.received_at > rule.stale_after:
             continue  # a dead or silent edge's view of its peers no longer counts
         for peer in alive:
             if peer == view.edge:

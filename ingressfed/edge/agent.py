@@ -111,7 +111,7 @@ async def report_forever(
             interval=args.report_interval,
             addresses=tuple(args.public_address),
             min_spacing=_MIN_SPACING,
-            peers=checker.results if checker is not None else tuple,
+            peers=checker.results if checker is not None else lambda: None,
         )
         proxy.add_health_listener(lambda _cluster, _healthy: reporter.poke())
         if checker is not None:

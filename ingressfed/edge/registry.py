@@ -194,7 +194,7 @@ class EdgeRegistry:
         state.sequence = report.sequence
         state.reports += 1
         state.announced = report.addresses
-        peers = {p: ok for p, ok in report.peers if p in self._states}
+        peers = None if report.peers is None else {p: ok for p, ok in report.peers if p in self._states}
         state.view = EdgeView(edge=report.edge, received_at=now, clusters=clusters, peers=peers)
         state.backends = report.backend_count
         state.backends_up = report.backends_up

@@ -10,7 +10,8 @@ about 25 KiB and decodes in a few times what ``json.loads`` alone costs::
      "addresses": ["203.0.113.7"],
      "clusters": [{"name": "eu", "backends": [["10.0.0.5", 80, true], ...]}, ...]}
 
-Optionally (an edge that checks its peers; older edges omit it) ``"peers": [[name, reachable],
+Optionally (an edge that checks its peers, even before it has results: ``[]``; older edges and
+edges with peer checks off omit it) ``"peers": [[name, reachable],
 ...]``: whether this edge reached each other edge's public address in its last round of checks.
 At most :data:`MAX_PEERS` entries, each name once, never the reporting edge itself.
 
@@ -75,7 +76,8 @@ class HealthReport:
     sequence: int
     addresses: tuple[str, ...]
     clusters: tuple[ClusterReport, ...]
-    peers: tuple[tuple[str, bool], ...] = ()  # (edge, reachable from here); empty: not checked
+    # (edge, reachable from here); None: this edge does not check its peers (no section on the wire)
+    peers: tuple[tuple[str, bool], ...] | None = None
 
     def cluster_health(self) -> dict[str, bool]:
         return {c.name: c.up for c in self.clusters}
@@ -114,8 +116,8 @@ def encode_report(report: HealthReport) -> bytes:
         "addresses": list(report.addresses),
         "clusters": [{"name": c.name, "backends": list(c.backends)} for c in report.clusters],
     }
-    if report.peers:
-        # Only when there is something to say: a controller from before peer checks accepts the rest.
+    if report.peers is not None:
+        # Only from an edge that checks its peers: a controller from before peer checks accepts the rest.
         doc = _ReportWireWithPeers(**doc, peers=list(report.peers))
     return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -233,7 +235,7 @@ def decode_report(data: bytes) -> HealthReport:
         sequence=_int(r["sequence"], "report.sequence", 0, 2**63 - 1),
         addresses=_addresses(_list(r["addresses"], "report.addresses", MAX_ADDRESSES), "report.addresses"),
         clusters=tuple(clusters),
-        peers=_peers(_list(r["peers"], "report.peers", MAX_PEERS), edge) if optional else (),
+        peers=_peers(_list(r["peers"], "report.peers", MAX_PEERS), edge) if optional else None,
     )
 
 

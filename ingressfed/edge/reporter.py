@@ -47,7 +47,7 @@ class HealthReporter:
         interval: float,
         addresses: Sequence[str] = (),
         min_spacing: float = 0.0,
-        peers: Callable[[], tuple[tuple[str, bool], ...]] = tuple,
+        peers: Callable[[], tuple[tuple[str, bool], ...] | None] = lambda: None,
     ) -> None:
         """``min_spacing``: at least this long between two reports, however often it is poked
         (the controller refuses reports closer than its ``edgeHealth.minReportInterval``)."""
@@ -57,7 +57,7 @@ class HealthReporter:
         self.interval = interval
         self.addresses = tuple(addresses)
         self.min_spacing = min_spacing
-        self.peers = peers  # the other edges, reachable from here (``edge/peers``); empty: unchecked
+        self.peers = peers  # the other edges, reachable from here (``edge/peers``); None: not checked
         # Numbered from the wall clock (ms) so that a restarted edge's reports sort after those of
         # its previous run: the controller ignores a report older than the last one it took.
         self.sequence = time.time_ns() // 1_000_000

@@ -145,7 +145,11 @@ ABC = ("a", "b", "c")
         ("two edges, mutual", [peers("a", b=False), peers("b", a=False)], ("a", "b"), RULE, set()),
         # b checks its peers but has not got to c yet: that is no down vote, so a alone is 1 of 2.
         ("a peer yet to check it", [peers("a", c=False), peers("b", a=True)], ABC, RULE, set()),
-        ("no peer data", [peers("a"), peers("b"), EdgeView("c", NOW)], ABC, RULE, set()),
+        ("no peer data", [EdgeView("a", NOW), EdgeView("b", NOW), EdgeView("c", NOW)], ABC, RULE, set()),
+        # b checks its peers but has no results yet (an empty section): still a reachable vote.
+        ("empty section votes", [peers("a", c=False), peers("b")], ABC, RULE, set()),
+        # An edge that does not check its peers (no section) is no voter: a alone decides.
+        ("no section no vote", [peers("a", c=False), EdgeView("b", NOW)], ABC, RULE, {"c"}),
         ("quorum of one", [peers("a", c=False), peers("b", c=True)], ABC, QuorumRule(down_votes=1), {"c"}),
     ],
 )

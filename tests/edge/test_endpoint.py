@@ -241,8 +241,12 @@ def test_peer_count_is_bounded_and_round_trips() -> None:
     parsed = decode_report(json.dumps(report("edge-us", peers=[["b", False], ["a", True]])).encode())
     assert parsed.peers == (("a", True), ("b", False))
     assert decode_report(encode_report(parsed)) == parsed
-    # No peer data: the wire form of before (a controller without peer checks accepts it).
-    assert b"peers" not in encode_report(decode_report(json.dumps(report("edge-us")).encode()))
+    # No peer checks: the wire form of before (a controller without peer checks accepts it).
+    plain = decode_report(json.dumps(report("edge-us")).encode())
+    assert plain.peers is None and b"peers" not in encode_report(plain)
+    # Checks on, no results yet: an empty section, which counts as a voter.
+    empty = decode_report(json.dumps(report("edge-us", peers=[])).encode())
+    assert empty.peers == () and decode_report(encode_report(empty)) == empty
 
 
 def test_backend_count_is_bounded() -> None:
