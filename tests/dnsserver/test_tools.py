@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -24,17 +22,9 @@ from ingressfed.errors import ConfigError
 from ingressfed.model import RecordSet, RecordType
 from tests.dnsserver.client import udp, values
 from tests.dnsserver.conftest import ZONE
+from tests.fakes.tools import tool
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is not installed (Debian: dnsutils / knot-dnsutils)")
-        pytest.skip(f"{name} is not installed")
-    return path
 
 
 async def run(*cmd: str) -> str:

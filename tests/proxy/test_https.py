@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.tools import tool
 from tests.proxy.conftest import BackendServer, eventually, raw_exchange
-from tests.proxy.tlsproxy import HOST, https_proxy, tool
+from tests.proxy.tlsproxy import HOST, https_proxy
 
 
 async def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:

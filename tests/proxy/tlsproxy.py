@@ -4,32 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
-import shutil
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from ingressfed.proxy.server import ProxyServer
 from ingressfed.tls.authority import Issued, LocalAuthority
 from ingressfed.tls.settings import TlsSettings
+from tests.fakes.tools import tool
 from tests.proxy.conftest import BackendServer, routes_for, running_proxy
 
 HOST = "app.example.com"
-
-
-def tool(name: str) -> str:
-    """A command-line client; under CI a missing one fails the test (scripts/setup.sh --test)."""
-    found = shutil.which(name)
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is not installed (scripts/setup.sh --test installs it)")
-        pytest.skip(f"{name} is not installed")
-    return found
 
 
 @dataclass

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import os
-import shutil
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
@@ -21,16 +19,6 @@ from ingressfed.tls.catalog import CertificateCatalog
 from ingressfed.tls.certificate import PrivateKey
 from ingressfed.tls.contexts import SniContexts
 from tests.proxy.conftest import backends  # noqa: F401 - the loopback backends fixture, shared
-
-
-def tool(name: str) -> str:
-    """Path of a command-line client; missing fails under CI (it is in scripts/setup.sh --test)."""
-    found = shutil.which(name)
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is not installed (scripts/setup.sh --test installs it)")
-        pytest.skip(f"{name} is not installed")
-    return found
 
 
 @pytest.fixture(scope="module")

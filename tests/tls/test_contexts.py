@@ -12,7 +12,8 @@ import pytest
 
 from ingressfed.tls.authority import LocalAuthority
 from ingressfed.tls.contexts import SniContexts
-from tests.tls.conftest import catalog_with, client_context, handshake, hello_server, offer, run_tool, tool
+from tests.fakes.tools import tool
+from tests.tls.conftest import catalog_with, client_context, handshake, hello_server, offer, run_tool
 
 
 @pytest.fixture
