@@ -436,7 +436,24 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             source = StaticSource(config.source.file, store)
             source.load_once()
             tasks.append(asyncio.create_task(source.run(), name="static-source"))
-        else:
+        acme = None
+        if config.tls.acme is not None:
+            from ingressfed.acme.wiring import start_acme
+
+            def acme_offers(offers: list[Any]) -> None:
+                feed_offers["acme"] = offers
+                certificates.set([o for part in feed_offers.values() for o in part])
+
+            acme, acme_task = start_acme(
+                config.tls.acme,
+                controller,
+                proxy,
+                on_offers=acme_offers,
+                zone=config.federation.zone,
+                annotations=not static,
+            )
+            tasks.append(acme_task)
+        if not static:
 
             def tls_offers(offers: list[Any]) -> None:
                 feed_offers["ingress"] = offers
@@ -445,16 +462,11 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
                     https.offer("ingress", offers)
                 certificate_status.offer(offers)
 
-            tasks.append(asyncio.create_task(_run_kube(config, store, controller, tls_offers), name="kube"))
+            observe = acme.observe if acme is not None else None
+            tasks.append(
+                asyncio.create_task(_run_kube(config, store, controller, tls_offers, observe), name="kube")
+            )
         tasks.append(asyncio.create_task(controller.run(), name="controller"))
-        if config.tls.acme is not None:
-            from ingressfed.acme.wiring import start_acme
-
-            def acme_offers(offers: list[Any]) -> None:
-                feed_offers["acme"] = offers
-                certificates.set([o for part in feed_offers.values() for o in part])
-
-            tasks.append(start_acme(config.tls.acme, controller, proxy, on_offers=acme_offers)[1])
         tasks.append(asyncio.create_task(edges.run(), name="edges"))
         for t in tasks:
             t.add_done_callback(running._watch)
@@ -478,10 +490,12 @@ def _status(stack: contextlib.AsyncExitStack, config: Config, publisher: FeedPub
     return controller_status(stack, config, publisher)
 
 
-async def _run_kube(config: Config, store: Store, controller: Controller, tls_offers: Any = None) -> None:
+async def _run_kube(
+    config: Config, store: Store, controller: Controller, tls_offers: Any = None, acme_observe: Any = None
+) -> None:
     from ingressfed.kube_runtime import run_kubernetes
 
-    await run_kubernetes(config, store, controller, tls_offers=tls_offers)
+    await run_kubernetes(config, store, controller, tls_offers=tls_offers, acme_observe=acme_observe)
 
 
 async def _serve(args: argparse.Namespace) -> int:

@@ -397,12 +397,17 @@ def _non_empty(value: str) -> str:
     return value
 
 
-def _non_empty_tuple(value: tuple[str, ...]) -> tuple[str, ...]:
-    if not value:
-        raise ValueError("list at least one host to order a certificate for")
+def _unique_acme_hosts(value: tuple[str, ...]) -> tuple[str, ...]:
+    # Empty is fine: Ingresses may opt hosts in with the federation.ingressfed.io/acme annotation.
     if len(set(value)) != len(value):
         raise ValueError("a host is listed twice")
     return value
+
+
+def _acme_host(value: str) -> str:
+    if value.startswith("*."):  # a wildcard (dns-01 only, checked with the challenge type)
+        return "*." + _dns_name(value[2:])
+    return _dns_name(value)
 
 
 def _acme_url(value: str) -> str:
@@ -447,7 +452,10 @@ class AcmeSection(_Model):
     """Certificates ordered from an ACME CA for ``hosts`` (docs/tls.md, ingressfed/acme/)."""
 
     directory_url: Annotated[str, AfterValidator(_acme_url)]
-    hosts: Annotated[tuple[DnsName, ...], AfterValidator(_non_empty_tuple)]
+    # Also opted in per Ingress by the federation.ingressfed.io/acme annotation (merged with these).
+    hosts: Annotated[
+        tuple[Annotated[str, AfterValidator(_acme_host)], ...], AfterValidator(_unique_acme_hosts)
+    ] = ()
     state_dir: FilePath
     email: Annotated[str, AfterValidator(_email)] | None = None
     challenge: Literal["dns-01", "http-01"] = "dns-01"
@@ -875,14 +883,13 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
         )
     acme = _mapping(_mapping(raw, "tls"), "acme")
     zone = str(_mapping(raw, "federation").get("zone", "")).rstrip(".").lower()
-    hosts = _list(acme, "hosts")
-    if acme.get("challenge", "dns-01") == "dns-01" and zone:
-        for host in hosts:
-            if isinstance(host, str) and not (host.lower().rstrip(".") + ".").endswith("." + zone + "."):
-                problems.append(
-                    f"tls.acme.hosts: {host!r} is outside federation.zone {zone!r}; dns-01 writes "
-                    "_acme-challenge TXT records there (use http-01 for other names)"
-                )
+    from ingressfed.acme.hosts import host_problem
+
+    challenge = str(acme.get("challenge", "dns-01"))
+    for host in _list(acme, "hosts"):
+        why = host_problem(host, zone=zone, challenge=challenge) if isinstance(host, str) else None
+        if why:
+            problems.append(f"tls.acme.hosts: {why}")
     proxy_section = _mapping(raw, "proxy")
     in_process = proxy_section.get("enabled", True) is not False
     if acme and in_process and not proxy_section.get("tls"):
@@ -890,10 +897,14 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
             "tls.acme: the certificates are served by the proxy's HTTPS listener; set proxy.tls too "
             "(or proxy.enabled: false when remote proxies serve them from the certificate feed)"
         )
-    if acme.get("challenge") == "http-01" and not in_process:
+    if (
+        acme.get("challenge") == "http-01"
+        and not in_process
+        and not _mapping(raw, "controller").get("feedTokenFile")
+    ):
         problems.append(
-            "tls.acme.challenge: http-01 tokens are answered by the in-process proxy, which is "
-            "disabled (proxy.enabled: false); use dns-01"
+            "tls.acme.challenge: with proxy.enabled false, http-01 tokens are answered by remote "
+            "proxies that fetch them with the feed token; set controller.feedTokenFile (or use dns-01)"
         )
     provider = _mapping(raw, "dns").get("provider", "embedded")
     registered = sorted({ep.name for ep in entry_points(group=PROVIDER_GROUP)})

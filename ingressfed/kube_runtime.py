@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from kubernetes_asyncio.client import ApiClient
 
     from ingressfed.config import Config
-    from ingressfed.controller import Controller
+    from ingressfed.controller import Controller, ReconcileOutcome
+    from ingressfed.kube.objects import Problem
+    from ingressfed.model import Snapshot
     from ingressfed.store import Store
     from ingressfed.tls.book import Offer
 
@@ -63,8 +65,11 @@ async def run_kubernetes(
     controller: Controller,
     *,
     tls_offers: Callable[[list[Offer]], None] | None = None,
+    acme_observe: Callable[[Snapshot], list[tuple[str, Problem]]] | None = None,
 ) -> None:
-    """``tls_offers`` receives the certificates of Ingress ``spec.tls`` Secrets (issue 10)."""
+    """``tls_offers`` receives the certificates of Ingress ``spec.tls`` Secrets (issue 10);
+    ``acme_observe`` takes each snapshot's ACME-annotated hosts and returns the Ingresses whose
+    annotation it refuses (reported as Warning Events)."""
     from ingressfed.kube.clients import ClientPool
     from ingressfed.kube.gateway_watch import GatewayWatch, gateway_sink, gateway_tls_refs
     from ingressfed.kube.lease import LeaderElector, LeaseSettings, default_identity
@@ -156,6 +161,14 @@ async def run_kubernetes(
                 controller.sinks.append(
                     lambda out: secrets.submit(out.snapshot, gateway_tls_refs(out.snapshot, controller))
                 )
+            if acme_observe is not None:
+                observe = acme_observe
+
+                def acme_sink(out: ReconcileOutcome) -> None:
+                    for cluster, problem in observe(out.snapshot):
+                        writer.report(cluster, problem)
+
+                controller.sinks.append(acme_sink)
             await asyncio.Event().wait()  # until cancelled by the app
     finally:
         if host is not None:

@@ -251,6 +251,7 @@ class IngressObservation:
     tls: tuple[IngressTLS, ...] = ()  # spec.tls (hosts empty in the object: the rules' hosts)
     steering: Steering | None = None  # from the federation.ingressfed.io/steering* annotations
     https_redirect: bool | None = None  # federation.ingressfed.io/ssl-redirect; None: proxy.tls default
+    acme_hosts: tuple[str, ...] = ()  # federation.ingressfed.io/acme: hosts whose certificate ACME orders
 
     @property
     def hosts(self) -> tuple[str, ...]:

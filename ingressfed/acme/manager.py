@@ -2,20 +2,29 @@
 none or whose certificate is within ``renewBeforeDays`` of expiry, back off after failures
 (honouring a CA's ``Retry-After``), and offer the results to the certificate catalogue as group
 ``acme``. Only the leader orders; every replica serves what the state directory holds.
+
+The hosts are ``tls.acme.hosts`` plus those Ingresses opt in by annotation (``observe``, after
+each reconcile; acme/hosts.py decides). A host that leaves is no longer renewed and its
+certificate no longer offered; its files stay in the state directory, so a host that comes back
+is served again without a new order (CAs rate-limit duplicate orders).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 from collections.abc import Callable
 
 from ingressfed.acme.challenges import DnsChallenges, HttpChallenges
+from ingressfed.acme.hosts import HostPlan, plan_hosts
 from ingressfed.acme.order import AcmeFailure, Challenge, RateLimited, order_certificate
 from ingressfed.acme.renewal import Attempt, after_failure, due
 from ingressfed.acme.state import AcmeState
 from ingressfed.config import AcmeSection
+from ingressfed.kube.objects import Problem
+from ingressfed.model import Snapshot
 from ingressfed.tls.book import Offer
 from ingressfed.tls.catalog import CertificateCatalog
 
@@ -40,8 +49,17 @@ class AcmeManager:
         http: HttpChallenges | None = None,
         is_leader: Callable[[], bool] = lambda: True,
         clock: Callable[[], datetime.datetime] = _utcnow,
+        zone: str = "",
+        annotations: bool = False,
     ) -> None:
+        """``annotations``: Ingress hosts will arrive through ``observe`` (a Kubernetes source);
+        until the first observation every kept certificate is offered, so a restart serves them
+        at once."""
         self.section = section
+        self.zone = zone
+        self.plan = HostPlan(tuple(sorted(set(section.hosts))))
+        self._observed = not annotations
+        self._wake = asyncio.Event()
         self.catalog = catalog
         self.state = AcmeState(section.state_dir)
         self.dns = dns
@@ -53,8 +71,32 @@ class AcmeManager:
         # Told the offers at start and after each issuance (the certificate feed for remote proxies).
         self.listeners: list[Callable[[list[Offer]], None]] = []
 
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return self.plan.hosts
+
+    def observe(self, snapshot: Snapshot) -> list[tuple[str, Problem]]:
+        """Take the hosts the snapshot's Ingresses opt in; returns (cluster, problem) for each
+        Ingress whose annotation is refused (the caller reports them as Warning Events)."""
+        plan = plan_hosts(
+            self.section.hosts, snapshot.ingresses, zone=self.zone, challenge=self.section.challenge
+        )
+        changed = plan.hosts != self.plan.hosts or not self._observed
+        if changed:
+            gone = sorted(set(self.plan.hosts) - set(plan.hosts))
+            added = sorted(set(plan.hosts) - set(self.plan.hosts))
+            if gone or added:
+                log.info("acme: hosts now %s (added %s, left %s)", list(plan.hosts), added, gone)
+        self.plan = plan
+        self._observed = True
+        if changed:
+            self.load()
+            self._wake.set()
+        return list(plan.problems)
+
     def load(self) -> None:
-        offers = self.state.offers()
+        managed = set(self.hosts) if self._observed else None
+        offers = [o for o in self.state.offers() if managed is None or o.source[len("acme:") :] in managed]
         self.catalog.offer(self.GROUP, offers)
         self.catalog.refresh(self.clock())
         for listener in self.listeners:
@@ -74,7 +116,7 @@ class AcmeManager:
         if not self.is_leader():
             return
         renew_before = datetime.timedelta(days=self.section.renew_before_days)
-        for host in self.section.hosts:
+        for host in self.hosts:
             now = self.clock()
             attempt = self.attempts.get(host, Attempt())
             if not due(self.state.not_after(host), now, renew_before) or not attempt.allowed(now):
@@ -136,4 +178,8 @@ class AcmeManager:
                 await self.run_once()
             except Exception:
                 log.exception("acme: pass failed")
-            await asyncio.sleep(self._sleep_for())
+            # A host opted in by an Ingress is ordered now, not at the next check interval.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._sleep_for()):
+                    await self._wake.wait()
+            self._wake.clear()

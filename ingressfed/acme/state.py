@@ -1,6 +1,7 @@
 """The ACME state directory: the account key and the certificates ordered, kept across restarts.
 
-Layout: ``account.key`` (PEM, 0600), ``certs/HOST.crt`` (chain) + ``certs/HOST.key`` (0600).
+Layout: ``account.key`` (PEM, 0600), ``certs/HOST.crt`` (chain) + ``certs/HOST.key`` (0600);
+a wildcard ``*.example.com`` is kept as ``_wildcard.example.com``.
 Files are written beside their final name and renamed, so a crash never leaves a half pair that
 looks complete; the key is renamed in before the certificate (a new key with an old certificate
 is refused by the catalogue, which keeps the last good pair, and the next order repairs it).
@@ -17,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ingressfed.acme.hosts import host_of_state_name, state_name
 from ingressfed.tls.authority import key_pem
 from ingressfed.tls.book import Offer
 from ingressfed.tls.certificate import PrivateKey
@@ -63,12 +65,12 @@ class AcmeState:
 
     def save(self, host: str, chain_pem: bytes, key: bytes) -> None:
         self._ensure()
-        _write(self.certs / f"{host}.key", key, 0o600)
-        _write(self.certs / f"{host}.crt", chain_pem, 0o644)
+        _write(self.certs / f"{state_name(host)}.key", key, 0o600)
+        _write(self.certs / f"{state_name(host)}.crt", chain_pem, 0o644)
 
     def not_after(self, host: str) -> datetime.datetime | None:
         try:
-            cert = x509.load_pem_x509_certificate((self.certs / f"{host}.crt").read_bytes())
+            cert = x509.load_pem_x509_certificate((self.certs / f"{state_name(host)}.crt").read_bytes())
         except (OSError, ValueError):
             return None
         return cert.not_valid_after_utc
@@ -83,5 +85,7 @@ class AcmeState:
             except OSError as exc:
                 log.error("acme: certificate %s cannot be read: %s", crt, exc)
                 continue
-            out.append(Offer(source=f"acme:{crt.stem}", cert_pem=chain, key=PrivateKey(key)))
+            out.append(
+                Offer(source=f"acme:{host_of_state_name(crt.stem)}", cert_pem=chain, key=PrivateKey(key))
+            )
         return out

@@ -22,11 +22,18 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def start_acme(
-    section: AcmeSection, controller: Controller, proxy: Any, *, on_offers: Callable[[list[Offer]], None]
+    section: AcmeSection,
+    controller: Controller,
+    proxy: Any,
+    *,
+    on_offers: Callable[[list[Offer]], None],
+    zone: str = "",
+    annotations: bool = False,
 ) -> tuple[AcmeManager, asyncio.Task[None]]:
     """The manager and its running task. ``proxy``: the in-process ProxyServer (its HTTPS
     catalogue serves the certificates), or None when only remote proxies serve them (they get
-    them through ``on_offers``: the certificate feed)."""
+    them through ``on_offers``: the certificate feed). ``annotations``: Ingresses will opt hosts
+    in (``manager.observe`` is called after each reconcile)."""
     http = None
     dns = None
     https = getattr(proxy, "https", None)
@@ -46,6 +53,8 @@ def start_acme(
         dns=dns,
         http=http,
         is_leader=lambda: controller.is_leader(),  # noqa: PLW0108 - the elector replaces it later
+        zone=zone,
+        annotations=annotations,
     )
     manager.listeners.append(on_offers)
     return manager, asyncio.create_task(manager.run(), name="acme")

@@ -22,6 +22,7 @@ from geo.select import steering_from_annotations
 from ingressfed.model import IngressObservation, IngressRule, IngressTLS, ServiceObservation, Steering
 
 __all__ = [
+    "ACME_KEY",
     "DNS_NAMES_KEY",
     "ENABLED_KEY",
     "INGRESS_CLASS",
@@ -217,6 +218,52 @@ def _https_redirect(meta: Mapping[str, Any], ref: ObjectRef, problems: list[Prob
     return None
 
 
+ACME_KEY = "federation.ingressfed.io/acme"
+
+
+def _acme_hosts(
+    meta: Mapping[str, Any],
+    rules: tuple[IngressRule, ...],
+    tls: tuple[IngressTLS, ...],
+    ref: ObjectRef,
+    problems: list[Problem],
+) -> tuple[str, ...]:
+    """``federation.ingressfed.io/acme``: ``"true"`` orders ACME certificates for every host of the
+    rules, a comma-separated list for those of this Ingress's hosts only, ``"false"`` for none.
+    A bad value is reported and opts in nothing (never a part of the list)."""
+    raw = _str_map(meta.get("annotations")).get(ACME_KEY)
+    if raw is None:
+        return ()
+    text = str(raw).strip().lower()
+    if text == "false":
+        return ()
+    own = {r.host for r in rules} | {h for entry in tls for h in entry.hosts}
+    if text == "true":
+        return tuple(sorted({r.host for r in rules}))
+    names = [n.strip().rstrip(".") for n in text.split(",")]
+    bad = [n for n in names if not is_dns_subdomain(n, wildcard=True)]
+    if not text or bad:
+        problems.append(
+            Problem(
+                ref,
+                f'annotation {ACME_KEY} {_quote(raw)} must be "true", "false" or a comma-separated '
+                "list of this Ingress's hosts; no ACME certificate is ordered for it",
+            )
+        )
+        return ()
+    foreign = sorted(set(names) - own)
+    if foreign:
+        problems.append(
+            Problem(
+                ref,
+                f"annotation {ACME_KEY} names {', '.join(foreign)}, not a host of this Ingress's rules "
+                "or spec.tls; list only its own hosts (no ACME certificate is ordered for it)",
+            )
+        )
+        return ()
+    return tuple(sorted(set(names)))
+
+
 def _steering(meta: Mapping[str, Any], ref: ObjectRef, problems: list[Problem]) -> Steering | None:
     """The Ingress's steering policy from its annotations (issue 11); a bad one is reported and
     the default policy applies."""
@@ -406,6 +453,7 @@ def ingress_from(obj: object, *, cluster: str, selection: Selection) -> Mapped[I
         return Mapped(None, tuple(problems))
     ttl = _ttl(meta, ref, problems)
     addresses, hostnames = _lb_targets(obj.get("status"), ref, problems, "status")
+    tls = _ingress_tls(spec, rules, ref, problems)
     value = IngressObservation(
         cluster=cluster,
         namespace=ref.namespace,
@@ -414,9 +462,10 @@ def ingress_from(obj: object, *, cluster: str, selection: Selection) -> Mapped[I
         addresses=addresses,
         hostnames=hostnames,
         ttl=ttl,
-        tls=_ingress_tls(spec, rules, ref, problems),
+        tls=tls,
         steering=_steering(meta, ref, problems),
         https_redirect=_https_redirect(meta, ref, problems),
+        acme_hosts=_acme_hosts(meta, rules, tls, ref, problems),
     )
     return Mapped(value, tuple(problems))
 

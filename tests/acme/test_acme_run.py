@@ -158,7 +158,20 @@ async def test_a_kept_certificate_is_served_at_start_and_renewed_near_expiry(tmp
     ("acme", "message"),
     [
         ({"directoryUrl": "ftp://ca", "hosts": ["a.example.com"], "stateDir": "s"}, "tls.acme.directoryUrl"),
-        ({"directoryUrl": "https://ca/dir", "hosts": [], "stateDir": "s"}, "tls.acme.hosts"),
+        (
+            {"directoryUrl": "https://ca/dir", "hosts": ["a.example.com", "a.example.com"], "stateDir": "s"},
+            "tls.acme.hosts",
+        ),
+        ({"directoryUrl": "https://ca/dir", "hosts": ["*.*.example.com"], "stateDir": "s"}, "tls.acme.hosts"),
+        (
+            {
+                "directoryUrl": "https://ca/dir",
+                "hosts": ["*.example.com"],
+                "stateDir": "s",
+                "challenge": "http-01",
+            },
+            "tls.acme.hosts: '*.example.com' is a wildcard",
+        ),
         ({"directoryUrl": "https://ca/dir", "hosts": ["a.example.com"]}, "tls.acme.stateDir"),
         (
             {
@@ -317,7 +330,7 @@ async def test_without_an_in_process_proxy_the_certificate_feed_carries_the_acme
         assert acme.validations == [("dns-01", HOST, True)]
 
 
-def test_http01_without_the_in_process_proxy_is_refused() -> None:
+def test_http01_without_the_in_process_proxy_needs_the_feed_token_for_remote_proxies() -> None:
     doc = {
         "federation": {"name": "federation", "zone": "example.com"},
         "proxy": {"enabled": False},
@@ -332,4 +345,6 @@ def test_http01_without_the_in_process_proxy_is_refused() -> None:
     }
     with pytest.raises(ConfigError) as exc:
         parse_config(doc)
-    assert any(p.startswith("tls.acme.challenge: http-01") for p in exc.value.problems), exc.value.problems
+    assert any(
+        p.startswith("tls.acme.challenge: ") and "controller.feedTokenFile" in p for p in exc.value.problems
+    ), exc.value.problems

@@ -6,7 +6,8 @@ equal to the request URL, and exactly one of ``jwk`` (newAccount only) or ``kid`
 the signature is verified against that key. Challenges are validated for real: dns-01 queries the
 ``_acme-challenge`` TXT over UDP at ``dns_address`` and compares it with
 base64url(SHA-256(keyAuthorization)); http-01 fetches ``/.well-known/acme-challenge/<token>`` from
-``http_address`` with the identifier as Host header. Finalize checks the CSR's signature and names
+``http_address`` with the identifier as Host header. A wildcard identifier (``*.example.com``) gets an
+authorization for the base name with ``wildcard: true`` and a dns-01 challenge only. Finalize checks the CSR's signature and names
 and issues with ``LocalAuthority`` for the CSR's key. ``rate_limit`` makes newOrder answer
 ``rateLimited`` with ``Retry-After``. Served over plain HTTP on loopback (a real CA is HTTPS only).
 """
@@ -55,9 +56,10 @@ class Problem(Exception):
 
 @dataclass
 class _Authz:
-    identifier: str
+    identifier: str  # without the "*." of a wildcard order (RFC 8555 §7.1.4)
     challenges: dict[str, dict[str, Any]]  # challenge id -> {type, token, status, error?}
     status: str = "pending"
+    wildcard: bool = False
 
 
 @dataclass
@@ -81,6 +83,7 @@ class FakeAcme:
     authority: LocalAuthority = field(default_factory=LocalAuthority)
     requests: Counter[str] = field(default_factory=Counter)
     validations: list[tuple[str, str, bool]] = field(default_factory=list)  # (type, host, ok)
+    ordered: list[tuple[str, ...]] = field(default_factory=list)  # the identifiers of each new order
     accounts: dict[str, jose.JWK] = field(default_factory=dict)
     eab_keys: dict[str, bytes] = field(default_factory=dict)  # set: newAccount needs a binding (§7.3.4)
     contacts: dict[str, list[str]] = field(default_factory=dict)
@@ -286,16 +289,21 @@ class FakeAcme:
         if not idents or any(i.get("type") != "dns" or not i.get("value") for i in idents):
             raise Problem("malformed", "identifiers must be a non-empty list of dns identifiers")
         names = [i["value"].lower() for i in idents]
+        if any("*" in n and (not n.startswith("*.") or "*" in n[2:]) for n in names):
+            raise Problem("rejectedIdentifier", "a wildcard is only allowed as the whole first label")
         authzs = []
         for name in names:
             aid = secrets.token_hex(6)
             chals = {}
-            for kind in ("http-01", "dns-01"):
+            wildcard = name.startswith("*.")
+            # A wildcard's authorization is for the base name and offers dns-01 only (§7.1.3, 8.4).
+            for kind in ("dns-01",) if wildcard else ("http-01", "dns-01"):
                 cid = secrets.token_hex(6)
                 chals[cid] = {"type": kind, "token": b64(secrets.token_bytes(24)), "status": "pending"}
                 self._challenge_authz[cid] = aid
-            self._authzs[aid] = _Authz(name, chals)
+            self._authzs[aid] = _Authz(name.removeprefix("*."), chals, wildcard=wildcard)
             authzs.append(aid)
+        self.ordered.append(tuple(names))
         oid = secrets.token_hex(6)
         self._orders[oid] = _Order(account, names, authzs)
         return web.json_response(
@@ -318,11 +326,14 @@ class FakeAcme:
 
     def _authz_json(self, aid: str) -> dict[str, Any]:
         a = self._authzs[aid]
-        return {
+        body: dict[str, Any] = {
             "status": a.status,
             "identifier": {"type": "dns", "value": a.identifier},
             "challenges": [self._challenge_json(cid) for cid in a.challenges],
         }
+        if a.wildcard:
+            body["wildcard"] = True
+        return body
 
     def _challenge_json(self, cid: str) -> dict[str, Any]:
         c = self._authzs[self._challenge_authz[cid]].challenges[cid]
