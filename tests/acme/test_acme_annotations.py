@@ -188,6 +188,8 @@ def test_hosts_merge_and_a_refused_ingress_adds_none_of_its_hosts() -> None:
     assert plan.hosts == ("*.example.com", "a.example.com", "cfg.example.com")
     assert [(c, p.ref.name) for c, p in plan.problems] == [("us", "b")]
     assert "b.example.org" in plan.problems[0][1].reason and ACME_KEY in plan.problems[0][1].reason
-    http = plan_hosts([], [_ingress("w", ("*.example.com",), ("*.example.com",))], zone="", challenge="http-01")
+    http = plan_hosts(
+        [], [_ingress("w", ("*.example.com",), ("*.example.com",))], zone="", challenge="http-01"
+    )
     assert http.hosts == ()
     assert "wildcard" in http.problems[0][1].reason and "dns-01" in http.problems[0][1].reason
