@@ -8,8 +8,9 @@ the signature is verified against that key. Challenges are validated for real: d
 base64url(SHA-256(keyAuthorization)); http-01 fetches ``/.well-known/acme-challenge/<token>`` from
 ``http_address`` with the identifier as Host header. A wildcard identifier (``*.example.com``) gets
 an authorization for the base name with ``wildcard: true`` and a dns-01 challenge only. Finalize
-checks the CSR's signature and names and issues with ``LocalAuthority`` for the CSR's key. ``rate_limit`` makes newOrder answer
-``rateLimited`` with ``Retry-After``. Served over plain HTTP on loopback (a real CA is HTTPS only).
+checks the CSR's signature and names and issues with ``LocalAuthority`` for the CSR's key.
+``rate_limit`` makes newOrder answer ``rateLimited`` with ``Retry-After``. Served over plain HTTP
+on loopback (a real CA is HTTPS only).
 """
 
 from __future__ import annotations
