@@ -23,6 +23,7 @@ from types import TracebackType
 from ingressfed.dnsserver.answer import DEFAULT_MAX_UDP, answer
 from ingressfed.dnsserver.index import ZoneIndex, build_index
 from ingressfed.dnsserver.transfer import Journal, TransferPolicy, flat_view, notify, respond
+from ingressfed.dnsserver.udp import UdpReader, udp_reader
 from ingressfed.dnsserver.zone import ZoneData, next_serial
 from ingressfed.model import Change
 
@@ -31,10 +32,6 @@ __all__ = ["DnsServer"]
 log = logging.getLogger(__name__)
 
 _BIND_ATTEMPTS = 8
-_BURST = 256
-# Queries longer than this are cut by the kernel and then fail to parse (FORMERR).
-_MAX_QUERY = 4096
-_MEMO_SIZE = 65536
 # More changes than this in one go are rendered as a new index in a worker thread.
 _INCREMENTAL_MAX = 2000
 
@@ -71,6 +68,7 @@ class DnsServer:
         max_tcp_connections: int = 256,
         reuse_port: bool = False,
         transfer: TransferPolicy | None = None,
+        udp_batching: bool = True,
     ) -> None:
         if not 512 <= max_udp <= 65535:
             raise ValueError(f"max_udp: got {max_udp}, expected 512..65535")
@@ -81,12 +79,14 @@ class DnsServer:
         self.tcp_idle_timeout = tcp_idle_timeout
         self.max_tcp_connections = max_tcp_connections
         self.reuse_port = reuse_port
+        # recvmmsg/sendmmsg where the C library has them (False: one system call per datagram).
+        self.udp_batching = udp_batching
         self.failures = _Failures()
         self.queries = 0  # answered over UDP and TCP, for the exit log line of each worker process
         # Called with every update_soon's arguments before it is applied (dnsServer.workers: the
         # primary passes each change on to the worker processes).
         self.update_listeners: list[Callable[[ZoneData, Sequence[Change] | None, int | None], None]] = []
-        self._udp: _UdpReader | None = None
+        self._udp: UdpReader | None = None
         self._tcp: asyncio.Server | None = None
         self.tcp_connections: set[_TcpProtocol] = set()  # open ones, for the limit and for close()
         self._pending: ZoneData | None = None
@@ -237,7 +237,9 @@ class DnsServer:
         loop = asyncio.get_running_loop()
         wanted = self.port
         for attempt in range(_BIND_ATTEMPTS):
-            udp = _UdpReader(self, _udp_socket(self.host, wanted, reuse_port=self.reuse_port))
+            udp = udp_reader(
+                self, _udp_socket(self.host, wanted, reuse_port=self.reuse_port), batching=self.udp_batching
+            )
             port = udp.port
             try:
                 tcp = await loop.create_server(
@@ -301,86 +303,6 @@ def _udp_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-class _UdpReader:
-    """Reads datagrams straight from a non-blocking socket when the loop says
-    it is readable, draining up to ``_BURST`` per wake-up and replying with
-    ``sendto`` at once: no transport or per-datagram callback in between,
-    which is most of the cost of a DNS answer in Python."""
-
-    def __init__(self, server: DnsServer, sock: socket.socket) -> None:
-        self._server = server
-        self._sock = sock
-        self.port = int(sock.getsockname()[1])
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.send_drops = 0
-        # Answers by query bytes (ID aside) for the index they came from.
-        self._memo: dict[bytes, bytes] = {}
-        self._memo_index: ZoneIndex | None = None
-        self._memo_version = -1
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        loop.add_reader(self._sock.fileno(), self._ready)
-
-    def close(self) -> None:
-        if self._loop is not None:
-            self._loop.remove_reader(self._sock.fileno())
-            self._loop = None
-        self._sock.close()
-
-    def _ready(self) -> None:
-        sock = self._sock
-        srv = self._server
-        recvfrom = sock.recvfrom
-        sendto = sock.sendto
-        index = srv.index
-        if (
-            index is not self._memo_index
-            or index.version != self._memo_version
-            or len(self._memo) > _MEMO_SIZE
-        ):
-            self._memo = {}
-            self._memo_index = index
-            self._memo_version = index.version
-        memo = self._memo
-        cached = memo.get
-        max_udp = srv.max_udp
-        for n in range(_BURST):
-            try:
-                data, addr = recvfrom(_MAX_QUERY)
-            except (BlockingIOError, InterruptedError):
-                srv.queries += n
-                return
-            except OSError as exc:
-                # e.g. ECONNREFUSED left by an ICMP error for an earlier reply: the client is gone.
-                log.debug("UDP receive error: %s", exc)
-                continue
-            # The memo only holds answers ``answer`` produced for this index; looking
-            # it up here saves a call for the common case of a repeated question.
-            tail = cached(data[2:])
-            if tail is not None:
-                resp: bytes | None = data[:2] + tail
-            else:
-                try:
-                    resp = answer(index, data, addr[0], max_udp=max_udp, memo=memo)
-                except Exception:
-                    srv.failures.record("UDP")
-                    continue
-                if resp is not None and len(resp) > 3 and resp[3] & 0x0F == 5 and srv.transfer is not None:
-                    # Transfer requests and signed queries are refused by ``answer``: ours to judge.
-                    replies = srv.transfer_response(data, addr[0], tcp=False)
-                    if replies:
-                        resp = replies[0]
-            if resp is not None:
-                try:
-                    sendto(resp, addr)
-                except (BlockingIOError, InterruptedError):
-                    self.send_drops += 1  # send buffer full: like a lost datagram, the client retries
-                except OSError as exc:
-                    log.debug("UDP send error to %s: %s", addr, exc)
-        srv.queries += _BURST
 
 
 class _TcpProtocol(asyncio.Protocol):
