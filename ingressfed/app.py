@@ -258,15 +258,10 @@ async def _start_dns(
         server = DnsServer(index, host=host, port=port, transfer=transfer)
         with binding({"dnsServer.listen": config.dns_server.listen}):
             await stack.enter_async_context(server)
-        # Rendering a large zone takes a while: update_soon renders off the event loop and
-        # coalesces bursts, while queries keep being answered from the previous index.
-        # Rendering a large zone takes a while: update_soon renders off the event loop and
-        # coalesces bursts, while queries keep being answered from the previous index.
-        # (Following the provider's changes in place, ``subscribe_changes``, is what
-        # dns-serve processes do; in the controller's own process it makes DNS reflect a
-        # change before the reconcile that made it has returned, which exposed a race in
-        # tests/test_run_kubernetes.py; see docs/limits.md.)
-        stack.callback(raw.subscribe(server.update_soon))
+        # Each applied batch is followed in place: only the names it touches are rendered
+        # again, on the event loop, between two queries. When that cannot be (a render
+        # under way, too many changes), update_soon renders the new zone whole off the loop.
+        stack.callback(raw.subscribe_changes(server.update_soon))
         return server, None
     # Another provider holds the zone: serve the controller's view of it as well.
     zone = config.federation_value().suffix
