@@ -370,14 +370,17 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
         stack.callback(publisher.close)
         edges = EdgeRuntime(config, store)
         status = _status(stack, config, publisher)
+        from ingressfed.acme.challenge_feed import ChallengeBoard, add_challenge_routes
         from ingressfed.tls.distribution import CertificateBundle, add_certificate_routes
 
         certificates = CertificateBundle()  # Ingress TLS Secrets and ACME for remote proxies (issue 10)
         feed_offers: dict[str, list[Any]] = {"ingress": [], "acme": []}
+        challenge_board = ChallengeBoard()  # ACME http-01 tokens for remote proxies (issue 10)
 
         def add_routes(app: web.Application) -> None:
             edges.add_routes(app)
             add_certificate_routes(app, certificates, config.feed_token())
+            add_challenge_routes(app, challenge_board, config.feed_token())
 
         http_port = await _http_app(
             stack, running_ref, config, publisher, metrics, add_routes=add_routes, status=status
@@ -446,6 +449,7 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
                 on_offers=acme_offers,
                 zone=config.federation.zone,
                 annotations=not static,
+                board=challenge_board,
             )
             tasks.append(acme_task)
         if not static:

@@ -897,15 +897,6 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
             "tls.acme: the certificates are served by the proxy's HTTPS listener; set proxy.tls too "
             "(or proxy.enabled: false when remote proxies serve them from the certificate feed)"
         )
-    if (
-        acme.get("challenge") == "http-01"
-        and not in_process
-        and not _mapping(raw, "controller").get("feedTokenFile")
-    ):
-        problems.append(
-            "tls.acme.challenge: with proxy.enabled false, http-01 tokens are answered by remote "
-            "proxies that fetch them with the feed token; set controller.feedTokenFile (or use dns-01)"
-        )
     provider = _mapping(raw, "dns").get("provider", "embedded")
     registered = sorted({ep.name for ep in entry_points(group=PROVIDER_GROUP)})
     if isinstance(provider, str) and registered and provider not in registered:

@@ -1,6 +1,7 @@
 """Where ACME challenges are published: dns-01 TXT records through the controller's own provider
 (so every provider works, with the usual owned ``_ingressfed.`` companion), http-01 tokens answered
-by the proxy's plain listener before routing.
+by the proxies' plain listeners before routing: the in-process one and remote ones
+(acme/challenge_feed.py).
 
 ``order.order_certificate`` runs in a worker thread; ``publish``/``withdraw`` here bridge back to
 the event loop, and ``publish`` returns only once the record is applied (and, when nameservers are
@@ -19,6 +20,7 @@ import dns.exception
 import dns.message
 import dns.rdatatype
 
+from ingressfed.acme.challenge_feed import ChallengeBoard
 from ingressfed.acme.order import AcmeFailure, Challenge
 from ingressfed.controller import Controller
 from ingressfed.core.desired import Desired
@@ -29,7 +31,6 @@ __all__ = ["DnsChallenges", "HttpChallenges"]
 log = logging.getLogger(__name__)
 
 CHALLENGE_TTL = 60
-PREFIX = b"/.well-known/acme-challenge/"
 
 
 class DnsChallenges:
@@ -118,23 +119,53 @@ async def _visible(name: str, value: str, host: str, port: int) -> bool:
 
 
 class HttpChallenges:
-    """http-01: token -> key authorization, looked up by the proxy for ``/.well-known/acme-challenge/``."""
+    """http-01: the pending tokens on a ``ChallengeBoard``, answered by the in-process proxy
+    (``answer``) and by remote proxies following ``/v1/feed/acme-challenges``. ``publish`` waits
+    (up to ``timeout``) until every remote proxy following the board holds the token."""
 
-    def __init__(self) -> None:
-        self._tokens: dict[str, tuple[str, str]] = {}  # token -> (host, key authorization)
+    def __init__(
+        self,
+        board: ChallengeBoard | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        timeout: float = 30.0,
+        remote_only: bool = False,
+    ) -> None:
+        """``remote_only``: no in-process proxy answers, so a token no remote proxy holds yet
+        cannot be validated: ``publish`` waits for one to follow (a restarted controller's
+        followers reconnect within seconds) instead of sending the CA to certain failure."""
+        self.board = board if board is not None else ChallengeBoard()
+        self.loop = loop if loop is not None else asyncio.get_running_loop()
+        self.timeout = timeout
+        self.remote_only = remote_only
 
     def publish(self, challenge: Challenge) -> None:
-        self._tokens[challenge.token] = (challenge.host.lower(), challenge.value)
-        log.info("acme http-01: answering token for %s", challenge.host)
+        asyncio.run_coroutine_threadsafe(self._publish(challenge), self.loop).result(self.timeout + 5)
 
     def withdraw(self, challenge: Challenge) -> None:
-        self._tokens.pop(challenge.token, None)
+        asyncio.run_coroutine_threadsafe(self._withdraw(challenge), self.loop).result(5)
+
+    async def _publish(self, challenge: Challenge) -> None:
+        version = self.board.put(challenge.host, challenge.token, challenge.value)
+        followers = sorted(self.board.followers())
+        log.info(
+            "acme http-01: answering token for %s (remote proxies: %s)",
+            challenge.host,
+            ", ".join(followers) or "none",
+        )
+        lagging = await self.board.wait_taken(version, self.timeout, at_least_one=self.remote_only)
+        if lagging:
+            log.warning(
+                "acme http-01: proxies %s did not take the token for %s within %.0fs; "
+                "asking the CA to validate anyway",
+                ", ".join(lagging),
+                challenge.host,
+                self.timeout,
+            )
+
+    async def _withdraw(self, challenge: Challenge) -> None:
+        self.board.drop(challenge.token)
 
     def answer(self, host: str, target: bytes) -> bytes | None:
         """The body for a challenge request, or None when ``target`` is no token being answered."""
-        if not target.startswith(PREFIX):
-            return None
-        entry = self._tokens.get(target[len(PREFIX) :].split(b"?", 1)[0].decode("ascii", "replace"))
-        if entry is None or entry[0] != host.split(":", 1)[0].rstrip(".").lower():
-            return None
-        return entry[1].encode()
+        return self.board.answer(host, target)

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from ingressfed.acme.challenge_feed import ChallengeBoard
 from ingressfed.acme.challenges import DnsChallenges, HttpChallenges
 from ingressfed.acme.manager import AcmeManager
 from ingressfed.config import AcmeSection
@@ -29,17 +30,20 @@ def start_acme(
     on_offers: Callable[[list[Offer]], None],
     zone: str = "",
     annotations: bool = False,
+    board: ChallengeBoard | None = None,
 ) -> tuple[AcmeManager, asyncio.Task[None]]:
     """The manager and its running task. ``proxy``: the in-process ProxyServer (its HTTPS
     catalogue serves the certificates), or None when only remote proxies serve them (they get
     them through ``on_offers``: the certificate feed). ``annotations``: Ingresses will opt hosts
-    in (``manager.observe`` is called after each reconcile)."""
+    in (``manager.observe`` is called after each reconcile). ``board``: where http-01 tokens are
+    put for remote proxies (served on ``/v1/feed/acme-challenges``)."""
     http = None
     dns = None
     https = getattr(proxy, "https", None)
     if section.challenge == "http-01":
-        http = HttpChallenges()
-        proxy.answerers.append(http.answer)  # config checks: http-01 needs the in-process proxy
+        http = HttpChallenges(board, timeout=section.propagation_timeout, remote_only=proxy is None)
+        if proxy is not None:
+            proxy.answerers.append(http.answer)  # remote proxies answer from the board's feed
     else:
         dns = DnsChallenges(
             controller,

@@ -135,6 +135,9 @@ async def _serve(args: argparse.Namespace, settings: ProxySettings) -> int:
             feeder = None
         else:
             feeder = tg.create_task(_follow(args, proxy))
+            # ACME http-01 tokens being validated, answered on the plain listener (issue 10).
+            challenges = tg.create_task(_follow_challenges(args, proxy))
+            feeder.add_done_callback(lambda _: challenges.cancel())
             if proxy.https is not None and args.token_file:
                 # Ingress TLS certificates come on their own part of the feed (issue 10).
                 from ingressfed.feed.follower import client_ssl_context
@@ -161,6 +164,19 @@ async def _serve(args: argparse.Namespace, settings: ProxySettings) -> int:
             feeder.cancel()
         await proxy.drain()
     return 0
+
+
+async def _follow_challenges(args: argparse.Namespace, proxy: ProxyServer) -> None:
+    from ingressfed.acme.challenge_feed import ChallengeFollower
+    from ingressfed.feed.follower import client_ssl_context
+
+    follower = ChallengeFollower(
+        args.feed,
+        token=args.token_file.read_text().strip() if args.token_file else None,
+        ssl_context=client_ssl_context(ca_file=args.ca_file) if args.ca_file else None,
+    )
+    proxy.answerers.append(follower.answer)
+    await follower.run()
 
 
 async def _follow(args: argparse.Namespace, proxy: ProxyServer) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "CertificateFollower",
     "CertificateFormatError",
     "add_certificate_routes",
+    "bearer_refusal",
     "decode_bundle",
     "encode_bundle",
 ]
@@ -127,6 +128,7 @@ class CertificateBundle:
         self._body = encode_bundle(self.epoch, 0, [])
         self._content: tuple[tuple[str, tuple[str, ...], bytes, PrivateKey], ...] = ()
         self._changed = asyncio.Event()
+        self._closed = False
 
     def set(self, offers: Sequence[Offer]) -> None:
         content = tuple(sorted((o.source, o.hosts, o.cert_pem, o.key) for o in offers))
@@ -143,14 +145,32 @@ class CertificateBundle:
     def body(self) -> bytes:
         return self._body
 
+    def close(self) -> None:
+        """Release every long poll (they answer 304): a shutting-down server does not wait them out."""
+        self._closed = True
+        self._changed.set()
+
     async def wait_newer(self, after: int, epoch: str | None, wait: float) -> bool:
         if epoch != self.epoch or after < self.version:
             return True
         changed = self._changed
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait):
-                await changed.wait()
+        if not self._closed:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await changed.wait()
         return after < self.version
+
+
+def bearer_refusal(request: web.Request, expected: bytes) -> web.Response | None:
+    """A 401 unless the request carries ``Authorization: Bearer <expected>``; None when it does."""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
+        return web.json_response(
+            {"error": "unauthorized"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="ingressfed-feed"'},
+        )
+    return None
 
 
 def add_certificate_routes(app: web.Application, bundle: CertificateBundle, token: str | None) -> None:
@@ -165,13 +185,8 @@ def add_certificate_routes(app: web.Application, bundle: CertificateBundle, toke
                 },
                 status=403,
             )
-        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
-            return web.json_response(
-                {"error": "unauthorized"},
-                status=401,
-                headers={"WWW-Authenticate": 'Bearer realm="ingressfed-feed"'},
-            )
+        if (refused := bearer_refusal(request, expected)) is not None:
+            return refused
         try:
             after = int(request.query.get("after", "-1"))
             timeout = float(request.query.get("timeout", "30"))
@@ -188,6 +203,11 @@ def add_certificate_routes(app: web.Application, bundle: CertificateBundle, toke
         )
 
     app.router.add_get(CERTIFICATES_PATH, certificates)
+
+    async def release(_: web.Application) -> None:
+        bundle.close()
+
+    app.on_shutdown.append(release)
 
 
 class CertificateFollower:
