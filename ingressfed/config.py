@@ -442,10 +442,23 @@ def _eab_hmac(value: str) -> str:
 
 
 class AcmeEab(_Model):
-    """External account binding (RFC 8555 §7.3.4), required by some CAs (ZeroSSL, Google)."""
+    """External account binding (RFC 8555 §7.3.4), required by some CAs (ZeroSSL, Google).
+    The HMAC key inline (``hmacKey``) or in a file (``hmacKeyFile``, a mounted Secret)."""
 
     kid: Annotated[str, AfterValidator(_non_empty)]
-    hmac_key: Annotated[str, AfterValidator(_eab_hmac)]
+    hmac_key: Annotated[str, AfterValidator(_eab_hmac)] | None = None
+    hmac_key_file: ExistingFile | None = None
+
+    def hmac(self) -> str:
+        """The HMAC key (read from ``hmacKeyFile`` when set); ConfigError naming the field."""
+        if self.hmac_key is not None:
+            return self.hmac_key
+        assert self.hmac_key_file is not None  # one of the two: checked at load
+        key = read_token_file(self.hmac_key_file)
+        try:
+            return _eab_hmac(key)
+        except ValueError as exc:
+            raise ConfigError([f"tls.acme.eab.hmacKeyFile: {self.hmac_key_file}: {exc}"]) from exc
 
 
 class AcmeSection(_Model):
@@ -883,6 +896,9 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
         )
     acme = _mapping(_mapping(raw, "tls"), "acme")
     zone = str(_mapping(raw, "federation").get("zone", "")).rstrip(".").lower()
+    eab = _mapping(acme, "eab")
+    if eab and (eab.get("hmacKey") is None) == (eab.get("hmacKeyFile") is None):
+        problems.append("tls.acme.eab: set exactly one of hmacKey and hmacKeyFile (a mounted Secret)")
     from ingressfed.acme.hosts import host_problem
 
     challenge = str(acme.get("challenge", "dns-01"))

@@ -126,7 +126,7 @@ class AcmeManager:
 
     async def _order(self, host: str, attempt: Attempt) -> bool:
         log.info("acme: ordering a certificate for %s from %s", host, self.section.directory_url)
-        eab = (self.section.eab.kid, self.section.eab.hmac_key) if self.section.eab else None
+        eab = (self.section.eab.kid, self.section.eab.hmac()) if self.section.eab else None
         try:
             publish, withdraw = self._publishers()
             chain, key = await asyncio.to_thread(

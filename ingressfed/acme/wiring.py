@@ -37,6 +37,8 @@ def start_acme(
     them through ``on_offers``: the certificate feed). ``annotations``: Ingresses will opt hosts
     in (``manager.observe`` is called after each reconcile). ``board``: where http-01 tokens are
     put for remote proxies (served on ``/v1/feed/acme-challenges``)."""
+    if section.eab is not None:
+        section.eab.hmac()  # a missing or malformed key file stops the start, naming the field
     http = None
     dns = None
     https = getattr(proxy, "https", None)

@@ -344,3 +344,28 @@ def test_http01_without_the_in_process_proxy_is_accepted_remote_proxies_answer()
         },
     }
     assert parse_config(doc).tls.acme is not None  # tests/acme/test_acme_remote_http01.py runs it
+
+
+def test_eab_hmac_key_from_a_file_and_exactly_one_source(tmp_path: Path) -> None:
+    key = tmp_path / "hmac-key"
+    key.write_text("c2VjcmV0LWtleQ\n")  # a mounted Secret ends with a newline
+    base = {"directoryUrl": "https://ca/dir", "hosts": ["a.example.com"], "stateDir": "s"}
+
+    def doc(eab: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "federation": {"name": "federation", "zone": "example.com"},
+            "proxy": {"tls": {"listen": "127.0.0.1:8443"}},
+            "tls": {"acme": {**base, "eab": eab}},
+        }
+
+    loaded = parse_config(doc({"kid": "k", "hmacKeyFile": str(key)}))
+    assert loaded.tls.acme is not None and loaded.tls.acme.eab is not None
+    assert loaded.tls.acme.eab.hmac() == "c2VjcmV0LWtleQ"
+    for both_or_none in ({"kid": "k"}, {"kid": "k", "hmacKey": "c2VjcmV0", "hmacKeyFile": str(key)}):
+        with pytest.raises(ConfigError) as exc:
+            parse_config(doc(both_or_none))
+        assert any(p.startswith("tls.acme.eab: set exactly one") for p in exc.value.problems)
+    key.write_text("!!\n")
+    with pytest.raises(ConfigError) as exc:
+        parse_config(doc({"kid": "k", "hmacKeyFile": str(key)})).tls.acme.eab.hmac()  # type: ignore[union-attr]
+    assert exc.value.problems[0].startswith("tls.acme.eab.hmacKeyFile: ")

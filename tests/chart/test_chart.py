@@ -59,7 +59,8 @@ CONFIG_KEYS: dict[str, set[str]] = {
         "tls",
     },
     "dnsServer": {"enabled", "listen", "answers"},
-    "controller": {"listen", "debounce", "resync", "feedTokenFile"},
+    "controller": {"listen", "debounce", "resync", "feedTokenFile", "tls"},
+    "tls": {"acme"},
     "leaderElection": {"enabled", "namespace", "leaseName", "leaseDuration", "renewDeadline", "retryPeriod"},
     "status": {"enabled"},
     "edges": set(),
@@ -260,7 +261,12 @@ def test_writable_paths_are_empty_dirs(value_set: str) -> None:
         for container, _ in _all_containers(spec):
             for mount in container.get("volumeMounts", []):
                 if not mount.get("readOnly"):
-                    assert "emptyDir" in volumes[mount["name"]], f"{name}/{container['name']}: {mount}"
+                    volume = volumes[mount["name"]]
+                    # The one exception: the ACME account key and certificates, kept on a claim.
+                    if mount["name"] == "acme-state" and container["name"] == "controller":
+                        assert set(volume) & {"emptyDir", "persistentVolumeClaim"}, volume
+                        continue
+                    assert "emptyDir" in volume, f"{name}/{container['name']}: {mount}"
 
 
 def test_controller_runs_with_leader_election_and_two_replicas() -> None:
@@ -459,6 +465,25 @@ def test_config_map_loads_with_the_project_config_loader(value_set: str, tmp_pat
         database = tmp_path / "GeoLite2-City.mmdb"
         database.write_bytes(b"stand-in")
         config["geo"]["database"] = str(database)
+    if config["controller"]["tls"] is not None:  # the controller's kubernetes.io/tls Secret
+        from ingressfed.tls.authority import LocalAuthority
+
+        pair = LocalAuthority().issue(f"{RELEASE}-ingressfed-controller.{NAMESPACE}.svc")
+        (tmp_path / "tls.crt").write_bytes(pair.cert_pem)
+        (tmp_path / "tls.key").write_bytes(pair.key_pem)
+        assert config["controller"]["tls"] == {
+            "certFile": "/etc/ingressfed/controller-tls/tls.crt",
+            "keyFile": "/etc/ingressfed/controller-tls/tls.key",
+        }
+        config["controller"]["tls"] = {
+            "certFile": str(tmp_path / "tls.crt"),
+            "keyFile": str(tmp_path / "tls.key"),
+        }
+    eab = (config["tls"]["acme"] or {}).get("eab")
+    if eab:  # the HMAC key mounted from acme.eab.secret
+        assert eab["hmacKeyFile"].startswith("/etc/ingressfed/acme-eab/")
+        (tmp_path / "hmac-key").write_text("c2VjcmV0LWhtYWMta2V5\n")
+        eab["hmacKeyFile"] = str(tmp_path / "hmac-key")
     if config["source"]["file"] is not None:
         objects = tmp_path / "objects.yaml"
         objects.write_text("services: []\ningresses: []\n")

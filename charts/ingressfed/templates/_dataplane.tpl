@@ -50,6 +50,13 @@ volumes:
     emptyDir: {}
   - name: tmp
     emptyDir: {medium: Memory, sizeLimit: 64Mi}
+  {{- if and (eq (include "ingressfed.controllerTls" $root) "true") $root.Values.controller.tls.caKey }}
+  # Only the CA from the controller's TLS Secret: the private key is not projected into this pod.
+  - name: controller-ca
+    secret:
+      secretName: {{ $root.Values.controller.tls.secret }}
+      items: [{key: {{ $root.Values.controller.tls.caKey }}, path: ca.crt}]
+  {{- end }}
   {{- with include "ingressfed.geoipVolume" $root | trim }}
   {{- . | nindent 2 }}
   {{- end }}
@@ -66,6 +73,11 @@ volumes:
   mountPath: {{ include "ingressfed.stateDir" . }}
 - name: tmp
   mountPath: /tmp
+{{- if and (eq (include "ingressfed.controllerTls" .) "true") .Values.controller.tls.caKey }}
+- name: controller-ca
+  mountPath: /etc/ingressfed/controller-ca
+  readOnly: true
+{{- end }}
 {{- include "ingressfed.geoipMount" . }}
 {{- end -}}
 
@@ -83,6 +95,10 @@ volumes:
 {{- if and (eq .root.Values.role "edge") $e.ca }}
 - --ca-file
 - /etc/ingressfed/feed/ca.crt
+{{- end }}
+{{- if and (eq (include "ingressfed.controllerTls" .root) "true") .root.Values.controller.tls.caKey }}
+- --ca-file
+- /etc/ingressfed/controller-ca/ca.crt
 {{- end }}
 {{- if and (eq .root.Values.role "edge") (eq .component "proxy") }}
 - --edge

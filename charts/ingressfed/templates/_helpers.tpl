@@ -86,7 +86,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- if eq .Values.role "edge" -}}
 {{- required "edge.feedUrl: the host controller's URL as this member reaches it, e.g. https://ingressfed.example.net:9090" .Values.edge.feedUrl -}}
 {{- else -}}
-{{- printf "http://%s.%s.svc:%d" (include "ingressfed.component" (dict "root" . "component" "controller")) .Release.Namespace (int .Values.controller.port) -}}
+{{- printf "%s://%s.%s.svc:%d" (ternary "https" "http" (eq (include "ingressfed.controllerTls" .) "true")) (include "ingressfed.component" (dict "root" . "component" "controller")) .Release.Namespace (int .Values.controller.port) -}}
 {{- end -}}
 {{- end -}}
 
@@ -142,7 +142,9 @@ their sections (proxy.*, dnsServer.*, geo.*) from the same file.
     "listen" (printf "0.0.0.0:%d" (int .Values.controller.port))
     "debounce" .Values.controller.debounce
     "resync" .Values.controller.resync
-    "feedTokenFile" (include "ingressfed.feedTokenPath" .))
+    "feedTokenFile" (include "ingressfed.feedTokenPath" .)
+    "tls" (ternary (dict "certFile" "/etc/ingressfed/controller-tls/tls.crt" "keyFile" "/etc/ingressfed/controller-tls/tls.key") nil (eq (include "ingressfed.controllerTls" .) "true")))
+  "tls" (dict "acme" (ternary (include "ingressfed.acmeConfig" . | fromYaml) nil (eq (include "ingressfed.acmeOn" .) "true")))
   "status" (dict "enabled" .Values.controller.status.enabled)
   "edges" (ternary .Values.edges (list) (eq .Values.role "host"))
   "edgeHealth" .Values.edgeHealth
@@ -279,5 +281,40 @@ defaultCertificate: {{ ternary $t.defaultCertificate nil (ne $t.defaultCertifica
 redirectHttp: {{ $t.redirectHttp }}
 redirectPort: {{ $t.servicePort }}
 hsts: {maxAge: {{ $t.hstsMaxAge }}}
+{{- end -}}
+{{- end -}}
+
+
+{{/* "true" when the controller listener serves HTTPS (host role only: an edge has no controller). */}}
+{{- define "ingressfed.controllerTls" -}}
+{{- and (eq .Values.role "host") .Values.controller.tls.enabled -}}
+{{- end -}}
+
+{{/* "true" when the host controller orders ACME certificates. */}}
+{{- define "ingressfed.acmeOn" -}}
+{{- and (eq .Values.role "host") .Values.acme.enabled -}}
+{{- end -}}
+
+{{- define "ingressfed.acmeMount" -}}/var/lib/ingressfed-acme{{- end -}}
+
+{{/* The tls.acme config section. stateDir is a directory below the volume's root: the process owns
+it (mode 0700), which a volume root owned by root with fsGroup would not allow. */}}
+{{- define "ingressfed.acmeConfig" -}}
+{{- $a := .Values.acme -}}
+{{- if eq (include "ingressfed.acmeOn" .) "true" -}}
+directoryUrl: {{ required "acme.directoryUrl: the CA's ACME directory URL, e.g. https://acme-v02.api.letsencrypt.org/directory" $a.directoryUrl | quote }}
+email: {{ ternary ($a.email | quote) "null" (ne $a.email "") }}
+challenge: {{ $a.challenge }}
+hosts: {{ toJson $a.hosts }}
+stateDir: {{ printf "%s/state" (include "ingressfed.acmeMount" .) }}
+renewBeforeDays: {{ $a.renewBeforeDays }}
+checkInterval: {{ $a.checkInterval }}
+propagationTimeout: {{ $a.propagationTimeout }}
+propagationNameservers: {{ toJson $a.propagationNameservers }}
+{{- if $a.eab.kid }}
+eab:
+  kid: {{ $a.eab.kid | quote }}
+  hmacKeyFile: {{ printf "/etc/ingressfed/acme-eab/%s" $a.eab.key }}
+{{- end }}
 {{- end -}}
 {{- end -}}
