@@ -22,7 +22,19 @@ __all__ = ["Engine"]
 
 
 class Engine:
-    __slots__ = ("budget", "clock", "metrics", "pool", "registry", "router", "rules", "settings", "via")
+    __slots__ = (
+        "_cluster_lines",
+        "budget",
+        "clock",
+        "metrics",
+        "pool",
+        "registry",
+        "router",
+        "rules",
+        "settings",
+        "via",
+        "via_line",
+    )
 
     def __init__(
         self,
@@ -36,6 +48,8 @@ class Engine:
         self.settings = settings
         self.metrics = metrics
         self.via = settings.via.encode()
+        self.via_line = b"Via: %b\r\n" % self.via
+        self._cluster_lines: dict[str, bytes] = {}
         self.rules = RequestRules(
             max_body_bytes=settings.limits.max_body_bytes,
             via=self.via,
@@ -70,6 +84,19 @@ class Engine:
             max_connections=settings.limits.max_connections,
             max_per_client=settings.limits.max_connections_per_client,
         )
+
+    def cluster_line(self, cluster: str) -> bytes:
+        """The response header line naming the serving cluster (b"" when the header is off)."""
+        try:
+            return self._cluster_lines[cluster]
+        except KeyError:
+            pass
+        name = self.settings.cluster_header
+        line = b"%b: %b\r\n" % (name.encode(), cluster.encode()) if name else b""
+        if len(self._cluster_lines) > 4096:  # clusters come and go with tables; stay bounded
+            self._cluster_lines.clear()
+        self._cluster_lines[cluster] = line
+        return line
 
     @property
     def draining(self) -> bool:

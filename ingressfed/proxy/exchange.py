@@ -131,7 +131,7 @@ class Exchange:
     )
 
     def __init__(
-        self, client: Downstream, engine: Engine, request: Forward, *, location: Location | None
+        self, client: Downstream, engine: Engine, request: Forward, location: Location | None
     ) -> None:
         self.client = client
         self.engine = engine
@@ -405,46 +405,60 @@ class Exchange:
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], *, body: bool
     ) -> bytes:
         parts = [b"HTTP/1.1 %d %b\r\n" % (status, reason)]
-        named: set[bytes] = set()
+        named: set[bytes] | None = None
         length: bytes | None = None
         framed_chunked = False
         via: bytes | None = None
         upgrade: bytes | None = None
-        kept: list[tuple[bytes, bytes, bytes]] = []
+        request = self.request
+        modifiers = request.response_headers
+        kept: list[tuple[bytes, bytes]] | None = [] if modifiers else None
+        special = _RESPONSE_SPECIAL
         for name, value in headers:
             lname = name.lower()
-            if lname not in _RESPONSE_SPECIAL and not lname.startswith(b"proxy-"):
-                kept.append((lname, name, value))
+            if lname not in special:
+                if lname.startswith(b"proxy-"):
+                    continue
+                if kept is not None:
+                    kept.append((name, value))
+                else:
+                    parts += (name, b": ", value, b"\r\n")
             elif lname == b"content-length":
                 length = value
             elif lname == b"transfer-encoding":
                 framed_chunked = True
             elif lname == b"connection":
-                named |= _tokens(value)
+                named = _tokens(value) if named is None else named | _tokens(value)
             elif lname == b"via":
                 via = value
             elif lname == b"upgrade":
                 upgrade = value
-        if self.request.response_headers:
+        if kept is not None:
             # HTTPRoute ResponseHeaderModifier: after hop-by-hop removal, before our own headers.
-            pairs = modified_headers([(n, v) for _, n, v in kept], self.request.response_headers)
-            kept = [(n.lower(), n, v) for n, v in pairs]
-        for lname, name, value in kept:
-            if not named or lname not in named:
+            for name, value in modified_headers(kept, modifiers):
                 parts += (name, b": ", value, b"\r\n")
+        if named:
+            # Headers the backend's Connection header names are hop-by-hop too (RFC 9110 7.6.1).
+            parts = parts[:1] + [
+                part
+                for i in range(1, len(parts), 4)
+                if parts[i].lower() not in named
+                for part in parts[i : i + 4]
+            ]
         engine = self.engine
-        cluster_header = engine.settings.cluster_header
-        if cluster_header and self.backend is not None:
-            parts.append(b"%b: %b\r\n" % (cluster_header.encode(), self.backend.cluster.encode()))
-        parts.append(b"Via: %b, %b\r\n" % (via, engine.via) if via else b"Via: %b\r\n" % engine.via)
-        if self.client.response_headers:
-            parts.append(self.client.response_headers)
-        cookie = self.request.entry.steering.affinity_cookie
-        if cookie and self.backend is not None and self.backend.cluster != self.request.affinity:
+        backend = self.backend
+        if backend is not None:
+            parts.append(engine.cluster_line(backend.cluster))
+        parts.append(b"Via: %b, %b\r\n" % (via, engine.via) if via else engine.via_line)
+        client = self.client
+        if client.response_headers:
+            parts.append(client.response_headers)
+        cookie = request.entry.steering.affinity_cookie
+        if cookie and backend is not None and backend.cluster != request.affinity:
             # Session affinity: later requests carry the serving cluster back to us.
             parts.append(
                 b"Set-Cookie: %b=%b; Path=/; HttpOnly; SameSite=Lax\r\n"
-                % (cookie.encode(), self.backend.cluster.encode())
+                % (cookie.encode(), backend.cluster.encode())
             )
         if self.phase is Phase.SWITCHING:
             parts.append(b"Connection: upgrade\r\nUpgrade: %b\r\n\r\n" % (upgrade or b"websocket"))
@@ -452,7 +466,7 @@ class Exchange:
         if length is not None:
             parts += (b"Content-Length: ", length, b"\r\n")
         elif body and status not in (204, 304) and not (100 <= status < 200):
-            if self.request.http11:
+            if request.http11:
                 self.framing = (
                     ResponseFraming.CHUNKED if framed_chunked else ResponseFraming.CHUNKED_UNTIL_EOF
                 )
@@ -460,23 +474,26 @@ class Exchange:
             else:
                 self.framing = ResponseFraming.AS_IS if framed_chunked else ResponseFraming.UNTIL_EOF
                 self.close_after = True  # HTTP/1.0 client: the body ends when we close
-        if self.request.upgrade or engine.registry.draining:
+        if request.upgrade or engine.registry.draining:
             self.close_after = True
         if self.close_after:
-            parts.append(b"Connection: close\r\n")
-        elif not self.request.http11:
-            parts.append(b"Connection: keep-alive\r\n")
-        parts.append(b"\r\n")
+            parts.append(b"Connection: close\r\n\r\n")
+        elif not request.http11:
+            parts.append(b"Connection: keep-alive\r\n\r\n")
+        else:
+            parts.append(b"\r\n")
         return b"".join(parts)
 
     def response_body(self, data: bytes) -> None:
-        if self.framing in _CHUNKED_OUT:
-            self.client.write(b"%x\r\n%b\r\n" % (len(data), data))
-        else:
+        framing = self.framing
+        if framing is ResponseFraming.AS_IS or framing is ResponseFraming.UNTIL_EOF:
             self.client.write(data)
+        else:
+            self.client.write(b"%x\r\n%b\r\n" % (len(data), data))
 
     def response_complete(self, keep_alive: bool) -> None:
-        if self.framing in _CHUNKED_OUT:
+        framing = self.framing
+        if framing is ResponseFraming.CHUNKED or framing is ResponseFraming.CHUNKED_UNTIL_EOF:
             self.client.write(b"0\r\n\r\n")
         # A backend that answered before the request body ended has bytes of it still owed:
         # that connection can never carry another request.

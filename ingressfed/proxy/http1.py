@@ -21,7 +21,8 @@ from ingressfed.model import Location
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.exchange import BodyTooLarge, Exchange, local_response
 from ingressfed.proxy.ports import Pause, TunnelPeer
-from ingressfed.proxy.request import Forward, Peer, RequestHead, prepare
+from ingressfed.proxy.request import Forward, Peer, Rejection, RequestHead, RouteMatcher, prepare
+from ingressfed.proxy.table import EMPTY_TABLE
 from ingressfed.proxy.upstream import UpstreamConnection
 
 __all__ = ["ClientConnection"]
@@ -106,6 +107,8 @@ class ClientConnection(asyncio.Protocol):
         self._in_head = False
         self._head_raw = 0
         self._max_head = engine.settings.limits.max_header_bytes
+        self._table: object = None
+        self._matcher: RouteMatcher = EMPTY_TABLE
 
     @property
     def busy(self) -> bool:
@@ -255,46 +258,61 @@ class ClientConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        now = self.engine.clock.now
+        engine = self.engine
+        now = engine.clock.now
         self.head_since = None
         self.head_bytes = False
         self.body_active = self.rate_since = now
         self.rate_base = 0
         parser = self.parser
         head = RequestHead(
-            method=parser.get_method(),
-            target=self._url,
-            headers=self._headers,
-            http11=parser.get_http_version() == "1.1",
-            keep_alive=parser.should_keep_alive(),
-            upgrade=parser.should_upgrade(),
+            parser.get_method(),
+            self._url,
+            self._headers,
+            parser.get_http_version() == "1.1",
+            parser.should_keep_alive(),
+            parser.should_upgrade(),
         )
-        engine = self.engine
         if self.answer is not None and head.target.startswith(_CHALLENGE):
             host = next((v for k, v in head.headers if k.lower() == b"host"), b"")
             body = self.answer(host.decode("latin-1"), head.target)
             if body is not None:
                 raise _Answer(body)
-        outcome = prepare(
-            head,
-            peer=self.identity,
-            matcher=engine.router.table.for_scheme(self.identity.scheme),
-            rules=engine.rules,
-        )
-        if not isinstance(outcome, Forward):
+        identity = self.identity
+        outcome = prepare(head, peer=identity, matcher=self.matcher(), rules=engine.rules)
+        if outcome.__class__ is not Forward:
+            assert isinstance(outcome, Rejection)
             extra = b"".join(b"%b: %b\r\n" % pair for pair in outcome.headers)
             raise _Reject(outcome.status, outcome.detail, extra=extra)
+        assert isinstance(outcome, Forward)
         if self.redirect is not None:
             location = self.redirect(head, outcome)
             if location is not None:
                 raise _Reject(308, extra=b"Location: %b\r\n" % location)
-        exchange = Exchange(self, engine, outcome, location=self._location(outcome))
+        hint = outcome.forwarded_for
+        if hint is not None:
+            location_of = engine.router.locate_forwarded(self.peer, hint)
+        else:
+            if not self.peer_located:
+                self.peer_location = engine.router.locate(self.peer)
+                self.peer_located = True
+            location_of = self.peer_location
+        exchange = Exchange(self, engine, outcome, location_of)
         self.parsing = exchange
-        self.exchanges.append(exchange)
-        if len(self.exchanges) == 1:
+        exchanges = self.exchanges
+        exchanges.append(exchange)
+        if len(exchanges) == 1:
             exchange.start()
         else:
             self.set_paused(Pause.PIPELINE, True)
+
+    def matcher(self) -> RouteMatcher:
+        """The routing table's matcher for our scheme, kept while the table object is the same."""
+        table = self.engine.router.table
+        if table is not self._table:
+            self._table = table
+            self._matcher = table.for_scheme(self.scheme)
+        return self._matcher
 
     def on_body(self, body: bytes) -> None:
         self.body_active = self.engine.clock.now
@@ -305,16 +323,6 @@ class ClientConnection(asyncio.Protocol):
         exchange = self.parsing
         if exchange is not None:
             exchange.complete()
-
-    def _location(self, request: Forward) -> Location | None:
-        router = self.engine.router
-        hint = request.forwarded_for
-        if hint is not None:
-            return router.locate_forwarded(self.peer, hint)
-        if not self.peer_located:
-            self.peer_location = router.locate(self.peer)
-            self.peer_located = True
-        return self.peer_location
 
     # --- ports.Downstream --------------------------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -360,7 +368,8 @@ class ClientConnection(asyncio.Protocol):
             self.set_paused(Pause.PIPELINE, len(self.exchanges) > 1)
             self.exchanges[0].start()
         else:
-            self.set_paused(Pause.PIPELINE, False)
+            if self.paused & Pause.PIPELINE:
+                self.set_paused(Pause.PIPELINE, False)
             now = self.engine.clock.now
             self.idle_since = now
             if self.head_since is not None:

@@ -14,18 +14,20 @@ side stays HTTP/1.1 and talks to the exchange only through ``UpstreamListener``.
 
 from __future__ import annotations
 
-from enum import IntFlag
-from typing import Protocol
+from typing import Final, Protocol
 
 __all__ = ["Downstream", "Pause", "TunnelPeer", "UpstreamListener"]
 
 
-class Pause(IntFlag):
-    """Why a client's reading is paused; reading resumes when no reason is left."""
+class Pause:
+    """Why a client's reading is paused (bits of an int); reading resumes when no reason is left.
 
-    PIPELINE = 1  # a later pipelined request waits for the earlier response
-    UPSTREAM = 2  # the backend's socket buffer is full
-    PENDING = 4  # the body held before the upstream connection is ready hit its limit
+    Plain int constants, not an ``IntFlag``: every request clears a reason, and enum arithmetic
+    cost more than the rest of that bookkeeping."""
+
+    PIPELINE: Final = 1  # a later pipelined request waits for the earlier response
+    UPSTREAM: Final = 2  # the backend's socket buffer is full
+    PENDING: Final = 4  # the body held before the upstream connection is ready hit its limit
 
 
 class TunnelPeer(Protocol):
