@@ -309,6 +309,18 @@ class Backend:
     cluster: str
     host: str  # IP or hostname of the cluster's ingress load balancer
     port: int = 80
+    # The proxy looks backends up in dicts several times per request: the hash is computed once.
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.cluster, self.host, self.port)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[Backend], tuple[str, str, int]]:
+        # String hashes differ between processes: a pickled backend recomputes its own.
+        return (Backend, (self.cluster, self.host, self.port))
 
 
 class SteeringKind(StrEnum):

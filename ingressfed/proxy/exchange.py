@@ -23,7 +23,7 @@ from ingressfed.model import Backend, Location
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.gateway import modified_headers
 from ingressfed.proxy.ports import Downstream, Pause
-from ingressfed.proxy.request import HOP_BY_HOP, Forward
+from ingressfed.proxy.request import HOP_BY_HOP, Forward, connection_names
 from ingressfed.proxy.table import ClusterTarget
 from ingressfed.proxy.upstream import UpstreamConnection
 
@@ -33,6 +33,32 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 _RESPONSE_SPECIAL = HOP_BY_HOP | {b"content-length", b"via"}
+_GONE = _RESPONSE_SPECIAL | {b"close"}  # Connection tokens naming nothing left to remove
+# What render_head does with each response header name, as backends spell it (see request._NAMES)
+_PASS, _LENGTH, _TE, _CONNECTION, _VIA, _UPGRADE, _DROP = range(7)
+_ACTIONS = {
+    b"content-length": _LENGTH,
+    b"transfer-encoding": _TE,
+    b"connection": _CONNECTION,
+    b"via": _VIA,
+    b"upgrade": _UPGRADE,
+    **{name: _DROP for name in HOP_BY_HOP - {b"connection", b"transfer-encoding", b"upgrade"}},
+}
+assert set(_ACTIONS) == _RESPONSE_SPECIAL
+_NAMES: dict[bytes, int] = {}
+
+
+def _name_action(name: bytes) -> int:
+    lname = name.lower()
+    action = _ACTIONS.get(lname)
+    if action is None:
+        action = _DROP if lname.startswith(b"proxy-") else _PASS
+    if len(_NAMES) >= 2048:  # names are chosen by backends: bounded
+        _NAMES.clear()
+    _NAMES[name] = action
+    return action
+
+
 _PENDING_LIMIT = 256 * 1024  # unsent request body held before the upstream is ready
 
 
@@ -405,7 +431,7 @@ class Exchange:
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], *, body: bool
     ) -> bytes:
         parts = [b"HTTP/1.1 %d %b\r\n" % (status, reason)]
-        named: set[bytes] | None = None
+        named: frozenset[bytes] | None = None
         length: bytes | None = None
         framed_chunked = False
         via: bytes | None = None
@@ -413,31 +439,32 @@ class Exchange:
         request = self.request
         modifiers = request.response_headers
         kept: list[tuple[bytes, bytes]] | None = [] if modifiers else None
-        special = _RESPONSE_SPECIAL
+        actions = _NAMES
         for name, value in headers:
-            lname = name.lower()
-            if lname not in special:
-                if lname.startswith(b"proxy-"):
-                    continue
+            action = actions.get(name)
+            if action is None:
+                action = _name_action(name)
+            if action == _PASS:
                 if kept is not None:
                     kept.append((name, value))
                 else:
                     parts += (name, b": ", value, b"\r\n")
-            elif lname == b"content-length":
+            elif action == _LENGTH:
                 length = value
-            elif lname == b"transfer-encoding":
+            elif action == _CONNECTION:
+                names = connection_names(value)
+                named = names if named is None else named | names
+            elif action == _TE:
                 framed_chunked = True
-            elif lname == b"connection":
-                named = _tokens(value) if named is None else named | _tokens(value)
-            elif lname == b"via":
+            elif action == _VIA:
                 via = value
-            elif lname == b"upgrade":
+            elif action == _UPGRADE:
                 upgrade = value
         if kept is not None:
             # HTTPRoute ResponseHeaderModifier: after hop-by-hop removal, before our own headers.
             for name, value in modified_headers(kept, modifiers):
                 parts += (name, b": ", value, b"\r\n")
-        if named:
+        if named and not named <= _GONE:
             # Headers the backend's Connection header names are hop-by-hop too (RFC 9110 7.6.1).
             parts = parts[:1] + [
                 part

@@ -137,6 +137,23 @@ def _tokens(value: bytes) -> set[bytes]:
     return {t.strip().lower() for t in value.split(b",") if t.strip()}
 
 
+_NAMED: dict[bytes, frozenset[bytes]] = {}  # Connection header value -> the names it adds
+
+
+def connection_names(value: bytes) -> frozenset[bytes]:
+    """The header names a Connection header makes hop-by-hop, beyond those always removed
+    ("keep-alive" and "close" name nothing more to remove). Memoised: a few values recur."""
+    try:
+        return _NAMED[value]
+    except KeyError:
+        pass
+    names = frozenset(_tokens(value))
+    if len(_NAMED) >= 1024:
+        _NAMED.clear()
+    _NAMED[value] = names
+    return names
+
+
 def websocket_accept(key: bytes) -> bytes:
     """The Sec-WebSocket-Accept value for a Sec-WebSocket-Key (RFC 6455 4.2.2)."""
     return base64.b64encode(hashlib.sha1(key.strip() + _WEBSOCKET_GUID, usedforsecurity=False).digest())
@@ -169,7 +186,22 @@ def _websocket_key(head: RequestHead, method: bytes, key: bytes | None, version:
 
 
 # What the header loop does with each special header name (lower-cased); others pass through.
-_HOST, _LENGTH, _TE, _CONNECTION, _XFF, _FORWARDED, _XFP, _XFH, _VIA, _UPGRADE, _DROP = range(11)
+(
+    _PASS,
+    _HOST,
+    _LENGTH,
+    _TE,
+    _CONNECTION,
+    _XFF,
+    _FORWARDED,
+    _XFP,
+    _XFH,
+    _VIA,
+    _UPGRADE,
+    _DROP,
+    _WS_KEY,
+    _WS_VERSION,
+) = range(14)
 _ACTIONS: dict[bytes, int] = {
     b"host": _HOST,
     b"content-length": _LENGTH,
@@ -184,6 +216,32 @@ _ACTIONS: dict[bytes, int] = {
     **{name: _DROP for name in HOP_BY_HOP - {b"connection", b"transfer-encoding", b"upgrade"}},
 }
 assert set(_ACTIONS) == _SPECIAL
+_GONE = _SPECIAL | {b"close"}  # Connection tokens naming nothing left to remove
+# The action of each header name as clients spell it ("Host", "HOST", ...), filled as names are
+# seen: one dict lookup per header instead of lower() and two tests. Bounded: names are chosen
+# by clients, so a flood of distinct names only costs a clear.
+_NAMES: dict[bytes, int] = {}
+_NAMES_LIMIT = 2048
+
+
+def _name_action(name: bytes) -> int:
+    lname = name.lower()
+    action = _ACTIONS.get(lname)
+    if action is None:
+        if lname.startswith(b"proxy-"):
+            action = _DROP
+        elif lname == b"sec-websocket-key":
+            action = _WS_KEY
+        elif lname == b"sec-websocket-version":
+            action = _WS_VERSION
+        else:
+            action = _PASS
+    if len(_NAMES) >= _NAMES_LIMIT:
+        _NAMES.clear()
+    _NAMES[name] = action
+    return action
+
+
 _HOSTS: dict[bytes, str] = {}  # Host header value -> normalize_host(value): a few distinct values
 _HOSTS_LIMIT = 4096
 
@@ -216,20 +274,14 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
     upgrade: bytes | None = None
     ws_key: bytes | None = None
     ws_version: bytes | None = None
-    named: set[bytes] | None = None
+    named: frozenset[bytes] | None = None
     out: list[bytes] = []
-    actions = _ACTIONS
+    actions = _NAMES
     for name, value in head.headers:
-        lname = name.lower()
-        action = actions.get(lname)
+        action = actions.get(name)
         if action is None:
-            if lname.startswith(b"proxy-"):
-                continue
-            if lname.startswith(b"sec-websocket-"):
-                if lname == b"sec-websocket-key":
-                    ws_key = value
-                elif lname == b"sec-websocket-version":
-                    ws_version = value
+            action = _name_action(name)
+        if action == _PASS:
             out += (name, b": ", value, b"\r\n")
         elif action == _HOST:
             if host is not None:
@@ -240,7 +292,8 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
         elif action == _LENGTH:
             length = value
         elif action == _CONNECTION:
-            named = _tokens(value) if named is None else named | _tokens(value)
+            names = connection_names(value)
+            named = names if named is None else named | names
         elif action == _TE:
             if te is not None:
                 raise _Refuse(400, "more than one Transfer-Encoding header")
@@ -255,14 +308,22 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
             via = value if via is None else via + b", " + value
         elif action == _UPGRADE:
             upgrade = value if upgrade is None else upgrade + b", " + value
-    if named:
-        kept: list[bytes] = []
-        for i in range(0, len(out), 4):
-            if out[i].lower() not in named:
-                kept += out[i : i + 4]
-        out = kept
+        elif action == _WS_KEY:
+            ws_key = value
+            out += (name, b": ", value, b"\r\n")
+        elif action == _WS_VERSION:
+            ws_version = value
+            out += (name, b": ", value, b"\r\n")
+    if named is None:
+        named = frozenset()
     else:
-        named = set()
+        drop = named - _GONE
+        if drop:
+            kept: list[bytes] = []
+            for i in range(0, len(out), 4):
+                if out[i].lower() not in drop:
+                    kept += out[i : i + 4]
+            out = kept
 
     url = head.target
     if url.startswith(b"/") or (url == b"*" and method == b"OPTIONS"):

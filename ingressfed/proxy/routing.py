@@ -232,12 +232,11 @@ class Router:
 
     def record_latency(self, backend: Backend, seconds: float) -> None:
         """A time to first byte (or a per-try timeout's elapsed time) seen for ``backend``."""
-        self.latency[backend] = smoothed(
-            self.latency.get(backend), seconds, alpha=self.ejection.latency_alpha
-        )
+        latency = self.latency
+        latency[backend] = smoothed(latency.get(backend), seconds, alpha=self.ejection.latency_alpha)
         if seconds > self.ejection.latency_floor:
             self.slow_streak[backend] = self.slow_streak.get(backend, 0) + 1
-        elif backend in self.slow_streak:
+        elif self.slow_streak and backend in self.slow_streak:
             del self.slow_streak[backend]
 
     def eject_latency_outliers(self, now: float) -> None:
