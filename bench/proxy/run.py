@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.procstat import cpu_seconds, process_tree  # noqa: E402
+
 HOST = "app.example.com"
 CLIENT_IP = "81.2.69.10"  # London in the test City database; a European address in real ones
 
@@ -138,10 +140,16 @@ LATENCY = re.compile(r"^\s*(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(port: int, *, duration: int, connections: int, threads: int) -> dict[str, float]:
+def wrk(
+    port: int, *, duration: int, connections: int, threads: int, server: int | None = None
+) -> dict[str, float]:
+    """One wrk run; with ``server`` (a pid), also the CPU time that process tree spent per request."""
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
     cmd += ["-H", f"Host: {HOST}", "-H", f"X-Forwarded-For: {CLIENT_IP}", f"http://127.0.0.1:{port}/"]
+    pids = process_tree(server) if server is not None else []
+    cpu0 = cpu_seconds(pids)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    cpu = cpu_seconds(pids) - cpu0
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if rps is None:
         raise SystemExit(f"cannot read wrk output:\n{out}")
@@ -154,10 +162,13 @@ def wrk(port: int, *, duration: int, connections: int, threads: int) -> dict[str
             errors.group(0) if errors else "",
             socket_errors.group(0) if socket_errors else "",
         )
+    total = re.search(r"(\d+) requests in", out)
+    requests = int(total.group(1)) if total else 0
     return {
         "rps": float(rps.group(1)),
         "p50": lat.get("50", float("nan")),
         "p99": lat.get("99", float("nan")),
+        "cpu_us": cpu / requests * 1e6 if requests and pids else float("nan"),
     }
 
 
@@ -206,7 +217,7 @@ def main() -> int:
         backend, nginx_port, ours, ours_asyncio = free_port(), free_port(), free_port(), free_port()
         with contextlib.ExitStack() as stack:
             stack.enter_context(nginx(tmp, "backend", BACKEND.format(port=backend), backend))
-            stack.enter_context(
+            nginx_proc = stack.enter_context(
                 nginx(
                     tmp,
                     "proxy",
@@ -228,10 +239,11 @@ def main() -> int:
                 )
             )
             contestants = [("nginx", nginx_port), (main_name, ours)]
+            pids = {"nginx": nginx_proc.pid, main_name: proc.pid}
             if args.with_asyncio and not args.no_uvloop:
-                stack.enter_context(
+                pids["ingressfed-asyncio"] = stack.enter_context(
                     ingressfed_proxy(ours_asyncio, backend, db, uvloop=False, profile=None, tmp=tmp)
-                )
+                ).pid
                 contestants.append(("ingressfed-asyncio", ours_asyncio))
             for name, port in contestants[1:]:
                 print(f"{name} serves {check_routing(port)} for {CLIENT_IP}")
@@ -265,11 +277,17 @@ def main() -> int:
             for i in range(args.rounds):
                 order = contestants if i % 2 == 0 else contestants[::-1]
                 for name, port in order:
-                    r = wrk(port, duration=args.duration, connections=args.connections, threads=args.threads)
+                    r = wrk(
+                        port,
+                        duration=args.duration,
+                        connections=args.connections,
+                        threads=args.threads,
+                        server=pids[name],
+                    )
                     results[name].append(r)
                     print(
                         f"round {i + 1} {name:18s} {r['rps']:9.0f} req/s  "
-                        f"p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms"
+                        f"p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms  CPU {r['cpu_us']:6.1f} us/req"
                     )
                 for name, _ in contestants[1:]:
                     ratio = results[name][-1]["rps"] / results["nginx"][-1]["rps"]
@@ -278,11 +296,20 @@ def main() -> int:
                 ratios = sorted(
                     a["rps"] / b["rps"] for a, b in zip(results[name], results["nginx"], strict=True)
                 )
-                print(f"{name}/nginx ratio: best {ratios[-1]:.2f}, median {ratios[len(ratios) // 2]:.2f}")
+                # Requests per CPU-second, ours over nginx's: what the throughput ratio would be if
+                # each proxy had a core to itself (it moves less with the machine's other load).
+                per_cpu = sorted(
+                    b["cpu_us"] / a["cpu_us"] for a, b in zip(results[name], results["nginx"], strict=True)
+                )
+                print(
+                    f"{name}/nginx ratio: best {ratios[-1]:.2f}, median {ratios[len(ratios) // 2]:.2f}; "
+                    f"requests per CPU-second ratio: median {per_cpu[len(per_cpu) // 2]:.2f}"
+                )
             for name, rs in results.items():
                 print(
                     f"{name:18s} best {max(r['rps'] for r in rs):9.0f} req/s; median p99 "
-                    f"{sorted(r['p99'] for r in rs)[len(rs) // 2]:.2f} ms"
+                    f"{sorted(r['p99'] for r in rs)[len(rs) // 2]:.2f} ms; median CPU "
+                    f"{sorted(r['cpu_us'] for r in rs)[len(rs) // 2]:.1f} us/req"
                 )
             if spy is not None:
                 spy.wait()
