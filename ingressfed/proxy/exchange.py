@@ -400,7 +400,9 @@ class Exchange:
             elif status != 101 and self.request.http11:
                 self.client.write(b"HTTP/1.1 %d %b\r\n\r\n" % (status, reason))
             return
-        engine.router.record_request(backend, failed=status >= 500)
+        router = engine.router
+        if status >= 500 or router.failing:  # success with nothing on record changes nothing
+            router.record_request(backend, failed=status >= 500)
         if (
             status in RETRY_STATUSES
             and self.retryable()

@@ -103,9 +103,12 @@ class ClientConnection(asyncio.Protocol):
         self.held_size = 0
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        self._head_size = 0
         self._in_head = False
+        # Bytes received in chunks after the one that began the head being parsed, and the size of
+        # the chunk being parsed: together an upper bound of the head's size, so that its exact
+        # size is only added up when that bound is over the limit.
         self._head_raw = 0
+        self._chunk = 0
         self._max_head = engine.settings.limits.max_header_bytes
         self._table: object = None
         self._matcher: RouteMatcher = EMPTY_TABLE
@@ -144,6 +147,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.final is not None or self.closed:
             return
+        self._chunk = len(data)
         if self._in_head:
             self._head_raw += len(data)
         try:
@@ -166,8 +170,8 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self.reject(400, str(exc))
             return
-        if self._in_head and self._head_raw > self._max_head:
-            self.reject(431)
+        if self._in_head and (self._head_raw > self._max_head or self._head_size() > self._max_head):
+            self.reject(431 if len(self._url) < 8192 else 414)
 
     def _upgrade_point(self, tail: bytes) -> None:
         """llhttp stopped after a head with Connection: upgrade (the message is complete)."""
@@ -236,7 +240,6 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = []
-        self._head_size = 0
         self._in_head = True
         self._head_raw = 0
         self.parsing = None
@@ -246,18 +249,18 @@ class ClientConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._head_size += len(url)
-        if self._head_size > self._max_head:
-            raise _Reject(431 if len(self._url) < 8192 else 414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > self._max_head:
-            raise _Reject(431)
+
+    def _head_size(self) -> int:
+        """The request head parsed so far, as limits.max_header_bytes counts it."""
+        return len(self._url) + sum(len(name) + len(value) + 4 for name, value in self._headers)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if self._head_raw + self._chunk > self._max_head and self._head_size() > self._max_head:
+            raise _Reject(431 if len(self._url) < 8192 else 414)
         engine = self.engine
         now = engine.clock.now
         self.head_since = None
