@@ -183,8 +183,11 @@ def parse_steering(
     capacity: str = "",
     affinity_cookie: str = "",
     where: str = "steering",
+    order_field: str = "order",
+    weights_field: str = "weights",
 ) -> Steering:
-    """A policy from its textual settings (annotations or config); ValueError names the field."""
+    """A policy from its textual settings (annotations or config); ValueError names the field
+    (``order_field``/``weights_field``: where the order and the weights are set)."""
     try:
         steering_kind = SteeringKind(kind.strip().lower() or "nearest")
     except ValueError:
@@ -194,9 +197,13 @@ def parse_steering(
     split = _pairs(weights, f"{where} weights")
     limits = _pairs(capacity, f"{where} capacity")
     if steering_kind is SteeringKind.FAILOVER and not names:
-        raise ValueError(f"{where}: failover needs a cluster order (e.g. cluster-a,cluster-b)")
+        raise ValueError(
+            f"{where}: failover needs a cluster order in {order_field} (e.g. cluster-a,cluster-b)"
+        )
     if steering_kind is SteeringKind.WEIGHTED and not any(w > 0 for _, w in split):
-        raise ValueError(f"{where}: weighted needs weights with at least one above 0 (e.g. a=90,b=10)")
+        raise ValueError(
+            f"{where}: weighted needs weights with at least one above 0 in {weights_field} (e.g. a=90,b=10)"
+        )
     if any(limit == 0 for _, limit in limits):
         raise ValueError(f"{where} capacity: a cluster's capacity must be at least 1 request in flight")
     cookie = affinity_cookie.strip()
@@ -223,4 +230,6 @@ def steering_from_annotations(annotations: Mapping[str, str]) -> Steering | None
         capacity=annotations.get(CAPACITY_ANNOTATION, ""),
         affinity_cookie=annotations.get(AFFINITY_ANNOTATION, ""),
         where=f"metadata.annotations[{STEERING_ANNOTATION}]",
+        order_field=f"metadata.annotations[{ORDER_ANNOTATION}]",
+        weights_field=f"metadata.annotations[{WEIGHTS_ANNOTATION}]",
     )

@@ -215,6 +215,9 @@ class ServiceObservation:
     addresses: tuple[str, ...] = ()  # load-balancer IPs (v4 and v6)
     hostnames: tuple[str, ...] = ()  # load-balancer hostnames (e.g. AWS ELB)
     ttl: int | None = None  # per-object override
+    # Its steering annotations: the DNS names follow what DNS can express (failover; see
+    # core.desired). None: every serving cluster is published (nearest per querier when routed).
+    steering: Steering | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from ingressfed.model import (
     Routing,
     ServiceObservation,
     Snapshot,
+    SteeringKind,
 )
 
 __all__ = [
@@ -183,13 +184,19 @@ def _service_records(
     if not levels:
         return out, problems, published
 
+    order = _failover_order(observations)
+
     def targets_where(pred: Callable[[Cluster], bool]) -> tuple[_Targets, dict[str, _Targets]]:
         union = _Targets()
         per: dict[str, _Targets] = {}
-        for cname, obs in serving.items():
-            if pred(clusters[cname]):
-                union.add(obs, cname)
-                per.setdefault(cname, _Targets()).add(obs, cname)
+        chosen = [cname for cname in serving if pred(clusters[cname])]
+        first = next((cname for cname in order if cname in chosen), None)
+        if first is not None:
+            chosen = [first]  # failover: the first listed cluster that serves, alone
+        for cname in chosen:
+            obs = serving[cname]
+            union.add(obs, cname)
+            per.setdefault(cname, _Targets()).add(obs, cname)
         return union, per
 
     def emit(level_name: str, pred: Callable[[Cluster], bool], fallback: str | None) -> bool:
@@ -231,6 +238,17 @@ def _service_records(
                 emit(names.region, _in_region(reg), names.global_)
             emit(names.zone, _in_zone(reg, zone), names.region)
     return _dedupe(out), problems, published
+
+
+def _failover_order(observations: Sequence[ServiceObservation]) -> tuple[str, ...]:
+    """A Service's failover priority (``steering: failover`` annotations), from the first cluster
+    (by name) whose copy sets one: each DNS name then answers only the first listed cluster that
+    serves among those it covers; the others (and unlisted clusters) only once none of the listed
+    ones does. DNS can say this to every resolver; a weighted split or capacity it cannot."""
+    for obs in sorted(observations, key=lambda o: o.cluster):
+        if obs.steering is not None and obs.steering.kind is SteeringKind.FAILOVER:
+            return obs.steering.order
+    return ()
 
 
 def _in_region(region: str) -> Callable[[Cluster], bool]:

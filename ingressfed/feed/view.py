@@ -349,6 +349,8 @@ def _steering(doc: object, path: str) -> Steering | None:
             capacity=r.get("capacity", str),
             affinity_cookie=r.get("affinityCookie", str),
             where=path,
+            order_field=f"{path}.order",
+            weights_field=f"{path}.weights",
         )
     except ValueError as exc:
         raise FeedFormatError(str(exc)) from None

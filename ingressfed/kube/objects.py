@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from geo.select import steering_from_annotations
-from ingressfed.model import IngressObservation, IngressRule, IngressTLS, ServiceObservation, Steering
+from ingressfed.model import (
+    IngressObservation,
+    IngressRule,
+    IngressTLS,
+    ServiceObservation,
+    Steering,
+    SteeringKind,
+)
 
 __all__ = [
     "ACME_KEY",
@@ -352,8 +359,37 @@ def service_from(
         addresses=addresses,
         hostnames=hostnames,
         ttl=ttl,
+        steering=_service_steering(meta, ref, problems),
     )
     return Mapped(value, tuple(problems))
+
+
+def _service_steering(meta: Mapping[str, Any], ref: ObjectRef, problems: list[Problem]) -> Steering | None:
+    """A Service's steering annotations, as far as DNS answers can follow them: a failover order
+    is kept; what only a proxy can do per request is reported and left out."""
+    steering = _steering(meta, ref, problems)
+    if steering is None:
+        return None
+    dropped = [
+        what
+        for what, on in (
+            ("a weighted split", steering.kind is SteeringKind.WEIGHTED),
+            ("capacity", bool(steering.capacity)),
+            ("affinity-cookie", bool(steering.affinity_cookie)),
+        )
+        if on
+    ]
+    if dropped:
+        problems.append(
+            Problem(
+                ref,
+                f"steering annotations: {', '.join(dropped)} apply to HTTP routes through the proxy, "
+                "not to a Service's DNS records; ignored here (use an Ingress or HTTPRoute for them)",
+            )
+        )
+    if steering.kind is not SteeringKind.FAILOVER:
+        return None
+    return Steering(kind=SteeringKind.FAILOVER, order=steering.order)
 
 
 def _ingress_rules(

@@ -209,6 +209,8 @@ class ProxySettings:
                     capacity=",".join(f"{k}={v}" for k, v in (st.get("capacity") or {}).items()),
                     affinity_cookie=str(st.get("affinityCookie") or ""),
                     where="proxy.steering",
+                    order_field="proxy.steering.order",
+                    weights_field="proxy.steering.weights",
                 ),
                 retries=RetrySettings(
                     budget_ratio=float(rt.get("budgetRatio", 0.2)),

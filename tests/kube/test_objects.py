@@ -298,3 +298,47 @@ def test_ingress_steering_annotations() -> None:
     m = ingress_from(bad, cluster="c", selection=NONE)
     assert m.value is not None and m.value.steering is None  # published, with the default policy
     assert any("weighted needs weights" in p.reason and "default steering" in p.reason for p in m.problems)
+
+
+def test_service_failover_annotations_reach_the_observation() -> None:
+    meta = svc()["metadata"] | {
+        "annotations": {
+            "federation.ingressfed.io/steering": "failover",
+            "federation.ingressfed.io/failover-order": "eu, us",
+        }
+    }
+    m = service_from(svc(metadata=meta), cluster="c", selection=NONE)
+    assert m.problems == ()
+    assert m.value is not None and m.value.steering is not None
+    assert (m.value.steering.kind.value, m.value.steering.order) == ("failover", ("eu", "us"))
+
+
+@pytest.mark.parametrize(
+    ("annotations", "named"),
+    [
+        (
+            {"federation.ingressfed.io/steering": "weighted", "federation.ingressfed.io/weights": "a=9,b=1"},
+            "weighted",
+        ),
+        ({"federation.ingressfed.io/capacity": "a=10"}, "capacity"),
+        ({"federation.ingressfed.io/affinity-cookie": "pin"}, "affinity-cookie"),
+    ],
+)
+def test_service_steering_dns_cannot_express_is_reported_and_ignored(
+    annotations: dict[str, str], named: str
+) -> None:
+    meta = svc()["metadata"] | {"annotations": annotations}
+    m = service_from(svc(metadata=meta), cluster="c", selection=NONE)
+    assert m.value is not None and m.value.steering is None  # published as without a policy
+    assert (
+        len(m.problems) == 1
+        and named in m.problems[0].reason
+        and "Ingress or HTTPRoute" in m.problems[0].reason
+    )
+
+
+def test_service_bad_failover_annotation_is_reported() -> None:
+    meta = svc()["metadata"] | {"annotations": {"federation.ingressfed.io/steering": "failover"}}
+    m = service_from(svc(metadata=meta), cluster="c", selection=NONE)
+    assert m.value is not None and m.value.steering is None
+    assert len(m.problems) == 1 and "failover-order" in m.problems[0].reason
