@@ -369,3 +369,27 @@ def test_eab_hmac_key_from_a_file_and_exactly_one_source(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as exc:
         parse_config(doc({"kid": "k", "hmacKeyFile": str(key)})).tls.acme.eab.hmac()  # type: ignore[union-attr]
     assert exc.value.problems[0].startswith("tls.acme.eab.hmacKeyFile: ")
+
+
+async def test_a_wildcard_is_ordered_over_dns01_and_serves_every_name_below_it(tmp_path: Path) -> None:
+    dns_port, proxy_port = free_port(), free_port()
+    async with FakeAcme(dns_address=("127.0.0.1", dns_port)) as acme:
+        path = _config(tmp_path, acme, challenge="dns-01", dns_port=dns_port, proxy_port=proxy_port)
+        doc = yaml.safe_load(path.read_text())
+        doc["tls"]["acme"]["hosts"] = ["*.example.com"]
+        path.write_text(yaml.safe_dump(doc))
+        config = load_config(path)
+        async with start(config):
+            https_port = int(config.proxy.tls.listen.rsplit(":", 1)[1])  # type: ignore[union-attr]
+            cert = await _wait_served(https_port, acme.authority.ca_pem)  # SNI shop.example.com
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            assert san.get_values_for_type(x509.DNSName) == ["*.example.com"]
+            # The CA validated the base name (RFC 8555 §7.1.3) through _acme-challenge.example.com.
+            assert acme.ordered == [("*.example.com",)]
+            assert acme.validations == [("dns-01", "example.com", True)]
+            ctx = ssl.create_default_context(cadata=acme.authority.ca_pem.decode())
+            _, writer = await asyncio.open_connection(
+                "127.0.0.1", https_port, ssl=ctx, server_hostname="api.example.com"
+            )
+            writer.close()
+        assert (tmp_path / "acme" / "certs" / "_wildcard.example.com.crt").is_file()
