@@ -23,7 +23,7 @@ from ingressfed.proxy.http1 import ClientConnection
 from ingressfed.proxy.http2 import H2ClientConnection, H2Metrics
 from ingressfed.proxy.request import Forward, RequestHead
 from ingressfed.proxy.table import normalize_host
-from ingressfed.tls.book import Offer
+from ingressfed.tls.book import CertificateBook, Offer
 from ingressfed.tls.catalog import CertificateCatalog, TlsMetrics
 from ingressfed.tls.contexts import SniContexts
 from ingressfed.tls.directory import DirectorySource
@@ -66,8 +66,13 @@ class HttpsListener:
         *,
         registry: CollectorRegistry,
         clock: Callable[[], datetime.datetime] = _utcnow,
+        reuse_port: bool = False,
     ) -> None:
+        """``reuse_port``: SO_REUSEPORT, so that worker processes accept on the same port."""
         self.engine = engine
+        self.reuse_port = reuse_port
+        # A worker process serves its primary's book as it is sent (``adopt``), with no sources.
+        self.adopted = False
         self.settings = settings
         self._clock = clock
         self.tls_metrics = TlsMetrics(registry)
@@ -95,6 +100,12 @@ class HttpsListener:
         self.catalog.offer(group, offers)
         self.catalog.refresh(self._clock())
 
+    def adopt(self, book: CertificateBook) -> None:
+        """Serve ``book`` exactly (a worker process: the primary's catalogue decided it)."""
+        self.adopted = True
+        self.catalog.book = book
+        self.contexts.swap(book)
+
     def _unknown_name(self, name: str | None) -> None:
         self.tls_metrics.unknown_names.inc()
         log.info("TLS handshake refused: no certificate for server name %r", name)
@@ -120,6 +131,7 @@ class HttpsListener:
             ssl=self.contexts.context,
             ssl_handshake_timeout=self.settings.handshake_timeout,
             reuse_address=True,
+            reuse_port=self.reuse_port,
             backlog=1024,
         )
         self.port = self._server.sockets[0].getsockname()[1]
@@ -159,6 +171,8 @@ class HttpsListener:
         interval = source.interval if source is not None else _REFRESH_SECONDS
         while True:
             await asyncio.sleep(interval)
+            if self.adopted:
+                continue  # the primary refreshes; an empty catalogue here must not unserve its book
             try:
                 if source is not None:
                     source.load()

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import multiprocessing.connection
 import signal
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -33,7 +33,7 @@ from ingressfed.proxy.https import HttpsListener
 from ingressfed.proxy.metrics import ProxyMetrics
 from ingressfed.proxy.routing import HealthListener, Locator
 from ingressfed.proxy.settings import ProxySettings
-from ingressfed.proxy.table import build_table
+from ingressfed.proxy.table import build_table, normalize_host
 from ingressfed.proxy.workers import WorkerPool, checks_of
 
 __all__ = ["ProxyServer"]
@@ -59,6 +59,9 @@ class ProxyServer:
         # Answers the plain listener gives itself before routing (ACME http-01 tokens):
         # (host, target) -> body, or None to route the request as usual.
         self.answerers: list[Callable[[str, bytes], bytes | None]] = []
+        # share_answers: per source, path -> (host, body); a worker's come from its primary.
+        self._sources: dict[str, dict[bytes, tuple[str, bytes]]] = {}
+        self._shared_answers: dict[bytes, tuple[str, bytes]] = {}
         self._owned_lookup: GeoLookup | None = None
         self._listeners: list[HealthListener] = [on_health_change] if on_health_change else []
         self.metrics = ProxyMetrics(registry)
@@ -98,9 +101,10 @@ class ProxyServer:
             )
             engine.router.listeners.extend(self._listeners)
             self._engine = engine
+            reuse_port = self.settings.reuse_port or self.settings.workers > 1
             if self.settings.tls is not None:
                 self.https = await HttpsListener(
-                    engine, self.settings.tls, registry=self.metrics.registry
+                    engine, self.settings.tls, registry=self.metrics.registry, reuse_port=reuse_port
                 ).__aenter__()
             redirect = self.https.redirect if self.https is not None else None
             self._server = await loop.create_server(
@@ -108,13 +112,23 @@ class ProxyServer:
                 self.settings.host,
                 self.settings.port,
                 reuse_address=True,
-                reuse_port=self.settings.reuse_port or self.settings.workers > 1,
+                reuse_port=reuse_port,
                 backlog=1024,
             )
             self.port = self._server.sockets[0].getsockname()[1]
             if self.settings.workers > 1:
-                self.workers = WorkerPool(self.settings, self.port, target=run_worker)
+                https = self.https
+                self.workers = WorkerPool(
+                    self.settings,
+                    self.port,
+                    target=run_worker,
+                    tls_port=https.port if https is not None else None,
+                )
                 self.workers.start()
+                if https is not None:
+                    workers = self.workers
+                    workers.send_book(https.catalog.book)
+                    https.catalog.listeners.append(workers.send_book)
             if self.settings.admin_port is not None:
                 admin = admin_app(engine)
                 for add_routes in self.admin_routes:
@@ -143,7 +157,26 @@ class ProxyServer:
             body = answerer(host, target)
             if body is not None:
                 return body
+        shared = self._shared_answers.get(target.split(b"?", 1)[0])
+        if shared is not None and shared[0] == normalize_host(host):
+            return shared[1]
         return None
+
+    def adopt_answers(self, answers: Mapping[str, tuple[str, bytes]]) -> None:
+        """A worker process: its primary's shared answers, replacing the previous ones."""
+        self._shared_answers = {path.encode(): value for path, value in answers.items()}
+
+    def share_answers(self, source: str, answers: Mapping[str, tuple[str, bytes]]) -> None:
+        """Fixed answers (path -> (host, body)) given by every process of this proxy, replacing
+        ``source``'s previous ones: ACME http-01 tokens, which the primary's ``answerers`` hold
+        and its worker processes would otherwise not know."""
+        if answers:
+            self._sources[source] = {path.encode(): (host, body) for path, (host, body) in answers.items()}
+        else:
+            self._sources.pop(source, None)
+        self._shared_answers = {p: v for table in self._sources.values() for p, v in table.items()}
+        if self.workers is not None:
+            self.workers.send_answers({p.decode(): v for p, v in self._shared_answers.items()})
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -300,6 +333,11 @@ async def _serve(settings: ProxySettings, inbox: multiprocessing.connection.Conn
                 proxy.update(routes, clusters, gateway=gateway)
             elif kind == "checks":
                 proxy.engine.router.set_checked(message[1], now=proxy.engine.clock.now)
+            elif kind == "book":
+                if proxy.https is not None:
+                    proxy.https.adopt(message[1])
+            elif kind == "answers":
+                proxy.adopt_answers(message[1])
             elif kind == "drain":
                 await proxy.drain(message[1])
                 return

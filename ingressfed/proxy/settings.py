@@ -6,6 +6,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from geo.clientip import CLIENT_HEADERS, ClientHeader
@@ -22,6 +23,7 @@ __all__ = [
     "ProxySettings",
     "RetrySettings",
     "TimeoutSettings",
+    "cores_available",
     "parse_listen",
     "parse_workers",
 ]
@@ -239,10 +241,35 @@ class ProxySettings:
 def parse_workers(value: object) -> int:
     """``proxy.workers`` / ``--workers``: a whole number of processes, or "auto" (one per core)."""
     if value == "auto":
-        return max(1, os.cpu_count() or 1)
+        return _usable_cores()
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
         raise ConfigError([f'proxy.workers: {value!r} must be a whole number of processes or "auto"'])
     return int(value)
+
+
+def cores_available(affinity: int, cpu_max: str | None) -> int:
+    """Cores this process may use: its CPU affinity, capped by a cgroup v2 ``cpu.max`` quota
+    ("QUOTA PERIOD", or "max PERIOD" for none), rounded up. A container limited to 1.5 CPUs on a
+    64-core node gets 2, not 64. Pure: the caller reads the affinity and the file."""
+    cores = max(1, affinity)
+    if cpu_max:
+        quota, _, period = cpu_max.strip().partition(" ")
+        if quota.isdigit() and period.isdigit() and int(period) > 0:
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    return cores
+
+
+def _usable_cores() -> int:
+    """``cores_available`` for this process: its affinity and its cgroup's CPU quota."""
+    try:
+        cpu_max: str | None = Path("/sys/fs/cgroup/cpu.max").read_text()
+    except OSError:
+        cpu_max = None
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = os.cpu_count() or 1
+    return cores_available(affinity, cpu_max)
 
 
 def _client_header(value: object) -> ClientHeader:

@@ -2,13 +2,16 @@
 all accepting on the same port with SO_REUSEPORT (the kernel spreads connections over them).
 
 The primary keeps everything that must exist once per proxy: the feed follower (or routes file),
-the active health checks, the admin listener and the HTTPS listener. It sends each worker every
-routing table it swaps in and the active-check verdict of every backend whenever one changes;
-passive ejection (failures a worker sees itself) stays per worker. On drain every worker drains
-with the same grace and exits.
+the active health checks, the admin listener and the certificate sources. Every worker serves the
+plain and the HTTPS port (both SO_REUSEPORT). The primary sends each worker every routing table it
+swaps in, the active-check verdict of every backend whenever one changes, its certificate book
+whenever that changes (the workers' TLS listeners have no sources of their own) and the fixed
+answers the proxy gives (ACME http-01 tokens); passive ejection (failures a worker sees itself)
+stays per worker. On drain every worker drains with the same grace and exits.
 
-Messages on a one-way pipe per worker (pickled tuples): ("table", routes, clusters, gateway),
-("checks", {backend: up}), ("drain", grace).
+Messages on a pipe per worker (pickled tuples): ("table", routes, clusters, gateway),
+("checks", {backend: up}), ("book", CertificateBook), ("answers", {path: (host, body)}),
+("drain", grace); a worker answers ("ready",) once it serves.
 """
 
 from __future__ import annotations
@@ -31,16 +34,24 @@ __all__ = ["WorkerPool", "checks_of", "worker_settings"]
 log = logging.getLogger(__name__)
 
 
-def worker_settings(settings: ProxySettings, port: int) -> ProxySettings:
-    """A worker's settings: the primary's data path on the primary's bound port, and nothing that
-    must exist once per proxy (checks, admin, TLS listener)."""
+def worker_settings(settings: ProxySettings, port: int, tls_port: int | None = None) -> ProxySettings:
+    """A worker's settings: the primary's data path on the primary's bound ports, and nothing that
+    must exist once per proxy (checks, admin, certificate sources)."""
+    tls = settings.tls
+    if tls is not None:
+        tls = dataclasses.replace(
+            tls,
+            port=tls_port if tls_port is not None else tls.port,
+            certificate_dir=None,  # the primary loads it; its book reaches the worker whole
+            default_certificate=None,
+        )
     return dataclasses.replace(
         settings,
         port=port,
         workers=1,
         reuse_port=True,
         admin_port=None,
-        tls=None,
+        tls=tls,
         health_check=dataclasses.replace(settings.health_check, enabled=False),
     )
 
@@ -54,11 +65,12 @@ class WorkerPool:
         port: int,
         *,
         target: Callable[[ProxySettings, multiprocessing.connection.Connection], None],
+        tls_port: int | None = None,
     ) -> None:
         """``target(settings, inbox)`` runs one worker (``server.run_worker``: the server module
         is the composition root, so this module does not import it)."""
         self.target = target
-        self.settings = worker_settings(settings, port)
+        self.settings = worker_settings(settings, port, tls_port)
         self.count = settings.workers - 1
         self.processes: list[BaseProcess] = []
         self.pipes: list[multiprocessing.connection.Connection] = []
@@ -99,6 +111,13 @@ class WorkerPool:
         if dict(checks) != self._checks:
             self._checks = dict(checks)
             self._send(("checks", self._checks))
+
+    def send_book(self, book: object) -> None:
+        """The primary's certificate book (``tls.book.CertificateBook``), served by every worker."""
+        self._send(("book", book))
+
+    def send_answers(self, answers: Mapping[str, tuple[str, bytes]]) -> None:
+        self._send(("answers", dict(answers)))
 
     async def drain(self, grace: float) -> None:
         self._send(("drain", grace))
