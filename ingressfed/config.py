@@ -494,8 +494,10 @@ class ProxySection(_Model):
     limits: ProxyLimits = ProxyLimits()
     retries: ProxyRetries = ProxyRetries()
     steering: ProxySteering = ProxySteering()
-    # Processes serving the port with SO_REUSEPORT; "auto": one per core (issue 11).
-    workers: Annotated[int, AfterValidator(_between(1, 256))] | Literal["auto"] = 1
+    # Processes serving the port with SO_REUSEPORT; "auto": one per usable core (issue 11).
+    # Unset: `ingressfed proxy` (the data plane alone) takes "auto", `ingressfed run` 1 (its
+    # proxy shares the process with the controller; see docs/proxy.md).
+    workers: Annotated[int, AfterValidator(_between(1, 256))] | Literal["auto"] | None = None
 
 
 class TsigKeySection(_Model):

@@ -82,6 +82,12 @@ def answer_token(tokens: Tokens, host: str, target: bytes) -> bytes | None:
     return entry[1].encode()
 
 
+def challenge_answers(tokens: Tokens) -> dict[str, tuple[str, bytes]]:
+    """The tokens as a proxy's shared fixed answers (``ProxyServer.share_answers``): path ->
+    (host, body), so that a proxy's worker processes answer them too."""
+    return {PREFIX.decode() + token: (host, value.encode()) for token, (host, value) in tokens.items()}
+
+
 def encode_challenges(epoch: str, version: int, tokens: Tokens) -> bytes:
     doc = {
         "format": FORMAT,
@@ -146,6 +152,7 @@ class ChallengeBoard:
         self._closed = False
         self._held: dict[str, tuple[int, float]] = {}  # follower -> (version it holds, last poll)
         self._acked = asyncio.Event()
+        self.listeners: list[Callable[[Tokens], None]] = []  # called with the tokens on each change
 
     @property
     def body(self) -> bytes:
@@ -167,6 +174,8 @@ class ChallengeBoard:
         self._body = encode_challenges(self.epoch, self.version, self._tokens)
         self._changed.set()
         self._changed = asyncio.Event()
+        for listener in self.listeners:
+            listener(dict(self._tokens))
         return self.version
 
     def followers(self) -> dict[str, int]:
@@ -286,6 +295,7 @@ class ChallengeFollower:
         self.epoch: str | None = None
         self.version = -1
         self.tokens: dict[str, tuple[str, str]] = {}
+        self.listeners: list[Callable[[Tokens], None]] = []  # called with the tokens on each change
 
     def answer(self, host: str, target: bytes) -> bytes | None:
         return answer_token(self.tokens, host, target)
@@ -340,5 +350,9 @@ class ChallengeFollower:
                 len(tokens),
                 sorted({h for h, _ in tokens.values()}),
             )
+        changed = tokens != self.tokens
         self.epoch, self.version, self.tokens = epoch, version, tokens
+        if changed:
+            for listener in self.listeners:
+                listener(dict(tokens))
         return True

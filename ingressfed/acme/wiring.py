@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from ingressfed.acme.challenge_feed import ChallengeBoard
+from ingressfed.acme.challenge_feed import ChallengeBoard, challenge_answers
 from ingressfed.acme.challenges import DnsChallenges, HttpChallenges
 from ingressfed.acme.manager import AcmeManager
 from ingressfed.config import AcmeSection
@@ -46,6 +46,8 @@ def start_acme(
         http = HttpChallenges(board, timeout=section.propagation_timeout, remote_only=proxy is None)
         if proxy is not None:
             proxy.answerers.append(http.answer)  # remote proxies answer from the board's feed
+            # ... and the in-process proxy's worker processes from shared answers
+            http.board.listeners.append(lambda tokens: proxy.share_answers("acme", challenge_answers(tokens)))
     else:
         dns = DnsChallenges(
             controller,

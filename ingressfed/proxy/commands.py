@@ -17,7 +17,7 @@ from ingressfed.edge import agent as edge_agent
 from ingressfed.errors import ConfigError
 from ingressfed.model import Backend, Cluster, Location, Route
 from ingressfed.proxy.server import ProxyServer
-from ingressfed.proxy.settings import GeoSettings, ProxySettings, parse_listen
+from ingressfed.proxy.settings import GeoSettings, ProxySettings, parse_listen, parse_workers
 
 __all__ = ["load_routes_file", "register", "run"]
 
@@ -86,11 +86,14 @@ def settings_from_args(args: argparse.Namespace) -> ProxySettings:
         from ingressfed.config import load_config
 
         config = load_config(args.config)
+        # The data plane alone in its process: every usable core unless proxy.workers says otherwise.
         settings = ProxySettings.from_config(
-            config.proxy.model_dump(by_alias=True), config.geo.model_dump(by_alias=True)
+            config.proxy.model_dump(by_alias=True),
+            config.geo.model_dump(by_alias=True),
+            default_workers="auto",
         )
     else:
-        settings = ProxySettings()
+        settings = ProxySettings(workers=parse_workers("auto"))
     changes: dict[str, Any] = {}
     if args.listen:
         changes["host"], changes["port"] = parse_listen(args.listen)
@@ -104,8 +107,6 @@ def settings_from_args(args: argparse.Namespace) -> ProxySettings:
             default_order=tuple(args.default_order) or geo.default_order,
         )
     if getattr(args, "workers", None):
-        from ingressfed.proxy.settings import parse_workers
-
         changes["workers"] = parse_workers(args.workers)
     if getattr(args, "edge_cluster", None):
         changes["home_cluster"] = args.edge_cluster
@@ -167,7 +168,7 @@ async def _serve(args: argparse.Namespace, settings: ProxySettings) -> int:
 
 
 async def _follow_challenges(args: argparse.Namespace, proxy: ProxyServer) -> None:
-    from ingressfed.acme.challenge_feed import ChallengeFollower
+    from ingressfed.acme.challenge_feed import ChallengeFollower, challenge_answers
     from ingressfed.feed.follower import client_ssl_context
 
     follower = ChallengeFollower(
@@ -176,6 +177,8 @@ async def _follow_challenges(args: argparse.Namespace, proxy: ProxyServer) -> No
         ssl_context=client_ssl_context(ca_file=args.ca_file) if args.ca_file else None,
     )
     proxy.answerers.append(follower.answer)
+    # The proxy's worker processes (proxy.workers > 1) answer them too.
+    follower.listeners.append(lambda tokens: proxy.share_answers("acme", challenge_answers(tokens)))
     await follower.run()
 
 

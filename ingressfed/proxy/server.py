@@ -34,7 +34,7 @@ from ingressfed.proxy.metrics import ProxyMetrics
 from ingressfed.proxy.routing import HealthListener, Locator
 from ingressfed.proxy.settings import ProxySettings
 from ingressfed.proxy.table import build_table, normalize_host
-from ingressfed.proxy.workers import WorkerPool, checks_of
+from ingressfed.proxy.workers import WorkerPool, book_from_message, checks_of
 
 __all__ = ["ProxyServer"]
 
@@ -335,7 +335,7 @@ async def _serve(settings: ProxySettings, inbox: multiprocessing.connection.Conn
                 proxy.engine.router.set_checked(message[1], now=proxy.engine.clock.now)
             elif kind == "book":
                 if proxy.https is not None:
-                    proxy.https.adopt(message[1])
+                    proxy.https.adopt(book_from_message(message[1]))
             elif kind == "answers":
                 proxy.adopt_answers(message[1])
             elif kind == "drain":

@@ -170,8 +170,11 @@ class ProxySettings:
             raise ConfigError(problems)
 
     @classmethod
-    def from_config(cls, proxy: Mapping[str, Any], geo: Mapping[str, Any] | None = None) -> ProxySettings:
-        """Build from the camelCase ``proxy:`` and ``geo:`` mappings of the config file."""
+    def from_config(
+        cls, proxy: Mapping[str, Any], geo: Mapping[str, Any] | None = None, *, default_workers: object = 1
+    ) -> ProxySettings:
+        """Build from the camelCase ``proxy:`` and ``geo:`` mappings of the config file.
+        ``default_workers``: what an unset ``proxy.workers`` means for the command (1 or "auto")."""
         try:
             host, port = parse_listen(str(proxy.get("listen", "0.0.0.0:8080")))
             admin = proxy.get("adminListen", "127.0.0.1:8081")
@@ -226,7 +229,9 @@ class ProxySettings:
                     max_connections_per_client=int(lim.get("maxConnectionsPerClient", 256)),
                 ),
                 tls=TlsSettings.from_config(proxy["tls"]) if proxy.get("tls") else None,
-                workers=parse_workers(proxy.get("workers", 1)),
+                workers=parse_workers(
+                    proxy["workers"] if proxy.get("workers") is not None else default_workers
+                ),
                 geo=GeoSettings(
                     database=str(g["database"]) if g.get("database") else None,
                     trusted_proxies=tuple(str(c) for c in g.get("trustedProxies") or ()),

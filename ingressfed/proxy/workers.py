@@ -28,8 +28,10 @@ from typing import Any
 
 from ingressfed.model import Backend, Cluster, Route
 from ingressfed.proxy.settings import ProxySettings
+from ingressfed.tls.book import CertificateBook, Served
+from ingressfed.tls.certificate import Certificate, CertificateError, parse_pair
 
-__all__ = ["WorkerPool", "checks_of", "worker_settings"]
+__all__ = ["WorkerPool", "book_from_message", "book_message", "checks_of", "worker_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +114,9 @@ class WorkerPool:
             self._checks = dict(checks)
             self._send(("checks", self._checks))
 
-    def send_book(self, book: object) -> None:
-        """The primary's certificate book (``tls.book.CertificateBook``), served by every worker."""
-        self._send(("book", book))
+    def send_book(self, book: CertificateBook) -> None:
+        """The primary's certificate book, served by every worker."""
+        self._send(("book", book_message(book)))
 
     def send_answers(self, answers: Mapping[str, tuple[str, bytes]]) -> None:
         self._send(("answers", dict(answers)))
@@ -155,6 +157,43 @@ class WorkerPool:
             process.join(5)
         self.pipes.clear()
         self.processes.clear()
+
+
+# A certificate book as it crosses the pipe: (pairs, hosts, default). Private keys do not pickle
+# (on purpose: nothing should serialise one by accident), so the pairs go as PEM explicitly, to a
+# process of this same proxy only, and the worker parses them again.
+BookMessage = tuple[dict[str, tuple[bytes, bytes]], dict[str, tuple[str, str]], str | None]
+
+
+def book_message(book: CertificateBook) -> BookMessage:
+    """fingerprint -> (chain PEM, key PEM); host -> (fingerprint, source); the default's fingerprint."""
+    pairs: dict[str, tuple[bytes, bytes]] = {}
+    hosts: dict[str, tuple[str, str]] = {}
+    for host, served in book.entries.items():
+        cert = served.certificate
+        pairs[cert.fingerprint] = (cert.chain_pem, cert.key.reveal())
+        hosts[host] = (cert.fingerprint, served.source)
+    default = book.default
+    if default is not None:
+        pairs[default.fingerprint] = (default.chain_pem, default.key.reveal())
+    return pairs, hosts, default.fingerprint if default is not None else None
+
+
+def book_from_message(message: BookMessage) -> CertificateBook:
+    """The book a primary sent (a pair that no longer parses is left out, logged by fingerprint)."""
+    pairs, hosts, default = message
+    parsed: dict[str, Certificate] = {}
+    for fingerprint, (chain_pem, key_pem) in pairs.items():
+        try:
+            parsed[fingerprint] = parse_pair(chain_pem, key_pem)
+        except CertificateError as exc:
+            log.error("proxy worker: certificate %s from the primary refused: %s", fingerprint[:16], exc)
+    entries = {
+        host: Served(host=host, certificate=parsed[fp], source=source)
+        for host, (fp, source) in hosts.items()
+        if fp in parsed
+    }
+    return CertificateBook(entries=entries, default=parsed.get(default) if default else None)
 
 
 def checks_of(health: Mapping[Backend, Any]) -> dict[Backend, bool]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -13,7 +15,8 @@ import pytest
 import yaml
 
 from ingressfed.errors import ConfigError
-from ingressfed.proxy.commands import load_routes_file
+from ingressfed.proxy.commands import load_routes_file, register, settings_from_args
+from ingressfed.proxy.settings import cores_available
 
 from .conftest import EU, BackendServer
 
@@ -157,3 +160,38 @@ async def test_standalone_proxy_follows_a_controller_feed(
             await proc.wait()
         publisher.close()
         await runner.cleanup()
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(["proxy", *argv])
+
+
+@pytest.mark.parametrize(
+    ("config", "argv", "expected"),
+    [
+        (None, (), "cores"),  # the data plane alone: one process per usable core
+        ("proxy: {}\n", (), "cores"),
+        ("proxy: {workers: 3}\n", (), 3),
+        ("proxy: {workers: auto}\n", (), "cores"),
+        ("proxy: {workers: 3}\n", ("--workers", "1"), 1),  # the flag wins
+    ],
+)
+def test_standalone_proxy_workers_default_to_the_usable_cores(
+    tmp_path: Path, config: str | None, argv: tuple[str, ...], expected: int | str
+) -> None:
+    cores = cores_available(len(os.sched_getaffinity(0)), _cpu_max())
+    options = list(argv) + ["--routes", str(tmp_path / "routes.yaml")]
+    if config is not None:
+        (tmp_path / "config.yaml").write_text("federation: {name: f, zone: example.com}\n" + config)
+        options += ["--config", str(tmp_path / "config.yaml")]
+    settings = settings_from_args(_args(*options))
+    assert settings.workers == (cores if expected == "cores" else expected)
+
+
+def _cpu_max() -> str | None:
+    try:
+        return Path("/sys/fs/cgroup/cpu.max").read_text()
+    except OSError:
+        return None

@@ -6,7 +6,13 @@ import pytest
 
 from ingressfed.config import GeoSection, ProxySection
 from ingressfed.errors import ConfigError
-from ingressfed.proxy.settings import GeoSettings, ProxySettings, TimeoutSettings, parse_listen
+from ingressfed.proxy.settings import (
+    GeoSettings,
+    ProxySettings,
+    TimeoutSettings,
+    cores_available,
+    parse_listen,
+)
 
 
 def test_from_config_sections() -> None:
@@ -67,3 +73,20 @@ def test_every_problem_is_named() -> None:
 def test_parse_listen_rejects(bad: str) -> None:
     with pytest.raises(ConfigError):
         parse_listen(bad)
+
+
+@pytest.mark.parametrize(
+    ("affinity", "cpu_max", "cores"),
+    [
+        (8, None, 8),  # no cgroup file: the affinity
+        (8, "max 100000\n", 8),  # no quota
+        (64, "150000 100000\n", 2),  # 1.5 CPUs: rounded up
+        (64, "100000 100000", 1),
+        (2, "800000 100000", 2),  # a quota above the affinity: the affinity
+        (4, "50000 100000", 1),  # half a CPU: still one process
+        (4, "garbage", 4),  # unreadable: ignored
+        (0, None, 1),
+    ],
+)
+def test_workers_auto_counts_usable_cores(affinity: int, cpu_max: str | None, cores: int) -> None:
+    assert cores_available(affinity, cpu_max) == cores
