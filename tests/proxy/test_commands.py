@@ -182,7 +182,7 @@ def test_standalone_proxy_workers_default_to_the_usable_cores(
     tmp_path: Path, config: str | None, argv: tuple[str, ...], expected: int | str
 ) -> None:
     cores = cores_available(len(os.sched_getaffinity(0)), _cpu_max())
-    options = list(argv) + ["--routes", str(tmp_path / "routes.yaml")]
+    options = [*argv, "--routes", str(tmp_path / "routes.yaml")]
     if config is not None:
         (tmp_path / "config.yaml").write_text("federation: {name: f, zone: example.com}\n" + config)
         options += ["--config", str(tmp_path / "config.yaml")]
