@@ -41,7 +41,7 @@ import dns.name
 
 from ingressfed.dnsserver.index import record_problem as serving_problem
 from ingressfed.dnsserver.zone import SoaSettings, ZoneData, next_serial, zone_data_from_records
-from ingressfed.dnsserver.zonefile import load_zone_file, save_zone_file
+from ingressfed.dnsserver.zonefile import append_journal, load_zone_file, save_zone_file
 from ingressfed.errors import (
     ConfigError,
 )
@@ -71,6 +71,9 @@ _OPTIONS = (
     "maxBatch",
 )
 _PROVIDER = "embedded"
+# The journal is folded into a new zone file when it holds more changes than this or a quarter
+# of the zone, whichever is more: writing the whole file then costs O(1) per change amortised.
+_JOURNAL_MIN = 1024
 _PATH_HINT = "fix dns.options.zoneFile (a writable file in an existing directory)"
 # Zone file write failures by errno: a wrong path or permissions will not heal by retrying, and
 # no record is to blame; a full or failing disk may.
@@ -215,20 +218,33 @@ class EmbeddedProvider(BaseProvider):
                     "point zoneFile at another file or remove it"
                 ]
             )
+        # The zone file and the serial it ends at (with its journal): a batch that continues
+        # it is appended to the journal; otherwise (no file yet, a journal replayed or cut,
+        # new SOA settings) the next write is a whole new zone file.
+        self._disk: tuple[Path, int] | None = None
+        self._journal_changes = 0  # in the journal since the zone file was last written whole
         if loaded is None:
             self._data = zone_data_from_records(self.zone, (), serial=1, soa=soa)
         else:
+            replayed = loaded.pending
             serial = loaded.serial if loaded.soa == soa else next_serial(loaded.serial)
             self._data = zone_data_from_records(self.zone, loaded.records, serial=serial, soa=soa)
+            if serial == loaded.serial and not replayed and path is not None:
+                self._disk = (path, serial)
             log.info(
-                "loaded zone %s serial %d (%d record sets) from %s",
+                "loaded zone %s serial %d (%d record sets, %d changes from the journal) from %s",
                 self.zone,
                 serial,
                 len(loaded.records),
+                replayed,
                 path,
                 extra={"zone": self.zone},
             )
         self._sets: dict[RecordKey, RecordSet] = {rs.key: rs for rs in self._data.records}
+        # The same sets by name: a batch is checked against the names it touches only.
+        self._by_name: dict[str, dict[RecordKey, RecordSet]] = {}
+        for rs in self._data.records:
+            self._by_name.setdefault(rs.name, {})[rs.key] = rs
 
     @property
     def zone_data(self) -> ZoneData:
@@ -257,7 +273,7 @@ class EmbeddedProvider(BaseProvider):
         return unsubscribe
 
     async def records(self) -> list[RecordSet]:
-        return list(self._data.records)
+        return list(self._sets.values())
 
     async def apply(self, changes: Changes) -> ApplyResult:
         return await apply_in_batches(
@@ -265,26 +281,64 @@ class EmbeddedProvider(BaseProvider):
         )
 
     async def apply_batch(self, changes: Changes) -> None:
-        """Apply one batch: all of it or (raising, naming the record) none of it."""
+        """Apply one batch: all of it or (raising, naming the record) none of it.
+
+        O(changes): checked against the sets at the names it touches, persisted as one
+        journal line (a whole zone file only now and then, see ``ZoneData.needs_folding``)."""
         if not changes:
             return
         async with self._lock:
-            staged = stage(self._sets, changes, provider=_PROVIDER, problem=_problem(self.zone))
-            data = zone_data_from_records(
-                self.zone, staged.values(), serial=next_serial(self._data.serial), soa=self._data.soa
-            )
+            names = {rs.name for c in changes.items for rs in (c.old, c.new) if rs is not None}
+            here = {k: v for n in names for k, v in self._by_name.get(n, {}).items()}
+            staged = stage(here, changes, provider=_PROVIDER, problem=_problem(self.zone))
+            data = ZoneData.following(self._data, changes.items, serial=next_serial(self._data.serial))
             if self.zone_file is not None:
                 self.calls["write"] += 1
                 try:
-                    await asyncio.to_thread(save_zone_file, self.zone_file, data)
+                    await asyncio.to_thread(self._persist, self.zone_file, data, changes.items)
                 except OSError as exc:
                     raise ERRORS.error(
                         f"cannot write zone file {self.zone_file}: {exc.strerror}",
                         code=errno.errorcode.get(exc.errno or 0, ""),
                     ) from exc
-            self._sets = staged
+            elif data.needs_folding:
+                await asyncio.to_thread(lambda: data.records)  # bounds the versions held in memory
+            self._commit(here, staged)
             self._data = data
         self._publish(data, changes.items)
+
+    def _persist(self, path: Path, data: ZoneData, changes: Sequence[Change]) -> None:
+        """Write a batch to disk (in a worker thread): a journal line, or a whole new zone file
+        when the journal does not continue from the files or has grown to a quarter of the zone."""
+        base = self._data.serial
+        journal_full = self._journal_changes + len(changes) > max(_JOURNAL_MIN, len(self._sets) // 4)
+        if self._disk == (path, base) and not journal_full:
+            try:
+                append_journal(path, base=base, serial=data.serial, changes=changes)
+            except BaseException:
+                self._disk = None  # whatever the journal holds now, a whole file comes next
+                raise
+            self._journal_changes += len(changes)
+            if data.needs_folding:
+                data.records  # noqa: B018 (folds the versions held in memory)
+        else:
+            self._disk = None
+            save_zone_file(path, data)  # reads data.records: folds the versions held in memory too
+            self._journal_changes = 0
+        self._disk = (path, data.serial)
+
+    def _commit(self, before: Mapping[RecordKey, RecordSet], after: Mapping[RecordKey, RecordSet]) -> None:
+        for key, rs in before.items():
+            if key not in after:
+                del self._sets[key]
+                at = self._by_name[rs.name]
+                del at[key]
+                if not at:
+                    del self._by_name[rs.name]
+        for key, rs in after.items():
+            if before.get(key) is not rs:
+                self._sets[key] = rs
+                self._by_name.setdefault(rs.name, {})[key] = rs
 
     def _publish(self, data: ZoneData, changes: Sequence[Change]) -> None:
         for plain in list(self._subscribers):

@@ -41,7 +41,7 @@ from ingressfed.dnsserver.server import DnsServer
 from ingressfed.dnsserver.transfer import TransferPolicy, policy_from_config
 from ingressfed.dnsserver.workers import DnsWorkerPool, WorkerDied, follow_primary
 from ingressfed.dnsserver.zone import SoaSettings, ZoneData, zone_data_from_records
-from ingressfed.dnsserver.zonefile import load_zone_file
+from ingressfed.dnsserver.zonefile import journal_path, load_zone_file
 from ingressfed.errors import ConfigError
 from ingressfed.model import Change, ChangeAction, Location
 
@@ -220,12 +220,17 @@ async def serve(
             raise ConfigError([f"--zone-file: {path} holds zone {data.zone}, not {settings.zone}"])
         return data
 
-    def stamp(path: Path) -> tuple[int, int] | None:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
+    def stamp(path: Path) -> tuple[tuple[int, int] | None, ...]:
+        """The zone file's and its journal's modification times and sizes (None: no such file)."""
+        out: list[tuple[int, int] | None] = []
+        for p in (path, journal_path(path)):
+            try:
+                st = os.stat(p)
+            except FileNotFoundError:
+                out.append(None)
+                continue
+            out.append((st.st_mtime_ns, st.st_size))
+        return tuple(out)
 
     seen = stamp(zone_file) if zone_file is not None else None
     first = (
@@ -266,9 +271,9 @@ async def _serve_on(
     zone_file: Path | None,
     feed: Callable[[DnsServer], Any] | None,
     ready: Callable[[DnsServer], Any] | None,
-    seen: tuple[int, int] | None,
+    seen: tuple[tuple[int, int] | None, ...] | None,
     from_file: Callable[[Path], ZoneData],
-    stamp: Callable[[Path], tuple[int, int] | None],
+    stamp: Callable[[Path], tuple[tuple[int, int] | None, ...]],
 ) -> None:
     if ready is not None:
         started = ready(server)

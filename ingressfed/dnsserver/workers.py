@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -46,14 +45,10 @@ class WorkerDied(RuntimeError):
 def zone_after(data: ZoneData, serial: int, changes: Sequence[Change]) -> ZoneData:
     """The zone ``changes`` turn ``data`` into, at ``serial``; ordered like
     ``zone_data_from_records`` orders a feed view, so it equals the primary's."""
-    sets = {rs.key: rs for rs in data.records}
-    for change in changes:
-        if change.old is not None:
-            sets.pop(change.old.key, None)
-        if change.new is not None:
-            sets[change.new.key] = change.new
-    ordered = tuple(sorted(sets.values(), key=lambda r: (r.name, r.type.value, r.set_identifier or "")))
-    return dataclasses.replace(data, serial=serial, records=ordered)
+    out = ZoneData.following(data, changes, serial=serial)
+    if out.needs_folding:
+        out.records  # noqa: B018 (folds the chain of versions it holds)
+    return out
 
 
 class DnsWorkerPool:

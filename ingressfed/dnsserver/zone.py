@@ -12,17 +12,20 @@ file format; parsing validates every field and names it in errors.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ingressfed.errors import ConfigError
-from ingressfed.model import Location, RecordSet, RecordType, Routing
+from ingressfed.model import Change, ChangeAction, Location, RecordSet, RecordType, Routing
 
 __all__ = [
     "ZONE_FILE_VERSION",
     "SoaSettings",
     "ZoneData",
+    "changes_from_json",
+    "changes_to_json",
     "next_serial",
+    "record_to_json",
     "zone_data_from_json",
     "zone_data_from_records",
     "zone_data_to_json",
@@ -31,6 +34,7 @@ __all__ = [
 ZONE_FILE_VERSION = 1
 _MAX_SERIAL = 0xFFFFFFFF
 _MAX_TTL = 0x7FFFFFFF
+_FOLD_MIN = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +62,98 @@ class SoaSettings:
         return SoaSettings(nameservers=(f"ns1.{zone}",), hostmaster=f"hostmaster.{zone}")
 
 
-@dataclass(frozen=True, slots=True)
-class ZoneData:
-    zone: str
-    serial: int
-    soa: SoaSettings
-    records: tuple[RecordSet, ...] = field(default=())
+def _order(rs: RecordSet) -> tuple[str, str, str]:
+    return (rs.name, rs.type.value, rs.set_identifier or "")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "zone", self.zone.rstrip(".").lower())
+
+class ZoneData:
+    """One version of a zone: apex settings and record sets (sorted by name, type, set id).
+
+    Immutable. A version made with :meth:`following` holds only the changes from the
+    version before it; its ``records`` are worked out on first use (and kept), so a
+    store that changes a few sets in a zone of 100k pays for the changes, not the zone,
+    until someone asks for the whole zone (a full render, a snapshot on disk).
+    ``pending`` counts the changes not yet folded into a materialised ancestor, so the
+    owner of a long chain knows when to fold it (:attr:`records` does)."""
+
+    __slots__ = ("_base", "_changes", "_records", "pending", "serial", "size", "soa", "zone")
+
+    def __init__(self, zone: str, serial: int, soa: SoaSettings, records: Iterable[RecordSet] = ()) -> None:
+        self.zone = zone.rstrip(".").lower()
+        self.serial = serial
+        self.soa = soa
+        self._records: tuple[RecordSet, ...] | None = tuple(records)
+        self._base: ZoneData | None = None
+        self._changes: tuple[Change, ...] = ()
+        self.pending = 0
+        self.size = len(self._records)
+
+    @classmethod
+    def following(cls, base: ZoneData, changes: Iterable[Change], *, serial: int) -> ZoneData:
+        """``base`` with ``changes`` applied (each ``old`` removed, each ``new`` added), at ``serial``."""
+        out = cls(base.zone, serial, base.soa)
+        out._records = None
+        out._base = base
+        out._changes = tuple(changes)
+        out.pending = base.pending + len(out._changes)
+        out.size = base.size + sum((c.new is not None) - (c.old is not None) for c in out._changes)
+        return out
+
+    @property
+    def needs_folding(self) -> bool:
+        """Whether enough changes are pending that reading :attr:`records` once (O(zone)) is
+        due: every version since the last materialised one is held until then. Folding
+        when the pending changes reach a quarter of the zone keeps it O(log n) per change."""
+        return self.pending > max(_FOLD_MIN, self.size // 4)
+
+    @property
+    def records(self) -> tuple[RecordSet, ...]:
+        if self._records is not None:
+            return self._records
+        chain: list[ZoneData] = []
+        node: ZoneData = self
+        while node._records is None:
+            chain.append(node)
+            assert node._base is not None
+            node = node._base
+        sets = {rs.key: rs for rs in node._records}
+        for link in reversed(chain):
+            for change in link._changes:
+                if change.old is not None:
+                    sets.pop(change.old.key, None)
+                if change.new is not None:
+                    sets[change.new.key] = change.new
+        # Assigned before the links are dropped: another thread reading meanwhile sees one or the other.
+        self._records = tuple(sorted(sets.values(), key=_order))
+        self._base = None
+        self._changes = ()
+        self.pending = 0
+        self.size = len(self._records)
+        return self._records
+
+    def replace(self, *, serial: int | None = None, records: Iterable[RecordSet] | None = None) -> ZoneData:
+        return ZoneData(
+            self.zone,
+            self.serial if serial is None else serial,
+            self.soa,
+            self.records if records is None else records,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ZoneData):
+            return NotImplemented
+        return (self.zone, self.serial, self.soa, self.records) == (
+            other.zone,
+            other.serial,
+            other.soa,
+            other.records,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # compared by content, which is large and lazy
+
+    def __repr__(self) -> str:
+        held = len(self._records) if self._records is not None else f"{self.pending} changes pending"
+        return f"ZoneData(zone={self.zone!r}, serial={self.serial}, records={held})"
 
 
 def zone_data_from_records(
@@ -74,7 +161,7 @@ def zone_data_from_records(
 ) -> ZoneData:
     """A zone from record sets alone (what a remote feed provides)."""
     zone = zone.rstrip(".").lower()
-    ordered = tuple(sorted(records, key=lambda r: (r.name, r.type.value, r.set_identifier or "")))
+    ordered = tuple(sorted(records, key=_order))
     return ZoneData(zone=zone, serial=serial, soa=soa or SoaSettings.default(zone), records=ordered)
 
 
@@ -94,20 +181,54 @@ def _routing_to_json(r: Routing) -> dict[str, Any]:
     return out
 
 
-def zone_data_to_json(data: ZoneData) -> dict[str, Any]:
-    records: list[dict[str, Any]] = []
-    for rs in data.records:
-        item: dict[str, Any] = {
-            "name": rs.name,
-            "type": rs.type.value,
-            "ttl": rs.ttl,
-            "values": list(rs.values),
+def record_to_json(rs: RecordSet) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "name": rs.name,
+        "type": rs.type.value,
+        "ttl": rs.ttl,
+        "values": list(rs.values),
+    }
+    if rs.set_identifier is not None:
+        item["setIdentifier"] = rs.set_identifier
+    if rs.routing is not None:
+        item["routing"] = _routing_to_json(rs.routing)
+    return item
+
+
+def changes_to_json(changes: Iterable[Change]) -> list[dict[str, Any]]:
+    """Changes in the zone file's record form: ``{"old": record or null, "new": record or null}``."""
+    return [
+        {
+            "old": record_to_json(c.old) if c.old is not None else None,
+            "new": record_to_json(c.new) if c.new is not None else None,
         }
-        if rs.set_identifier is not None:
-            item["setIdentifier"] = rs.set_identifier
-        if rs.routing is not None:
-            item["routing"] = _routing_to_json(rs.routing)
-        records.append(item)
+        for c in changes
+    ]
+
+
+def changes_from_json(raw: Any, *, source: str) -> tuple[Change, ...]:
+    """Parse :func:`changes_to_json`'s form; raises ConfigError listing every problem."""
+    rd = _Reader()
+    out: list[Change] = []
+    if not isinstance(raw, list):
+        raise ConfigError([f"{source}: got {type(raw).__name__}, expected a list of changes"])
+    for i, item in enumerate(raw):
+        obj = rd.mapping(item, f"{source}[{i}]")
+        old = rd.record(obj["old"], f"{source}[{i}].old") if obj.get("old") is not None else None
+        new = rd.record(obj["new"], f"{source}[{i}].new") if obj.get("new") is not None else None
+        if old is None and new is None:
+            if not rd.problems:
+                rd.problems.append(f"{source}[{i}]: neither old nor new")
+            continue
+        action = ChangeAction.UPDATE if old and new else ChangeAction.CREATE if new else ChangeAction.DELETE
+        out.append(Change(action, old=old, new=new))
+    if rd.problems:
+        raise ConfigError(rd.problems)
+    return tuple(out)
+
+
+def zone_data_to_json(data: ZoneData) -> dict[str, Any]:
+    records = [record_to_json(rs) for rs in data.records]
     soa = data.soa
     return {
         "version": ZONE_FILE_VERSION,

@@ -17,9 +17,9 @@ import pytest
 
 from ingressfed.dnsserver.server import DnsServer
 from ingressfed.dnsserver.zone import zone_data_from_records, zone_data_to_json
-from ingressfed.dnsserver.zonefile import save_zone_file
+from ingressfed.dnsserver.zonefile import append_journal, save_zone_file
 from ingressfed.errors import ConfigError
-from ingressfed.model import RecordSet, RecordType
+from ingressfed.model import Change, ChangeAction, RecordSet, RecordType
 from tests.dnsserver.client import udp, values
 from tests.dnsserver.conftest import ZONE
 from tests.fakes.tools import tool
@@ -115,6 +115,15 @@ async def test_dns_serve_command_serves_and_follows_the_zone_file(tmp_path: Path
                 break
             await asyncio.sleep(0.1)
         assert values(r.answer, "A") == {"192.0.2.7"}
+        # The embedded provider appends most batches to the journal beside the file instead.
+        late = RecordSet(f"late.{ZONE}", RecordType.A, 30, ("192.0.2.8",))
+        append_journal(zone_file, base=6, serial=7, changes=[Change(ChangeAction.CREATE, new=late)])
+        for _ in range(50):
+            r = await udp(port, f"late.{ZONE}", "A")
+            if r.answer:
+                break
+            await asyncio.sleep(0.1)
+        assert values(r.answer, "A") == {"192.0.2.8"}
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 10) == 0
