@@ -4,10 +4,12 @@ It is as strict as an authoritative store: CREATE of an existing set is a
 RecordConflictError, DELETE or UPDATE of a set that is missing or differs is
 a RecordNotFoundError, a CNAME beside other data at one name is a
 RecordConflictError, and malformed sets are InvalidRecordErrors. Each batch
-is validated whole against a copy and then applied, persisted and published
-as one new immutable :class:`~ingressfed.dnsserver.zone.ZoneData` (with the
-SOA serial incremented); ``apply`` isolates a bad record so the rest of the
-plan still applies.
+is validated whole against the record sets at the names it touches and then
+applied, persisted (one journal line) and published as one new immutable
+:class:`~ingressfed.dnsserver.zone.ZoneData` (with the SOA serial incremented)
+that holds only its changes until someone reads every record set; so a batch
+costs O(changes), not O(zone). ``apply`` isolates a bad record so the rest of
+the plan still applies.
 
 DNS servers in the same process follow the zone through :meth:`subscribe`::
 
@@ -16,7 +18,9 @@ DNS servers in the same process follow the zone through :meth:`subscribe`::
         provider.subscribe(server.update_soon)   # re-render off the loop, swap atomically
 
 Options (all optional): ``zoneFile`` (path of the JSON zone file, loaded at
-start and rewritten atomically after every change), ``nameservers`` (list of
+start with its journal; each batch is appended to the journal and the file is
+rewritten atomically when the journal has grown, see
+:mod:`ingressfed.dnsserver.zonefile`), ``nameservers`` (list of
 NS names, default ``["ns1.<zone>"]``; an entry may be
 ``{name: ns1.<zone>, addresses: [192.0.2.53, "2001:db8::53"]}``, and names
 inside the zone get those addresses as A/AAAA glue), ``hostmaster`` (default
