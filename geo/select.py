@@ -97,6 +97,7 @@ STEERING_ANNOTATION = "federation.ingressfed.io/steering"
 ORDER_ANNOTATION = "federation.ingressfed.io/failover-order"
 WEIGHTS_ANNOTATION = "federation.ingressfed.io/weights"
 CAPACITY_ANNOTATION = "federation.ingressfed.io/capacity"
+RATE_ANNOTATION = "federation.ingressfed.io/max-rate"
 AFFINITY_ANNOTATION = "federation.ingressfed.io/affinity-cookie"
 
 
@@ -108,13 +109,15 @@ def steer(
     draw: float = 0.0,
     in_flight: Mapping[str, int] | None = None,
     affinity: str | None = None,
+    rates: Mapping[str, float] | None = None,
 ) -> list[str]:
     """The order to try clusters for one request under ``steering``.
 
     ``ranked`` is the nearest ranking (``rank``), ``healthy`` the clusters that may take traffic,
     ``draw`` a uniform number in [0, 1) chosen by the caller for a weighted split, ``in_flight``
-    the requests this proxy has open per cluster (capacity spill-over), ``affinity`` the cluster
-    named by the client's affinity cookie. Unhealthy clusters always come last.
+    the requests this proxy has open per cluster (capacity spill-over), ``rates`` the requests per
+    second this proxy sends each cluster now (spill-over by rate), ``affinity`` the cluster named
+    by the client's affinity cookie. Unhealthy clusters always come last.
     """
     position = {name: i for i, name in enumerate(ranked)}
     if steering.kind is SteeringKind.FAILOVER:
@@ -131,12 +134,18 @@ def steer(
     if steering.affinity_cookie and affinity is not None and affinity in healthy and affinity in position:
         base.remove(affinity)
         base.insert(0, affinity)
-    if steering.capacity and in_flight is not None:
-        limits = dict(steering.capacity)
+    limits = dict(steering.capacity) if in_flight is not None else {}
+    max_rates = dict(steering.rates) if rates is not None else {}
+    if limits or max_rates:
+        busy = in_flight if in_flight is not None else {}
+        now = rates if rates is not None else {}
 
         def full(name: str) -> bool:
             limit = limits.get(name)
-            return limit is not None and in_flight.get(name, 0) >= limit
+            if limit is not None and busy.get(name, 0) >= limit:
+                return True
+            max_rate = max_rates.get(name)
+            return max_rate is not None and now.get(name, 0.0) >= max_rate
 
         # Stable: the order among clusters with room (and among full ones) is kept.
         base.sort(key=lambda n: (n not in healthy, full(n)))
@@ -182,6 +191,7 @@ def parse_steering(
     weights: str = "",
     capacity: str = "",
     affinity_cookie: str = "",
+    rates: str = "",
     where: str = "steering",
     order_field: str = "order",
     weights_field: str = "weights",
@@ -196,6 +206,7 @@ def parse_steering(
     names = tuple(n.strip() for n in order.split(",") if n.strip())
     split = _pairs(weights, f"{where} weights")
     limits = _pairs(capacity, f"{where} capacity")
+    max_rates = _pairs(rates, f"{where} max-rate")
     if steering_kind is SteeringKind.FAILOVER and not names:
         raise ValueError(
             f"{where}: failover needs a cluster order in {order_field} (e.g. cluster-a,cluster-b)"
@@ -206,10 +217,19 @@ def parse_steering(
         )
     if any(limit == 0 for _, limit in limits):
         raise ValueError(f"{where} capacity: a cluster's capacity must be at least 1 request in flight")
+    if any(limit == 0 for _, limit in max_rates):
+        raise ValueError(f"{where} max-rate: a cluster's max rate must be at least 1 request per second")
     cookie = affinity_cookie.strip()
     if cookie and not all(c.isalnum() or c in "-_." for c in cookie):
         raise ValueError(f"{where}: affinity cookie name {cookie!r} may hold letters, digits, '-', '_', '.'")
-    return Steering(kind=steering_kind, order=names, weights=split, capacity=limits, affinity_cookie=cookie)
+    return Steering(
+        kind=steering_kind,
+        order=names,
+        weights=split,
+        capacity=limits,
+        affinity_cookie=cookie,
+        rates=max_rates,
+    )
 
 
 def steering_from_annotations(annotations: Mapping[str, str]) -> Steering | None:
@@ -220,6 +240,7 @@ def steering_from_annotations(annotations: Mapping[str, str]) -> Steering | None
         WEIGHTS_ANNOTATION,
         CAPACITY_ANNOTATION,
         AFFINITY_ANNOTATION,
+        RATE_ANNOTATION,
     )
     if not any(k in annotations for k in keys):
         return None
@@ -229,6 +250,7 @@ def steering_from_annotations(annotations: Mapping[str, str]) -> Steering | None
         weights=annotations.get(WEIGHTS_ANNOTATION, ""),
         capacity=annotations.get(CAPACITY_ANNOTATION, ""),
         affinity_cookie=annotations.get(AFFINITY_ANNOTATION, ""),
+        rates=annotations.get(RATE_ANNOTATION, ""),
         where=f"metadata.annotations[{STEERING_ANNOTATION}]",
         order_field=f"metadata.annotations[{ORDER_ANNOTATION}]",
         weights_field=f"metadata.annotations[{WEIGHTS_ANNOTATION}]",

@@ -345,6 +345,7 @@ class ProxySteering(_Model):
     weights: dict[str, int] = {}
     capacity: dict[str, int] = {}
     affinity_cookie: str = ""
+    max_rate: dict[str, int] = {}  # cluster -> max requests/s through each proxy (spill-over)
 
 
 class ProxyRetries(_Model):

@@ -348,6 +348,8 @@ class Steering:
     weights: tuple[tuple[str, int], ...] = ()  # weighted split, sorted by cluster name
     capacity: tuple[tuple[str, int], ...] = ()  # sorted by cluster name
     affinity_cookie: str = ""  # "" disables session affinity
+    # cluster -> max requests per second through this proxy (spill-over by rate), sorted by name
+    rates: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

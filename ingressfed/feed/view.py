@@ -89,6 +89,7 @@ class SteeringWire(TypedDict):
     weights: str
     capacity: str
     affinityCookie: str
+    maxRate: NotRequired[str]
 
 
 class RouteWire(TypedDict):
@@ -334,6 +335,8 @@ def _route_wire(r: Route) -> RouteWire:
             "capacity": ",".join(f"{name}={c}" for name, c in s.capacity),
             "affinityCookie": s.affinity_cookie,
         }
+        if s.rates:  # only when set: feeds without rate limits read as before by older followers
+            wire["steering"]["maxRate"] = ",".join(f"{name}={r}" for name, r in s.rates)
     return wire
 
 
@@ -348,6 +351,7 @@ def _steering(doc: object, path: str) -> Steering | None:
             weights=r.get("weights", str),
             capacity=r.get("capacity", str),
             affinity_cookie=r.get("affinityCookie", str),
+            rates=r.get("maxRate", str, optional=True) or "",
             where=path,
             order_field=f"{path}.order",
             weights_field=f"{path}.weights",

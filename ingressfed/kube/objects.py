@@ -375,6 +375,7 @@ def _service_steering(meta: Mapping[str, Any], ref: ObjectRef, problems: list[Pr
         for what, on in (
             ("a weighted split", steering.kind is SteeringKind.WEIGHTED),
             ("capacity", bool(steering.capacity)),
+            ("max-rate", bool(steering.rates)),
             ("affinity-cookie", bool(steering.affinity_cookie)),
         )
         if on

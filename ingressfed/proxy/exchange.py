@@ -343,10 +343,13 @@ class Exchange:
         engine = self.engine
         self.upstream = conn
         conn.listener = self
-        if self.request.entry.steering.capacity and self.backend is not None:
+        steering = self.request.entry.steering
+        if steering.capacity and self.backend is not None:
             cluster = self.counted = self.backend.cluster
             in_flight = engine.router.in_flight
             in_flight[cluster] = in_flight.get(cluster, 0) + 1
+        if steering.rates and self.backend is not None:
+            engine.router.meter.record(self.backend.cluster, engine.clock.precise())
         self.upstream_active = self.attempt_since = engine.clock.now
         self.sent_at = engine.clock.precise()
         self.phase = Phase.SENT

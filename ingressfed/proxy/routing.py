@@ -30,6 +30,7 @@ from ingressfed.proxy.health import (
     smoothed,
 )
 from ingressfed.proxy.metrics import ProxyMetrics
+from ingressfed.proxy.rates import RateMeter
 from ingressfed.proxy.table import EMPTY_TABLE, ClusterTarget, RouteEntry, RoutingTable, order_targets
 
 __all__ = ["HealthListener", "Locator", "Router"]
@@ -88,6 +89,7 @@ class Router:
         self.latency: dict[Backend, float] = {}  # smoothed time to first byte per backend
         self.slow_streak: dict[Backend, int] = {}  # consecutive answers slower than latency_floor
         self.in_flight: dict[str, int] = {}  # requests at a backend per cluster (capacity spill-over)
+        self.meter = RateMeter(clock.now)  # requests/s sent per cluster (spill-over by rate)
         self.draw = draw
         self.cluster_healthy: dict[str, bool] = {}
         self.listeners: list[HealthListener] = []
@@ -174,13 +176,19 @@ class Router:
     ) -> tuple[ClusterTarget, ...]:
         """The nearest healthy order ``ranked`` rearranged by the route's policy for one request."""
         names = [t.name for t in ranked]
+        steering = entry.steering
+        rates: dict[str, float] | None = None
+        if steering.rates:
+            now = self.clock.precise()
+            rates = {name: self.meter.rate(name, now) for name, _ in steering.rates}
         order = steer(
-            entry.steering,
+            steering,
             names,
             healthy=names,
             draw=self.draw(),
             in_flight=self.in_flight,
             affinity=affinity,
+            rates=rates,
         )
         by_name = entry.by_name
         return tuple(by_name[name] for name in order)

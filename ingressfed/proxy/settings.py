@@ -213,6 +213,7 @@ class ProxySettings:
                     weights=",".join(f"{k}={v}" for k, v in (st.get("weights") or {}).items()),
                     capacity=",".join(f"{k}={v}" for k, v in (st.get("capacity") or {}).items()),
                     affinity_cookie=str(st.get("affinityCookie") or ""),
+                    rates=",".join(f"{k}={v}" for k, v in (st.get("maxRate") or {}).items()),
                     where="proxy.steering",
                     order_field="proxy.steering.order",
                     weights_field="proxy.steering.weights",

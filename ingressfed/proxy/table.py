@@ -248,6 +248,7 @@ def build_table(
             https_redirect=redirects.get(key),
             steered=steering.kind is not SteeringKind.NEAREST
             or bool(steering.capacity)
+            or bool(steering.rates)
             or bool(steering.affinity_cookie),
         )
         entries.append(entry)

@@ -117,6 +117,10 @@ def test_route_steering_travels_and_is_validated() -> None:
     view = sample_view(1)
     view = replace(view, routes=(replace(view.routes[0], steering=steering),))
     assert decode_view(encode_view(view)) == view
+    assert "maxRate" not in json.loads(encode_view(view))["routes"][0]["steering"]  # as older feeds
+    limited = replace(view, routes=(replace(view.routes[0], steering=replace(steering, rates=(("a", 7),))),))
+    assert json.loads(encode_view(limited))["routes"][0]["steering"]["maxRate"] == "a=7"
+    assert decode_view(encode_view(limited)) == limited
     doc = json.loads(encode_view(view))
     doc["routes"][0]["steering"]["kind"] = "fastest"
     with pytest.raises(FeedFormatError) as info:

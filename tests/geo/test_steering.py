@@ -39,6 +39,17 @@ CANARY = Steering(kind=SteeringKind.WEIGHTED, weights=(("asia", 10), ("us", 90))
             ["asia", "eu", "us"],
         ),
         (Steering(capacity=(("eu", 2),)), {"eu"}, {"in_flight": {"eu": 9}}, ["eu", "us", "asia"]),
+        # spill-over by rate: a cluster at its max requests/s goes behind those with room
+        (Steering(rates=(("eu", 100),)), ALL, {"rates": {"eu": 99.5}}, ["eu", "us", "asia"]),
+        (Steering(rates=(("eu", 100),)), ALL, {"rates": {"eu": 100.0}}, ["us", "asia", "eu"]),
+        (Steering(rates=(("eu", 100),)), ALL, {}, ["eu", "us", "asia"]),  # no rates measured
+        (
+            Steering(rates=(("eu", 100),), capacity=(("us", 1),)),
+            ALL,
+            {"rates": {"eu": 150.0}, "in_flight": {"us": 1}},
+            ["asia", "eu", "us"],
+        ),
+        (Steering(rates=(("eu", 1),)), {"eu"}, {"rates": {"eu": 9.0}}, ["eu", "us", "asia"]),
         # cookie affinity: the cookie's cluster first while healthy, else the policy's order
         (Steering(affinity_cookie="c"), ALL, {"affinity": "asia"}, ["asia", "eu", "us"]),
         (Steering(affinity_cookie="c"), {"eu", "us"}, {"affinity": "asia"}, ["eu", "us", "asia"]),
@@ -76,12 +87,17 @@ def test_annotations() -> None:
             "federation.ingressfed.io/weights": "us=90, asia=10",
             "federation.ingressfed.io/capacity": "us=100",
             "federation.ingressfed.io/affinity-cookie": "ingressfed-cluster",
+            "federation.ingressfed.io/max-rate": "us=500, asia=20",
         }
     ) == Steering(
         kind=SteeringKind.WEIGHTED,
         weights=(("asia", 10), ("us", 90)),
         capacity=(("us", 100),),
         affinity_cookie="ingressfed-cluster",
+        rates=(("asia", 20), ("us", 500)),
+    )
+    assert steering_from_annotations({"federation.ingressfed.io/max-rate": "us=5"}) == Steering(
+        rates=(("us", 5),)
     )
     assert steering_from_annotations({"federation.ingressfed.io/failover-order": "us,eu"}) == Steering(
         kind=SteeringKind.NEAREST, order=("us", "eu")
@@ -97,6 +113,8 @@ def test_annotations() -> None:
         ("weighted", {"weights": "a:90"}, "must look like cluster=NUMBER"),
         ("weighted", {"weights": "a=1,a=2"}, "cluster 'a' is listed twice"),
         ("nearest", {"capacity": "a=0"}, "capacity must be at least 1"),
+        ("nearest", {"rates": "a=0"}, "max rate must be at least 1 request per second"),
+        ("nearest", {"rates": "a=fast"}, "max-rate: 'a=fast' must look like cluster=NUMBER"),
         ("nearest", {"affinity_cookie": "bad;cookie"}, "affinity cookie name"),
     ],
 )

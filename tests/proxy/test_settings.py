@@ -90,3 +90,21 @@ def test_parse_listen_rejects(bad: str) -> None:
 )
 def test_workers_auto_counts_usable_cores(affinity: int, cpu_max: str | None, cores: int) -> None:
     assert cores_available(affinity, cpu_max) == cores
+
+
+def test_steering_from_config_names_its_fields() -> None:
+    proxy = ProxySection.model_validate(
+        {"steering": {"kind": "failover", "order": ["a", "b"], "capacity": {"a": 10}, "maxRate": {"b": 500}}}
+    )
+    steering = ProxySettings.from_config(proxy.model_dump(by_alias=True)).steering
+    assert (steering.order, steering.capacity, steering.rates) == (("a", "b"), (("a", 10),), (("b", 500),))
+    with pytest.raises(ConfigError) as info:
+        ProxySettings.from_config(
+            ProxySection.model_validate({"steering": {"kind": "failover"}}).model_dump(by_alias=True)
+        )
+    assert "proxy.steering.order" in "\n".join(info.value.problems)
+    with pytest.raises(ConfigError) as info:
+        ProxySettings.from_config(
+            ProxySection.model_validate({"steering": {"maxRate": {"a": 0}}}).model_dump(by_alias=True)
+        )
+    assert "max rate must be at least 1" in "\n".join(info.value.problems)

@@ -1,4 +1,4 @@
-"""Steering policies through the proxy on real sockets: failover order, weighted split, capacity
+"""Steering policies through the proxy on real sockets: failover order, weighted split, capacity and rate
 spill-over, cookie affinity (kept across table swaps, dropped when its cluster goes down), and a
 route's own policy winning over the proxy's default."""
 
@@ -107,3 +107,20 @@ async def test_cookie_affinity_survives_swaps_and_falls_back(backends: dict[str,
         fallback = await _get(http, proxy.port, Cookie=f"ingressfed-cluster={ASIA.name}")
     assert fallback.headers["X-Served-By-Cluster"] == US.name
     assert fallback.headers["Set-Cookie"].startswith(f"ingressfed-cluster={US.name};")
+
+
+async def test_max_rate_spills_the_excess_to_the_next_cluster(backends: dict[str, BackendServer]) -> None:
+    """US takes at most 5 requests per second from this proxy; a burst's excess goes to EU, and
+    nothing fails. The burst is sequential, so it takes well under a second here; if a slow
+    machine stretched it over a second boundary, US would get a few more, never all of them."""
+    steering = Steering(rates=((US.name, 5),))
+    async with (
+        running_proxy(backends, routes=_route(backends, steering), geo=NEAREST_US) as proxy,
+        aiohttp.ClientSession() as http,
+    ):
+        answers = [await _get(http, proxy.port) for _ in range(30)]
+    served = Counter(a.headers["X-Served-By-Cluster"] for a in answers)
+    assert {a.status for a in answers} == {200}
+    assert 5 <= served[US.name] <= 15
+    assert served[EU.name] == 30 - served[US.name]
+    assert [a.headers["X-Served-By-Cluster"] for a in answers[:5]] == [US.name] * 5  # room first
