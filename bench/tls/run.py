@@ -8,7 +8,9 @@ Measured per round, alternating the two to spread the noise of a shared machine:
 - full TLS handshakes/s (wrk with ``Connection: close``: a new connection, and a full handshake
   since wrk keeps no sessions, per request);
 - HTTP/2 req/s (h2load, ``-m 16`` streams per connection).
-``--profile`` prints where the ingressfed proxy's time went (cProfile, keep-alive load only).
+Each also as CPU time (user+sys, /proc) of the server's process tree per request, which a shared
+machine's contention moves much less than req/s.
+``--profile`` prints where the ingressfed proxy's time went (cProfile over the whole run).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.procstat import cpu_seconds, process_tree  # noqa: E402
 from bench.proxy.run import BACKEND, LATENCY, UNITS, free_port, nginx, wait_port  # noqa: E402
 from ingressfed.tls.authority import LocalAuthority  # noqa: E402
 
@@ -55,7 +58,9 @@ NGINX_TLS = """
 
 
 @contextlib.contextmanager
-def ingressfed(port: int, plain: int, backend: int, certs: Path, profile: Path | None) -> Iterator[None]:
+def ingressfed(
+    port: int, plain: int, backend: int, certs: Path, profile: Path | None
+) -> Iterator[subprocess.Popen[bytes]]:
     cmd = [sys.executable, str(Path(__file__).with_name("serve.py")), "--port", str(port)]
     cmd += ["--plain-port", str(plain), "--backend", str(backend), "--certs", str(certs)]
     if profile is not None:
@@ -63,7 +68,7 @@ def ingressfed(port: int, plain: int, backend: int, certs: Path, profile: Path |
     proc = subprocess.Popen(cmd)
     try:
         wait_port(port)
-        yield
+        yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -73,13 +78,20 @@ def ingressfed(port: int, plain: int, backend: int, certs: Path, profile: Path |
             proc.wait()
 
 
-def wrk(port: int, *, duration: int, connections: int, close: bool) -> dict[str, float]:
+def wrk(
+    port: int, *, duration: int, connections: int, close: bool, server: int | None = None
+) -> dict[str, float]:
+    """One wrk run; with ``server`` (a pid) also the CPU time its process tree spent per request."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
     if close:
         cmd += ["-H", "Connection: close"]
+    pids = process_tree(server) if server is not None else []
+    cpu0 = cpu_seconds(pids)
     out = subprocess.run(
         [*cmd, f"https://localhost:{port}/"], check=True, capture_output=True, text=True
     ).stdout
+    cpu = cpu_seconds(pids) - cpu0
+    total = re.search(r"(\d+) requests in", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if rps is None:
         raise SystemExit(f"cannot read wrk output:\n{out}")
@@ -87,21 +99,27 @@ def wrk(port: int, *, duration: int, connections: int, close: bool) -> dict[str,
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if bad:
         print("  wrk:", bad.group(0))
+    requests = int(total.group(1)) if total else 0
     return {
         "rps": float(rps.group(1)),
         "p50": lat.get("50", float("nan")),
         "p99": lat.get("99", float("nan")),
+        "cpu_us": cpu / requests * 1e6 if requests and pids else float("nan"),
     }
 
 
-def h2load(port: int, *, requests: int, connections: int) -> float:
+def h2load(port: int, *, requests: int, connections: int, server: int | None = None) -> tuple[float, float]:
+    """(req/s, CPU µs per request of the ``server`` process tree)."""
     cmd = ["h2load", "-n", str(requests), "-c", str(connections), "-m", "16", f"https://localhost:{port}/"]
+    pids = process_tree(server) if server is not None else []
+    cpu0 = cpu_seconds(pids)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    cpu = cpu_seconds(pids) - cpu0
     done = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
     ok = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out)
     if done is None or ok is None or int(ok.group(1)) != requests:
         raise SystemExit(f"h2load did not finish cleanly:\n{out}")
-    return float(done.group(1))
+    return float(done.group(1)), (cpu / requests * 1e6 if pids else float("nan"))
 
 
 def main() -> int:
@@ -134,28 +152,35 @@ def main() -> int:
         profile = tmp / "proxy.prof" if args.profile else None
         with contextlib.ExitStack() as stack:
             stack.enter_context(nginx(tmp, "backend", BACKEND.format(port=backend), backend))
-            stack.enter_context(nginx(tmp, "tls", conf, theirs))
-            stack.enter_context(ingressfed(ours, plain, backend, certs, profile))
+            nginx_proc = stack.enter_context(nginx(tmp, "tls", conf, theirs))
+            ours_proc = stack.enter_context(ingressfed(ours, plain, backend, certs, profile))
             contestants = [("nginx", theirs), ("ingressfed", ours)]
+            pid = {"nginx": nginx_proc.pid, "ingressfed": ours_proc.pid}
             for _, port in contestants:  # warm up
                 wrk(port, duration=1, connections=args.connections, close=False)
             results: dict[str, dict[str, list[float]]] = {
-                n: {"ka": [], "hs": [], "h2": [], "p99": []} for n, _ in contestants
+                n: {"ka": [], "hs": [], "h2": [], "p99": [], "ka_cpu": [], "hs_cpu": [], "h2_cpu": []}
+                for n, _ in contestants
             }
             for i in range(args.rounds):
                 for name, port in contestants if i % 2 == 0 else contestants[::-1]:
-                    ka = wrk(port, duration=args.duration, connections=args.connections, close=False)
-                    hs = wrk(port, duration=args.duration, connections=args.connections, close=True)
-                    h2 = h2load(port, requests=args.h2_requests, connections=args.connections)
+                    conns, server = args.connections, pid[name]
+                    ka = wrk(port, duration=args.duration, connections=conns, close=False, server=server)
+                    hs = wrk(port, duration=args.duration, connections=conns, close=True, server=server)
+                    h2, h2_cpu = h2load(port, requests=args.h2_requests, connections=conns, server=server)
                     r = results[name]
                     r["ka"].append(ka["rps"])
                     r["p99"].append(ka["p99"])
                     r["hs"].append(hs["rps"])
                     r["h2"].append(h2)
+                    r["ka_cpu"].append(ka["cpu_us"])
+                    r["hs_cpu"].append(hs["cpu_us"])
+                    r["h2_cpu"].append(h2_cpu)
                     print(
                         f"round {i + 1} {name:10s} keep-alive {ka['rps']:8.0f} req/s "
-                        f"(p50 {ka['p50']:.2f} ms, p99 {ka['p99']:.2f} ms)  "
-                        f"handshakes {hs['rps']:7.0f}/s  h2 {h2:8.0f} req/s",
+                        f"(p50 {ka['p50']:.2f} ms, p99 {ka['p99']:.2f} ms, {ka['cpu_us']:.0f} µs CPU/req)  "
+                        f"handshakes {hs['rps']:7.0f}/s ({hs['cpu_us']:.0f} µs)  "
+                        f"h2 {h2:8.0f} req/s ({h2_cpu:.0f} µs CPU/req)",
                         flush=True,
                     )
             ours_r, theirs_r = results["ingressfed"], results["nginx"]
@@ -165,9 +190,12 @@ def main() -> int:
                 ("h2", "HTTP/2 (h2load -m 16)", 0.5),
             ):
                 ratios = sorted(a / b for a, b in zip(ours_r[key], theirs_r[key], strict=True))
+                cpu = {n: sorted(r[key + "_cpu"])[len(r[key + "_cpu"]) // 2] for n, r in results.items()}
                 print(
                     f"{label:22s} ingressfed/nginx median {ratios[len(ratios) // 2]:.2f} "
-                    f"(best {ratios[-1]:.2f}; goal >= {goal})"
+                    f"(best {ratios[-1]:.2f}; goal >= {goal}); CPU per request: ingressfed "
+                    f"{cpu['ingressfed']:.0f} µs, nginx {cpu['nginx']:.0f} µs "
+                    f"(nginx/ingressfed {cpu['nginx'] / cpu['ingressfed']:.2f})"
                 )
             for name, r in results.items():
                 p99 = sorted(r["p99"])[len(r["p99"]) // 2]
