@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from hpack.table import HeaderTable
 
-__all__ = ["StatelessEncoder", "encode_block"]
+__all__ = ["StatelessEncoder", "encode_block", "encode_field"]
 
 _STATIC_NAMES: dict[bytes, int] = {}
 _STATIC_PAIRS: dict[tuple[bytes, bytes], int] = {}
@@ -49,20 +49,38 @@ def _as_bytes(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode("utf-8")
 
 
+def encode_field(name: bytes, value: bytes) -> bytes:
+    """One field, as this encoder always writes it (no state: the same field, the same bytes)."""
+    pair = _STATIC_PAIRS.get((name, value))
+    if pair is not None:
+        return _integer(pair, 7, 0x80)
+    index = _STATIC_NAMES.get(name)
+    if index is not None:
+        return _integer(index, 4, 0x00) + _string(value)
+    return b"\x00" + _string(name) + _string(value)
+
+
+# Encoded fields by (name, value). Most of a response head repeats from response to response
+# (Server, Content-Type, the cluster header, Content-Length of same-sized bodies, the Date of this
+# second), so a lookup replaces the encoding; emptied when full, so hostile variety costs nothing.
+_CACHE: dict[tuple[bytes, bytes], bytes] = {}
+_CACHE_MAX = 4096
+_CACHE_VALUE_MAX = 256  # long values (cookies, URLs) are rarely repeated: encoded, not kept
+
+
 def encode_block(headers: Iterable[tuple[bytes | str, bytes | str]]) -> bytes:
     parts = [_SIZE_ZERO]
+    cache = _CACHE
     for raw_name, raw_value in headers:
-        name, value = _as_bytes(raw_name), _as_bytes(raw_value)
-        pair = _STATIC_PAIRS.get((name, value))
-        if pair is not None:
-            parts.append(_integer(pair, 7, 0x80))
-            continue
-        index = _STATIC_NAMES.get(name)
-        if index is not None:
-            parts.append(_integer(index, 4, 0x00))
-        else:
-            parts.append(b"\x00" + _string(name))
-        parts.append(_string(value))
+        field = (_as_bytes(raw_name), _as_bytes(raw_value))
+        encoded = cache.get(field)
+        if encoded is None:
+            encoded = encode_field(*field)
+            if len(field[1]) <= _CACHE_VALUE_MAX:
+                if len(cache) >= _CACHE_MAX:
+                    cache.clear()
+                cache[field] = encoded
+        parts.append(encoded)
     return b"".join(parts)
 
 

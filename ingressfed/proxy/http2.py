@@ -19,15 +19,18 @@ Protections (``Http2Settings``), each counted in ``ingressfed_proxy_http2_refusa
   ``control_window`` ends the connection; while our own writes are backed up we stop reading, so
   acknowledgements a client never reads cannot pile up;
 - zero-window stalls: a response the client leaves at a zero window for ``stall_timeout`` is
-  reset and its backend connection released.
+  reset and its backend connection released;
+- malformed requests (RFC 9113 8.1.1, 8.2, 8.3: ``malformed``, one pass of our own instead of h2's
+  chain of generators, which cost a tenth of a request): the stream is reset with PROTOCOL_ERROR,
+  nothing reaches a backend, and each counts against ``max_resets`` like a client reset.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
+import re
 from collections import deque
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -71,6 +74,72 @@ class H2Metrics:
         self.connections = Counter(
             "ingressfed_proxy_http2_connections", "HTTP/2 client connections accepted", registry=registry
         )
+
+
+# RFC 9110 5.6.2 token characters, lower case only (RFC 9113 8.2.1: upper case is malformed). h2
+# itself allows a few more (quotes, slashes...); they are not valid HTTP/1.1 names for the backend.
+_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+\Z")
+# RFC 9113 8.2.1: no NUL, CR or LF anywhere, no SP/HTAB at either end.
+_BAD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
+_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path"})
+_FORBIDDEN = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"})
+
+
+def malformed(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """Why a request header block is malformed (RFC 9113 8.1.1, 8.2, 8.3), or None (pure).
+
+    CONNECT (and extended CONNECT's ``:protocol``) is refused here: this proxy tunnels nothing
+    over HTTP/2."""
+    seen: set[bytes] = set()
+    regular = False
+    authority: bytes | None = None
+    host: bytes | None = None
+    method: bytes | None = None
+    path: bytes | None = None
+    bad_value = _BAD_VALUE.search
+    name_ok = _NAME.match
+    for name, value in headers:
+        if value and bad_value(value):
+            return f"field {name[:64]!r} has a value with NUL, CR, LF or surrounding whitespace"
+        if name[:1] == b":":
+            if regular:
+                return f"pseudo-header {name[:64]!r} after a regular field"
+            if name not in _PSEUDO:
+                return f"pseudo-header {name[:64]!r} is not one of a request's"
+            if name in seen:
+                return f"pseudo-header {name!r} twice"
+            seen.add(name)
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                path = value
+            elif name == b":authority":
+                authority = value
+            continue
+        regular = True
+        if not name_ok(name):
+            return f"field name {name[:64]!r} is empty, upper case or not a token"
+        if name in _FORBIDDEN:
+            return f"connection-specific field {name!r}"
+        if name == b"te" and value.lower() != b"trailers":
+            return "te other than trailers"
+        if name == b"host":
+            if host is not None:
+                return "host twice"
+            host = value
+    if method is None:
+        return "no :method"
+    if method == b"CONNECT":
+        return "CONNECT is not served over HTTP/2 here"
+    if b":scheme" not in seen or path is None:
+        return "no :scheme or :path"
+    if not path:
+        return "empty :path"
+    if authority is None and host is None:
+        return "neither :authority nor host"
+    if authority is not None and host is not None and authority != host:
+        return ":authority and host differ"
+    return None
 
 
 def request_head(headers: list[tuple[bytes, bytes]], *, ended: bool) -> RequestHead:
@@ -135,6 +204,7 @@ class _Stream:
         "conn",
         "ended",
         "exchange",
+        "fields",
         "finished",
         "head",
         "head_sent",
@@ -152,7 +222,8 @@ class _Stream:
         self.exchange: Exchange | None = None
         self.response_headers = b""  # added by _response_fields instead (HTTP/2 fields)
         self.head = b""
-        self.head_sent = False
+        self.head_sent = False  # the response head was taken (and its fields queued in ``fields``)
+        self.fields: list[tuple[bytes, bytes]] | None = None  # HEADERS not sent yet
         self.out = bytearray()
         self.ended = False  # the exchange finished: end the stream once ``out`` is sent
         self.finished = False  # END_STREAM or RST_STREAM sent
@@ -177,12 +248,12 @@ class _Stream:
             head, body = self.head[:end], self.head[end + 4 :]
             self.head = b""
             self.head_sent = True
-            self.conn.send_headers(self, _response_fields(head, self.conn.response_headers))
-            if not body:
-                return
+            self.fields = _response_fields(head, self.conn.response_headers)
             data = body
         self.out += data
-        self.conn.flush(self)
+        # Sent at the end of this loop iteration: a body that ends in the same iteration (most
+        # do) goes out with END_STREAM on its last DATA frame, or on HEADERS when it is empty.
+        self.conn.mark(self)
 
     def cork(self) -> None:
         return None  # the connection writes once per loop iteration anyway
@@ -204,7 +275,7 @@ class _Stream:
 
     def exchange_finished(self, exchange: object) -> None:
         self.ended = True
-        self.conn.flush(self)
+        self.conn.mark(self)
 
     def start_tunnel(self, conn: TunnelPeer, tail: bytes, exchange: object) -> None:
         conn.close()  # requests over HTTP/2 never upgrade (prepare sees upgrade=False)
@@ -222,11 +293,15 @@ class H2ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         # Outbound fields come from a backend head httptools parsed and _response_fields lower-cased
         # and stripped of connection fields: h2's per-field re-validation is skipped.
+        # Inbound fields are checked by ``malformed`` (one pass, per stream) and cookies joined by
+        # ``request_head``, so h2's own inbound validation and normalisation are skipped too.
         config = h2.config.H2Configuration(
             client_side=False,
             header_encoding=None,
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
+            validate_inbound_headers=False,
+            normalize_inbound_headers=False,
         )
         self.h2 = h2.connection.H2Connection(config)
         self.h2.encoder = StatelessEncoder()  # type: ignore[assignment]
@@ -243,6 +318,7 @@ class H2ClientConnection(asyncio.Protocol):
         self.resets: deque[float] = deque()
         self.controls: deque[float] = deque()
         self._write_soon = False
+        self._dirty: dict[int, _Stream] = {}  # streams with output to send at the next write
 
     @property
     def busy(self) -> bool:
@@ -378,9 +454,16 @@ class H2ClientConnection(asyncio.Protocol):
             self.close()
 
     def _request(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: object) -> None:
-        head = request_head(headers, ended=ended is not None)
         stream = _Stream(self, stream_id)
         self.streams[stream_id] = stream
+        why = malformed(headers)
+        if why is not None:
+            self.metrics.refusals.labels("malformed_request").inc()
+            log.info("HTTP/2 stream %d from %s reset: malformed request: %s", stream_id, self.peer, why)
+            self.reset(stream, ErrorCodes.PROTOCOL_ERROR)
+            self._client_reset(stream_id, self.engine.clock.now)  # counts against max_resets
+            return
+        head = request_head(headers, ended=ended is not None)
         engine = self.engine
         outcome = prepare(
             head,
@@ -393,8 +476,8 @@ class H2ClientConnection(asyncio.Protocol):
             return
         # The exchange frames the response for an HTTP/1.0-style reader (no chunking): this codec
         # frames bodies itself, and the stream's end is its own signal.
-        forward = dataclasses.replace(outcome, http11=False)
-        exchange = Exchange(stream, engine, forward, location=self._location(forward))
+        outcome.http11 = False  # a fresh Forward of this stream's own
+        exchange = Exchange(stream, engine, outcome, location=self._location(outcome))
         stream.exchange = exchange
         exchange.start()
 
@@ -461,16 +544,26 @@ class H2ClientConnection(asyncio.Protocol):
         return self.location
 
     # --- sending -------------------------------------------------------------------------------
-    def send_headers(self, stream: _Stream, fields: list[tuple[bytes, bytes]]) -> None:
-        if stream.finished or self.closed:
-            return
+    def mark(self, stream: _Stream) -> None:
+        """``stream`` has output: flushed by the next ``_write_out`` (this loop iteration's end)."""
+        self._dirty[stream.stream_id] = stream
+        self._schedule_write()
+
+    def _send_headers(self, stream: _Stream, fields: list[tuple[bytes, bytes]], *, end: bool) -> bool:
         try:
-            self.h2.send_headers(stream.stream_id, fields)
+            self.h2.send_headers(stream.stream_id, fields, end_stream=end)
         except h2.exceptions.ProtocolError as exc:
             log.info("HTTP/2 response head for stream %d refused: %s", stream.stream_id, exc)
             self.reset(stream, ErrorCodes.INTERNAL_ERROR)
-            return
-        self._schedule_write()
+            return False
+        return True
+
+    def _finished(self, stream: _Stream) -> None:
+        stream.finished = True
+        self.streams.pop(stream.stream_id, None)
+        self._dirty.pop(stream.stream_id, None)
+        if self.engine.registry.draining and not self.streams:
+            self.close()
 
     def respond_local(
         self, stream: _Stream, status: int, detail: str = "", *, headers: Sequence[tuple[bytes, bytes]] = ()
@@ -486,36 +579,52 @@ class H2ClientConnection(asyncio.Protocol):
             *((name.lower(), value) for name, value in headers),
         ]
         stream.head_sent = True
-        self.send_headers(stream, fields)
+        stream.fields = fields
         stream.out += body
         stream.ended = True
         self.flush(stream)
 
     def flush(self, stream: _Stream) -> None:
-        """Send what the window allows of ``stream``'s pending body; end it when done."""
+        """Send ``stream``'s head and what the window allows of its body; end it when done
+        (END_STREAM rides on the last frame that carries something)."""
         if stream.finished or self.closed:
             return
         h2conn = self.h2
         sid = stream.stream_id
+        out = stream.out
+        fields = stream.fields
+        if fields is not None:
+            stream.fields = None
+            empty = stream.ended and not out
+            if not self._send_headers(stream, fields, end=empty):
+                return
+            if empty:
+                self._finished(stream)
+                self._pace_upstream(stream)
+                self._schedule_write()
+                return
         if not self.writing_paused:
-            while stream.out:
+            while out:
                 window = min(h2conn.local_flow_control_window(sid), h2conn.max_outbound_frame_size)
                 if window <= 0:
                     break
-                chunk = bytes(stream.out[:window])
-                del stream.out[:window]
-                h2conn.send_data(sid, chunk)
-        if stream.out:
+                last = stream.ended and len(out) <= window
+                chunk = bytes(out[:window])
+                del out[:window]
+                h2conn.send_data(sid, chunk, end_stream=last)
+                if last:
+                    self._finished(stream)
+                    self._pace_upstream(stream)
+                    self._schedule_write()
+                    return
+        if out:
             if stream.blocked_since is None:
                 stream.blocked_since = self.engine.clock.now
         else:
             stream.blocked_since = None
             if stream.ended and stream.head_sent:
                 h2conn.end_stream(sid)
-                stream.finished = True
-                self.streams.pop(sid, None)
-                if self.engine.registry.draining and not self.streams:
-                    self.close()
+                self._finished(stream)
         self._pace_upstream(stream)
         self._schedule_write()
 
@@ -540,6 +649,7 @@ class H2ClientConnection(asyncio.Protocol):
             return
         stream.finished = True
         self.streams.pop(stream.stream_id, None)
+        self._dirty.pop(stream.stream_id, None)
         exchange = stream.exchange
         if exchange is not None and not exchange.done:
             exchange.abandon()
@@ -552,9 +662,15 @@ class H2ClientConnection(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._write_out)
 
     def _write_out(self) -> None:
-        self._write_soon = False
         if self.transport is None or self.closed:
+            self._write_soon = False
             return
+        if self._dirty:
+            dirty, self._dirty = self._dirty, {}
+            self._write_soon = True  # what the flushes queue goes out just below
+            for stream in dirty.values():
+                self.flush(stream)
+        self._write_soon = False
         data = self.h2.data_to_send()
         if data:
             self.transport.write(data)

@@ -29,3 +29,17 @@ def test_static_pairs_are_one_byte_and_unknown_names_are_literal() -> None:
     assert encode_block([(b":status", b"200")]) == b"\x20\x88"  # size update 0, then index 8
     block = encode_block([(b"x-a", b"b")])
     assert block == b"\x20\x00\x03x-a\x01b"
+
+
+def test_the_field_cache_gives_the_same_bytes_and_stays_bounded() -> None:
+    from ingressfed.proxy import hpack_out
+
+    fields = [(b":status", b"200"), (b"server", b"nginx"), (b"content-length", b"6")]
+    first = encode_block(fields)
+    assert encode_block(fields) == first == b"\x20" + b"".join(hpack_out.encode_field(*f) for f in fields)
+    for i in range(hpack_out._CACHE_MAX + 10):  # hostile variety: the cache is emptied, not grown
+        encode_block([(b"x-n", b"%d" % i)])
+    assert len(hpack_out._CACHE) <= hpack_out._CACHE_MAX
+    encode_block([(b"set-cookie", b"v" * 1000)])
+    assert (b"set-cookie", b"v" * 1000) not in hpack_out._CACHE  # long values are not kept
+    assert Decoder().decode(encode_block(fields), raw=True) == fields

@@ -237,3 +237,86 @@ async def test_an_http2_request_is_retried_on_the_next_cluster_and_limits_apply(
         sid = c.request(HOST, "/upload", method="POST", end=False, extra=[("content-length", str(limit + 1))])
         await c.until(lambda: c.responses[sid].status != 0 or c.responses[sid].reset is not None)
         assert c.responses[sid].status == 413
+
+
+GOOD = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a.example.com"), (b":path", b"/")]
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        (GOOD, None),
+        ([*GOOD, (b"host", b"a.example.com"), (b"te", b"Trailers"), (b"x-e", b"")], None),
+        ([*GOOD, (b"X-Upper", b"1")], "upper case"),
+        ([*GOOD, (b"x-a", b"1\r\nx-injected: 1")], "NUL, CR, LF"),
+        ([*GOOD, (b"x-a", b"nul\x00")], "NUL, CR, LF"),
+        ([*GOOD, (b"x-a", b" padded")], "surrounding whitespace"),
+        ([*GOOD, (b"x a", b"1")], "not a token"),
+        ([*GOOD, (b"", b"1")], "empty"),
+        ([*GOOD, (b"connection", b"close")], "connection-specific"),
+        ([*GOOD, (b"transfer-encoding", b"chunked")], "connection-specific"),
+        ([*GOOD, (b"te", b"gzip")], "te other than trailers"),
+        ([*GOOD, (b"host", b"a.example.com"), (b"host", b"b.example.com")], "host twice"),
+        ([*GOOD, (b"host", b"b.example.com")], ":authority and host differ"),
+        ([*GOOD[:3], (b"x-a", b"1"), GOOD[3]], "after a regular field"),
+        ([*GOOD, (b":status", b"200")], "not one of a request's"),
+        ([*GOOD, (b":path", b"/again")], "twice"),
+        (GOOD[1:], "no :method"),
+        (GOOD[:3], "no :scheme or :path"),
+        ([*GOOD[:3], (b":path", b"")], "empty :path"),
+        ([GOOD[0], GOOD[1], GOOD[3]], "neither :authority nor host"),
+        ([(b":method", b"CONNECT"), (b":authority", b"a.example.com:443")], "CONNECT"),
+    ],
+)
+def test_malformed_requests_are_named(fields: list[tuple[bytes, bytes]], why: str | None) -> None:
+    from ingressfed.proxy.http2 import malformed
+
+    found = malformed(fields)
+    assert (found is None) if why is None else (found is not None and why in found), found
+
+
+async def test_a_malformed_request_resets_its_stream_only(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    async with https_proxy(backends, tmp_path) as h, h2_client(h.port, HOST, h.client_context()) as c:
+        # Past the client's own checks: the bytes a hostile client would send.
+        c.conn.config.validate_outbound_headers = False
+        c.conn.config.normalize_outbound_headers = False
+        before = sum(len(b.seen) for b in backends.values())
+        bad = await c.get(HOST, "/smuggle", extra=[("x-a", "1\r\nx-injected: yes")])
+        assert bad.reset == ErrorCodes.PROTOCOL_ERROR and bad.status == 0
+        upper = await c.get(HOST, "/upper", extra=[("X-Upper", "1")])
+        assert upper.reset == ErrorCodes.PROTOCOL_ERROR
+        assert sum(len(b.seen) for b in backends.values()) == before  # nothing reached a backend
+        assert refusals(h, "malformed_request") == 2
+        good = await c.get(HOST, "/after")  # the connection is still served
+        assert good.status == 200 and not c.closed
+
+
+async def test_end_stream_rides_on_the_last_frame(backends: dict[str, BackendServer], tmp_path: Path) -> None:
+    """A response that is complete at once goes out as HEADERS + DATA(END_STREAM), and one without
+    a body as HEADERS(END_STREAM): no empty DATA frame per response."""
+    import h2.events
+
+    async with https_proxy(backends, tmp_path) as h, h2_client(h.port, HOST, h.client_context()) as c:
+        ends: dict[int, str] = {}
+        original = c.conn.receive_data
+
+        def receive(data: bytes) -> list[h2.events.Event]:
+            events = original(data)
+            for event in events:
+                if isinstance(event, h2.events.ResponseReceived) and event.stream_ended is not None:
+                    ends[event.stream_id] = "headers"
+                elif isinstance(event, h2.events.DataReceived) and event.stream_ended is not None:
+                    ends[event.stream_id] = "data" if event.data else "empty data"
+            return events
+
+        c.conn.receive_data = receive  # type: ignore[method-assign]
+        full = await c.get(HOST, "/full")
+        assert full.status == 200 and full.ended and json.loads(full.body)["path"] == "/full"
+        head = await c.get(HOST, "/head", method="HEAD")
+        assert head.status == 200 and head.body == b"" and head.ended
+        missing = await c.get("nowhere.example.org", "/")  # answered by the proxy itself
+        assert missing.status == 404 and missing.ended
+        sids = sorted(c.responses)
+        assert [ends.get(sid) for sid in sids] == ["data", "headers", "data"], ends
