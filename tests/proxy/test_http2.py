@@ -320,3 +320,14 @@ async def test_end_stream_rides_on_the_last_frame(backends: dict[str, BackendSer
         assert missing.status == 404 and missing.ended
         sids = sorted(c.responses)
         assert [ends.get(sid) for sid in sids] == ["data", "headers", "data"], ends
+
+
+async def test_the_backend_pool_keeps_as_many_idle_connections_as_streams_can_use(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    streams = Http2Settings().max_concurrent_streams
+    async with https_proxy(backends, tmp_path) as h:
+        assert h.proxy.engine.pool.max_idle == 4 * streams
+    (tmp_path / "off").mkdir()
+    async with https_proxy(backends, tmp_path / "off", http2=Http2Settings(enabled=False)) as h:
+        assert h.proxy.engine.pool.max_idle == 128  # HTTP/1.1 only: the pool's own default
