@@ -22,7 +22,7 @@ from http import HTTPStatus
 from ingressfed.model import Backend, Location
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.gateway import modified_headers
-from ingressfed.proxy.ports import Downstream, Pause
+from ingressfed.proxy.ports import Corkable, Downstream, Pause
 from ingressfed.proxy.request import HOP_BY_HOP, Forward, connection_names
 from ingressfed.proxy.table import ClusterTarget
 from ingressfed.proxy.upstream import UpstreamConnection
@@ -137,6 +137,7 @@ class Exchange:
         "close_after",
         "connecting",
         "counted",
+        "downstream",
         "engine",
         "framing",
         "kept",
@@ -160,6 +161,7 @@ class Exchange:
         self, client: Downstream, engine: Engine, request: Forward, location: Location | None
     ) -> None:
         self.client = client
+        self.downstream: Corkable = client  # ports.UpstreamListener: what the upstream corks per read
         self.engine = engine
         self.request = request
         self.location = location
@@ -378,11 +380,6 @@ class Exchange:
         return conn
 
     # --- ports.UpstreamListener ------------------------------------------------------------
-    def cork(self) -> None:
-        self.client.cork()
-
-    def uncork(self) -> None:
-        self.client.uncork()
 
     def pause_client(self, on: bool) -> None:
         self.client.set_paused(Pause.UPSTREAM, on)

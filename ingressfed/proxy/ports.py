@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Final, Protocol
 
-__all__ = ["Downstream", "Pause", "TunnelPeer", "UpstreamListener"]
+__all__ = ["Corkable", "Downstream", "Pause", "TunnelPeer", "UpstreamListener"]
 
 
 class Pause:
@@ -38,6 +38,12 @@ class TunnelPeer(Protocol):
     def close(self) -> None: ...
 
     def set_paused(self, reason: int, on: bool) -> None: ...
+
+
+class Corkable(Protocol):
+    def cork(self) -> None: ...
+
+    def uncork(self) -> None: ...
 
 
 class Downstream(TunnelPeer, Protocol):
@@ -66,10 +72,8 @@ class UpstreamListener(Protocol):
     """What an upstream connection reports to the exchange using it (``exchange.Exchange``)."""
 
     upstream_active: float
-
-    def cork(self) -> None: ...
-
-    def uncork(self) -> None: ...
+    # The client side the response goes to: its writes are held while one backend read is parsed.
+    downstream: Corkable
 
     def pause_client(self, on: bool) -> None: ...
 

@@ -70,7 +70,9 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         listener.upstream_active = self.pool.clock.now
-        listener.cork()
+        # Writes to the client are held while this read is parsed: head and body leave in one send.
+        downstream = listener.downstream
+        downstream.cork()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -82,7 +84,7 @@ class UpstreamConnection(asyncio.Protocol):
             if current is not None:
                 current.upstream_failed(f"invalid response from backend: {exc}")
         finally:
-            listener.uncork()
+            downstream.uncork()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
