@@ -18,7 +18,7 @@ from typing import Any
 
 from ingressfed import __version__
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "command_modules", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,35 @@ _COMMAND_MODULES = (
     "ingressfed.proxy.commands",
     "ingressfed.dnsserver.commands",
 )
+# The modules each command needs, so that `ingressfed proxy` does not import the Kubernetes client,
+# the controller and everything else first (a second of CPU per start). Kept equal to what the
+# modules register by tests/test_cli.py; a command not listed here (or --help) loads them all.
+_COMMANDS: dict[str, tuple[str, ...]] = {
+    "check-config": (),
+    "run": ("ingressfed.app",),
+    "demo": ("ingressfed.demo",),
+    "get": ("ingressfed.status.commands", "ingressfed.kube.commands"),
+    "join": ("ingressfed.kube.commands",),
+    "unjoin": ("ingressfed.kube.commands",),
+    "proxy": ("ingressfed.proxy.commands",),
+    "dns-serve": ("ingressfed.dnsserver.commands",),
+}
+_VALUED_OPTIONS = frozenset({"--log-level"})  # global options that take the next word
+
+
+def command_modules(argv: Sequence[str] | None) -> tuple[str, ...]:
+    """The command modules to load for ``argv``: only the chosen command's when it is known."""
+    if argv is None:
+        return _COMMAND_MODULES
+    words = iter(argv)
+    for word in words:
+        if word in _VALUED_OPTIONS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return _COMMANDS.get(word, _COMMAND_MODULES)
+        elif word in ("-h", "--help"):
+            return _COMMAND_MODULES
+    return _COMMAND_MODULES
 
 
 def _loop_factory() -> Any:
@@ -48,7 +77,8 @@ def _check_command(args: argparse.Namespace) -> int:
     return check_command(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line parser; with ``argv``, only the chosen command's module is loaded."""
     parser = argparse.ArgumentParser(
         prog="ingressfed",
         description="Federated global ingress and DNS for Kubernetes.",
@@ -66,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not require the files the config names to exist here (a config rendered for a pod)",
     )
     check.set_defaults(func=_check_command)
-    for name in _COMMAND_MODULES:
+    for name in command_modules(argv):
         try:
             module = importlib.import_module(name)
         except ImportError as e:
@@ -79,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level),
