@@ -106,14 +106,23 @@ class AnswerMode(StrEnum):
     ALL = "all"  # per-cluster variants: the union of all of them
 
 
-def record_problem(zone: str, rs: RecordSet) -> str | None:
-    """Why ``rs`` cannot be served in ``zone`` (None when it can)."""
+# Parsed values by (type, text form), filled while an index is built (many sets share values,
+# and each value is parsed to check it and again to render it).
+_Parsed = dict[tuple[int, str], dns.rdata.Rdata]
+
+
+def record_problem(
+    zone: str, rs: RecordSet, parsed: _Parsed | None = None, *, name_parsed: bool = False
+) -> str | None:
+    """Why ``rs`` cannot be served in ``zone`` (None when it can); ``parsed`` keeps the values
+    parsed, ``name_parsed``: the caller parsed the name already."""
     zone = zone.rstrip(".").lower()
     where = f"record set {rs.name} {rs.type.value}"
     if rs.name != zone and not rs.name.endswith("." + zone):
         return f"{where}: name is outside zone {zone}"
     try:
-        dns.name.from_text(rs.name + ".")
+        if not name_parsed:
+            dns.name.from_text(rs.name + ".")
     except dns.exception.DNSException as exc:
         return f"{where}: invalid name ({exc})"
     if rs.type in (RecordType.SOA, RecordType.NS):
@@ -126,12 +135,17 @@ def record_problem(zone: str, rs: RecordSet) -> str | None:
         return f"{where}: a CNAME set holds exactly one target, got {len(rs.values)}"
     if rs.type is RecordType.CNAME and rs.name == zone:
         return f"{where}: no CNAME at the zone apex (SOA and NS live there)"
+    rdtype = _TYPES[rs.type]
     for v in rs.values:
         text = v + "." if rs.type is RecordType.CNAME else v
+        if parsed is not None and (rdtype, text) in parsed:
+            continue
         try:
-            dns.rdata.from_text(dns.rdataclass.IN, _TYPES[rs.type], text)
+            rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text)
         except (dns.exception.DNSException, ValueError) as exc:
             return f"{where}: invalid value {v!r} ({exc})"
+        if parsed is not None:
+            parsed[(rdtype, text)] = rd
     if rs.routing is not None and rs.set_identifier is None:
         return f"{where}: routing given without set_identifier"
     return None
@@ -389,6 +403,7 @@ class ZoneIndex:
         self._names: dict[bytes, dns.name.Name] = {}
         # RRsets that do not depend on the client, built once per index.
         self._static: dict[tuple[bytes, int], _RR] = {}
+        self._parsed: _Parsed | None = {}  # only while the index is built (memory)
         self._load(data.records)
         self._soa = _RR(self._soa_rrset(data))
         self._neg_soa = _RR(self._soa_rrset(data, ttl=min(data.soa.ttl, data.soa.minimum)))
@@ -409,6 +424,7 @@ class ZoneIndex:
         # suffix, so the SOA owner is a pointer at a place fixed by the length alone.
         self._nx: dict[int, Prepared] = {}
         self._prerender()
+        self._parsed = None
 
     # --- construction -------------------------------------------------
 
@@ -436,11 +452,14 @@ class ZoneIndex:
 
     def _admit(self, rs: RecordSet) -> bytes | None:
         """The lower-case wire name of a set the index can serve (None: skipped, logged)."""
-        problem = record_problem(self.data.zone, rs)
-        if problem is not None:
+        try:
+            dname: dns.name.Name | None = dns.name.from_text(rs.name + ".")
+        except dns.exception.DNSException:
+            dname = None  # record_problem says why
+        problem = record_problem(self.data.zone, rs, self._parsed, name_parsed=dname is not None)
+        if problem is not None or dname is None:
             log.warning("skipping record set: %s", problem, extra={"zone": self.data.zone, "record": rs.name})
             return None
-        dname = dns.name.from_text(rs.name + ".")
         wire = _wire(dname).lower()
         self._names[wire] = dname
         return wire
@@ -664,9 +683,13 @@ class ZoneIndex:
         values = sorted({v for rs in sets for v in rs.values})
         if rdtype == dns.rdatatype.CNAME:
             values = [values[0] + "."]
-        rrset = dns.rrset.from_text_list(
-            self._names[name], ttl, "IN", dns.rdatatype.RdataType.make(rdtype), values
-        )
+        parsed = self._parsed
+        if parsed is not None and all((rdtype, v) in parsed for v in values):
+            rrset = dns.rrset.from_rdata_list(self._names[name], ttl, [parsed[(rdtype, v)] for v in values])
+        else:
+            rrset = dns.rrset.from_text_list(
+                self._names[name], ttl, "IN", dns.rdatatype.RdataType.make(rdtype), values
+            )
         return rrset, geo
 
     def transfer_rrsets(self, names: Iterable[str] | None = None) -> list[dns.rrset.RRset]:
