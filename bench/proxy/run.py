@@ -1,7 +1,8 @@
 """Benchmark: wrk through the ingressfed proxy and through nginx, to the same small backend.
 
     .venv/bin/python bench/proxy/run.py [--duration 5] [--rounds 3] [--connections 16]
-                                        [--no-uvloop | --with-asyncio] [--profile cprofile|py-spy]
+                                        [--no-uvloop | --with-asyncio] [--with-floor]
+                                        [--profile cprofile|py-spy]
 
 Both proxies get one worker process. The backend is an nginx ``return 200`` server (its own
 process), shared by both. Every request carries ``X-Forwarded-For`` from a trusted peer, so the
@@ -136,6 +137,26 @@ def ingressfed_proxy(
             proc.wait()
 
 
+@contextlib.contextmanager
+def floor(port: int, backend: int) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("floor.py")),
+            "--port",
+            str(port),
+            "--backend",
+            str(backend),
+        ]
+    )
+    try:
+        wait_port(port)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 LATENCY = re.compile(r"^\s*(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -200,6 +221,11 @@ def main() -> int:
     parser.add_argument(
         "--with-asyncio", action="store_true", help="also run a second ingressfed proxy on asyncio's loop"
     )
+    parser.add_argument(
+        "--with-floor",
+        action="store_true",
+        help="also run bench/proxy/floor.py: the least a Python proxy on uvloop+httptools does per request",
+    )
     parser.add_argument("--profile", choices=["cprofile", "py-spy"], help="profile the ingressfed proxy")
     parser.add_argument(
         "--workers", type=int, default=1, help="processes per proxy: nginx worker_processes, proxy.workers"
@@ -245,8 +271,13 @@ def main() -> int:
                     ingressfed_proxy(ours_asyncio, backend, db, uvloop=False, profile=None, tmp=tmp)
                 ).pid
                 contestants.append(("ingressfed-asyncio", ours_asyncio))
+            if args.with_floor:
+                floor_port = free_port()
+                pids["python-floor"] = stack.enter_context(floor(floor_port, backend)).pid
+                contestants.append(("python-floor", floor_port))
             for name, port in contestants[1:]:
-                print(f"{name} serves {check_routing(port)} for {CLIENT_IP}")
+                if name != "python-floor":
+                    print(f"{name} serves {check_routing(port)} for {CLIENT_IP}")
             print(
                 f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, X-Forwarded-For: {CLIENT_IP}"
             )
