@@ -441,6 +441,7 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
             def acme_offers(offers: list[Any]) -> None:
                 feed_offers["acme"] = offers
                 certificates.set([o for part in feed_offers.values() for o in part])
+                certificate_status.offer(offers, group="acme")
 
             acme, acme_task = start_acme(
                 config.tls.acme,
@@ -452,6 +453,7 @@ async def start(config: Config, *, dry_run: bool = False) -> AsyncIterator[Runni
                 board=challenge_board,
             )
             tasks.append(acme_task)
+            certificate_status.waiting.append(acme.waiting)
         if not static:
 
             def tls_offers(offers: list[Any]) -> None:

@@ -94,6 +94,21 @@ class AcmeManager:
             self._wake.set()
         return list(plan.problems)
 
+    def waiting(self) -> list[tuple[str, str, str]]:
+        """(host, source, status) of managed hosts with no certificate kept yet, for
+        ``get certificates``: ``Pending`` (being ordered, or next in line) or
+        ``OrderFailed:retry-at-<time>`` while a failed order backs off."""
+        out = []
+        for host in self.hosts:
+            if self.state.not_after(host) is not None:
+                continue
+            attempt = self.attempts.get(host)
+            status = "Pending"
+            if attempt is not None and attempt.not_before is not None:
+                status = f"OrderFailed:retry-at-{attempt.not_before:%Y-%m-%dT%H:%M:%SZ}"
+            out.append((host, f"acme:{host}", status))
+        return out
+
     def load(self) -> None:
         managed = set(self.hosts) if self._observed else None
         offers = [o for o in self.state.offers() if managed is None or o.source[len("acme:") :] in managed]

@@ -1,8 +1,9 @@
 """``ingressfed get certificates``: every host's certificate as this controller sees it.
 
-Items come from the in-process proxy's catalogue when there is one (directory and Ingress
-certificates alike), else from a catalogue the controller keeps of the Ingress TLS offers it hands
-to remote proxies; the same pure rules decide both. Items carry no key material.
+Items come from the in-process proxy's catalogue when there is one (directory, Ingress and ACME
+certificates alike), else from a catalogue the controller keeps of the Ingress TLS and ACME offers
+it hands to remote proxies; the same pure rules decide both. Hosts a source manages that have no
+certificate yet (``waiting``: ACME hosts being ordered) are listed too. Items carry no key material.
 """
 
 from __future__ import annotations
@@ -36,16 +37,18 @@ class CertificateStatus:
         self.catalog = catalog or CertificateCatalog()
         self._touch = touch
         self._clock = clock
+        # Each returns (host, source, status) for hosts it manages that have no certificate yet.
+        self.waiting: list[Callable[[], list[tuple[str, str, str]]]] = []
 
-    def offer(self, offers: Sequence[Offer]) -> None:
+    def offer(self, offers: Sequence[Offer], group: str = "ingress") -> None:
         if self._own:
-            self.catalog.offer("ingress", offers)
+            self.catalog.offer(group, offers)
             self.catalog.refresh(self._clock())
         self._touch()
 
     def items(self) -> list[dict[str, Any]]:
         now = self._clock()
-        return [
+        items = [
             {
                 "host": s.host,
                 "source": s.source,
@@ -55,3 +58,17 @@ class CertificateStatus:
             }
             for s in statuses(self.catalog.book, now=now, expiring_within=EXPIRING_WITHIN)
         ]
+        served = {item["host"] for item in items}
+        for waiting in self.waiting:
+            for host, source, status in waiting():
+                if host not in served:
+                    items.append(
+                        {
+                            "host": host,
+                            "source": source,
+                            "notAfter": None,
+                            "status": status,
+                            "fingerprint": "",
+                        }
+                    )
+        return sorted(items, key=lambda item: (item["host"], item["source"]))

@@ -393,3 +393,43 @@ async def test_a_wildcard_is_ordered_over_dns01_and_serves_every_name_below_it(t
             )
             writer.close()
         assert (tmp_path / "acme" / "certs" / "_wildcard.example.com.crt").is_file()
+
+
+async def test_get_certificates_lists_acme_hosts_without_an_in_process_proxy(tmp_path: Path) -> None:
+    """``ingressfed get certificates`` (its read API) on a controller whose proxies are remote:
+    a host still being ordered shows why it has no certificate, an issued one shows Ready."""
+    import aiohttp
+
+    dns_port = free_port()
+    async with FakeAcme(dns_address=("127.0.0.1", dns_port), rate_limit=3600.0) as acme:
+        path = _config(tmp_path, acme, challenge="dns-01", dns_port=dns_port, proxy_port=free_port())
+        doc = yaml.safe_load(path.read_text())
+        doc["proxy"] = {"enabled": False}
+        doc["status"] = {"enabled": True}
+        (tmp_path / "feed-token").write_text("t0ken-for-the-feed\n")
+        doc["controller"]["feedTokenFile"] = str(tmp_path / "feed-token")
+        path.write_text(yaml.safe_dump(doc))
+        config = load_config(path)
+        url = f"http://{config.controller.listen}/v1/status/certificates"
+        headers = {"Authorization": "Bearer t0ken-for-the-feed"}
+
+        async def rows(session: aiohttp.ClientSession) -> list[dict[str, Any]]:
+            async with session.get(url, headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
+                body = await resp.json()
+            items = body["items"] if isinstance(body, dict) else body
+            return [i for i in items if i["host"] == HOST]
+
+        for limited in (True, False):
+            acme.rate_limit = 3600.0 if limited else None
+            async with start(config), aiohttp.ClientSession() as session:
+                want = "OrderFailed:retry-at-" if limited else "Ready"
+                loop = asyncio.get_running_loop()
+                end = loop.time() + 30
+                found: list[dict[str, Any]] = []
+                while not (found and found[0]["status"].startswith(want)):
+                    assert loop.time() < end, f"never {want}: {found}"
+                    await asyncio.sleep(0.2)
+                    found = await rows(session)
+                assert found[0]["source"] == f"acme:{HOST}"
+                assert (found[0]["notAfter"] is None) == limited
