@@ -18,6 +18,7 @@ from typing import cast
 import httptools
 
 from ingressfed.model import Location
+from ingressfed.proxy.deadlines import late_body
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.exchange import BodyTooLarge, Exchange, local_response
 from ingressfed.proxy.ports import Pause, TunnelPeer
@@ -488,19 +489,16 @@ class ClientConnection(asyncio.Protocol):
             self.rate_base = exchange.body_bytes
             return
         settings = self.engine.settings
-        silent = now - self.body_active > settings.timeouts.body_read
-        elapsed = now - self.rate_since
-        min_rate = settings.limits.min_body_rate
-        slow = (
-            min_rate > 0
-            and elapsed > settings.timeouts.body_read
-            and exchange.body_bytes - self.rate_base < min_rate * elapsed
+        why = late_body(
+            now,
+            active=self.body_active,
+            window_start=self.rate_since,
+            received=exchange.body_bytes,
+            received_at_start=self.rate_base,
+            body_read=settings.timeouts.body_read,
+            min_rate=settings.limits.min_body_rate,
         )
-        if silent or slow:
+        if why is not None:
             self.engine.metrics.client_timeouts.labels("body").inc()
-            log.info(
-                "request body from %s %s; closing",
-                self.peer,
-                "went silent" if silent else f"below {min_rate} bytes/s",
-            )
+            log.info("request body from %s %s; closing", self.peer, why)
             exchange.fail(408, "request body not received in time")

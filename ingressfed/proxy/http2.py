@@ -45,6 +45,7 @@ from h2.errors import ErrorCodes
 from prometheus_client import CollectorRegistry, Counter
 
 from ingressfed.model import Location
+from ingressfed.proxy.deadlines import late_body
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.exchange import BodyTooLarge, Exchange
 from ingressfed.proxy.hpack_out import StatelessEncoder
@@ -201,6 +202,7 @@ class _Stream:
 
     __slots__ = (
         "blocked_since",
+        "body_active",
         "conn",
         "ended",
         "exchange",
@@ -210,6 +212,8 @@ class _Stream:
         "head_sent",
         "out",
         "paused",
+        "rate_base",
+        "rate_since",
         "response_headers",
         "stream_id",
         "unacked",
@@ -231,6 +235,12 @@ class _Stream:
         self.unacked = 0  # request body bytes received while paused, acknowledged on resume
         self.blocked_since: float | None = None
         self.upstream_paused = False
+        # Request body deadlines (proxy.deadlines.late_body), as on HTTP/1.1: when a DATA frame
+        # last came, and the start of the body-rate window with the bytes received before it.
+        now = conn.engine.clock.now
+        self.body_active = now
+        self.rate_since = now
+        self.rate_base = 0
 
     # --- ports.Downstream ----------------------------------------------------------------------
     @property
@@ -315,10 +325,14 @@ class H2ClientConnection(asyncio.Protocol):
         self.writing_paused = False
         self.reading_paused = False
         self.last_active = engine.clock.now
+        # timeouts.requestHead: the first request's head is due from the accept, a header block
+        # (HEADERS + CONTINUATION) from its first frame; None while no head is awaited.
+        self.head_since: float | None = engine.clock.now
         self.resets: deque[float] = deque()
         self.controls: deque[float] = deque()
         self._write_soon = False
         self._dirty: dict[int, _Stream] = {}  # streams with output to send at the next write
+        self.streams_opened = 0
 
     @property
     def busy(self) -> bool:
@@ -386,6 +400,11 @@ class H2ClientConnection(asyncio.Protocol):
             if self.closed:
                 return
             self._dispatch(event, now)
+        if self.h2.incoming_buffer._headers_buffer:
+            if self.head_since is None:
+                self.head_since = now  # a header block begun: the whole of it is due in time
+        elif self.head_since is not None and self.streams_opened:
+            self.head_since = None
         self._write_out()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -456,6 +475,7 @@ class H2ClientConnection(asyncio.Protocol):
     def _request(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: object) -> None:
         stream = _Stream(self, stream_id)
         self.streams[stream_id] = stream
+        self.streams_opened += 1
         why = malformed(headers)
         if why is not None:
             self.metrics.refusals.labels("malformed_request").inc()
@@ -491,6 +511,7 @@ class H2ClientConnection(asyncio.Protocol):
             if size:
                 self.h2.acknowledge_received_data(size, event.stream_id)
             return
+        stream.body_active = now
         try:
             if data:
                 stream.exchange.body(data)
@@ -702,6 +723,30 @@ class H2ClientConnection(asyncio.Protocol):
             self.closed = True
             self.transport.abort()
 
+    def _body_late(self, now: float, stream: _Stream, exchange: Exchange) -> bool:
+        """timeouts.bodyRead / limits.minBodyRate for one stream's request body, as on HTTP/1.1:
+        a late body gets 408 on its stream (the connection and its other streams go on)."""
+        if stream.paused or self.reading_paused:  # our flow control: restart the window
+            stream.body_active = stream.rate_since = now
+            stream.rate_base = exchange.body_bytes
+            return False
+        settings = self.engine.settings
+        why = late_body(
+            now,
+            active=stream.body_active,
+            window_start=stream.rate_since,
+            received=exchange.body_bytes,
+            received_at_start=stream.rate_base,
+            body_read=settings.timeouts.body_read,
+            min_rate=settings.limits.min_body_rate,
+        )
+        if why is None:
+            return False
+        self.engine.metrics.client_timeouts.labels("body").inc()
+        log.info("HTTP/2 stream %d from %s: request body %s", stream.stream_id, self.peer, why)
+        exchange.fail(408, "request body not received in time")
+        return True
+
     def check_timeouts(self, now: float) -> None:
         if self.closed:
             return
@@ -714,7 +759,18 @@ class H2ClientConnection(asyncio.Protocol):
                 self.reset(stream, ErrorCodes.CANCEL)
                 continue
             if exchange is not None and not exchange.done:
+                if not exchange.request_done and self._body_late(now, stream, exchange):
+                    continue
                 exchange.check_timeout(now, timeouts.read)
+        head_since = self.head_since
+        if head_since is not None and not self.reading_paused and now - head_since > timeouts.request_head:
+            # A first request, or a header block begun, not complete in time (slowloris over HTTP/2).
+            self.engine.metrics.client_timeouts.labels("head").inc()
+            log.info("HTTP/2 request head from %s not complete in time; closing", self.peer)
+            self._refuse("request_head_timeout", ErrorCodes.NO_ERROR)
+            return
+        if head_since is not None and self.reading_paused:
+            self.head_since = now  # our flow control, not the client
         draining = self.engine.registry.draining
         if not self.streams and (draining or now - self.last_active > timeouts.idle):
             self.close()

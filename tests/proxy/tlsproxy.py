@@ -68,8 +68,14 @@ class HttpsProxy:
 
 @contextlib.asynccontextmanager
 async def https_proxy(
-    servers: dict[str, BackendServer], tmp_path: Path, *, hosts: tuple[str, ...] = (HOST,), **tls: Any
+    servers: dict[str, BackendServer],
+    tmp_path: Path,
+    *,
+    hosts: tuple[str, ...] = (HOST,),
+    proxy: dict[str, Any] | None = None,
+    **tls: Any,
 ) -> AsyncIterator[HttpsProxy]:
+    """``proxy``: ProxySettings overrides (timeouts, limits); the rest are TlsSettings fields."""
     ca = LocalAuthority()
     certs = tmp_path / "certs"
     certs.mkdir()
@@ -81,5 +87,5 @@ async def https_proxy(
         (certs / f"{name}.crt").write_bytes(issued.cert_pem)
     settings = replace(TlsSettings(host="127.0.0.1", port=0, certificate_dir=str(certs)), **tls)
     routes = [routes_for(h, servers) for h in ("app.example.com", "shop.example.com", "localhost")]
-    async with running_proxy(servers, routes=routes, tls=settings) as proxy:
-        yield HttpsProxy(proxy, ca, certs, ca_file)
+    async with running_proxy(servers, routes=routes, tls=settings, **(proxy or {})) as server:
+        yield HttpsProxy(server, ca, certs, ca_file)

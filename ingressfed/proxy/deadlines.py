@@ -1,0 +1,29 @@
+"""The client-side deadline decisions both codecs share (pure: times and counts in, verdict out).
+
+A request body is late when nothing of it arrived for ``body_read`` seconds, or when, over a window
+longer than that, it arrived slower than ``min_rate`` bytes a second (0: no minimum). A codec
+restarts the window whenever it pauses reading itself, so only the client's slowness counts.
+"""
+
+from __future__ import annotations
+
+__all__ = ["late_body"]
+
+
+def late_body(
+    now: float,
+    *,
+    active: float,
+    window_start: float,
+    received: int,
+    received_at_start: int,
+    body_read: float,
+    min_rate: int,
+) -> str | None:
+    """Why the body is late ("went silent", "below N bytes/s"), or None while it is not."""
+    if now - active > body_read:
+        return "went silent"
+    elapsed = now - window_start
+    if min_rate > 0 and elapsed > body_read and received - received_at_start < min_rate * elapsed:
+        return f"below {min_rate} bytes/s"
+    return None
