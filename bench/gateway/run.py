@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.gateway.routes import CLUSTERS, HOST, gateway_inputs, ingress_routes  # noqa: E402
-from bench.proxy.run import BACKEND, free_port, nginx, wait_port  # noqa: E402
+from bench.peers import BACKEND, free_port, nginx, served  # noqa: E402
 from geo.regions import cluster_location  # noqa: E402
 from ingressfed.gateway.state import gateway_state  # noqa: E402
 from ingressfed.gateway.table import build_gateway_table  # noqa: E402
@@ -63,17 +62,8 @@ def per_call(fn: Callable[[], object], *, n: int) -> float:
 @contextlib.contextmanager
 def proxy(port: int, backend: int, mode: str) -> Iterator[subprocess.Popen[bytes]]:
     cmd = [sys.executable, "-m", "bench.gateway.serve", "--port", str(port), "--backend", str(backend)]
-    proc = subprocess.Popen([*cmd, "--mode", mode], cwd=ROOT)
-    try:
-        wait_port(port, timeout=60)
+    with served([*cmd, "--mode", mode], port, cwd=ROOT, start_timeout=60) as proc:
         yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def wrk(port: int, path: str, *, duration: int, connections: int) -> float:

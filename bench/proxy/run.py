@@ -17,63 +17,22 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.peers import BACKEND, free_port, nginx, served  # noqa: E402
 from bench.procstat import cpu_seconds, process_tree  # noqa: E402
 
 HOST = "app.example.com"
 CLIENT_IP = "81.2.69.10"  # London in the test City database; a European address in real ones
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port} after {timeout}s")
-
-
-NGINX_CONF = """
-worker_processes {workers};
-daemon off;
-pid {tmp}/nginx-{name}.pid;
-error_log {tmp}/error-{name}.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body-{name};
-    proxy_temp_path {tmp}/proxy-{name};
-    fastcgi_temp_path {tmp}/fcgi-{name};
-    uwsgi_temp_path {tmp}/uwsgi-{name};
-    scgi_temp_path {tmp}/scgi-{name};
-    keepalive_requests 1000000;
-    {body}
-}}
-"""
-
-BACKEND = """
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{ default_type text/plain; return 200 "hello from the backend\\n"; }}
-    }}
-"""
 
 PROXY = """
     upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}
@@ -95,26 +54,6 @@ PROXY = """
 
 
 @contextlib.contextmanager
-def nginx(
-    tmp: Path, name: str, body: str, port: int, *, workers: int = 1
-) -> Iterator[subprocess.Popen[bytes]]:
-    conf = tmp / f"nginx-{name}.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, name=name, body=body, workers=workers))
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    proc = subprocess.Popen([binary, "-p", str(tmp), "-c", str(conf)], stderr=subprocess.PIPE)
-    try:
-        wait_port(port)
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@contextlib.contextmanager
 def ingressfed_proxy(
     port: int, backend: int, db: Path, *, uvloop: bool, profile: str | None, tmp: Path, workers: int = 1
 ) -> Iterator[subprocess.Popen[bytes]]:
@@ -124,37 +63,15 @@ def ingressfed_proxy(
         cmd.append("--no-uvloop")
     if profile == "cprofile":
         cmd += ["--cprofile", str(tmp / "proxy.prof")]
-    proc = subprocess.Popen(cmd)
-    try:
-        wait_port(port)
+    with served(cmd, port) as proc:
         yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextlib.contextmanager
 def floor(port: int, backend: int) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("floor.py")),
-            "--port",
-            str(port),
-            "--backend",
-            str(backend),
-        ]
-    )
-    try:
-        wait_port(port)
+    script = str(Path(__file__).with_name("floor.py"))
+    with served([sys.executable, script, "--port", str(port), "--backend", str(backend)], port) as proc:
         yield proc
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 LATENCY = re.compile(r"^\s*(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)

@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,8 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.peers import BACKEND, free_port, nginx, served  # noqa: E402
 from bench.procstat import cpu_seconds, process_tree  # noqa: E402
-from bench.proxy.run import BACKEND, LATENCY, UNITS, free_port, nginx, wait_port  # noqa: E402
+from bench.proxy.run import LATENCY, UNITS  # noqa: E402
 from ingressfed.tls.authority import LocalAuthority  # noqa: E402
 
 NGINX_TLS = """
@@ -65,17 +65,8 @@ def ingressfed(
     cmd += ["--plain-port", str(plain), "--backend", str(backend), "--certs", str(certs)]
     if profile is not None:
         cmd += ["--cprofile", str(profile)]
-    proc = subprocess.Popen(cmd)
-    try:
-        wait_port(port)
+    with served(cmd, port) as proc:
         yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def wrk(
