@@ -113,6 +113,13 @@ def h2load(port: int, *, requests: int, connections: int, server: int | None = N
     return float(done.group(1)), (cpu / requests * 1e6 if pids else float("nan"))
 
 
+def median(values: list[float]) -> float:
+    """The middle value; with an even count the mean of the two middle ones (not the upper one)."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -181,15 +188,15 @@ def main() -> int:
                 ("h2", "HTTP/2 (h2load -m 16)", 0.5),
             ):
                 ratios = sorted(a / b for a, b in zip(ours_r[key], theirs_r[key], strict=True))
-                cpu = {n: sorted(r[key + "_cpu"])[len(r[key + "_cpu"]) // 2] for n, r in results.items()}
+                cpu = {n: median(r[key + "_cpu"]) for n, r in results.items()}
                 print(
-                    f"{label:22s} ingressfed/nginx median {ratios[len(ratios) // 2]:.2f} "
+                    f"{label:22s} ingressfed/nginx median {median(ratios):.2f} "
                     f"(best {ratios[-1]:.2f}; goal >= {goal}); CPU per request: ingressfed "
                     f"{cpu['ingressfed']:.0f} µs, nginx {cpu['nginx']:.0f} µs "
                     f"(nginx/ingressfed {cpu['nginx'] / cpu['ingressfed']:.2f})"
                 )
             for name, r in results.items():
-                p99 = sorted(r["p99"])[len(r["p99"]) // 2]
+                p99 = median(r["p99"])
                 print(f"{name:10s} median p99 at {args.connections} connections: {p99:.2f} ms")
         if profile is not None and profile.exists():
             import pstats
