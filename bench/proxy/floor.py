@@ -43,7 +43,7 @@ class _Backend(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         client, self.client = self.client, None
-        if client is not None:
+        if client is not None and not client.transport.is_closing():  # wrk stops mid-request
             client.transport.write(b"".join(self.out))
         self.idle.append(self)
 
