@@ -42,7 +42,7 @@ from yarl import URL
 
 from ingressfed.errors import IngressfedError
 from ingressfed.feed.follower import backoff_delay
-from ingressfed.tls.distribution import bearer_refusal
+from ingressfed.feed.longpoll import VersionedBody, answer, bearer_refusal, poll_query
 
 __all__ = [
     "CHALLENGES_PATH",
@@ -59,7 +59,6 @@ log = logging.getLogger(__name__)
 CHALLENGES_PATH = "/v1/feed/acme-challenges"
 FORMAT = "ingressfed.acme-challenges/v1"
 PREFIX = b"/.well-known/acme-challenge/"
-_MAX_TIMEOUT = 60.0
 # RFC 8555 §8.3: the token is base64url; bounding it keeps a hostile feed from costing memory.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}\Z")
 _PROXY_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}\Z")
@@ -142,21 +141,26 @@ class ChallengeBoard:
         forget_after: float = 75.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.epoch = epoch or secrets.token_hex(8)
-        self.version = 0
+        self.doc = VersionedBody(b"", epoch=epoch)
         self.forget_after = forget_after
         self._clock = clock
         self._tokens: dict[str, tuple[str, str]] = {}
-        self._body = encode_challenges(self.epoch, 0, {})
-        self._changed = asyncio.Event()
-        self._closed = False
+        self.doc.body = encode_challenges(self.doc.epoch, 0, {})
         self._held: dict[str, tuple[int, float]] = {}  # follower -> (version it holds, last poll)
         self._acked = asyncio.Event()
         self.listeners: list[Callable[[Tokens], None]] = []  # called with the tokens on each change
 
     @property
+    def epoch(self) -> str:
+        return self.doc.epoch
+
+    @property
+    def version(self) -> int:
+        return self.doc.version
+
+    @property
     def body(self) -> bytes:
-        return self._body
+        return self.doc.body
 
     def answer(self, host: str, target: bytes) -> bytes | None:
         return answer_token(self._tokens, host, target)
@@ -170,10 +174,7 @@ class ChallengeBoard:
             self._bump()
 
     def _bump(self) -> int:
-        self.version += 1
-        self._body = encode_challenges(self.epoch, self.version, self._tokens)
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self.doc.publish(encode_challenges(self.doc.epoch, self.doc.version + 1, self._tokens))
         for listener in self.listeners:
             listener(dict(self._tokens))
         return self.version
@@ -212,19 +213,10 @@ class ChallengeBoard:
         return []
 
     def close(self) -> None:
-        """Release every long poll (they answer 304): a shutting-down server does not wait them out."""
-        self._closed = True
-        self._changed.set()
+        self.doc.close()
 
     async def wait_newer(self, after: int, epoch: str | None, wait: float) -> bool:
-        if epoch != self.epoch or after < self.version:
-            return True
-        changed = self._changed
-        if not self._closed:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await changed.wait()
-        return after < self.version
+        return await self.doc.wait_newer(after, epoch, wait)
 
 
 def add_challenge_routes(app: web.Application, board: ChallengeBoard, token: str | None) -> None:
@@ -236,15 +228,10 @@ def add_challenge_routes(app: web.Application, board: ChallengeBoard, token: str
         if expected is not None and (refused := bearer_refusal(request, expected)) is not None:
             return refused
         name = request.query.get("proxy", "")
-        try:
-            after = int(request.query.get("after", "-1"))
-            timeout = float(request.query.get("timeout", "30"))
-        except ValueError:
-            return web.json_response(
-                {"error": "bad request", "detail": "after and timeout are numbers"}, status=400
-            )
-        if not 0 <= timeout <= _MAX_TIMEOUT:
-            return web.json_response({"error": "bad request", "detail": "timeout: 0..60 seconds"}, status=400)
+        query = poll_query(request)
+        if isinstance(query, web.Response):
+            return query
+        after, timeout = query
         if name and not _PROXY_NAME.match(name):
             return web.json_response(
                 {"error": "bad request", "detail": "proxy: 1..128 of A-Z a-z 0-9 _ . : -"}, status=400
@@ -254,9 +241,7 @@ def add_challenge_routes(app: web.Application, board: ChallengeBoard, token: str
             board.heard(name, epoch, after)
         if not await board.wait_newer(after, epoch, timeout):
             return web.Response(status=304)
-        return web.Response(
-            body=board.body, content_type="application/json", headers={"Cache-Control": "no-store"}
-        )
+        return answer(board.doc)
 
     app.router.add_get(CHALLENGES_PATH, challenges)
 

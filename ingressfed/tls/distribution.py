@@ -17,12 +17,9 @@ Wire form (strict decoding names the bad field)::
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hmac
 import json
 import logging
 import random
-import secrets
 import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,6 +30,7 @@ from yarl import URL
 
 from ingressfed.errors import IngressfedError
 from ingressfed.feed.follower import backoff_delay
+from ingressfed.feed.longpoll import VersionedBody, answer, bearer_refusal, poll_query
 from ingressfed.tls.book import Offer
 from ingressfed.tls.certificate import PrivateKey
 
@@ -42,7 +40,6 @@ __all__ = [
     "CertificateFollower",
     "CertificateFormatError",
     "add_certificate_routes",
-    "bearer_refusal",
     "decode_bundle",
     "encode_bundle",
 ]
@@ -51,7 +48,6 @@ log = logging.getLogger(__name__)
 
 CERTIFICATES_PATH = "/v1/feed/certificates"
 FORMAT = "ingressfed.certificates/v1"
-_MAX_TIMEOUT = 60.0
 
 
 class CertificateFormatError(IngressfedError, ValueError):
@@ -123,54 +119,35 @@ class CertificateBundle:
     """The controller's current Ingress TLS offers, versioned; ``wait_newer`` for long polls."""
 
     def __init__(self, *, epoch: str | None = None) -> None:
-        self.epoch = epoch or secrets.token_hex(8)
-        self.version = 0
-        self._body = encode_bundle(self.epoch, 0, [])
+        self.doc = VersionedBody(b"", epoch=epoch)
+        self.doc.body = encode_bundle(self.doc.epoch, 0, [])
         self._content: tuple[tuple[str, tuple[str, ...], bytes, PrivateKey], ...] = ()
-        self._changed = asyncio.Event()
-        self._closed = False
+
+    @property
+    def epoch(self) -> str:
+        return self.doc.epoch
+
+    @property
+    def version(self) -> int:
+        return self.doc.version
+
+    @property
+    def body(self) -> bytes:
+        return self.doc.body
 
     def set(self, offers: Sequence[Offer]) -> None:
         content = tuple(sorted((o.source, o.hosts, o.cert_pem, o.key) for o in offers))
         if content == self._content:
             return
         self._content = content
-        self.version += 1
-        self._body = encode_bundle(self.epoch, self.version, offers)
-        log.info("certificates for remote proxies: version %d, %d certificates", self.version, len(offers))
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    @property
-    def body(self) -> bytes:
-        return self._body
+        version = self.doc.publish(encode_bundle(self.doc.epoch, self.doc.version + 1, offers))
+        log.info("certificates for remote proxies: version %d, %d certificates", version, len(offers))
 
     def close(self) -> None:
-        """Release every long poll (they answer 304): a shutting-down server does not wait them out."""
-        self._closed = True
-        self._changed.set()
+        self.doc.close()
 
     async def wait_newer(self, after: int, epoch: str | None, wait: float) -> bool:
-        if epoch != self.epoch or after < self.version:
-            return True
-        changed = self._changed
-        if not self._closed:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await changed.wait()
-        return after < self.version
-
-
-def bearer_refusal(request: web.Request, expected: bytes) -> web.Response | None:
-    """A 401 unless the request carries ``Authorization: Bearer <expected>``; None when it does."""
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
-        return web.json_response(
-            {"error": "unauthorized"},
-            status=401,
-            headers={"WWW-Authenticate": 'Bearer realm="ingressfed-feed"'},
-        )
-    return None
+        return await self.doc.wait_newer(after, epoch, wait)
 
 
 def add_certificate_routes(app: web.Application, bundle: CertificateBundle, token: str | None) -> None:
@@ -187,20 +164,13 @@ def add_certificate_routes(app: web.Application, bundle: CertificateBundle, toke
             )
         if (refused := bearer_refusal(request, expected)) is not None:
             return refused
-        try:
-            after = int(request.query.get("after", "-1"))
-            timeout = float(request.query.get("timeout", "30"))
-        except ValueError:
-            return web.json_response(
-                {"error": "bad request", "detail": "after and timeout are numbers"}, status=400
-            )
-        if not 0 <= timeout <= _MAX_TIMEOUT:
-            return web.json_response({"error": "bad request", "detail": "timeout: 0..60 seconds"}, status=400)
+        query = poll_query(request)
+        if isinstance(query, web.Response):
+            return query
+        after, timeout = query
         if not await bundle.wait_newer(after, request.query.get("epoch"), timeout):
             return web.Response(status=304)
-        return web.Response(
-            body=bundle.body, content_type="application/json", headers={"Cache-Control": "no-store"}
-        )
+        return answer(bundle.doc)
 
     app.router.add_get(CERTIFICATES_PATH, certificates)
 
