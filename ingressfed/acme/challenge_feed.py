@@ -27,22 +27,17 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import re
 import secrets
 import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
-import aiohttp
 from aiohttp import web
-from yarl import URL
 
 from ingressfed.errors import IngressfedError
-from ingressfed.feed.follower import backoff_delay
-from ingressfed.feed.longpoll import VersionedBody, answer, bearer_refusal, poll_query
+from ingressfed.feed.longpoll import LongPollFollower, VersionedBody, answer, bearer_refusal, poll_query
 
 __all__ = [
     "CHALLENGES_PATH",
@@ -131,7 +126,7 @@ def decode_challenges(data: bytes) -> tuple[str, int, dict[str, tuple[str, str]]
     return epoch, version, tokens
 
 
-class ChallengeBoard:
+class ChallengeBoard(VersionedBody):
     """The controller's pending http-01 tokens, versioned, and which follower holds which version."""
 
     def __init__(
@@ -141,26 +136,14 @@ class ChallengeBoard:
         forget_after: float = 75.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.doc = VersionedBody(b"", epoch=epoch)
+        super().__init__(b"", epoch=epoch)
         self.forget_after = forget_after
         self._clock = clock
         self._tokens: dict[str, tuple[str, str]] = {}
-        self.doc.body = encode_challenges(self.doc.epoch, 0, {})
+        self.body = encode_challenges(self.epoch, 0, {})
         self._held: dict[str, tuple[int, float]] = {}  # follower -> (version it holds, last poll)
         self._acked = asyncio.Event()
         self.listeners: list[Callable[[Tokens], None]] = []  # called with the tokens on each change
-
-    @property
-    def epoch(self) -> str:
-        return self.doc.epoch
-
-    @property
-    def version(self) -> int:
-        return self.doc.version
-
-    @property
-    def body(self) -> bytes:
-        return self.doc.body
 
     def answer(self, host: str, target: bytes) -> bytes | None:
         return answer_token(self._tokens, host, target)
@@ -174,7 +157,7 @@ class ChallengeBoard:
             self._bump()
 
     def _bump(self) -> int:
-        self.doc.publish(encode_challenges(self.doc.epoch, self.doc.version + 1, self._tokens))
+        self.publish(encode_challenges(self.epoch, self.version + 1, self._tokens))
         for listener in self.listeners:
             listener(dict(self._tokens))
         return self.version
@@ -212,12 +195,6 @@ class ChallengeBoard:
                     await acked.wait()
         return []
 
-    def close(self) -> None:
-        self.doc.close()
-
-    async def wait_newer(self, after: int, epoch: str | None, wait: float) -> bool:
-        return await self.doc.wait_newer(after, epoch, wait)
-
 
 def add_challenge_routes(app: web.Application, board: ChallengeBoard, token: str | None) -> None:
     """``GET /v1/feed/acme-challenges?after=N&epoch=E&timeout=S&proxy=NAME``; ``token`` None: the
@@ -241,7 +218,7 @@ def add_challenge_routes(app: web.Application, board: ChallengeBoard, token: str
             board.heard(name, epoch, after)
         if not await board.wait_newer(after, epoch, timeout):
             return web.Response(status=304)
-        return answer(board.doc)
+        return answer(board)
 
     app.router.add_get(CHALLENGES_PATH, challenges)
 
@@ -255,8 +232,12 @@ def follower_name() -> str:
     return f"{socket.gethostname()[:80]}-{secrets.token_hex(4)}"
 
 
-class ChallengeFollower:
+class ChallengeFollower(LongPollFollower):
     """Follows a controller's ``/v1/feed/acme-challenges``; ``answer`` is a ProxyServer answerer."""
+
+    path = CHALLENGES_PATH
+    what = "ACME challenges"
+    format_error = ChallengeFormatError
 
     def __init__(
         self,
@@ -268,67 +249,21 @@ class ChallengeFollower:
         backoff_max: float = 30.0,
         name: str | None = None,
     ) -> None:
-        base = URL(url)
-        if base.scheme not in ("http", "https") or not base.host:
-            raise ValueError(f"feed url {url!r} must be http(s)://host[:port]")
-        self.url = base.with_path(CHALLENGES_PATH)
-        self.token = token
-        self.ssl_context = ssl_context
-        self.poll_timeout = poll_timeout
-        self.backoff_max = backoff_max
+        super().__init__(
+            url, token=token, ssl_context=ssl_context, poll_timeout=poll_timeout, backoff_max=backoff_max
+        )
         self.name = name or follower_name()
-        self.epoch: str | None = None
-        self.version = -1
         self.tokens: dict[str, tuple[str, str]] = {}
         self.listeners: list[Callable[[Tokens], None]] = []  # called with the tokens on each change
 
     def answer(self, host: str, target: bytes) -> bytes | None:
         return answer_token(self.tokens, host, target)
 
-    async def run(self) -> None:
-        connector = aiohttp.TCPConnector(ssl=self.ssl_context if self.ssl_context is not None else True)
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        failures = 0
-        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-            while True:
-                try:
-                    await self.poll(session)
-                    failures = 0
-                except (aiohttp.ClientError, TimeoutError, ChallengeFormatError) as exc:
-                    if isinstance(exc, aiohttp.ClientResponseError) and exc.status == 404:
-                        # A controller from before this feed part: nothing to answer; ask now and then.
-                        if failures == 0:
-                            log.info("%s: the controller serves no ACME challenges (404)", self.url)
-                        failures += 1
-                        await asyncio.sleep(self.backoff_max)
-                        continue
-                    failures += 1
-                    delay = backoff_delay(
-                        failures, initial=0.5, maximum=self.backoff_max, jitter=random.random()
-                    )
-                    log.warning(
-                        "acme challenges from %s not fetched (%s); retry in %.1fs", self.url, exc, delay
-                    )
-                    await asyncio.sleep(delay)
+    def query(self) -> dict[str, str]:
+        return {**super().query(), "proxy": self.name}
 
-    async def poll(self, session: aiohttp.ClientSession) -> bool:
-        """One long poll; True when a new set was taken."""
-        query: dict[str, Any] = {
-            "after": str(self.version),
-            "timeout": str(self.poll_timeout),
-            "proxy": self.name,
-        }
-        if self.epoch is not None:
-            query["epoch"] = self.epoch
-        timeout = aiohttp.ClientTimeout(total=self.poll_timeout + 10)
-        async with session.get(self.url, params=query, timeout=timeout) as resp:
-            if resp.status == 304:
-                return False
-            if resp.status != 200:
-                raise aiohttp.ClientResponseError(
-                    resp.request_info, resp.history, status=resp.status, message=resp.reason or ""
-                )
-            epoch, version, tokens = decode_challenges(await resp.read())
+    def take(self, body: bytes) -> None:
+        epoch, version, tokens = decode_challenges(body)
         if tokens.keys() != self.tokens.keys():
             log.info(
                 "acme http-01: answering %d token(s) for %s",
@@ -340,4 +275,3 @@ class ChallengeFollower:
         if changed:
             for listener in self.listeners:
                 listener(dict(tokens))
-        return True

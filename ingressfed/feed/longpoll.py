@@ -12,11 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import logging
+import random
 import secrets
+import ssl
 
+import aiohttp
 from aiohttp import web
+from yarl import URL
 
-__all__ = ["MAX_TIMEOUT", "VersionedBody", "answer", "bearer_refusal", "poll_query"]
+from ingressfed.feed.follower import backoff_delay
+
+__all__ = ["MAX_TIMEOUT", "LongPollFollower", "VersionedBody", "answer", "bearer_refusal", "poll_query"]
+
+log = logging.getLogger(__name__)
 
 MAX_TIMEOUT = 60.0  # seconds a long poll may ask to wait
 
@@ -88,3 +97,82 @@ def answer(body: VersionedBody) -> web.Response:
     return web.Response(
         body=body.body, content_type="application/json", headers={"Cache-Control": "no-store"}
     )
+
+
+class LongPollFollower:
+    """Follows one long-polled document of a controller (``path``), taking each new version with
+    ``take``; network failures back off, a controller without the document is asked now and then."""
+
+    path = ""  # the document's path on the controller
+    what = "document"  # how logs name it
+    format_error: type[Exception] = ValueError  # what ``take`` raises for a malformed body
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None,
+        ssl_context: ssl.SSLContext | None = None,
+        poll_timeout: float = 30.0,
+        backoff_max: float = 30.0,
+    ) -> None:
+        base = URL(url)
+        if base.scheme not in ("http", "https") or not base.host:
+            raise ValueError(f"feed url {url!r} must be http(s)://host[:port]")
+        self.url = base.with_path(self.path)
+        self.token = token
+        self.ssl_context = ssl_context
+        self.poll_timeout = poll_timeout
+        self.backoff_max = backoff_max
+        self.epoch: str | None = None
+        self.version = -1
+
+    def query(self) -> dict[str, str]:
+        query = {"after": str(self.version), "timeout": str(self.poll_timeout)}
+        if self.epoch is not None:
+            query["epoch"] = self.epoch
+        return query
+
+    def take(self, body: bytes) -> None:
+        """Apply a new version of the document (set ``epoch`` and ``version``)."""
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        connector = aiohttp.TCPConnector(ssl=self.ssl_context if self.ssl_context is not None else True)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        failures = 0
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+            while True:
+                try:
+                    await self.poll(session)
+                    failures = 0
+                except (aiohttp.ClientError, TimeoutError, self.format_error) as exc:
+                    if isinstance(exc, aiohttp.ClientResponseError) and exc.status == 404:
+                        # A controller from before this document: nothing to take; ask now and then.
+                        if failures == 0:
+                            log.info("%s: the controller serves no %s (404)", self.url, self.what)
+                        failures += 1
+                        await asyncio.sleep(self.backoff_max)
+                        continue
+                    failures += 1
+                    delay = backoff_delay(
+                        failures, initial=0.5, maximum=self.backoff_max, jitter=random.random()
+                    )
+                    log.warning(
+                        "%s from %s not fetched (%s); retry in %.1fs", self.what, self.url, exc, delay
+                    )
+                    await asyncio.sleep(delay)
+
+    async def poll(self, session: aiohttp.ClientSession) -> bool:
+        """One long poll; True when a new version was taken."""
+        timeout = aiohttp.ClientTimeout(total=self.poll_timeout + 10)
+        async with session.get(self.url, params=self.query(), timeout=timeout) as resp:
+            if resp.status == 304:
+                return False
+            if resp.status != 200:
+                raise aiohttp.ClientResponseError(
+                    resp.request_info, resp.history, status=resp.status, message=resp.reason or ""
+                )
+            body = await resp.read()
+        self.take(body)
+        return True

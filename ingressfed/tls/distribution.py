@@ -16,21 +16,16 @@ Wire form (strict decoding names the bad field)::
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import random
 import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import aiohttp
 from aiohttp import web
-from yarl import URL
 
 from ingressfed.errors import IngressfedError
-from ingressfed.feed.follower import backoff_delay
-from ingressfed.feed.longpoll import VersionedBody, answer, bearer_refusal, poll_query
+from ingressfed.feed.longpoll import LongPollFollower, VersionedBody, answer, bearer_refusal, poll_query
 from ingressfed.tls.book import Offer
 from ingressfed.tls.certificate import PrivateKey
 
@@ -115,39 +110,21 @@ def decode_bundle(data: bytes) -> tuple[str, int, list[Offer]]:
     return epoch, version, offers
 
 
-class CertificateBundle:
+class CertificateBundle(VersionedBody):
     """The controller's current Ingress TLS offers, versioned; ``wait_newer`` for long polls."""
 
     def __init__(self, *, epoch: str | None = None) -> None:
-        self.doc = VersionedBody(b"", epoch=epoch)
-        self.doc.body = encode_bundle(self.doc.epoch, 0, [])
+        super().__init__(b"", epoch=epoch)
+        self.body = encode_bundle(self.epoch, 0, [])
         self._content: tuple[tuple[str, tuple[str, ...], bytes, PrivateKey], ...] = ()
-
-    @property
-    def epoch(self) -> str:
-        return self.doc.epoch
-
-    @property
-    def version(self) -> int:
-        return self.doc.version
-
-    @property
-    def body(self) -> bytes:
-        return self.doc.body
 
     def set(self, offers: Sequence[Offer]) -> None:
         content = tuple(sorted((o.source, o.hosts, o.cert_pem, o.key) for o in offers))
         if content == self._content:
             return
         self._content = content
-        version = self.doc.publish(encode_bundle(self.doc.epoch, self.doc.version + 1, offers))
+        version = self.publish(encode_bundle(self.epoch, self.version + 1, offers))
         log.info("certificates for remote proxies: version %d, %d certificates", version, len(offers))
-
-    def close(self) -> None:
-        self.doc.close()
-
-    async def wait_newer(self, after: int, epoch: str | None, wait: float) -> bool:
-        return await self.doc.wait_newer(after, epoch, wait)
 
 
 def add_certificate_routes(app: web.Application, bundle: CertificateBundle, token: str | None) -> None:
@@ -170,7 +147,7 @@ def add_certificate_routes(app: web.Application, bundle: CertificateBundle, toke
         after, timeout = query
         if not await bundle.wait_newer(after, request.query.get("epoch"), timeout):
             return web.Response(status=304)
-        return answer(bundle.doc)
+        return answer(bundle)
 
     app.router.add_get(CERTIFICATES_PATH, certificates)
 
@@ -180,8 +157,12 @@ def add_certificate_routes(app: web.Application, bundle: CertificateBundle, toke
     app.on_shutdown.append(release)
 
 
-class CertificateFollower:
+class CertificateFollower(LongPollFollower):
     """Follows a controller's ``/v1/feed/certificates`` and hands each new set to ``on_offers``."""
+
+    path = CERTIFICATES_PATH
+    what = "certificates"
+    format_error = CertificateFormatError
 
     def __init__(
         self,
@@ -193,49 +174,12 @@ class CertificateFollower:
         poll_timeout: float = 30.0,
         backoff_max: float = 30.0,
     ) -> None:
-        base = URL(url)
-        if base.scheme not in ("http", "https") or not base.host:
-            raise ValueError(f"feed url {url!r} must be http(s)://host[:port]")
-        self.url = base.with_path(CERTIFICATES_PATH)
-        self.token = token
+        super().__init__(
+            url, token=token, ssl_context=ssl_context, poll_timeout=poll_timeout, backoff_max=backoff_max
+        )
         self.on_offers = on_offers
-        self.ssl_context = ssl_context
-        self.poll_timeout = poll_timeout
-        self.backoff_max = backoff_max
-        self.epoch: str | None = None
-        self.version = -1
 
-    async def run(self) -> None:
-        connector = aiohttp.TCPConnector(ssl=self.ssl_context if self.ssl_context is not None else True)
-        headers = {"Authorization": f"Bearer {self.token}"}
-        failures = 0
-        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-            while True:
-                try:
-                    await self.poll(session)
-                    failures = 0
-                except (aiohttp.ClientError, TimeoutError, CertificateFormatError) as exc:
-                    failures += 1
-                    delay = backoff_delay(
-                        failures, initial=0.5, maximum=self.backoff_max, jitter=random.random()
-                    )
-                    log.warning("certificates from %s not fetched (%s); retry in %.1fs", self.url, exc, delay)
-                    await asyncio.sleep(delay)
-
-    async def poll(self, session: aiohttp.ClientSession) -> bool:
-        """One long poll; True when a new set was applied."""
-        query = {"after": str(self.version), "timeout": str(self.poll_timeout)}
-        if self.epoch is not None:
-            query["epoch"] = self.epoch
-        timeout = aiohttp.ClientTimeout(total=self.poll_timeout + 10)
-        async with session.get(self.url, params=query, timeout=timeout) as resp:
-            if resp.status == 304:
-                return False
-            if resp.status != 200:
-                raise aiohttp.ClientResponseError(
-                    resp.request_info, resp.history, status=resp.status, message=resp.reason or ""
-                )
-            epoch, version, offers = decode_bundle(await resp.read())
+    def take(self, body: bytes) -> None:
+        epoch, version, offers = decode_bundle(body)
         self.epoch, self.version = epoch, version
         self.on_offers(offers)
-        return True
