@@ -253,29 +253,41 @@ def parse_workers(value: object) -> int:
     return int(value)
 
 
-def cores_available(affinity: int, cpu_max: str | None) -> int:
-    """Cores this process may use: its CPU affinity, capped by a cgroup v2 ``cpu.max`` quota
-    ("QUOTA PERIOD", or "max PERIOD" for none), rounded up. A container limited to 1.5 CPUs on a
-    64-core node gets 2, not 64. Pure: the caller reads the affinity and the file."""
+# Memory one proxy process needs under load (about 60-80 MiB resident here), with headroom: "auto"
+# never starts more processes than the container's memory limit holds at this much each.
+WORKER_MEMORY = 128 * 1024 * 1024
+
+
+def cores_available(affinity: int, cpu_max: str | None, memory_max: str | None = None) -> int:
+    """Processes ``proxy.workers: auto`` starts: the CPU affinity, capped by a cgroup v2
+    ``cpu.max`` quota ("QUOTA PERIOD", or "max PERIOD" for none) rounded up, and by the cgroup's
+    ``memory.max`` at ``WORKER_MEMORY`` per process. A pod limited to 1.5 CPUs on a 64-core node
+    gets 2, not 64; one without a CPU limit but with 512 MiB gets at most 4. Pure: the caller
+    reads the affinity and the files."""
     cores = max(1, affinity)
     if cpu_max:
         quota, _, period = cpu_max.strip().partition(" ")
         if quota.isdigit() and period.isdigit() and int(period) > 0:
             cores = min(cores, max(1, -(-int(quota) // int(period))))
+    if memory_max and memory_max.strip().isdigit():
+        cores = min(cores, max(1, int(memory_max.strip()) // WORKER_MEMORY))
     return cores
 
 
-def _usable_cores() -> int:
-    """``cores_available`` for this process: its affinity and its cgroup's CPU quota."""
+def _cgroup_file(name: str) -> str | None:
     try:
-        cpu_max: str | None = Path("/sys/fs/cgroup/cpu.max").read_text()
+        return Path("/sys/fs/cgroup", name).read_text()
     except OSError:
-        cpu_max = None
+        return None
+
+
+def _usable_cores() -> int:
+    """``cores_available`` for this process: its affinity and its cgroup's CPU and memory limits."""
     try:
         affinity = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         affinity = os.cpu_count() or 1
-    return cores_available(affinity, cpu_max)
+    return cores_available(affinity, _cgroup_file("cpu.max"), _cgroup_file("memory.max"))
 
 
 def _client_header(value: object) -> ClientHeader:

@@ -181,7 +181,7 @@ def _args(*argv: str) -> argparse.Namespace:
 def test_standalone_proxy_workers_default_to_the_usable_cores(
     tmp_path: Path, config: str | None, argv: tuple[str, ...], expected: int | str
 ) -> None:
-    cores = cores_available(len(os.sched_getaffinity(0)), _cpu_max())
+    cores = cores_available(len(os.sched_getaffinity(0)), _cgroup("cpu.max"), _cgroup("memory.max"))
     options = [*argv, "--routes", str(tmp_path / "routes.yaml")]
     if config is not None:
         (tmp_path / "config.yaml").write_text("federation: {name: f, zone: example.com}\n" + config)
@@ -190,8 +190,8 @@ def test_standalone_proxy_workers_default_to_the_usable_cores(
     assert settings.workers == (cores if expected == "cores" else expected)
 
 
-def _cpu_max() -> str | None:
+def _cgroup(name: str) -> str | None:
     try:
-        return Path("/sys/fs/cgroup/cpu.max").read_text()
+        return (Path("/sys/fs/cgroup") / name).read_text()
     except OSError:
         return None

@@ -92,6 +92,20 @@ def test_workers_auto_counts_usable_cores(affinity: int, cpu_max: str | None, co
     assert cores_available(affinity, cpu_max) == cores
 
 
+@pytest.mark.parametrize(
+    ("affinity", "memory_max", "cores"),
+    [
+        (64, "536870912\n", 4),  # 512 MiB, no CPU limit: as many as the memory holds
+        (64, "max\n", 64),  # no memory limit
+        (2, "536870912", 2),  # the cores are the smaller cap
+        (8, "100000000", 1),  # less than one process's worth: still one
+        (8, None, 8),
+    ],
+)
+def test_workers_auto_fits_the_memory_limit(affinity: int, memory_max: str | None, cores: int) -> None:
+    assert cores_available(affinity, None, memory_max) == cores
+
+
 def test_steering_from_config_names_its_fields() -> None:
     proxy = ProxySection.model_validate(
         {"steering": {"kind": "failover", "order": ["a", "b"], "capacity": {"a": 10}, "maxRate": {"b": 500}}}
