@@ -36,8 +36,12 @@ async def served_names(port: int, host: str, ca: Path) -> list[str] | None:
 
     ctx = ssl.create_default_context(cafile=str(ca))
     try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=host)
-    except (ssl.SSLError, ConnectionError):
+        # Bounded: a handshake that stalls (a listener starting or closing) is one failed try, not
+        # asyncio's 60 s default per try inside the callers' retry loops.
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=host), timeout=5
+        )
+    except (ssl.SSLError, ConnectionError, TimeoutError):
         return None
     der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     writer.close()
