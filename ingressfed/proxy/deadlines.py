@@ -7,7 +7,7 @@ restarts the window whenever it pauses reading itself, so only the client's slow
 
 from __future__ import annotations
 
-__all__ = ["late_body"]
+__all__ = ["BodyWindow", "late_body"]
 
 
 def late_body(
@@ -27,3 +27,30 @@ def late_body(
     if min_rate > 0 and elapsed > body_read and received - received_at_start < min_rate * elapsed:
         return f"below {min_rate} bytes/s"
     return None
+
+
+class BodyWindow:
+    """One request body's progress, as ``late_body`` judges it: when bytes last came, and the
+    window (its start, and the bytes received before it) its rate is measured over."""
+
+    __slots__ = ("active", "base", "since")
+
+    def __init__(self, now: float, received: int = 0) -> None:
+        self.active = self.since = now
+        self.base = received
+
+    def restart(self, now: float, received: int) -> None:
+        """A new window from ``now`` (a new body, or the codec paused reading itself)."""
+        self.active = self.since = now
+        self.base = received
+
+    def late(self, now: float, received: int, *, body_read: float, min_rate: int) -> str | None:
+        return late_body(
+            now,
+            active=self.active,
+            window_start=self.since,
+            received=received,
+            received_at_start=self.base,
+            body_read=body_read,
+            min_rate=min_rate,
+        )

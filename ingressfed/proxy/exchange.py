@@ -20,6 +20,7 @@ from enum import Enum
 from http import HTTPStatus
 
 from ingressfed.model import Backend, Location
+from ingressfed.proxy.deadlines import BodyWindow
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.gateway import modified_headers
 from ingressfed.proxy.ports import Corkable, Downstream, Pause
@@ -221,6 +222,27 @@ class Exchange:
             self.send(b"%x\r\n%b\r\n" % (len(data), data))
         else:
             self.send(data)
+
+    def check_body(self, now: float, window: BodyWindow, *, paused: bool, peer: str) -> bool:
+        """The client-side body deadlines (timeouts.bodyRead, limits.minBodyRate) for this request,
+        as both codecs apply them: True when the body was late and the exchange answered 408.
+        ``paused``: the codec itself stopped reading, which restarts the window."""
+        if paused:
+            window.restart(now, self.body_bytes)
+            return False
+        settings = self.engine.settings
+        why = window.late(
+            now,
+            self.body_bytes,
+            body_read=settings.timeouts.body_read,
+            min_rate=settings.limits.min_body_rate,
+        )
+        if why is None:
+            return False
+        self.engine.metrics.client_timeouts.labels("body").inc()
+        log.info("request body from %s %s; closing", peer, why)
+        self.fail(408, "request body not received in time")
+        return True
 
     def complete(self) -> None:
         self.request_phase = RequestPhase.COMPLETE

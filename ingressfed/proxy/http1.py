@@ -18,7 +18,7 @@ from typing import cast
 import httptools
 
 from ingressfed.model import Location
-from ingressfed.proxy.deadlines import late_body
+from ingressfed.proxy.deadlines import BodyWindow
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.exchange import BodyTooLarge, Exchange, local_response
 from ingressfed.proxy.ports import Pause, TunnelPeer
@@ -84,13 +84,11 @@ class ClientConnection(asyncio.Protocol):
         self.parsing: Exchange | None = None
         now = engine.clock.now
         # Deadlines (see check_timeouts): a head is due request_head after head_since; a kept-alive
-        # connection may idle from idle_since; a body may be silent from body_active.
+        # connection may idle from idle_since; a body is judged by body_window.
         self.head_since: float | None = now  # the first request's head is due from the accept
         self.head_bytes = False  # any byte of the pending head arrived
         self.idle_since = now
-        self.body_active = now
-        self.rate_since = now  # start of the body-rate window (moved while we pause reading)
-        self.rate_base = 0  # body bytes already received when that window began
+        self.body_window = BodyWindow(now)  # the body being received (restarted per request)
         self.admitted = False
         self.write_stalled_since = now  # when our send buffer to the client last filled up
         self.closed = False
@@ -266,8 +264,7 @@ class ClientConnection(asyncio.Protocol):
         now = engine.clock.now
         self.head_since = None
         self.head_bytes = False
-        self.body_active = self.rate_since = now
-        self.rate_base = 0
+        self.body_window.restart(now, 0)
         parser = self.parser
         head = RequestHead(
             parser.get_method(),
@@ -319,7 +316,7 @@ class ClientConnection(asyncio.Protocol):
         return self._matcher
 
     def on_body(self, body: bytes) -> None:
-        self.body_active = self.engine.clock.now
+        self.body_window.active = self.engine.clock.now
         if self.parsing is not None:
             self.parsing.body(body)
 
@@ -466,7 +463,7 @@ class ClientConnection(asyncio.Protocol):
             first.check_timeout(now, timeouts.read)
             parsing = self.parsing
             if parsing is first and not parsing.request_done and not parsing.done:
-                self._check_body(now, parsing)
+                parsing.check_body(now, self.body_window, paused=bool(self.paused), peer=self.peer)
             return
         if self.head_since is not None:
             if self.paused:
@@ -482,23 +479,3 @@ class ClientConnection(asyncio.Protocol):
             if not engine.registry.draining:
                 engine.metrics.client_timeouts.labels("idle").inc()
             self.close()
-
-    def _check_body(self, now: float, exchange: Exchange) -> None:
-        if self.paused:  # our flow control, not the client: restart the window
-            self.body_active = self.rate_since = now
-            self.rate_base = exchange.body_bytes
-            return
-        settings = self.engine.settings
-        why = late_body(
-            now,
-            active=self.body_active,
-            window_start=self.rate_since,
-            received=exchange.body_bytes,
-            received_at_start=self.rate_base,
-            body_read=settings.timeouts.body_read,
-            min_rate=settings.limits.min_body_rate,
-        )
-        if why is not None:
-            self.engine.metrics.client_timeouts.labels("body").inc()
-            log.info("request body from %s %s; closing", self.peer, why)
-            exchange.fail(408, "request body not received in time")

@@ -45,7 +45,7 @@ from h2.errors import ErrorCodes
 from prometheus_client import CollectorRegistry, Counter
 
 from ingressfed.model import Location
-from ingressfed.proxy.deadlines import late_body
+from ingressfed.proxy.deadlines import BodyWindow
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.exchange import BodyTooLarge, Exchange
 from ingressfed.proxy.hpack_out import StatelessEncoder
@@ -202,7 +202,7 @@ class _Stream:
 
     __slots__ = (
         "blocked_since",
-        "body_active",
+        "body_window",
         "conn",
         "ended",
         "exchange",
@@ -212,8 +212,6 @@ class _Stream:
         "head_sent",
         "out",
         "paused",
-        "rate_base",
-        "rate_since",
         "response_headers",
         "stream_id",
         "unacked",
@@ -235,12 +233,8 @@ class _Stream:
         self.unacked = 0  # request body bytes received while paused, acknowledged on resume
         self.blocked_since: float | None = None
         self.upstream_paused = False
-        # Request body deadlines (proxy.deadlines.late_body), as on HTTP/1.1: when a DATA frame
-        # last came, and the start of the body-rate window with the bytes received before it.
-        now = conn.engine.clock.now
-        self.body_active = now
-        self.rate_since = now
-        self.rate_base = 0
+        # Request body deadlines, as on HTTP/1.1 (Exchange.check_body)
+        self.body_window = BodyWindow(conn.engine.clock.now)
 
     # --- ports.Downstream ----------------------------------------------------------------------
     @property
@@ -511,7 +505,7 @@ class H2ClientConnection(asyncio.Protocol):
             if size:
                 self.h2.acknowledge_received_data(size, event.stream_id)
             return
-        stream.body_active = now
+        stream.body_window.active = now
         try:
             if data:
                 stream.exchange.body(data)
@@ -723,30 +717,6 @@ class H2ClientConnection(asyncio.Protocol):
             self.closed = True
             self.transport.abort()
 
-    def _body_late(self, now: float, stream: _Stream, exchange: Exchange) -> bool:
-        """timeouts.bodyRead / limits.minBodyRate for one stream's request body, as on HTTP/1.1:
-        a late body gets 408 on its stream (the connection and its other streams go on)."""
-        if stream.paused or self.reading_paused:  # our flow control: restart the window
-            stream.body_active = stream.rate_since = now
-            stream.rate_base = exchange.body_bytes
-            return False
-        settings = self.engine.settings
-        why = late_body(
-            now,
-            active=stream.body_active,
-            window_start=stream.rate_since,
-            received=exchange.body_bytes,
-            received_at_start=stream.rate_base,
-            body_read=settings.timeouts.body_read,
-            min_rate=settings.limits.min_body_rate,
-        )
-        if why is None:
-            return False
-        self.engine.metrics.client_timeouts.labels("body").inc()
-        log.info("HTTP/2 stream %d from %s: request body %s", stream.stream_id, self.peer, why)
-        exchange.fail(408, "request body not received in time")
-        return True
-
     def check_timeouts(self, now: float) -> None:
         if self.closed:
             return
@@ -759,7 +729,12 @@ class H2ClientConnection(asyncio.Protocol):
                 self.reset(stream, ErrorCodes.CANCEL)
                 continue
             if exchange is not None and not exchange.done:
-                if not exchange.request_done and self._body_late(now, stream, exchange):
+                if not exchange.request_done and exchange.check_body(
+                    now,
+                    stream.body_window,
+                    paused=bool(stream.paused) or self.reading_paused,
+                    peer=f"{self.peer} (HTTP/2 stream {stream.stream_id})",
+                ):
                     continue
                 exchange.check_timeout(now, timeouts.read)
         head_since = self.head_since
