@@ -24,7 +24,7 @@ from ingressfed.proxy.deadlines import BodyWindow
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.gateway import modified_headers
 from ingressfed.proxy.ports import Corkable, Downstream, Pause
-from ingressfed.proxy.request import HOP_BY_HOP, Forward, connection_names
+from ingressfed.proxy.request import DROP, HOP_BY_HOP, PASS, Forward, HeaderActions, connection_names
 from ingressfed.proxy.table import ClusterTarget
 from ingressfed.proxy.upstream import UpstreamConnection
 
@@ -35,29 +35,18 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({502, 503, 504})
 _RESPONSE_SPECIAL = HOP_BY_HOP | {b"content-length", b"via"}
 _GONE = _RESPONSE_SPECIAL | {b"close"}  # Connection tokens naming nothing left to remove
-# What render_head does with each response header name, as backends spell it (see request._NAMES)
-_PASS, _LENGTH, _TE, _CONNECTION, _VIA, _UPGRADE, _DROP = range(7)
+# What render_head does with each response header name, as backends spell it
+_LENGTH, _TE, _CONNECTION, _VIA, _UPGRADE = range(2, 7)
 _ACTIONS = {
     b"content-length": _LENGTH,
     b"transfer-encoding": _TE,
     b"connection": _CONNECTION,
     b"via": _VIA,
     b"upgrade": _UPGRADE,
-    **{name: _DROP for name in HOP_BY_HOP - {b"connection", b"transfer-encoding", b"upgrade"}},
+    **{name: DROP for name in HOP_BY_HOP - {b"connection", b"transfer-encoding", b"upgrade"}},
 }
 assert set(_ACTIONS) == _RESPONSE_SPECIAL
-_NAMES: dict[bytes, int] = {}
-
-
-def _name_action(name: bytes) -> int:
-    lname = name.lower()
-    action = _ACTIONS.get(lname)
-    if action is None:
-        action = _DROP if lname.startswith(b"proxy-") else _PASS
-    if len(_NAMES) >= 2048:  # names are chosen by backends: bounded
-        _NAMES.clear()
-    _NAMES[name] = action
-    return action
+_RESPONSE_NAMES = HeaderActions(_ACTIONS)
 
 
 _PENDING_LIMIT = 256 * 1024  # unsent request body held before the upstream is ready
@@ -445,12 +434,13 @@ class Exchange:
         request = self.request
         modifiers = request.response_headers
         kept: list[tuple[bytes, bytes]] | None = [] if modifiers else None
-        actions = _NAMES
+        header_actions = _RESPONSE_NAMES
+        known = header_actions.known
         for name, value in headers:
-            action = actions.get(name)
+            action = known.get(name)
             if action is None:
-                action = _name_action(name)
-            if action == _PASS:
+                action = header_actions.learn(name)
+            if action == PASS:
                 if kept is not None:
                     kept.append((name, value))
                 else:

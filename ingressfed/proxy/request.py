@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -185,9 +185,36 @@ def _websocket_key(head: RequestHead, method: bytes, key: bytes | None, version:
     return key.strip()
 
 
-# What the header loop does with each special header name (lower-cased); others pass through.
+PASS, DROP = 0, 1  # the actions every HeaderActions table has: forward the header, or remove it
+
+
+class HeaderActions:
+    """What a codec does with each header name, looked up on the name as it was sent ("Host",
+    "HOST", ...): the lower-cased ``table`` decides, a ``Proxy-*`` name is dropped, any other
+    passes. Names are learnt as they are seen, so a header costs one dict lookup on ``known``
+    instead of ``lower()`` and two tests. Bounded: peers choose the names, and a flood of
+    distinct ones only costs a clear."""
+
+    __slots__ = ("known", "limit", "table")
+
+    def __init__(self, table: Mapping[bytes, int], *, limit: int = 2048) -> None:
+        self.table = table
+        self.limit = limit
+        self.known: dict[bytes, int] = {}
+
+    def learn(self, name: bytes) -> int:
+        lname = name.lower()
+        action = self.table.get(lname)
+        if action is None:
+            action = DROP if lname.startswith(b"proxy-") else PASS
+        if len(self.known) >= self.limit:
+            self.known.clear()
+        self.known[name] = action
+        return action
+
+
+# What the request header loop does with each special header name; others pass through.
 (
-    _PASS,
     _HOST,
     _LENGTH,
     _TE,
@@ -198,10 +225,9 @@ def _websocket_key(head: RequestHead, method: bytes, key: bytes | None, version:
     _XFH,
     _VIA,
     _UPGRADE,
-    _DROP,
     _WS_KEY,
     _WS_VERSION,
-) = range(14)
+) = range(2, 14)
 _ACTIONS: dict[bytes, int] = {
     b"host": _HOST,
     b"content-length": _LENGTH,
@@ -213,33 +239,14 @@ _ACTIONS: dict[bytes, int] = {
     b"x-forwarded-host": _XFH,
     b"via": _VIA,
     b"upgrade": _UPGRADE,
-    **{name: _DROP for name in HOP_BY_HOP - {b"connection", b"transfer-encoding", b"upgrade"}},
+    **{name: DROP for name in HOP_BY_HOP - {b"connection", b"transfer-encoding", b"upgrade"}},
 }
 assert set(_ACTIONS) == _SPECIAL
 _GONE = _SPECIAL | {b"close"}  # Connection tokens naming nothing left to remove
-# The action of each header name as clients spell it ("Host", "HOST", ...), filled as names are
-# seen: one dict lookup per header instead of lower() and two tests. Bounded: names are chosen
-# by clients, so a flood of distinct names only costs a clear.
-_NAMES: dict[bytes, int] = {}
-_NAMES_LIMIT = 2048
-
-
-def _name_action(name: bytes) -> int:
-    lname = name.lower()
-    action = _ACTIONS.get(lname)
-    if action is None:
-        if lname.startswith(b"proxy-"):
-            action = _DROP
-        elif lname == b"sec-websocket-key":
-            action = _WS_KEY
-        elif lname == b"sec-websocket-version":
-            action = _WS_VERSION
-        else:
-            action = _PASS
-    if len(_NAMES) >= _NAMES_LIMIT:
-        _NAMES.clear()
-    _NAMES[name] = action
-    return action
+# Forwarded as they are, and remembered for a WebSocket handshake.
+_REQUEST_NAMES = HeaderActions(
+    {**_ACTIONS, b"sec-websocket-key": _WS_KEY, b"sec-websocket-version": _WS_VERSION}
+)
 
 
 _HOSTS: dict[bytes, str] = {}  # Host header value -> normalize_host(value): a few distinct values
@@ -276,12 +283,13 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
     ws_version: bytes | None = None
     named: frozenset[bytes] | None = None
     out: list[bytes] = []
-    actions = _NAMES
+    header_actions = _REQUEST_NAMES
+    known = header_actions.known
     for name, value in head.headers:
-        action = actions.get(name)
+        action = known.get(name)
         if action is None:
-            action = _name_action(name)
-        if action == _PASS:
+            action = header_actions.learn(name)
+        if action == PASS:
             out += (name, b": ", value, b"\r\n")
         elif action == _HOST:
             if host is not None:
