@@ -154,6 +154,25 @@ def steer(
     return base
 
 
+def dns_steering(steering: Steering) -> tuple[Steering | None, tuple[str, ...]]:
+    """The part of ``steering`` DNS answers can follow for every resolver, and the parts they
+    cannot (a proxy applies those per request): a failover order is kept; a weighted split,
+    capacity, max-rate and affinity cookies are not. None: no DNS policy (every serving cluster)."""
+    dropped = tuple(
+        what
+        for what, on in (
+            ("a weighted split", steering.kind is SteeringKind.WEIGHTED),
+            ("capacity", bool(steering.capacity)),
+            ("max-rate", bool(steering.rates)),
+            ("affinity-cookie", bool(steering.affinity_cookie)),
+        )
+        if on
+    )
+    if steering.kind is not SteeringKind.FAILOVER:
+        return None, dropped
+    return Steering(kind=SteeringKind.FAILOVER, order=steering.order), dropped
+
+
 def _weighted_choice(weights: Sequence[tuple[str, int]], healthy: Collection[str], draw: float) -> str | None:
     usable = [(name, w) for name, w in weights if w > 0 and name in healthy]
     total = sum(w for _, w in usable)

@@ -18,14 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from geo.select import steering_from_annotations
+from geo.select import dns_steering, steering_from_annotations
 from ingressfed.model import (
     IngressObservation,
     IngressRule,
     IngressTLS,
     ServiceObservation,
     Steering,
-    SteeringKind,
 )
 
 __all__ = [
@@ -365,21 +364,12 @@ def service_from(
 
 
 def _service_steering(meta: Mapping[str, Any], ref: ObjectRef, problems: list[Problem]) -> Steering | None:
-    """A Service's steering annotations, as far as DNS answers can follow them: a failover order
-    is kept; what only a proxy can do per request is reported and left out."""
+    """A Service's steering annotations, as far as DNS answers can follow them
+    (``geo.select.dns_steering``); what only a proxy can do per request is reported."""
     steering = _steering(meta, ref, problems)
     if steering is None:
         return None
-    dropped = [
-        what
-        for what, on in (
-            ("a weighted split", steering.kind is SteeringKind.WEIGHTED),
-            ("capacity", bool(steering.capacity)),
-            ("max-rate", bool(steering.rates)),
-            ("affinity-cookie", bool(steering.affinity_cookie)),
-        )
-        if on
-    ]
+    kept, dropped = dns_steering(steering)
     if dropped:
         problems.append(
             Problem(
@@ -388,9 +378,7 @@ def _service_steering(meta: Mapping[str, Any], ref: ObjectRef, problems: list[Pr
                 "not to a Service's DNS records; ignored here (use an Ingress or HTTPRoute for them)",
             )
         )
-    if steering.kind is not SteeringKind.FAILOVER:
-        return None
-    return Steering(kind=SteeringKind.FAILOVER, order=steering.order)
+    return kept
 
 
 def _ingress_rules(

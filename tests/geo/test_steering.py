@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from geo.select import parse_steering, steer, steering_from_annotations
+from geo.select import dns_steering, parse_steering, steer, steering_from_annotations
 from ingressfed.model import Steering, SteeringKind
 
 RANKED = ["eu", "us", "asia"]  # the nearest ranking for some client
@@ -123,3 +123,27 @@ def test_bad_settings_are_named(kind: str, kwargs: dict[str, str], message: str)
         parse_steering(kind, where="proxy.steering", **kwargs)
     assert message in str(info.value)
     assert str(info.value).startswith("proxy.steering")
+
+
+@pytest.mark.parametrize(
+    ("steering", "kept", "dropped"),
+    [
+        (Steering(), None, ()),
+        (
+            Steering(kind=SteeringKind.FAILOVER, order=("a", "b")),
+            Steering(kind=SteeringKind.FAILOVER, order=("a", "b")),
+            (),
+        ),
+        (
+            Steering(kind=SteeringKind.FAILOVER, order=("a",), capacity=(("a", 5),), affinity_cookie="c"),
+            Steering(kind=SteeringKind.FAILOVER, order=("a",)),
+            ("capacity", "affinity-cookie"),
+        ),
+        (Steering(kind=SteeringKind.WEIGHTED, weights=(("a", 1),)), None, ("a weighted split",)),
+        (Steering(rates=(("a", 5),)), None, ("max-rate",)),
+    ],
+)
+def test_dns_steering_keeps_what_dns_can_say(
+    steering: Steering, kept: Steering | None, dropped: tuple[str, ...]
+) -> None:
+    assert dns_steering(steering) == (kept, dropped)
