@@ -9,6 +9,7 @@ the controller restarted) is answered at once; else the request waits up to ``ti
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import hmac
@@ -99,7 +100,7 @@ def answer(body: VersionedBody) -> web.Response:
     )
 
 
-class LongPollFollower:
+class LongPollFollower(abc.ABC):
     """Follows one long-polled document of a controller (``path``), taking each new version with
     ``take``; network failures back off, a controller without the document is asked now and then."""
 
@@ -133,9 +134,9 @@ class LongPollFollower:
             query["epoch"] = self.epoch
         return query
 
+    @abc.abstractmethod
     def take(self, body: bytes) -> None:
         """Apply a new version of the document (set ``epoch`` and ``version``)."""
-        raise NotImplementedError
 
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(ssl=self.ssl_context if self.ssl_context is not None else True)
