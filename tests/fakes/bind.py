@@ -97,7 +97,10 @@ def _wait_ready(proc: subprocess.Popen[bytes], server: DnsServer, log: Path) -> 
             r = dns.query.udp(query, server.host, port=server.port, timeout=0.2)
             if r.rcode() == dns.rcode.NOERROR and r.answer:
                 return
-        except (dns.exception.Timeout, OSError):
+        except (dns.exception.DNSException, OSError):
+            # Not up yet. BadResponse is one of these: until the server binds the port, the
+            # kernel may give our query socket that same (just freed) port, and the query comes
+            # back to us unanswered.
             pass
         time.sleep(0.05)
     raise RuntimeError(
@@ -254,7 +257,7 @@ def _wait_serial(proc: subprocess.Popen[bytes], s: Secondary, log: Path, timeout
             r = dns.query.udp(query, s.host, port=s.port, timeout=0.2)
             if r.rcode() == dns.rcode.NOERROR and r.answer:
                 return
-        except (dns.exception.Timeout, OSError):
+        except (dns.exception.DNSException, OSError):  # not loaded yet (see _wait_ready)
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{s.kind} secondary never loaded {s.zone}:\n{log.read_text()[-4000:]}")
