@@ -147,8 +147,11 @@ class Controller:
             deadlines = [next_resync] + ([self._retry_at] if self._retry_at is not None else [])
             timeout = max(0.0, min(deadlines) - now)
             if not self._dirty.is_set():
+                # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancellation that
+                # arrives as the event is set, and the loop would not stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._dirty.wait(), timeout=timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._dirty.wait()
             if self._dirty.is_set() and self.settings.debounce > 0:
                 await self._sleep(self.settings.debounce)
             now = self.clock()

@@ -196,3 +196,19 @@ async def test_leadership_is_read_once_per_reconcile() -> None:
     assert out.records == () and seen[-1].records == ()
     out = await ctl.reconcile_once()  # leader now: the same changes go out, and only now are published
     assert out.applied > 0 and {r.name for r in out.records} >= {G}
+
+
+async def test_run_stops_when_cancelled_as_a_change_arrives() -> None:
+    """CI hang: on Python 3.11, ``asyncio.wait_for`` returns the inner result when a cancellation
+    lands just as the awaited event is set, so the loop went round again and never stopped."""
+    store, _, ctl, _ = make(settings=ControllerSettings(debounce=0, resync=3600))
+    task = asyncio.create_task(ctl.run())
+    for _ in range(200):  # until the loop is idle, waiting for a change
+        await asyncio.sleep(0.01)
+        if ctl.reconciles >= 1:
+            break
+    await asyncio.sleep(0.05)
+    store.upsert_service(svc("us", "10.0.0.1"))  # wakes the wait ...
+    task.cancel()  # ... in the same tick as the cancellation
+    done, _ = await asyncio.wait({task}, timeout=2)
+    assert task in done and task.cancelled(), "the reconcile loop ignored its cancellation"

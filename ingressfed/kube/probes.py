@@ -37,7 +37,10 @@ def outcome_of(status: int | None) -> ProbeOutcome:
 async def probe_once(api: ApiClient, *, limit: float) -> tuple[ProbeOutcome, str]:
     """One ``GET /readyz``: the outcome and a short human reason."""
     try:
-        status, body = await asyncio.wait_for(request_status(api, "/readyz", request_timeout=limit), limit)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that lands
+        # just as the probe answers, and the member's probe loop then outlives its member.
+        async with asyncio.timeout(limit):
+            status, body = await request_status(api, "/readyz", request_timeout=limit)
     except KubeApiError as exc:
         return ProbeOutcome.UNREACHABLE, str(exc)[:300]
     except TimeoutError:
