@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geo.clientip import TrustedProxies
 from ingressfed.dnsserver.index import AnswerMode, Locator, ZoneIndex, build_index
@@ -43,7 +43,10 @@ from ingressfed.dnsserver.workers import DnsWorkerPool, WorkerDied, follow_prima
 from ingressfed.dnsserver.zone import SoaSettings, ZoneData, zone_data_from_records
 from ingressfed.dnsserver.zonefile import journal_path, load_zone_file
 from ingressfed.errors import ConfigError
-from ingressfed.model import Change, ChangeAction, Location
+from ingressfed.model import Location
+
+if TYPE_CHECKING:
+    from ingressfed.feed.held import FeedStep
 
 __all__ = ["ServeSettings", "follow_feed", "main", "parse_listen", "register", "serve", "settings_from_args"]
 
@@ -303,40 +306,54 @@ async def follow_feed(
     soa: SoaSettings | None = None,
     clock: Callable[[], float] = time.time,
 ) -> None:
-    """Serve each view ``follower`` (a :class:`ingressfed.feed.follower.FeedFollower`) yields.
+    """Serve each step ``follower`` (a :class:`ingressfed.feed.follower.FeedFollower`) takes.
+
+    A delta reaches the server as the record-set changes it made (the follower's
+    :class:`~ingressfed.feed.held.FeedStep`), on a zone version made with
+    :meth:`ZoneData.following`: the server follows them in place, O(changes), the way it
+    follows the embedded provider. Only a whole view (the first, another epoch, a
+    follower too far behind) builds the zone from every record set.
 
     Feed versions are not SOA serials (they may restart with a new epoch), so the
     serial is the wall clock in seconds, and always one more than the last.
     """
     serial = server.index.serial
-    held: dict[Any, Any] | None = None  # the record sets last handed to the server, by key
+    current: ZoneData | None = None  # the zone last handed to the server
+    folding: set[asyncio.Task[object]] = set()
 
-    def apply(view: Any) -> None:
-        nonlocal serial, held
-        if str(view.zone).rstrip(".").lower() != zone:
-            log.error("feed view is for zone %s, not %s; ignored", view.zone, zone)
+    def apply(step: FeedStep) -> None:
+        nonlocal serial, current
+        held = step.held
+        if str(held.zone).rstrip(".").lower() != zone:
+            log.error("feed view is for zone %s, not %s; ignored", held.zone, zone)
+            current = None  # the next view that is ours is served whole
             return
+        changes = step.changes
+        if current is not None and changes == ():
+            return  # routes or clusters changed, not the zone
         base = serial
         serial = max(serial + 1, int(clock())) % 0x100000000 or 1
-        data = zone_data_from_records(zone, view.records, serial=serial, soa=soa)
-        now = {r.key: r for r in data.records}
-        if held is None:
-            server.update_soon(data)
+        if current is None or changes is None:
+            current = zone_data_from_records(zone, held.records.values(), serial=serial, soa=soa)
+            server.update_soon(current)
+            return
+        if step.whole:
+            current = zone_data_from_records(zone, held.records.values(), serial=serial, soa=soa)
         else:
-            # What changed since the last view: the server re-renders only those names.
-            changes = [Change(ChangeAction.DELETE, old=r) for k, r in held.items() if k not in now]
-            changes += [
-                Change(ChangeAction.UPDATE, old=held[k], new=r)
-                if k in held
-                else Change(ChangeAction.CREATE, new=r)
-                for k, r in now.items()
-                if held.get(k) != r
-            ]
-            server.update_soon(data, changes, base_serial=base)
-        held = now
+            current = ZoneData.following(current, changes, serial=serial)
+            if current.needs_folding:
+                # Bounds the versions held in memory; off the event loop (O(zone)).
+                task: asyncio.Task[object] = asyncio.ensure_future(asyncio.to_thread(_fold, current))
+                folding.add(task)
+                task.add_done_callback(folding.discard)
+        server.update_soon(current, changes, base_serial=base)
 
     async with follower:
-        await follower.run(apply)
+        await follower.follow(apply)
+
+
+def _fold(data: ZoneData) -> object:
+    return data.records
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,10 +2,17 @@
 
 On start the follower yields the view persisted by its previous run at once,
 so a data plane serves its last known state before (and without) reaching the
-controller. Then it long-polls from the version it holds, persists each newer
-view atomically (write to a temporary file, fsync, rename) before yielding it,
-and reconnects with capped exponential backoff and jitter. It never yields a
-view older than one it has yielded (see :meth:`FeedView.newer_than`).
+controller. Then it long-polls from the version it holds and reconnects with
+capped exponential backoff and jitter. It never yields a view older than one it
+has yielded (see :meth:`FeedView.newer_than`).
+
+A change costs the follower what the change holds, not the zone: a delta is taken
+into the :class:`HeldView` in place and yielded as a :class:`FeedStep` carrying the
+record-set changes it made (``steps()``/``follow()``; a DNS server follows them in
+place), and it is persisted as one line appended to the state file's journal
+(:mod:`ingressfed.feed.state`) before it is yielded; a whole view is persisted as a
+new snapshot. ``views()``/``run()`` yield whole :class:`FeedView` values as before,
+at O(zone) per change, for callers that want values.
 """
 
 from __future__ import annotations
@@ -13,11 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import ssl
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -25,9 +30,11 @@ import aiohttp
 from yarl import URL
 
 from ingressfed.errors import IngressfedError
-from ingressfed.feed.delta import apply_delta, decode_feed
+from ingressfed.feed.delta import FeedDelta, decode_feed
+from ingressfed.feed.held import FeedStep, HeldView, changes_between
 from ingressfed.feed.publisher import FEED_PATH
-from ingressfed.feed.view import FeedFormatError, FeedView, decode_view, encode_view
+from ingressfed.feed.state import FeedStateFile
+from ingressfed.feed.view import FeedFormatError, FeedView
 
 __all__ = ["FeedFollower", "FeedUnauthorizedError", "backoff_delay", "client_ssl_context"]
 
@@ -78,14 +85,17 @@ class FeedFollower:
         self.url = base if base.path.rstrip("/").endswith(FEED_PATH) else base.with_path(FEED_PATH)
         self.token = token
         self.state_file = Path(state_file) if state_file is not None else None
+        self.state = FeedStateFile(self.state_file) if self.state_file is not None else None
         self.ssl_context = ssl_context
         self.poll_timeout = poll_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
-        self.last: FeedView | None = None
+        self.held: HeldView | None = None
         self.failures = 0  # consecutive failed polls; 0 while connected
+        self._compaction: asyncio.Task[None] | None = None
+        self._journal_broken = False  # an append failed: the next delta writes a whole snapshot
 
     # -- session lifecycle
 
@@ -101,6 +111,7 @@ class FeedFollower:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        await self._settle()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -110,60 +121,70 @@ class FeedFollower:
 
     # -- persistence
 
-    def load_state(self) -> FeedView | None:
-        """The view persisted by a previous run; None if there is none or it is unreadable."""
-        if self.state_file is None:
-            return None
-        try:
-            data = self.state_file.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            log.warning("cannot read feed state %s: %s", self.state_file, exc)
-            return None
-        try:
-            return decode_view(data)
-        except FeedFormatError as exc:
-            log.warning("ignoring corrupt feed state %s: %s", self.state_file, exc)
-            return None
+    def load_state(self) -> HeldView | None:
+        """The view persisted by a previous run (journal replayed); None if there is none or it is
+        unreadable."""
+        return self.state.load() if self.state is not None else None
 
-    def _write_state(self, data: bytes) -> None:
-        assert self.state_file is not None
-        directory = self.state_file.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.state_file.name}.", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.state_file)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        # Make the rename itself durable.
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    async def _settle(self) -> None:
+        """Wait for a compaction under way (a whole snapshot must not be written beside it)."""
+        task = self._compaction
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+            self._compaction = None
 
-    async def _persist(self, view: FeedView) -> None:
-        if self.state_file is None:
+    async def _persist_view(self, view: FeedView) -> None:
+        if self.state is None:
             return
+        await self._settle()
         try:
-            await asyncio.to_thread(self._write_state, encode_view(view))
+            await asyncio.to_thread(self.state.save, view)
+            self._journal_broken = False
         except OSError as exc:
             # Serving the new view matters more than remembering it across a restart.
             log.error("cannot persist feed state %s: %s", self.state_file, exc)
 
+    async def _persist_delta(self, held: HeldView, delta: FeedDelta) -> None:
+        """Journal ``delta`` (taken into ``held`` already) and start a compaction when one is due."""
+        state = self.state
+        if state is None:
+            return
+        if self._journal_broken:
+            await self._persist_view(held.view())
+            return
+        try:
+            await asyncio.to_thread(state.append, delta)
+        except OSError as exc:
+            log.error("cannot append to feed state journal %s: %s", state.journal, exc)
+            self._journal_broken = True
+            return
+        if state.compaction_due and (self._compaction is None or self._compaction.done()):
+            # Taken here, between deltas: the thread sorts and encodes a value, not the live view.
+            view = FeedView(
+                version=held.version,
+                records=held.record_sets(),
+                routes=held.routes,
+                clusters=held.clusters,
+                zone=held.zone,
+                epoch=held.epoch,
+                gateway_rules=held.gateway_rules,
+            )
+            self._compaction = asyncio.create_task(self._compact(view, state.journal_bytes))
+
+    async def _compact(self, view: FeedView, mark: int) -> None:
+        assert self.state is not None
+        try:
+            await asyncio.to_thread(self.state.compact, view, mark=mark)
+        except OSError as exc:
+            log.error("cannot compact feed state %s: %s (the journal keeps growing)", self.state_file, exc)
+
     # -- polling
 
-    async def poll(self, session: aiohttp.ClientSession) -> FeedView | None:
+    async def poll(self, session: aiohttp.ClientSession) -> FeedView | FeedDelta | None:
         """One long-poll from the held view; None when nothing newer came in time."""
         params = {"timeout": f"{self.poll_timeout:g}"}
-        held = self.last
+        held = self.held
         if held is not None:
             params["after"] = str(held.version)
             params["epoch"] = held.epoch
@@ -180,25 +201,44 @@ class FeedFollower:
                     resp.request_info, resp.history, status=resp.status, message=text
                 )
             answer = decode_feed(await resp.read())
-            if isinstance(answer, FeedView):
-                return answer
-            if held is None:
+            if isinstance(answer, FeedDelta) and held is None:
                 raise FeedFormatError("base: a delta came without a view to apply it to")
-            return apply_delta(held, answer)
+            return answer
 
-    async def views(self) -> AsyncIterator[FeedView]:
-        stored = self.load_state()
-        if stored is not None and stored.newer_than(self.last):
-            self.last = stored
+    async def _take(self, answer: FeedView | FeedDelta) -> FeedStep | None:
+        """The step ``answer`` makes from the held view, persisted; None when it is not newer."""
+        held = self.held
+        if isinstance(answer, FeedDelta):
+            assert held is not None
+            if answer.epoch == held.epoch and answer.version <= held.version:
+                return None
+            changes = held.apply(answer)  # FeedFormatError (nothing changed) for another base
+            await self._persist_delta(held, answer)
+            return FeedStep(held, changes)
+        if held is not None and answer.epoch == held.epoch and answer.version <= held.version:
+            return None
+        await self._persist_view(answer)
+        new = HeldView(answer)
+        self.held = new
+        return FeedStep(new, changes_between(held.records, new.records) if held is not None else None, True)
+
+    async def steps(self) -> AsyncGenerator[FeedStep, None]:
+        """Each change of the view held, as it comes (see the module doc)."""
+        stored = await asyncio.to_thread(self.load_state) if self.state is not None else None
+        if stored is not None and stored.newer_than(self.held):
+            previous, self.held = self.held, stored
             log.info("serving persisted feed view", extra={"version": stored.version})
-            yield stored
+            yield FeedStep(
+                stored, changes_between(previous.records, stored.records) if previous else None, True
+            )
         own_session = self._session is None
         session = self._new_session() if own_session else self._session
         assert session is not None
         try:
             while True:
                 try:
-                    view = await self.poll(session)
+                    answer = await self.poll(session)
+                    step = await self._take(answer) if answer is not None else None
                 except (aiohttp.ClientError, TimeoutError, FeedFormatError, FeedUnauthorizedError) as exc:
                     self.failures += 1
                     delay = backoff_delay(
@@ -217,14 +257,17 @@ class FeedFollower:
                     await asyncio.sleep(delay)
                     continue
                 self.failures = 0
-                if view is None or not view.newer_than(self.last):
-                    continue
-                await self._persist(view)
-                self.last = view
-                yield view
+                if step is not None:
+                    yield step
         finally:
             if own_session:
                 await session.close()
+
+    async def views(self) -> AsyncIterator[FeedView]:
+        """Each newer view, whole (O(zone) per change: prefer :meth:`steps`)."""
+        async with contextlib.aclosing(self.steps()) as steps:
+            async for step in steps:
+                yield step.held.view()
 
     async def run(self, on_view: Callable[[FeedView], Awaitable[None] | None]) -> None:
         """Call ``on_view`` with every view until cancelled."""
@@ -232,3 +275,11 @@ class FeedFollower:
             result = on_view(view)
             if result is not None:
                 await result
+
+    async def follow(self, on_step: Callable[[FeedStep], Awaitable[None] | None]) -> None:
+        """Call ``on_step`` with every step until cancelled (read ``step.held`` before returning)."""
+        async with contextlib.aclosing(self.steps()) as steps:
+            async for step in steps:
+                result = on_step(step)
+                if result is not None:
+                    await result

@@ -12,6 +12,7 @@ import pytest
 from ingressfed.feed.delta import DELTA_FORMAT, apply_delta, compose, decode_feed, delta_between, encode_delta
 from ingressfed.feed.follower import FeedFollower
 from ingressfed.feed.publisher import FeedPublisher
+from ingressfed.feed.state import FeedStateFile
 from ingressfed.feed.view import FeedFormatError, FeedView, decode_view
 from ingressfed.model import RecordSet, RecordType
 from tests.feed.conftest import sample_view, start_server
@@ -102,7 +103,8 @@ async def test_follower_resumes_from_its_state_with_deltas(tmp_path: Path) -> No
             assert await anext(views) == v1
             assert await anext(views) == v2
             await views.aclose()
-        assert decode_view(state.read_bytes()) == v2
+        stored = FeedStateFile(state).load()  # the snapshot of v1 and the delta in its journal
+        assert stored is not None and stored.view() == v2 and decode_view(state.read_bytes()) == v1
     finally:
         await srv.runner.cleanup()
 

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from ingressfed.feed.follower import FeedFollower, backoff_delay, client_ssl_context
 from ingressfed.feed.publisher import FEED_PATH, FeedPublisher
+from ingressfed.feed.state import FeedStateFile
 from ingressfed.feed.view import FeedView, decode_view, encode_view
 from tests.feed.conftest import Certs, FeedServer, sample_view, start_server
 
@@ -82,13 +83,16 @@ async def test_follows_long_poll_and_persists(server: FeedServer, tmp_path: Path
     async with FeedFollower(server.url, token=None, state_file=state, **FAST) as follower:
         views = Views(follower)
         assert await views.next() == v1
-        assert decode_view(state.read_bytes()) == v1
+        assert decode_view(state.read_bytes()) == v1  # a whole view: the snapshot
         assert await views.quiet(0.2)  # no duplicate while nothing changes
         v2 = server.publisher.publish(sample_view(2))
         assert await views.next() == v2
-        assert decode_view(state.read_bytes()) == v2
+        assert decode_view(state.read_bytes()) == v1  # a delta: one journal line beside it
+        stored = FeedStateFile(state).load()
+        assert stored is not None and stored.view() == v2
         await views.close()
-    assert [p.name for p in state.parent.iterdir()] == ["feed.json"]  # no temporary files left
+    # no temporary files left
+    assert sorted(p.name for p in state.parent.iterdir()) == ["feed.json", "feed.json.journal"]
 
 
 async def test_restart_serves_persisted_view_then_resumes(server: FeedServer, tmp_path: Path) -> None:
@@ -120,7 +124,7 @@ async def test_controller_away_serves_last_state_and_reconnects(tmp_path: Path) 
     views = Views(follower)
     srv: FeedServer | None = None
     try:
-        assert await views.next() == old  # at once, controller unreachable
+        assert await views.next() == old.canonical()  # at once, controller unreachable
         assert await views.quiet(0.3)
         assert follower.failures >= 2  # it kept retrying
         publisher = FeedPublisher(epoch="after-restart", initial_version=1)
