@@ -11,8 +11,6 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from ingressfed.acme.hosts import plan_hosts
 from ingressfed.app import start
 from ingressfed.config import load_config
@@ -49,7 +47,6 @@ def _orders_for(acme: FakeAcme, host: str) -> int:
     return sum(1 for names in acme.ordered if host in names)
 
 
-@pytest.mark.timeout(240)  # ingressfed run + fake cluster + fake CA + DNS-01: slow on a loaded CI box
 async def test_annotated_ingress_hosts_are_ordered_served_and_dropped_when_they_leave(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     dns_port, https_port = free_port(), free_port()

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from ingressfed.app import start
@@ -115,7 +114,6 @@ def listener(us: FakeKubeAPI, name: str) -> dict[str, tuple[str, str]]:
     return {}
 
 
-@pytest.mark.timeout(240)  # ingressfed run + fake cluster + HTTPS listeners: slow on a loaded CI box
 async def test_https_listener_certificates_served_bad_ones_reported(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     ca = LocalAuthority()
