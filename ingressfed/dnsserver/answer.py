@@ -251,6 +251,10 @@ def _edns_of(data: bytes) -> int:
 
     i = 12
     for _ in range(qd):
+        # Stop at the end: the counts are the sender's (up to 65535 each), and walking them past
+        # the data cost milliseconds per hostile packet.
+        if i >= n:
+            return -1
         i = skip_name(i) + 4
     for k in range(an + ns + ar):
         i = skip_name(i)
