@@ -14,7 +14,8 @@ the follower over UDP (every 2 ms) until the answer carries the change, and prin
 - the follower process's CPU time per change (user+sys from /proc/PID/stat: it survives
   contention on the shared machine, wall times do not);
 - the peer measured in the same run: the same follower's first full load of the view (what a
-  change cost when every change re-built everything), and the ratio to it.
+  change cost when every change re-built everything), and the ratio to it;
+- what a ``--state-file`` compaction costs at this size and how often one comes.
 Not a test: numbers depend on the machine.
 """
 
@@ -39,7 +40,9 @@ import dns.message  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from bench.dns.run import ZONE, records  # noqa: E402
+from ingressfed.feed.delta import decode_feed  # noqa: E402
 from ingressfed.feed.publisher import FeedPublisher, add_feed_routes  # noqa: E402
+from ingressfed.feed.state import FeedStateFile, journal_line  # noqa: E402
 from ingressfed.feed.view import FeedView  # noqa: E402
 from ingressfed.model import RecordSet, RecordType  # noqa: E402
 
@@ -146,6 +149,7 @@ async def follow_case(
 
 def report(r: Result, sets: int) -> None:
     med = statistics.median
+    cpu = sum(r.cpu) / len(r.cpu)
     print(f"dns-serve --feed, {r.label}:")
     print(
         f"  first full load of {sets} sets: {r.first_load:.2f} s wall (process start included), "
@@ -160,12 +164,35 @@ def report(r: Result, sets: int) -> None:
         f"max {max(r.follower) * 1e3:.1f} ms"
     )
     print(
-        f"  follower CPU per change: median {med(r.cpu) * 1e3:.1f} ms, max {max(r.cpu) * 1e3:.1f} ms "
-        f"(user+sys, queries included)"
+        f"  follower CPU per change: mean {cpu * 1e3:.1f} ms, max {max(r.cpu) * 1e3:.0f} ms "
+        f"(user+sys in {1e3 / _TICK:.0f} ms ticks, the 2 ms polling queries included)"
     )
+    print(f"  ratio first full load CPU / one change CPU: {r.first_cpu / max(cpu, 1e-4):.0f}x")
     print(f"  ratio first full load / one change (wall): {r.first_load / med(r.follower):.0f}x")
     if r.state_bytes:
         print(f"  state file and journal on disk after the changes: {r.state_bytes / 2**20:.1f} MiB")
+
+
+def compaction(publisher: FeedPublisher) -> None:
+    """What a ``--state-file`` compaction costs at this size (the follower runs it in a worker
+    thread once the journal outgrows half the snapshot), and how often it comes."""
+    view = publisher.current()
+    body = publisher.delta_body(view.version - 1, publisher.epoch) if view is not None else None
+    if view is None or body is None:
+        return
+    with tempfile.TemporaryDirectory(prefix="ingressfed-bench-compact-") as d:
+        state = FeedStateFile(Path(d) / "s.json")
+        state.save(view)
+        line = len(journal_line(decode_feed(body)))  # type: ignore[arg-type]
+        c0, t0 = time.process_time(), time.perf_counter()
+        state.compact(view, mark=0)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    every = max(state.compact_min, state.snapshot_bytes // 2) // line
+    print(
+        f"--state-file compaction: {wall:.2f} s wall, {cpu:.2f} s CPU in a worker thread, once every "
+        f"~{every} one-set changes ({line}-byte journal lines, {state.snapshot_bytes / 2**20:.1f} MiB "
+        f"snapshot): {cpu / every * 1e3:.2f} ms CPU per change amortised"
+    )
 
 
 async def main() -> None:
@@ -195,6 +222,7 @@ async def main() -> None:
             for with_state in cases:
                 state = Path(d) / "dns-feed.json" if with_state else None
                 report(await follow_case(publisher, sets, url, services, args.changes, state), len(sets))
+        compaction(publisher)
     finally:
         await runner.cleanup()
     print(f"load average: {os.getloadavg()[0]:.1f} (the machine is shared: 2 cores, other work running)")

@@ -17,7 +17,7 @@ import aiohttp
 
 from ingressfed.edge.reporter import HealthReporter, http_submitter, report_url
 from ingressfed.feed.follower import FeedFollower
-from ingressfed.feed.view import FeedView
+from ingressfed.feed.held import FeedStep
 from ingressfed.proxy.server import ProxyServer
 from ingressfed.proxy.settings import ProxySettings
 
@@ -85,11 +85,11 @@ class LocalEdge:
             )
             proxy.add_health_listener(lambda _c, _h: reporter.poke())
 
-            def apply(view: FeedView) -> None:
-                proxy.update(view.routes, view.clusters)
+            def apply(step: FeedStep) -> None:
+                proxy.update(step.held.routes, step.held.clusters)
 
             tg = await stack.enter_async_context(asyncio.TaskGroup())
-            tasks = [tg.create_task(follower.run(apply)), tg.create_task(reporter.run())]
+            tasks = [tg.create_task(follower.follow(apply)), tg.create_task(reporter.run())]
 
             async def cancel() -> None:
                 for t in tasks:

@@ -184,17 +184,19 @@ async def _follow_challenges(args: argparse.Namespace, proxy: ProxyServer) -> No
 
 async def _follow(args: argparse.Namespace, proxy: ProxyServer) -> None:
     from ingressfed.feed.follower import FeedFollower, client_ssl_context
-    from ingressfed.feed.view import FeedView
+    from ingressfed.feed.held import FeedStep
 
     token = args.token_file.read_text().strip() if args.token_file else None
     ssl_context = client_ssl_context(ca_file=args.ca_file) if args.ca_file else None
     follower = FeedFollower(args.feed, token=token, state_file=args.state_file, ssl_context=ssl_context)
 
-    def apply(view: FeedView) -> None:
+    def apply(step: FeedStep) -> None:
+        # Steps, not whole views: the proxy reads the small parts, never the record sets.
+        view = step.held
         proxy.update(view.routes, view.clusters, gateway=view.gateway_rules)
 
     async with follower:
-        await follower.run(apply)
+        await follower.follow(apply)
 
 
 def load_routes_file(path: Path) -> tuple[list[Cluster], list[Route]]:
