@@ -6,6 +6,7 @@ from typing import TypedDict
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
 
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.health import is_available
@@ -13,6 +14,7 @@ from ingressfed.proxy.health import is_available
 __all__ = ["admin_app"]
 
 ENGINE_KEY = web.AppKey("engine", Engine)
+METRICS_KEY = web.AppKey("metrics", Collector)
 
 
 class BackendView(TypedDict):
@@ -50,8 +52,7 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE_KEY]
-    body = generate_latest(engine.metrics.registry)
+    body = generate_latest(request.app[METRICS_KEY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -87,9 +88,12 @@ async def _routes(request: web.Request) -> web.Response:
     return web.json_response(routes_view(request.app[ENGINE_KEY]))
 
 
-def admin_app(engine: Engine) -> web.Application:
+def admin_app(engine: Engine, metrics: Collector | None = None) -> web.Application:
+    """``metrics``: what /metrics exposes (default: the engine's registry; with worker processes,
+    the registry merged with theirs)."""
     app = web.Application()
     app[ENGINE_KEY] = engine
+    app[METRICS_KEY] = metrics if metrics is not None else engine.metrics.registry
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)

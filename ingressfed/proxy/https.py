@@ -129,7 +129,8 @@ class HttpsListener:
             self.source.load()
             if self.settings.default_certificate:
                 self.catalog.set_default(DirectorySource.DEFAULT_GROUP)
-        self.catalog.refresh(self._clock())
+        if not self.adopted:  # an adopted book is served as it is; this catalogue has no offers
+            self.catalog.refresh(self._clock())
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: _Negotiated(self),

@@ -34,13 +34,16 @@ from ingressfed.proxy.metrics import ProxyMetrics
 from ingressfed.proxy.routing import HealthListener, Locator
 from ingressfed.proxy.settings import ProxySettings
 from ingressfed.proxy.table import build_table, normalize_host
-from ingressfed.proxy.workers import WorkerPool, book_from_message, checks_of
+from ingressfed.proxy.worker_metrics import MergedCollector, snapshot
+from ingressfed.proxy.workers import BookMessage, WorkerPool, book_from_message, checks_of
+from ingressfed.tls.book import CertificateBook
 
 __all__ = ["ProxyServer"]
 
 log = logging.getLogger(__name__)
 
 _TICK_SECONDS = 0.25
+_METRICS_SECONDS = 1.0  # how often a worker process sends its metrics to the primary
 
 
 class ProxyServer:
@@ -51,10 +54,14 @@ class ProxyServer:
         locator: Locator | None = None,
         on_health_change: HealthListener | None = None,
         registry: CollectorRegistry | None = None,
+        book: CertificateBook | None = None,
     ) -> None:
         """``locator`` overrides ``settings.geo.database``; ``on_health_change(cluster, healthy)`` is
-        called when a cluster's data plane (any of its backends) becomes usable or unusable."""
+        called when a cluster's data plane (any of its backends) becomes usable or unusable;
+        ``book``: certificates served from the first handshake, with no sources of this proxy's
+        own (a worker process: its primary's book)."""
         self.settings = settings
+        self._book = book
         self._locator = locator
         # Answers the plain listener gives itself before routing (ACME http-01 tokens):
         # (host, target) -> body, or None to route the request as usual.
@@ -103,9 +110,12 @@ class ProxyServer:
             self._engine = engine
             reuse_port = self.settings.reuse_port or self.settings.workers > 1
             if self.settings.tls is not None:
-                self.https = await HttpsListener(
+                listener = HttpsListener(
                     engine, self.settings.tls, registry=self.metrics.registry, reuse_port=reuse_port
-                ).__aenter__()
+                )
+                if self._book is not None:
+                    listener.adopt(self._book)  # before it listens: no handshake meets an empty book
+                self.https = await listener.__aenter__()
             redirect = self.https.redirect if self.https is not None else None
             self._server = await loop.create_server(
                 lambda: ClientConnection(engine, redirect=redirect, answer=self._answer),
@@ -124,13 +134,12 @@ class ProxyServer:
                     target=run_worker,
                     tls_port=https.port if https is not None else None,
                 )
-                self.workers.start()
+                self.workers.start(https.catalog.book if https is not None else None)
                 if https is not None:
-                    workers = self.workers
-                    workers.send_book(https.catalog.book)
-                    https.catalog.listeners.append(workers.send_book)
+                    https.catalog.listeners.append(self.workers.send_book)
             if self.settings.admin_port is not None:
-                admin = admin_app(engine)
+                own, pool = self.metrics.registry, self.workers
+                admin = admin_app(engine, own if pool is None else MergedCollector(own, pool.metrics))
                 for add_routes in self.admin_routes:
                     add_routes(admin)
                 self._admin = web.AppRunner(admin, access_log=None)
@@ -223,7 +232,7 @@ class ProxyServer:
             engine.registry.check_timeouts(now)
             if self.workers is not None:
                 self.workers.send_checks(checks_of(engine.router.health))
-                self.workers.ready()  # logs each worker once it serves
+                self.workers.receive()  # "ready" (logged once per worker) and metric snapshots
             sweeps += 1
             if sweeps % 8 == 0:
                 engine.pool.sweep(now=now, idle_timeout=self.settings.timeouts.idle)
@@ -304,7 +313,9 @@ class ProxyServer:
 
 
 # --- worker processes (proxy.workers > 1) -----------------------------------------------------
-def run_worker(settings: ProxySettings, inbox: multiprocessing.connection.Connection) -> None:
+def run_worker(
+    settings: ProxySettings, inbox: multiprocessing.connection.Connection, book: BookMessage | None = None
+) -> None:
     # The primary decides when workers stop (drain); a terminal's Ctrl-C reaches the whole group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -314,30 +325,53 @@ def run_worker(settings: ProxySettings, inbox: multiprocessing.connection.Connec
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(_serve(settings, inbox))
+    asyncio.run(_serve(settings, inbox, book_from_message(book) if book is not None else None))
 
 
-async def _serve(settings: ProxySettings, inbox: multiprocessing.connection.Connection) -> None:
-    async with ProxyServer(settings) as proxy:
+async def _push_metrics(proxy: ProxyServer, inbox: multiprocessing.connection.Connection) -> None:
+    """Send the worker's registry up every second (from a thread: a primary slow to read must
+    not stall this worker's event loop)."""
+    while True:
+        await asyncio.sleep(_METRICS_SECONDS)
+        try:
+            await asyncio.to_thread(inbox.send, ("metrics", snapshot(proxy.metrics.registry)))
+        except OSError:  # the primary is gone: _follow_primary sees it and drains
+            return
+
+
+async def _serve(
+    settings: ProxySettings, inbox: multiprocessing.connection.Connection, book: CertificateBook | None
+) -> None:
+    async with ProxyServer(settings, book=book) as proxy:
         inbox.send(("ready",))
-        while True:
-            try:
-                message: tuple[Any, ...] = await asyncio.to_thread(inbox.recv)
-            except EOFError:
-                log.warning("proxy worker: the primary went away; draining")
-                await proxy.drain(settings.drain_seconds)
-                return
-            kind = message[0]
-            if kind == "table":
-                _, routes, clusters, gateway = message
-                proxy.update(routes, clusters, gateway=gateway)
-            elif kind == "checks":
-                proxy.engine.router.set_checked(message[1], now=proxy.engine.clock.now)
-            elif kind == "book":
-                if proxy.https is not None:
-                    proxy.https.adopt(book_from_message(message[1]))
-            elif kind == "answers":
-                proxy.adopt_answers(message[1])
-            elif kind == "drain":
-                await proxy.drain(message[1])
-                return
+        pushing = asyncio.create_task(_push_metrics(proxy, inbox), name="worker metrics")
+        try:
+            await _follow_primary(proxy, settings, inbox)
+        finally:
+            pushing.cancel()
+
+
+async def _follow_primary(
+    proxy: ProxyServer, settings: ProxySettings, inbox: multiprocessing.connection.Connection
+) -> None:
+    while True:
+        try:
+            message: tuple[Any, ...] = await asyncio.to_thread(inbox.recv)
+        except EOFError:
+            log.warning("proxy worker: the primary went away; draining")
+            await proxy.drain(settings.drain_seconds)
+            return
+        kind = message[0]
+        if kind == "table":
+            _, routes, clusters, gateway = message
+            proxy.update(routes, clusters, gateway=gateway)
+        elif kind == "checks":
+            proxy.engine.router.set_checked(message[1], now=proxy.engine.clock.now)
+        elif kind == "book":
+            if proxy.https is not None:
+                proxy.https.adopt(book_from_message(message[1]))
+        elif kind == "answers":
+            proxy.adopt_answers(message[1])
+        elif kind == "drain":
+            await proxy.drain(message[1])
+            return

@@ -11,7 +11,8 @@ stays per worker. On drain every worker drains with the same grace and exits.
 
 Messages on a pipe per worker (pickled tuples): ("table", routes, clusters, gateway),
 ("checks", {backend: up}), ("book", CertificateBook), ("answers", {path: (host, body)}),
-("drain", grace); a worker answers ("ready",) once it serves.
+("drain", grace); a worker answers ("ready",) once it serves, then ("metrics", snapshot) every
+second, which the primary's /metrics adds to its own (``worker_metrics``).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from typing import Any
 
 from ingressfed.model import Backend, Cluster, Route
 from ingressfed.proxy.settings import ProxySettings
+from ingressfed.proxy.worker_metrics import FamilySnapshot
 from ingressfed.tls.book import CertificateBook, Served
 from ingressfed.tls.certificate import Certificate, CertificateError, parse_pair
 
-__all__ = ["WorkerPool", "book_from_message", "book_message", "checks_of", "worker_settings"]
+__all__ = ["BookMessage", "WorkerPool", "book_from_message", "book_message", "checks_of", "worker_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +68,11 @@ class WorkerPool:
         settings: ProxySettings,
         port: int,
         *,
-        target: Callable[[ProxySettings, multiprocessing.connection.Connection], None],
+        target: Callable[[ProxySettings, multiprocessing.connection.Connection, BookMessage | None], None],
         tls_port: int | None = None,
     ) -> None:
-        """``target(settings, inbox)`` runs one worker (``server.run_worker``: the server module
-        is the composition root, so this module does not import it)."""
+        """``target(settings, inbox, book)`` runs one worker (``server.run_worker``: the server
+        module is the composition root, so this module does not import it)."""
         self.target = target
         self.settings = worker_settings(settings, port, tls_port)
         self.count = settings.workers - 1
@@ -78,15 +80,19 @@ class WorkerPool:
         self.pipes: list[multiprocessing.connection.Connection] = []
         self._checks: dict[Backend, bool] = {}
         self._ready: set[int] = set()
+        self.metrics: dict[int, tuple[FamilySnapshot, ...]] = {}  # worker -> its newest snapshot
 
-    def start(self) -> None:
+    def start(self, book: CertificateBook | None = None) -> None:
+        """``book``: the certificates the workers serve from their first handshake (later ones
+        come over the pipe)."""
         context = multiprocessing.get_context("spawn")  # no copy of the primary's event loop
+        first = book_message(book) if book is not None else None
         for number in range(self.count):
             # Duplex: tables and verdicts go down; one "ready" comes back once the worker serves.
             inbox, outbox = context.Pipe(duplex=True)
             process = context.Process(
                 target=self.target,
-                args=(self.settings, inbox),
+                args=(self.settings, inbox, first),
                 name=f"ingressfed-proxy-worker-{number + 1}",
                 daemon=True,
             )
@@ -133,15 +139,21 @@ class WorkerPool:
             remaining = max(0.0, deadline - loop.time())
             await asyncio.to_thread(process.join, remaining)
 
+    def receive(self) -> None:
+        """Take what the workers sent: "ready" once, then metric snapshots (the newest is kept)."""
+        for i, pipe in enumerate(self.pipes):
+            with contextlib.suppress(OSError, EOFError):
+                while pipe.poll():
+                    message = pipe.recv()
+                    if message == ("ready",):
+                        self._ready.add(i)
+                        log.info("proxy worker %d is serving", i + 1)
+                    elif isinstance(message, tuple) and len(message) == 2 and message[0] == "metrics":
+                        self.metrics[i] = message[1]
+
     def ready(self) -> int:
         """How many workers have said they are serving (each sends "ready" once)."""
-        for i, pipe in enumerate(self.pipes):
-            if i in self._ready:
-                continue
-            with contextlib.suppress(OSError, EOFError):
-                if pipe.poll() and pipe.recv() == ("ready",):
-                    self._ready.add(i)
-                    log.info("proxy worker %d is serving", i + 1)
+        self.receive()
         return len(self._ready)
 
     def alive(self) -> int:

@@ -1,9 +1,13 @@
 """proxy.workers: 2 on real sockets: both processes accept on one port (SO_REUSEPORT), a routing
-table swap and an active-check verdict reach the worker, and drain stops every process."""
+table swap and an active-check verdict reach the worker, the admin listener's /metrics counts the
+worker's requests too, and drain stops every process."""
 
 from __future__ import annotations
 
 import asyncio
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from ingressfed.model import Route
 from ingressfed.proxy.server import ProxyServer
@@ -28,6 +32,17 @@ async def _fresh_get(port: int, host: str) -> tuple[int, str]:
     return status, cluster
 
 
+async def _requests_reported(http: aiohttp.ClientSession, admin_port: int | None) -> float:
+    async with http.get(f"http://127.0.0.1:{admin_port}/metrics") as resp:
+        text = await resp.text()
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "ingressfed_proxy_requests_total"
+    )
+
+
 def _served_here(proxy: ProxyServer) -> int:
     return sum(n for (cluster, _), n in proxy.metrics.request_counts.items() if cluster)
 
@@ -40,7 +55,11 @@ async def test_two_workers_share_the_port_and_follow_swaps_and_checks(
         assert proxy.workers is not None
         proxy.update([routes_for("one.example.com", backends)], [US, EU, ASIA])
 
+        sent = 0
+
         async def all_ok(host: str) -> list[tuple[int, str]]:
+            nonlocal sent
+            sent += CONNECTIONS
             return await asyncio.gather(*(_fresh_get(proxy.port, host) for _ in range(CONNECTIONS)))
 
         # the worker takes a moment to start (spawn re-imports everything: long on a busy machine)
@@ -72,6 +91,12 @@ async def test_two_workers_share_the_port_and_follow_swaps_and_checks(
                 await asyncio.sleep(0.2)
         served = {cluster for _, cluster in await all_ok("two.example.com")}
         assert ASIA.name not in served and served
+
+        # the admin listener's /metrics counts every request, whichever process served it
+        assert 0 < _served_here(proxy) < sent  # the primary's own share is not all of it
+        async with asyncio.timeout(30), aiohttp.ClientSession() as http:  # a worker reports each second
+            while await _requests_reported(http, proxy.admin_port) != sent:
+                await asyncio.sleep(0.2)
 
         await proxy.drain(grace=2)
         await eventually(lambda: proxy.workers is not None and proxy.workers.alive() == 0, timeout=10)

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import pickle
 import ssl
 from dataclasses import replace
 from pathlib import Path
 
 from ingressfed.proxy.server import ProxyServer
+from ingressfed.proxy.workers import book_from_message, book_message
 from ingressfed.tls.authority import LocalAuthority
-from ingressfed.tls.book import Offer
+from ingressfed.tls.book import CertificateBook, Offer, Served
 from ingressfed.tls.certificate import PrivateKey, parse_pair
 from ingressfed.tls.settings import TlsSettings
 
@@ -109,3 +111,27 @@ async def test_workers_serve_https_with_the_primarys_certificates_and_answers(
 
         await proxy.drain(grace=2)
         await eventually(lambda: proxy.workers is not None and proxy.workers.alive() == 0, timeout=10)
+
+
+async def test_a_worker_serves_the_book_it_is_started_with_from_its_first_handshake(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    """A worker used to listen with an empty book until the primary's first pipe message, so
+    handshakes in those milliseconds were refused. The book now comes with the worker's start
+    (``WorkerPool.start(book)`` -> ``run_worker`` -> ``ProxyServer(book=...)``), adopted before
+    the TLS port is bound: the very first handshake, with no message from any primary, succeeds."""
+    ca = LocalAuthority()
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(ca.ca_pem)
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    issued = ca.issue(HOST)
+    pair = parse_pair(issued.cert_pem, issued.key_pem)
+    sent = book_message(CertificateBook(entries={HOST: Served(host=HOST, certificate=pair, source="test")}))
+    book = book_from_message(pickle.loads(pickle.dumps(sent)))  # as the spawn start pickles it
+    tls = TlsSettings(host="127.0.0.1", port=0)
+    async with ProxyServer(replace(settings(), tls=tls), book=book) as proxy:
+        assert proxy.https is not None
+        proxy.update([routes_for(HOST, backends)], [US, EU, ASIA])
+        status, fingerprint = await _https_get(proxy.https.port, ctx)
+        assert status == 200
+        assert fingerprint == hashlib.sha256(ssl.PEM_cert_to_DER_cert(issued.cert_pem.decode())).hexdigest()
