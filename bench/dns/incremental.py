@@ -15,7 +15,8 @@ controller's process runs it: ``EmbeddedProvider.apply_batch`` of one change
 (checked, appended to the journal, on disk) with the server following
 ``subscribe_changes`` in place, until the answer carries it; against what one
 batch cost before the journal (writing the whole zone file). Also prints the
-journal bytes per change and the CPU time per batch.
+journal bytes per change and the CPU time per batch. The same change through the controller's
+feed to a separate ``dns-serve --feed`` process is ``bench/dns/feed_follow.py``.
 Not a test: numbers depend on the machine.
 """
 

@@ -5,9 +5,10 @@ Two sources for the zone:
 - ``--zone-file F``: the JSON file the embedded provider writes
   (``dns.options.zoneFile``), re-read whenever it changes, so a server on the
   same volume follows the controller;
-- ``--feed URL``: the controller's feed (bearer token, optional TLS); the last
-  view is persisted (``--state-file``) and served at once after a restart, also
-  while the controller is unreachable.
+- ``--feed URL``: the controller's feed (bearer token, optional TLS), followed
+  delta by delta in place; the view is persisted (``--state-file``: a snapshot and
+  a journal of deltas) and served at once after a restart, also while the
+  controller is unreachable.
 
 ``--config`` supplies the zone, listen address, answer mode, GeoIP database,
 ECS-trusted resolvers, default cluster order and SOA settings (from
