@@ -161,15 +161,7 @@ class FeedFollower:
             return
         if state.compaction_due and (self._compaction is None or self._compaction.done()):
             # Taken here, between deltas: the thread sorts and encodes a value, not the live view.
-            view = FeedView(
-                version=held.version,
-                records=held.record_sets(),
-                routes=held.routes,
-                clusters=held.clusters,
-                zone=held.zone,
-                epoch=held.epoch,
-                gateway_rules=held.gateway_rules,
-            )
+            view = held.view(canonical=False)
             self._compaction = asyncio.create_task(self._compact(view, state.journal_bytes))
 
     async def _compact(self, view: FeedView, mark: int) -> None:

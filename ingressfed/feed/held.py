@@ -11,7 +11,7 @@ that want one (a snapshot on disk, the ``views()`` of older callers).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ingressfed.feed.delta import FeedDelta
@@ -76,22 +76,19 @@ class HeldView:
         self.gateway_rules = delta.gateway_rules
         return tuple(changes)
 
-    def record_sets(self) -> tuple[RecordSet, ...]:
-        """The record sets now (a value: O(zone), without sorting)."""
-        return tuple(self._records.values())
-
-    def view(self, records: Iterable[RecordSet] | None = None) -> FeedView:
-        """The whole view as a value, in canonical order (O(zone log zone)); ``records``: the
-        sets taken earlier with :meth:`record_sets` (so the sort can run in another thread)."""
-        return FeedView(
+    def view(self, *, canonical: bool = True) -> FeedView:
+        """The whole view as a value: in canonical order (O(zone log zone)), or in the held order
+        (O(zone), in C) for a caller that sorts it elsewhere (a compaction's worker thread)."""
+        view = FeedView(
             version=self.version,
-            records=tuple(self._records.values() if records is None else records),
+            records=tuple(self._records.values()),
             routes=self.routes,
             clusters=self.clusters,
             zone=self.zone,
             epoch=self.epoch,
             gateway_rules=self.gateway_rules,
-        ).canonical()
+        )
+        return view.canonical() if canonical else view
 
 
 def changes_between(
