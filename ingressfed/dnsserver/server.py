@@ -90,6 +90,8 @@ class DnsServer:
         self._tcp: asyncio.Server | None = None
         self.tcp_connections: set[_TcpProtocol] = set()  # open ones, for the limit and for close()
         self._pending: ZoneData | None = None
+        # Changes that came while a zone was being rendered, to follow in place after it.
+        self._queued: list[tuple[ZoneData, Sequence[Change], int | None]] = []
         self._builder: asyncio.Task[None] | None = None
         # Zone transfers out (None: AXFR/IXFR are REFUSED like any other refused query).
         self.transfer = transfer
@@ -154,31 +156,38 @@ class DnsServer:
         the serial the changes start from when the new serial is not simply the next."""
         for listener in self.update_listeners:
             listener(data, changes, base_serial)
-        if changes is not None and self._applies(data, changes, base_serial):
-            try:
-                self._apply(data, changes)
-                return
-            except Exception:  # a half-applied index is replaced by a full render of ``data``
-                log.exception(
-                    "zone %s: could not follow serial %d in place; rendering it whole", data.zone, data.serial
-                )
+        if changes is not None:
+            if self._building():
+                # Followed in place once the zone being rendered is served, rather than
+                # rendering again: at 100k+ sets a render outlasts the gap between changes.
+                queued = sum(len(c) for _, c, _ in self._queued) + len(changes)
+                if queued <= _INCREMENTAL_MAX:
+                    self._queued.append((data, changes, base_serial))
+                    return
+            elif self._applies(data, changes, base_serial):
+                try:
+                    self._apply(data, changes)
+                    return
+                except Exception:  # a half-applied index is replaced by a full render of ``data``
+                    log.exception(
+                        "zone %s: could not follow serial %d in place; rendering it whole",
+                        data.zone,
+                        data.serial,
+                    )
+        self._queued.clear()  # ``data`` holds them
         self._pending = data
         if self._builder is None or self._builder.done():
             self._builder = asyncio.get_running_loop().create_task(self._build_pending())
 
+    def _building(self) -> bool:
+        return self._pending is not None or (self._builder is not None and not self._builder.done())
+
     def _applies(self, data: ZoneData, changes: Sequence[Change], base_serial: int | None) -> bool:
         cur = self.index.data
-        busy = self._pending is not None or (self._builder is not None and not self._builder.done())
         follows = (
             cur.serial == base_serial if base_serial is not None else data.serial == next_serial(cur.serial)
         )
-        return (
-            not busy
-            and len(changes) <= _INCREMENTAL_MAX
-            and follows
-            and data.zone == cur.zone
-            and data.soa == cur.soa
-        )
+        return len(changes) <= _INCREMENTAL_MAX and follows and data.zone == cur.zone and data.soa == cur.soa
 
     def _apply(self, data: ZoneData, changes: Sequence[Change]) -> None:
         index = self.index
@@ -210,8 +219,30 @@ class DnsServer:
                 index = await asyncio.to_thread(self._rebuild_journaled, data)
             except Exception:  # keep serving the last good zone
                 log.exception("could not render zone %s serial %d", data.zone, data.serial)
+                if self._pending is None and self._queued:
+                    self._pending = self._queued[-1][0]  # the newest zone, whole
+                    self._queued.clear()
                 continue
             self.swap(index, journaled=self.journal is not None)
+            if self._pending is None:
+                self._follow_queued()
+
+    def _follow_queued(self) -> None:
+        """Follow in place the changes that came while the zone just swapped in was rendered;
+        render the newest zone whole when they do not continue it."""
+        queued, self._queued = self._queued, []
+        for data, changes, base_serial in queued:
+            if not self._applies(data, changes, base_serial):
+                self._pending = queued[-1][0]
+                return
+            try:
+                self._apply(data, changes)
+            except Exception:
+                log.exception(
+                    "zone %s: could not follow serial %d in place; rendering it whole", data.zone, data.serial
+                )
+                self._pending = queued[-1][0]
+                return
 
     def _rebuild_journaled(self, data: ZoneData) -> ZoneIndex:
         index = self._rebuild(data)

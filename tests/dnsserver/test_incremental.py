@@ -162,3 +162,42 @@ async def test_a_change_that_cannot_be_followed_in_place_is_rendered_whole() -> 
         assert srv.index is not broken and srv.index.serial == 2
         r = await udp(srv.port, f"www.{ZONE}")
         assert values(r.answer, "A") == {"192.0.2.51"}
+
+
+async def test_changes_that_come_during_a_render_are_followed_in_place_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ingressfed.dnsserver import server as server_module
+
+    renders: list[int] = []
+    real = server_module.build_index
+
+    def counted(data: ZoneData, **kw: object) -> ZoneIndex:
+        renders.append(data.serial)
+        return real(data, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(server_module, "build_index", counted)
+    async with DnsServer(index_of(zone_data_from_records(ZONE, (), serial=1)), port=0) as srv:
+        whole = zone_data_from_records(ZONE, RECORDS, serial=5)
+        srv.update_soon(whole)  # a render in a worker thread ...
+        current = whole
+        for i in range(3):  # ... and changes while it runs (the feed does not wait for it)
+            change = Change(ChangeAction.CREATE, new=rs(f"late{i}", T.A, f"192.0.2.{60 + i}"))
+            following = ZoneData.following(current, [change], serial=current.serial + 1)
+            srv.update_soon(following, [change], base_serial=current.serial)
+            current = following
+        await srv.settled()
+        assert renders == [5]  # one render, not one per change that came meanwhile
+        assert srv.index.serial == 8
+        assert values((await udp(srv.port, f"late2.{ZONE}")).answer, "A") == {"192.0.2.62"}
+        assert wire_answers(srv.index) == wire_answers(
+            index_of(zone_data_from_records(ZONE, current.records, serial=8))
+        )
+        # Changes that do not continue the zone being rendered: the newest zone is rendered whole.
+        srv.update_soon(zone_data_from_records(ZONE, RECORDS, serial=20))
+        change = Change(ChangeAction.CREATE, new=rs("odd", T.A, "192.0.2.70"))
+        odd = zone_data_from_records(ZONE, [*RECORDS, change.new], serial=30)  # type: ignore[list-item]
+        srv.update_soon(odd, [change], base_serial=25)
+        await srv.settled()
+        assert renders == [5, 20, 30] and srv.index.serial == 30
+        assert values((await udp(srv.port, f"odd.{ZONE}")).answer, "A") == {"192.0.2.70"}
