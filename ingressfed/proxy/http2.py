@@ -48,6 +48,7 @@ from ingressfed.model import Location
 from ingressfed.proxy.deadlines import BodyWindow
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.exchange import BodyTooLarge, Exchange
+from ingressfed.proxy.hpack_in import MemoDecoder
 from ingressfed.proxy.hpack_out import StatelessEncoder
 from ingressfed.proxy.ports import TunnelPeer
 from ingressfed.proxy.request import Forward, Peer, RequestHead, prepare
@@ -360,8 +361,9 @@ class H2ClientConnection(asyncio.Protocol):
                 codes.INITIAL_WINDOW_SIZE: s.initial_window_bytes,
             },
         )
-        # The HPACK bomb bound: refuse a block whose *decoded* list is larger, whatever its size on the wire.
-        self.h2.decoder.max_header_list_size = s.max_header_list_bytes
+        # The HPACK bomb bound: refuse a block whose *decoded* list is larger, whatever its size on
+        # the wire. The decoder remembers repeated heads (hpack_in); the bound applies to each decode.
+        self.h2.decoder = MemoDecoder(max_header_list_size=s.max_header_list_bytes)
         self.h2.initiate_connection()
         self.h2.increment_flow_control_window(s.initial_window_bytes - 65535)
         engine.metrics.active_connections.inc()
