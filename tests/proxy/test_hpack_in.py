@@ -22,8 +22,14 @@ def test_a_random_conversation_decodes_as_hpack_does_and_repeated_heads_are_reme
     encoder = hpack.Encoder()
     plain, memo = _pair()
     heads = [
-        [(":method", "GET"), (":path", f"/asset/{i % 5}"), (":scheme", "https"), (":authority", "a.example")]
-        + [("accept", "*/*"), ("user-agent", "test/1")]
+        [
+            (":method", "GET"),
+            (":path", f"/asset/{i % 5}"),
+            (":scheme", "https"),
+            (":authority", "a.example"),
+            ("accept", "*/*"),
+            ("user-agent", "test/1"),
+        ]
         for i in range(10)
     ]
     for step in range(3000):
