@@ -15,13 +15,9 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from tests.fakes.ports import free_port  # the tests' and the benchmarks' one way to pick a port
+
 __all__ = ["BACKEND", "NGINX_CONF", "free_port", "nginx", "served", "wait_port"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:

@@ -1,7 +1,6 @@
 """`ingressfed demo` started as a subprocess and used the way the README says."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,22 +13,9 @@ import dns.query
 import dns.rdatatype
 import pytest
 
+from tests.fakes.ports import free_port
+
 PREFIX = "k8shserver.default.federation.svc"
-
-
-def free_port() -> int:
-    # A port free for both TCP and UDP, as the DNS server needs both.
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return int(port)
-    raise RuntimeError("no free port")
 
 
 def query(port: int, name: str, rdtype: str = "A") -> dns.message.Message:

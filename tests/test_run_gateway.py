@@ -14,8 +14,8 @@ from ingressfed.app import start
 from ingressfed.config import load_config
 from tests.fakes.gateway import install_gateway_api, install_service_export
 from tests.fakes.kube.server import FakeKubeAPI
+from tests.fakes.ports import free_port
 from tests.kube.conftest import endpoint_slice, eventually, node, service
-from tests.test_demo import free_port
 from tests.test_run_kubernetes import a_records, base_config, write_config
 
 

@@ -18,8 +18,8 @@ from ingressfed.config import load_config
 from ingressfed.edge.report import ClusterReport, HealthReport, encode_report
 from ingressfed.model import ClusterStatus
 from tests.fakes.kube.server import FakeKubeAPI
+from tests.fakes.ports import free_port
 from tests.kube.conftest import crd, endpoint_slice, eventually, node, service
-from tests.test_demo import free_port
 
 G = "web.default.federation.svc.example.com"
 

@@ -14,8 +14,8 @@ import yaml
 
 from ingressfed.startup import bind_error
 from tests.fakes.kube.server import FakeKubeAPI
+from tests.fakes.ports import free_port
 from tests.kube.conftest import crd
-from tests.test_demo import free_port
 
 
 def _config(tmp: Path, **sections: Any) -> Path:

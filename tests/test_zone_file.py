@@ -12,8 +12,8 @@ import yaml
 from ingressfed.app import start
 from ingressfed.config import load_config, parse_config
 from ingressfed.errors import ConfigError
+from tests.fakes.ports import free_port
 from tests.kube.conftest import eventually
-from tests.test_demo import free_port
 
 G = "web.default.federation.svc.example.com"
 

@@ -22,7 +22,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.peers import free_port  # noqa: E402
 from ingressfed.dnsserver.zone import zone_data_from_records  # noqa: E402
 from ingressfed.dnsserver.zonefile import save_zone_file  # noqa: E402
 from ingressfed.model import RecordSet, RecordType  # noqa: E402
@@ -94,20 +94,6 @@ def query_file(count: int, path: Path, seed: int = 7) -> None:
         else:
             lines.append(f"_ingressfed.{base}.{ZONE} TXT")
     path.write_text("\n".join(lines) + "\n")
-
-
-def free_port() -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = int(u.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def wait_answering(port: int, timeout: float = 300.0) -> None:  # a loaded machine renders slowly

@@ -32,12 +32,12 @@ import dns.rdatatype
 import yaml
 from aiohttp import web
 
+from bench.peers import free_port
 from ingressfed.app import start
 from ingressfed.config import load_config
 from ingressfed.edge.local import EdgeSpec, LocalEdge
 from ingressfed.proxy.settings import HealthCheckSettings, ProxySettings
 from tests.fakes.geoip_db import build_city_db
-from tests.test_demo import free_port
 
 HOST = "web.example.com"
 TOKEN = "bench-edge-token"

@@ -18,8 +18,8 @@ from ingressfed.kube.objects import ACME_KEY, Selection, ingress_from
 from ingressfed.model import IngressObservation, IngressRule
 from tests.fakes.acme_server import FakeAcme
 from tests.fakes.kube.server import FakeKubeAPI
+from tests.fakes.ports import free_port
 from tests.kube.conftest import eventually, node
-from tests.test_demo import free_port
 from tests.test_run_kubernetes import base_config, write_config
 from tests.tls.test_ingress_tls_run import served_names
 

@@ -26,7 +26,7 @@ from ingressfed.app import start
 from ingressfed.config import load_config
 from tests.acme.test_acme_run import HOST, _config, _wait_served
 from tests.fakes.acme_server import FakeAcme
-from tests.test_demo import free_port
+from tests.fakes.ports import free_port
 
 TOKEN = "t0ken-for-the-feed"
 

@@ -23,8 +23,8 @@ from ingressfed.app import start
 from ingressfed.config import load_config, parse_config
 from ingressfed.errors import ConfigError
 from tests.fakes.acme_server import FakeAcme
+from tests.fakes.ports import free_port
 from tests.kube.conftest import eventually
-from tests.test_demo import free_port
 
 HOST = "shop.example.com"
 

@@ -21,7 +21,7 @@ from ingressfed.app import start
 from ingressfed.config import load_config
 from ingressfed.tls.catalog import TlsMetrics
 from tests.chart.test_chart import CHART, _render
-from tests.test_demo import free_port
+from tests.fakes.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = CHART / "dashboards" / "ingressfed.json"

@@ -15,7 +15,7 @@ from ingressfed.app import start
 from ingressfed.config import load_config
 from ingressfed.dnsserver.answer import answer
 from ingressfed.dnsserver.index import build_index
-from tests.test_demo import free_port
+from tests.fakes.ports import free_port
 
 G = "web.default.federation.svc.example.com"
 

@@ -30,7 +30,8 @@ from ingressfed.dnsserver.zone import zone_data_from_records
 from ingressfed.model import RecordSet, RecordType
 from tests.dnsserver.client import udp
 from tests.dnsserver.conftest import RECORDS, ZONE, rs
-from tests.fakes.bind import free_port, knotd_secondary, named_secondary
+from tests.fakes.bind import knotd_secondary, named_secondary
+from tests.fakes.ports import free_port
 
 T = RecordType
 KEY = "xfr-key"

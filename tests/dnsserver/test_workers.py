@@ -28,8 +28,8 @@ from ingressfed.feed.publisher import FeedPublisher
 from ingressfed.feed.view import FeedView
 from ingressfed.model import Change, ChangeAction, RecordSet, RecordType
 from tests.dnsserver.client import tcp, udp, values
+from tests.fakes.ports import free_port
 from tests.feed.conftest import FeedServer, sample_view, start_server
-from tests.test_demo import free_port
 from tests.test_run_cli import write
 
 ZONE = "example.com"

@@ -33,7 +33,7 @@ from tests.edge.test_multi_edge import (
     start_edge,
 )
 from tests.fakes.geoip_db import build_city_db
-from tests.test_demo import free_port
+from tests.fakes.ports import free_port
 
 __all__ = ["backends"]  # the fixture
 

@@ -34,7 +34,7 @@ from aiohttp import web
 from ingressfed.app import start
 from ingressfed.config import load_config
 from tests.fakes.geoip_db import build_city_db
-from tests.test_demo import free_port
+from tests.fakes.ports import free_port
 
 HOST = "web.example.com"
 TOKEN = "edge-test-token"

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from ingressfed.edge import agent
 from ingressfed.edge.peers import PeerChecker, reachable
 from ingressfed.errors import ConfigError
-from tests.test_demo import free_port
+from tests.fakes.ports import free_port
 
 
 async def proxy_like() -> web.AppRunner:

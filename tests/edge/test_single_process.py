@@ -14,7 +14,7 @@ from aiohttp import web
 
 from ingressfed.app import start
 from ingressfed.config import load_config
-from tests.test_demo import free_port
+from tests.fakes.ports import free_port
 
 GLOBAL = "web.default.federation.svc.example.com"
 

@@ -14,7 +14,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,6 +25,8 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
+
+from tests.fakes.ports import free_port
 
 KEY_NAME = "ingressfed-key"
 ZONE_FILE = """$ORIGIN {zone}.
@@ -70,21 +71,6 @@ def require(binary: str) -> str:
             pytest.fail(msg)
         pytest.skip(msg)
     return path
-
-
-def free_port() -> int:
-    """A loopback port free for both UDP and TCP right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = int(t.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free loopback port for UDP and TCP")
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], server: DnsServer, log: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+
+from tests.fakes.ports import free_port
 
 __all__ = ["FAKE_CREDENTIALS", "aws_env", "free_port", "moto_endpoint", "start_moto"]
 
@@ -35,12 +36,6 @@ FAKE_CREDENTIALS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _require_moto() -> None:
     if importlib.util.find_spec("moto.server") is None or importlib.util.find_spec("flask") is None:
         message = "moto[server] is not installed (pip install 'moto[server]')"
@@ -51,7 +46,7 @@ def _require_moto() -> None:
 
 def start_moto(*, timeout: float = 30.0) -> tuple[subprocess.Popen[bytes], str]:
     """Start moto's server; return the process and its URL once it answers."""
-    port = free_port()
+    port = free_port(udp=False)
     env = {**os.environ, **FAKE_CREDENTIALS}
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

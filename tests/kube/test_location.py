@@ -19,8 +19,8 @@ from ingressfed.config import load_config
 from ingressfed.model import Location
 from ingressfed.store import Store
 from tests.fakes.kube.server import FakeKubeAPI
+from tests.fakes.ports import free_port
 from tests.kube.conftest import crd, endpoint_slice, eventually, node, service
-from tests.test_demo import free_port
 from tests.test_run_kubernetes import base_config, write_config
 
 HOME = Location(12.5, 45.25)

@@ -16,8 +16,8 @@ from ingressfed.app import start
 from ingressfed.config import load_config
 from tests.fakes.kube.server import FakeKubeAPI
 from tests.fakes.kube.versions import NEWEST, OLDEST, SUPPORTED
+from tests.fakes.ports import free_port
 from tests.kube.conftest import crd, endpoint_slice, eventually, node, service
-from tests.test_demo import free_port
 from tests.test_run_kubernetes import base_config, write_config
 
 G = "web.default.federation.svc.example.com"

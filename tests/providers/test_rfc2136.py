@@ -239,7 +239,7 @@ async def test_key_from_a_bind_key_file(bind: DnsServer, tmp_path: Path) -> None
 
 
 async def test_unreachable_server_is_transient(tmp_path: Path) -> None:
-    from tests.fakes.bind import free_port
+    from tests.fakes.ports import free_port
 
     p = RFC2136Provider(zone=ZONE, options={"server": "127.0.0.1", "port": free_port(), "timeout": 0.3})
     with pytest.raises(TransientProviderError, match="reach"):

@@ -259,7 +259,7 @@ async def test_adjustendpoints_rewrites_are_remembered(
 
 
 async def test_unreachable_is_transient() -> None:
-    from tests.fakes.bind import free_port
+    from tests.fakes.ports import free_port
 
     p = WebhookProvider(zone=ZONE, options={"url": f"http://127.0.0.1:{free_port()}", "timeout": 1})
     try:

@@ -24,8 +24,8 @@ from ingressfed.feed.publisher import FeedPublisher, add_feed_routes
 from ingressfed.feed.view import FeedView, decode_view, encode_view
 from ingressfed.gateway.state import GatewayState
 from ingressfed.proxy.server import ProxyServer
+from tests.fakes.ports import free_port
 from tests.gateway.world import CLASS, service, state
-from tests.test_demo import free_port
 
 from .conftest import ASIA, EU, US, BackendServer, settings
 

@@ -12,7 +12,7 @@ import yaml
 
 from ingressfed.app import Running, start
 from ingressfed.config import load_config
-from tests.test_demo import free_port
+from tests.fakes.ports import free_port
 
 CLUSTERS = [
     {"name": "cluster-us-east1-b", "region": "us-east1", "zone": "us-east1-b"},

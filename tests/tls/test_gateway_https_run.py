@@ -19,9 +19,9 @@ from ingressfed.config import load_config
 from ingressfed.tls.authority import LocalAuthority
 from tests.fakes.gateway import install_gateway_api
 from tests.fakes.kube.server import FakeKubeAPI
+from tests.fakes.ports import free_port
 from tests.kube.conftest import endpoint_slice, eventually, node, service
 from tests.kube.test_tls_secrets import secret
-from tests.test_demo import free_port
 from tests.test_run_kubernetes import base_config, write_config
 from tests.tls.test_ingress_tls_run import served_names
 

@@ -11,9 +11,9 @@ from ingressfed.app import start
 from ingressfed.config import load_config
 from ingressfed.tls.authority import LocalAuthority
 from tests.fakes.kube.server import FakeKubeAPI
+from tests.fakes.ports import free_port
 from tests.kube.conftest import eventually, node
 from tests.kube.test_tls_secrets import secret
-from tests.test_demo import free_port
 from tests.test_run_kubernetes import base_config, write_config
 
 
