@@ -210,3 +210,44 @@ async def test_deltas_restart_and_falling_behind_answer_like_a_fresh_load(feed: 
     finally:
         if a.proc is not None:
             await a.stop()
+
+
+async def test_killed_mid_stream_it_restarts_on_a_view_the_controller_published(
+    feed: Feed, tmp_path: Path
+) -> None:
+    a = Follower(feed, tmp_path / "dns-feed.json")
+    await a.start()
+    published: list[dict[tuple[str, RecordType], RecordSet]] = [dict(feed.sets)]
+    touched: set[tuple[str, RecordType]] = set()
+    try:
+        await a.until("s39", RecordType.A, "10.0.0.40")
+        name, rtype, expected = change(feed, 1)
+        published.append(dict(feed.sets))
+        touched.add((name, rtype))
+        await a.until(name, rtype, *expected)
+        for n in range(2, 12):  # a stream of changes, killed in the middle of it
+            name, rtype, expected = change(feed, n)
+            published.append(dict(feed.sets))
+            touched.add((name, rtype))
+            await asyncio.sleep(0.01)
+        assert a.proc is not None
+        a.proc.kill()
+        await asyncio.wait_for(a.proc.wait(), 10)
+        a.proc = None
+        # Restarted where the controller cannot be reached: it serves what its state file holds.
+        a.feed = Feed(feed.publisher, "http://127.0.0.1:9")
+        await a.start()
+        await a.until("s39", RecordType.A, "10.0.0.40")  # a name no change touches: the state is served
+        seen = {q: {v.rstrip(".") for v in await a.answers(*q)} for q in sorted(touched)}
+    finally:
+        if a.proc is not None:
+            await a.stop()
+
+    def answers_of(view: dict[tuple[str, RecordType], RecordSet], q: tuple[str, RecordType]) -> set[str]:
+        rs = view.get((f"{q[0]}.{ZONE}", q[1]))
+        return {v.rstrip(".") for v in rs.values} if rs is not None else set()
+
+    matching = [
+        k for k, view in enumerate(published) if all(answers_of(view, q) == v for q, v in seen.items())
+    ]
+    assert matching and matching[-1] >= 1, seen  # one of the published views, the first change in it
