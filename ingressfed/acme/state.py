@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ingressfed import durable
 from ingressfed.acme.hosts import host_of_state_name, state_name
 from ingressfed.tls.authority import key_pem
 from ingressfed.tls.book import Offer
@@ -29,15 +30,9 @@ log = logging.getLogger(__name__)
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    # A key is never readable beyond ``mode`` (the temporary file starts 0o600), and a crash
+    # leaves the old pair or the new one, with the rename itself on disk.
+    durable.replace(path, data, mode=mode)
 
 
 class AcmeState:

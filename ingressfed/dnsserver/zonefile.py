@@ -23,11 +23,11 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from ingressfed import durable
 from ingressfed.dnsserver.zone import (
     ZoneData,
     changes_from_json,
@@ -134,20 +134,10 @@ def save_zone_file(path: str | Path, data: ZoneData) -> None:
     head = json.dumps(doc, sort_keys=True)
     body = ",\n".join(json.dumps(r, sort_keys=True) for r in records)
     text = head[:-1] + ', "records": [\n' + body + ("\n" if body else "") + "]}\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    durable.replace(p, text.encode())
     with contextlib.suppress(FileNotFoundError):
         os.unlink(journal_path(p))
-    _sync_dir(p.parent)
+    durable.sync_dir(p.parent)
 
 
 def append_journal(path: str | Path, *, base: int, serial: int, changes: Sequence[Change]) -> int:
@@ -156,35 +146,5 @@ def append_journal(path: str | Path, *, base: int, serial: int, changes: Sequenc
     j = journal_path(path)
     entry: dict[str, Any] = {"base": base, "serial": serial, "changes": changes_to_json(changes)}
     line = (json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode()
-    created = not j.exists()
-    fd = os.open(j, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        try:
-            view = memoryview(line)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, size)
-                os.fsync(fd)
-            raise
-    finally:
-        os.close(fd)
-    if created:
-        _sync_dir(j.parent)
+    durable.append(j, line)
     return len(line)
-
-
-def _sync_dir(directory: Path) -> None:
-    """Make a rename or a new file in ``directory`` survive a crash (where the OS allows it)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)

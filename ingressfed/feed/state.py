@@ -28,11 +28,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 import threading
 import zlib
 from pathlib import Path
 
+from ingressfed import durable
 from ingressfed.feed.delta import FeedDelta, decode_feed, encode_delta
 from ingressfed.feed.held import HeldView
 from ingressfed.feed.view import FeedFormatError, FeedView, decode_view, encode_view
@@ -175,44 +175,28 @@ class FeedStateFile:
     def save(self, view: FeedView) -> None:
         """Make ``view`` the whole state: a new snapshot, and no journal."""
         data = encode_view(view)
-        self._write_snapshot(data)
+        os.replace(durable.write_temp(self.path, data), self.path)
         with self._lock:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.journal)
             self.journal_bytes = 0
         self.snapshot_bytes = len(data)
-        _sync_dir(self.path.parent)
+        durable.sync_dir(self.path.parent)
 
     def append(self, delta: FeedDelta) -> None:
         """Add ``delta`` to the journal, on disk before returning; on failure the journal is cut
         back to where it was (and OSError raised)."""
         line = journal_line(delta)
         with self._lock:
-            created = not self.journal.exists()
-            fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                size = os.fstat(fd).st_size
-                try:
-                    view = memoryview(line)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                    os.fsync(fd)
-                except BaseException:
-                    with contextlib.suppress(OSError):
-                        os.ftruncate(fd, size)
-                    raise
-            finally:
-                os.close(fd)
+            size = durable.append(self.journal, line)
             self.journal_bytes = size + len(line)
-        if created:
-            _sync_dir(self.path.parent)
 
     def compact(self, view: FeedView, *, mark: int) -> None:
         """Make ``view`` the snapshot; ``mark``: the journal's size when ``view`` was its last line
         (lines appended since stay in the journal). Sorts and encodes the whole view: run it in a
         worker thread."""
         data = encode_view(view.canonical())
-        tmp = self._write_temp(self.path, data)
+        tmp = durable.write_temp(self.path, data)
         with self._lock:
             os.replace(tmp, self.path)
             self.snapshot_bytes = len(data)
@@ -223,12 +207,12 @@ class FeedStateFile:
             except FileNotFoundError:
                 tail = b""
             if tail:
-                os.replace(self._write_temp(self.journal, tail), self.journal)
+                os.replace(durable.write_temp(self.journal, tail), self.journal)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.journal)
             self.journal_bytes = len(tail)
-        _sync_dir(self.path.parent)
+        durable.sync_dir(self.path.parent)
         log.info(
             "feed state %s: compacted at version %d (%d bytes, %d journal bytes kept)",
             self.path,
@@ -236,34 +220,3 @@ class FeedStateFile:
             len(data),
             len(tail),
         )
-
-    def _write_snapshot(self, data: bytes) -> None:
-        os.replace(self._write_temp(self.path, data), self.path)
-
-    @staticmethod
-    def _write_temp(beside: Path, data: bytes) -> str:
-        beside.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{beside.name}.", dir=beside.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        return tmp
-
-
-def _sync_dir(directory: Path) -> None:
-    """Make a rename or a new file in ``directory`` survive a crash (where the OS allows it)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
