@@ -12,6 +12,12 @@ Wire form (``format: ingressfed.feed.delta/v1``): the view's own fields
 ``epoch``, ``version``, ``zone``, ``routes``, ``clusters``, ``gatewayRules``,
 plus ``base`` (the version it applies to), ``removed`` (``[{name, type,
 setIdentifier?}]``) and ``upserted`` (records in the view's record form).
+
+A follower that also asks ``parts=changed`` gets the small parts only when they
+differ from those of version ``N``: a delta then lists the ones it leaves out in
+``unchanged`` (``["routes", "clusters", "gatewayRules"]`` or part of it), so a
+one-record change costs bytes for that record, whatever the number of routes.
+Publishers that predate it ignore the parameter and send every part.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from ingressfed.model import Cluster, RecordKey, RecordSet, RecordType, Route
 
 __all__ = [
     "DELTA_FORMAT",
+    "PARTS",
     "FeedDelta",
     "apply_delta",
     "compose",
@@ -36,6 +43,7 @@ __all__ = [
 ]
 
 DELTA_FORMAT = "ingressfed.feed.delta/v1"
+PARTS = ("routes", "clusters", "gatewayRules")  # the small parts, by their wire names
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,33 @@ class FeedDelta:
     routes: tuple[Route, ...]
     clusters: tuple[Cluster, ...]
     gateway_rules: tuple[ServedRule, ...] = ()
+    # Small parts (wire names, see PARTS) left as they are in the base: their fields above are empty.
+    unchanged: frozenset[str] = frozenset()
+
+    def parts_after(
+        self, routes: tuple[Route, ...], clusters: tuple[Cluster, ...], gateway_rules: tuple[ServedRule, ...]
+    ) -> tuple[tuple[Route, ...], tuple[Cluster, ...], tuple[ServedRule, ...]]:
+        """The small parts after this delta, given those of its base."""
+        kept = self.unchanged
+        return (
+            routes if "routes" in kept else self.routes,
+            clusters if "clusters" in kept else self.clusters,
+            gateway_rules if "gatewayRules" in kept else self.gateway_rules,
+        )
+
+    def without_unchanged_parts(
+        self, routes: tuple[Route, ...], clusters: tuple[Cluster, ...], gateway_rules: tuple[ServedRule, ...]
+    ) -> FeedDelta:
+        """This delta leaving out the small parts equal to the base's (``routes``, ...)."""
+        same = (self.routes == routes, self.clusters == clusters, self.gateway_rules == gateway_rules)
+        kept = self.unchanged | {name for name, eq in zip(PARTS, same, strict=True) if eq}
+        return replace(
+            self,
+            routes=() if "routes" in kept else self.routes,
+            clusters=() if "clusters" in kept else self.clusters,
+            gateway_rules=() if "gatewayRules" in kept else self.gateway_rules,
+            unchanged=frozenset(kept),
+        )
 
 
 def delta_between(old: FeedView, new: FeedView) -> FeedDelta:
@@ -85,7 +120,19 @@ def compose(deltas: Iterable[FeedDelta]) -> FeedDelta:
             removed.pop(r.key, None)
             upserted[r.key] = r
     last = items[-1]
-    return replace(last, base=items[0].base, removed=tuple(removed), upserted=tuple(upserted.values()))
+    out = replace(last, base=items[0].base, removed=tuple(removed), upserted=tuple(upserted.values()))
+    if last.unchanged:
+        # A part the last delta left alone is the one the latest delta that carried it set.
+        carried = {name: d for d in items for name in PARTS if name not in d.unchanged}
+        kept = frozenset(name for name in PARTS if name not in carried)
+        out = replace(
+            out,
+            routes=carried["routes"].routes if "routes" in carried else (),
+            clusters=carried["clusters"].clusters if "clusters" in carried else (),
+            gateway_rules=carried["gatewayRules"].gateway_rules if "gatewayRules" in carried else (),
+            unchanged=kept,
+        )
+    return out
 
 
 def apply_delta(view: FeedView, delta: FeedDelta) -> FeedView:
@@ -100,14 +147,15 @@ def apply_delta(view: FeedView, delta: FeedDelta) -> FeedView:
         records.pop(k, None)
     for r in delta.upserted:
         records[r.key] = r
+    routes, clusters, gateway_rules = delta.parts_after(view.routes, view.clusters, view.gateway_rules)
     return FeedView(
         version=delta.version,
         records=tuple(records.values()),
-        routes=delta.routes,
-        clusters=delta.clusters,
+        routes=routes,
+        clusters=clusters,
         zone=delta.zone,
         epoch=delta.epoch,
-        gateway_rules=delta.gateway_rules,
+        gateway_rules=gateway_rules,
     ).canonical()
 
 
@@ -135,6 +183,10 @@ def encode_delta(delta: FeedDelta) -> bytes:
         {"name": n, "type": t.value, **({"setIdentifier": s} if s is not None else {})}
         for n, t, s in delta.removed
     ]
+    if delta.unchanged:
+        for name in delta.unchanged:
+            doc.pop(name, None)
+        doc["unchanged"] = [name for name in PARTS if name in delta.unchanged]
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -169,7 +221,13 @@ def decode_feed(data: bytes | str) -> FeedView | FeedDelta:
     base = doc.get("base")
     if isinstance(base, bool) or not isinstance(base, int):
         raise FeedFormatError(f"base: expected an integer version, got {base!r}")
-    carrier = {k: v for k, v in doc.items() if k not in ("base", "removed", "upserted")}
+    unchanged = _unchanged(doc.get("unchanged", []))
+    carrier = {k: v for k, v in doc.items() if k not in ("base", "removed", "upserted", "unchanged")}
+    for name in unchanged:
+        if name in carrier:
+            raise FeedFormatError(f"{name}: present, and listed as unchanged")
+        if name != "gatewayRules":
+            carrier[name] = []
     carrier["format"] = FORMAT
     carrier["records"] = doc.get("upserted")
     view = view_from_wire(carrier)
@@ -183,4 +241,11 @@ def decode_feed(data: bytes | str) -> FeedView | FeedDelta:
         routes=view.routes,
         clusters=view.clusters,
         gateway_rules=view.gateway_rules,
+        unchanged=unchanged,
     )
+
+
+def _unchanged(doc: object) -> frozenset[str]:
+    if not isinstance(doc, list) or not all(isinstance(x, str) and x in PARTS for x in doc):
+        raise FeedFormatError(f"unchanged: expected a list of {', '.join(PARTS)}, got {doc!r}")
+    return frozenset(doc)

@@ -181,6 +181,7 @@ class FeedFollower:
             params["after"] = str(held.version)
             params["epoch"] = held.epoch
             params["delta"] = "1"  # what changed since, when the controller still knows
+            params["parts"] = "changed"  # and the routes and clusters only when they changed
         timeout = aiohttp.ClientTimeout(total=self.poll_timeout + 15, sock_connect=10)
         async with session.get(self.url, params=params, timeout=timeout) as resp:
             if resp.status == 304:

@@ -71,9 +71,9 @@ class HeldView:
             changes.append(Change(action, old=old, new=new))
         self.version = delta.version
         self.zone = delta.zone
-        self.routes = delta.routes
-        self.clusters = delta.clusters
-        self.gateway_rules = delta.gateway_rules
+        self.routes, self.clusters, self.gateway_rules = delta.parts_after(
+            self.routes, self.clusters, self.gateway_rules
+        )
         return tuple(changes)
 
     def view(self, *, canonical: bool = True) -> FeedView:

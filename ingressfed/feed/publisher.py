@@ -7,8 +7,9 @@ waits up to ``S`` seconds for one and answers ``304 Not Modified`` if none
 came. With ``delta=1`` and a version the publisher still remembers (the last
 ``history`` versions of this epoch), the answer is a delta from ``N`` instead
 (:mod:`ingressfed.feed.delta`): bytes in proportion to what changed, not to the
-zone; a follower too far behind (or of another epoch) gets the full view. With
-a token configured every request needs ``Authorization: Bearer <token>``;
+zone (and with ``parts=changed``, routes, clusters and HTTPRoute rules only when
+they changed); a follower too far behind (or of another epoch) gets the full
+view. With a token configured every request needs ``Authorization: Bearer <token>``;
 anything else gets ``401`` with ``WWW-Authenticate``.
 """
 
@@ -27,6 +28,8 @@ from aiohttp import web
 from ingressfed.feed.delta import FeedDelta, compose, encode_delta
 from ingressfed.feed.records import RecordTable
 from ingressfed.feed.view import FeedView, encode_view
+from ingressfed.gateway.table import ServedRule
+from ingressfed.model import Cluster, Route
 
 __all__ = ["FEED_PATH", "MAX_POLL_TIMEOUT", "FeedPublisher", "add_feed_routes"]
 
@@ -55,7 +58,9 @@ class FeedPublisher:
         self._body: bytes | None = None
         self._history = history
         self._deltas: deque[FeedDelta] = deque(maxlen=history or None)
-        self._delta_bodies: dict[int, bytes] = {}
+        self._delta_bodies: dict[tuple[int, bool], bytes] = {}
+        # The small parts of each version the deltas start from (shared tuples: cheap to keep).
+        self._parts: dict[int, tuple[tuple[Route, ...], tuple[Cluster, ...], tuple[ServedRule, ...]]] = {}
         self._changed = asyncio.Event()
         self._closed = False
 
@@ -91,6 +96,9 @@ class FeedPublisher:
         )
         self._next_version += 1
         if old is not None and self._history:
+            self._parts[old.version] = (old.routes, old.clusters, old.gateway_rules)
+            if len(self._deltas) == self._deltas.maxlen:
+                self._parts.pop(self._deltas[0].base, None)  # about to leave the history
             self._deltas.append(
                 FeedDelta(
                     published.epoch,
@@ -112,20 +120,25 @@ class FeedPublisher:
         log.debug("feed view published", extra={"version": published.version, "records": len(view.records)})
         return published
 
-    def delta_body(self, after: int, epoch: str | None) -> bytes | None:
+    def delta_body(self, after: int, epoch: str | None, *, changed_parts: bool = False) -> bytes | None:
         """The current view as a delta from version ``after`` of ``epoch``; None when the
-        publisher does not remember that version (the follower gets the full view)."""
+        publisher does not remember that version (the follower gets the full view).
+        ``changed_parts``: leave out the small parts equal to those of ``after``."""
         if epoch != self.epoch or self._view is None or after >= self._view.version:
             return None
-        body = self._delta_bodies.get(after)
+        body = self._delta_bodies.get((after, changed_parts))
         if body is not None:
             return body
         chain = list(self._deltas)
         start = next((i for i, d in enumerate(chain) if d.base == after), None)
         if start is None:
             return None
-        body = encode_delta(compose(chain[start:]))
-        self._delta_bodies[after] = body
+        delta = compose(chain[start:])
+        base_parts = self._parts.get(after)
+        if changed_parts and base_parts is not None:
+            delta = delta.without_unchanged_parts(*base_parts)
+        body = encode_delta(delta)
+        self._delta_bodies[(after, changed_parts)] = body
         return body
 
     def is_newer(self, view: FeedView, *, after: int, epoch: str | None) -> bool:
@@ -209,7 +222,7 @@ def add_feed_routes(
         view = await publisher.wait_newer(after, timeout, epoch=epoch)
         body = None
         if view is not None and request.query.get("delta") == "1":
-            body = publisher.delta_body(after, epoch)
+            body = publisher.delta_body(after, epoch, changed_parts=request.query.get("parts") == "changed")
         if body is None and view is not None:
             body = publisher.current_body()
         if view is None or body is None:

@@ -14,7 +14,7 @@ from ingressfed.feed.follower import FeedFollower
 from ingressfed.feed.publisher import FeedPublisher
 from ingressfed.feed.state import FeedStateFile
 from ingressfed.feed.view import FeedFormatError, FeedView, decode_view
-from ingressfed.model import RecordSet, RecordType
+from ingressfed.model import Backend, RecordSet, RecordType, Route
 from tests.feed.conftest import sample_view, start_server
 
 ZONE = "example.com"
@@ -122,3 +122,47 @@ def test_compose_and_refusing_a_delta_for_another_version() -> None:
     doc["removed"] = [{"name": f"x.{ZONE}", "type": "Q"}]
     with pytest.raises(FeedFormatError, match=r"removed\[0\]\.type"):
         decode_feed(json.dumps(doc))
+
+
+def routed_view(routes: int, *, changed: int = -1, route_port: int = 8000) -> FeedView:
+    view = big_view(50, changed)
+    extra = tuple(
+        Route(f"app{i}.{ZONE}", "/", "Prefix", (Backend("cluster-a", "127.0.0.1", route_port),))
+        for i in range(routes)
+    )
+    return replace(view, routes=view.routes + extra)
+
+
+async def test_with_parts_changed_a_record_change_does_not_carry_the_routes(tmp_path: Path) -> None:
+    srv = await start_server(FeedPublisher(epoch="e1", initial_version=100))
+    try:
+        v1 = srv.publisher.publish(routed_view(1000))
+        v2 = srv.publisher.publish(routed_view(1000, changed=7))
+        after = {"after": str(v1.version), "epoch": "e1", "delta": "1"}
+        _, every_part = await get(srv.url, **after)  # what a follower of an earlier version asks
+        _, changed_only = await get(srv.url, **after, parts="changed")
+        assert len(changed_only) < 1500 < 100_000 < len(every_part)
+        d = decode_feed(changed_only)
+        assert not isinstance(d, FeedView) and d.unchanged == {"routes", "clusters", "gatewayRules"}
+        assert apply_delta(v1, d) == v2 == apply_delta(v1, decode_feed(every_part))  # type: ignore[arg-type]
+        # A route that changes is carried; the follower keeps what it was not sent.
+        v3 = srv.publisher.publish(routed_view(1000, changed=7, route_port=8001))
+        _, body = await get(srv.url, after=str(v2.version), epoch="e1", delta="1", parts="changed")
+        d3 = decode_feed(body)
+        assert not isinstance(d3, FeedView) and d3.unchanged == {"clusters", "gatewayRules"}
+        _, body = await get(srv.url, **after, parts="changed")  # two versions composed
+        assert apply_delta(v1, decode_feed(body)) == v3  # type: ignore[arg-type]
+        # The follower asks for changed parts only, and its journal replays them.
+        state = tmp_path / "feed.json"
+        async with FeedFollower(srv.url, token=None, state_file=state, poll_timeout=1.0) as f:
+            steps = f.steps()
+            assert (await anext(steps)).held.view() == v3
+            v4 = srv.publisher.publish(routed_view(1000, changed=9, route_port=8001))
+            step = await anext(steps)
+            assert step.held.view() == v4 and len(step.changes or ()) == 2
+            await steps.aclose()
+        assert state.with_name("feed.json.journal").stat().st_size < 2000
+        stored = FeedStateFile(state).load()
+        assert stored is not None and stored.view() == v4
+    finally:
+        await srv.runner.cleanup()
