@@ -138,6 +138,19 @@ async def same_answers(a: Follower, b: Follower, feed: Feed) -> None:
         assert wire(ra) == wire(rb), f"{name} {rtype}"
 
 
+async def answers_like_a_fresh_load(
+    a: Follower, feed: Feed, name: str, rtype: RecordType, expected: tuple[str, ...]
+) -> None:
+    """``a`` answers every question as a dns-serve that loaded the controller's view whole."""
+    fresh = Follower(feed, None)
+    await fresh.start()
+    try:
+        await fresh.until(name, rtype, *expected)
+        await same_answers(a, fresh, feed)
+    finally:
+        await fresh.stop()
+
+
 def change(feed: Feed, n: int) -> tuple[str, RecordType, tuple[str, ...]]:
     """Change number ``n``: an update, a new name, a removal, a CNAME retargeted, a TXT; returns
     the question that shows it and the answer expected."""
@@ -170,13 +183,7 @@ async def test_deltas_restart_and_falling_behind_answer_like_a_fresh_load(feed: 
             name, rtype, expected = change(feed, n)
             await a.until(name, rtype, *expected)
         assert [k for _, k in feed.sent[1:]] == ["delta"] * (len(feed.sent) - 1)  # followed by deltas
-        fresh = Follower(feed, None)
-        await fresh.start()
-        try:
-            await fresh.until(name, rtype, *expected)
-            await same_answers(a, fresh, feed)
-        finally:
-            await fresh.stop()
+        await answers_like_a_fresh_load(a, feed, name, rtype, expected)
 
         # Restarted from its state file, two changes behind: it resumes with a delta.
         await a.stop()
@@ -200,13 +207,7 @@ async def test_deltas_restart_and_falling_behind_answer_like_a_fresh_load(feed: 
         name, rtype, expected = change(feed, 25)  # and deltas again after it
         await a.until(name, rtype, *expected)
         assert feed.sent[-1][1] == "delta"
-        fresh = Follower(feed, None)
-        await fresh.start()
-        try:
-            await fresh.until(name, rtype, *expected)
-            await same_answers(a, fresh, feed)
-        finally:
-            await fresh.stop()
+        await answers_like_a_fresh_load(a, feed, name, rtype, expected)
     finally:
         if a.proc is not None:
             await a.stop()
