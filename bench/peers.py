@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from tests.fakes.ports import free_port  # the tests' and the benchmarks' one way to pick a port
+from tests.fakes.ports import free_port, free_ports  # the tests' and the benchmarks' one way to pick ports
 
-__all__ = ["BACKEND", "NGINX_CONF", "free_port", "nginx", "served", "wait_port"]
+__all__ = ["BACKEND", "NGINX_CONF", "free_port", "free_ports", "nginx", "served", "wait_port"]
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:

@@ -13,7 +13,7 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from tests.fakes.ports import free_port
+from tests.fakes.ports import free_ports
 
 PREFIX = "k8shserver.default.federation.svc"
 
@@ -40,7 +40,8 @@ def get(proxy: int, client_ip: str) -> str:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
-    ports = {k: free_port() for k in ("dns", "proxy", "admin", "controller", "control", "https", "edge")}
+    names = ("dns", "proxy", "admin", "controller", "control", "https", "edge")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     workdir = tmp_path_factory.mktemp("demo")
     cmd = [
         sys.executable,

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.test_demo import answers, free_port
+from tests.fakes.ports import free_port, free_ports
+from tests.test_demo import answers
 
 G = "web.default.federation.svc.example.com"
 
@@ -71,7 +72,7 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 
 
 def test_run_publishes_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    dns, ctl = free_port(), free_port()
+    dns, ctl = free_ports(2)
     cfg = write(tmp_path, dns=dns, ctl=ctl)
     log = tmp_path / "run.log"
     proc = start(["run", "--config", str(cfg)], log)
@@ -89,7 +90,7 @@ def test_run_publishes_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path) -> None:
-    dns, ctl = free_port(), free_port()
+    dns, ctl = free_ports(2)
     cfg = write(tmp_path, dns=dns, ctl=ctl)
     log = tmp_path / "run.log"
     proc = start(["run", "--config", str(cfg), "--dry-run"], log)

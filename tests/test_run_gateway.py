@@ -14,7 +14,7 @@ from ingressfed.app import start
 from ingressfed.config import load_config
 from tests.fakes.gateway import install_gateway_api, install_service_export
 from tests.fakes.kube.server import FakeKubeAPI
-from tests.fakes.ports import free_port
+from tests.fakes.ports import free_port, free_ports
 from tests.kube.conftest import endpoint_slice, eventually, node, service
 from tests.test_run_kubernetes import a_records, base_config, write_config
 
@@ -81,7 +81,7 @@ def _objects(port: int) -> list[dict[str, Any]]:
 
 async def test_httproute_installed_while_running_reaches_dns_proxy_and_status(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    dns_port, proxy_port = free_port(), free_port()
+    dns_port, proxy_port = free_ports(2)
     runner, backend_port, seen = await _backend()
     try:
         async with FakeKubeAPI() as us:

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.gateway.routes import CLUSTERS, HOST, gateway_inputs, ingress_routes  # noqa: E402
-from bench.peers import BACKEND, free_port, nginx, served  # noqa: E402
+from bench.peers import BACKEND, free_ports, nginx, served  # noqa: E402
 from geo.regions import cluster_location  # noqa: E402
 from ingressfed.gateway.state import gateway_state  # noqa: E402
 from ingressfed.gateway.table import build_gateway_table  # noqa: E402
@@ -146,7 +146,7 @@ def main() -> int:
             raise SystemExit(f"{tool} is not installed (Debian packages: wrk, nginx-light)")
     with tempfile.TemporaryDirectory(prefix="ingressfed-bench-gw-") as tmpdir:
         tmp = Path(tmpdir)
-        backend, ing_port, gw_port = free_port(), free_port(), free_port()
+        backend, ing_port, gw_port = free_ports(3)
         with contextlib.ExitStack() as stack:
             stack.enter_context(nginx(tmp, "backend", BACKEND.format(port=backend), backend))
             t = tables(backend)

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.peers import BACKEND, free_port, nginx, served  # noqa: E402
+from bench.peers import BACKEND, free_port, free_ports, nginx, served  # noqa: E402
 from bench.procstat import cpu_seconds, process_tree  # noqa: E402
 
 HOST = "app.example.com"
@@ -157,7 +157,7 @@ def main() -> int:
         from tests.fakes.geoip_db import build_city_db
 
         db = build_city_db(tmp)
-        backend, nginx_port, ours, ours_asyncio = free_port(), free_port(), free_port(), free_port()
+        backend, nginx_port, ours, ours_asyncio = free_ports(4)
         with contextlib.ExitStack() as stack:
             stack.enter_context(nginx(tmp, "backend", BACKEND.format(port=backend), backend))
             nginx_proc = stack.enter_context(

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.peers import BACKEND, free_port, nginx, served  # noqa: E402
+from bench.peers import BACKEND, free_ports, nginx, served  # noqa: E402
 from bench.procstat import cpu_seconds, process_tree  # noqa: E402
 from bench.proxy.run import LATENCY, UNITS  # noqa: E402
 from ingressfed.tls.authority import LocalAuthority  # noqa: E402
@@ -140,7 +140,7 @@ def main() -> int:
         (certs / "localhost").mkdir(parents=True)
         (certs / "localhost" / "tls.crt").write_bytes(issued.cert_pem)
         (certs / "localhost" / "tls.key").write_bytes(issued.key_pem)
-        backend, theirs, ours, plain = free_port(), free_port(), free_port(), free_port()
+        backend, theirs, ours, plain = free_ports(4)
         conf = NGINX_TLS.format(
             backend=backend,
             port=theirs,

@@ -18,7 +18,7 @@ from ingressfed.kube.objects import ACME_KEY, Selection, ingress_from
 from ingressfed.model import IngressObservation, IngressRule
 from tests.fakes.acme_server import FakeAcme
 from tests.fakes.kube.server import FakeKubeAPI
-from tests.fakes.ports import free_port
+from tests.fakes.ports import free_port, free_ports
 from tests.kube.conftest import eventually, node
 from tests.test_run_kubernetes import base_config, write_config
 from tests.tls.test_ingress_tls_run import served_names
@@ -49,7 +49,7 @@ def _orders_for(acme: FakeAcme, host: str) -> int:
 
 async def test_annotated_ingress_hosts_are_ordered_served_and_dropped_when_they_leave(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    dns_port, https_port = free_port(), free_port()
+    dns_port, https_port = free_ports(2)
     ca_file = tmp_path / "acme-ca.pem"
     # 20 days of validity against renewBeforeDays 30: every certificate is due again at once, so
     # the loop renews each managed host on every pass and a host that left visibly stops.

@@ -26,13 +26,13 @@ from ingressfed.app import start
 from ingressfed.config import load_config
 from tests.acme.test_acme_run import HOST, _config, _wait_served
 from tests.fakes.acme_server import FakeAcme
-from tests.fakes.ports import free_port
+from tests.fakes.ports import free_port, free_ports
 
 TOKEN = "t0ken-for-the-feed"
 
 
 async def test_http01_token_is_fetched_from_a_remote_follower_proxy(tmp_path: Path) -> None:
-    follower_port, follower_https, admin = free_port(), free_port(), free_port()
+    follower_port, follower_https, admin = free_ports(3)
     async with FakeAcme(http_address=("127.0.0.1", follower_port)) as acme:
         path = _config(tmp_path, acme, challenge="http-01", dns_port=free_port(), proxy_port=free_port())
         doc = yaml.safe_load(path.read_text())

@@ -23,7 +23,7 @@ from ingressfed.app import start
 from ingressfed.config import load_config, parse_config
 from ingressfed.errors import ConfigError
 from tests.fakes.acme_server import FakeAcme
-from tests.fakes.ports import free_port
+from tests.fakes.ports import free_port, free_ports
 from tests.kube.conftest import eventually
 
 HOST = "shop.example.com"
@@ -98,7 +98,7 @@ async def _wait_served(
 
 @pytest.mark.parametrize("challenge", ["dns-01", "http-01"])
 async def test_run_orders_a_certificate_and_serves_it_by_sni(tmp_path: Path, challenge: str) -> None:
-    dns_port, proxy_port = free_port(), free_port()
+    dns_port, proxy_port = free_ports(2)
     async with FakeAcme(dns_address=("127.0.0.1", dns_port), http_address=("127.0.0.1", proxy_port)) as acme:
         config = load_config(
             _config(tmp_path, acme, challenge=challenge, dns_port=dns_port, proxy_port=proxy_port)
@@ -124,7 +124,7 @@ async def test_run_orders_a_certificate_and_serves_it_by_sni(tmp_path: Path, cha
 
 
 async def test_a_kept_certificate_is_served_at_start_and_renewed_near_expiry(tmp_path: Path) -> None:
-    dns_port, proxy_port = free_port(), free_port()
+    dns_port, proxy_port = free_ports(2)
     async with FakeAcme(dns_address=("127.0.0.1", dns_port)) as acme:
         now = datetime.datetime.now(datetime.UTC)
         old = acme.authority.issue(
@@ -372,7 +372,7 @@ def test_eab_hmac_key_from_a_file_and_exactly_one_source(tmp_path: Path) -> None
 
 
 async def test_a_wildcard_is_ordered_over_dns01_and_serves_every_name_below_it(tmp_path: Path) -> None:
-    dns_port, proxy_port = free_port(), free_port()
+    dns_port, proxy_port = free_ports(2)
     async with FakeAcme(dns_address=("127.0.0.1", dns_port)) as acme:
         path = _config(tmp_path, acme, challenge="dns-01", dns_port=dns_port, proxy_port=proxy_port)
         doc = yaml.safe_load(path.read_text())

@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from tests.chart.test_chart import CHART, HELM, NAMESPACE, RELEASE, _run_helm
-from tests.chart.test_chart_smoke import _free_port, _http, _objects, _wait, backend
+from tests.chart.test_chart_smoke import _http, _objects, _wait, backend
+from tests.fakes.ports import free_ports
 
 __all__ = ["backend"]  # the fixture, shared with the host smoke test
 
@@ -98,7 +99,8 @@ def test_edge_release_follows_the_host_and_reports(tmp_path: Path, backend: int)
     token.write_bytes(base64.b64decode(token_secret["data"]["token"]))
     objects = tmp_path / "objects.yaml"
     objects.write_text(yaml.safe_dump(_objects(backend)))
-    ports = {k: _free_port() for k in ("controller", "proxy", "admin", "dns")}
+    names = ("controller", "proxy", "admin", "dns")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     configs = {}
     for name, docs in (("host", host), ("edge", edge)):
         path = tmp_path / name / "config.yaml"

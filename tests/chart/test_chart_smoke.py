@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import http.server
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -30,14 +29,9 @@ import pytest
 import yaml
 
 from tests.chart.test_chart import CHART, HELM, NAMESPACE, RELEASE, _run_helm
+from tests.fakes.ports import free_ports
 
 WAIT_SECONDS = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Backend(http.server.BaseHTTPRequestHandler):
@@ -150,13 +144,8 @@ def test_rendered_commands_serve_end_to_end(tmp_path: Path, backend: int) -> Non
     assert set(containers) == {"controller", "proxy", "dns"}
 
     # What Kubernetes would mount, laid out in a temporary directory.
-    ports = {
-        "controller": _free_port(),
-        "proxy": _free_port(),
-        "admin": _free_port(),
-        "dns": _free_port(),
-        "https": _free_port(),
-    }
+    names = ("controller", "proxy", "admin", "dns", "https")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     config = yaml.safe_load(cm["data"]["config.yaml"])
     config["controller"]["listen"] = f"127.0.0.1:{ports['controller']}"
     config["proxy"]["listen"] = f"127.0.0.1:{ports['proxy']}"

@@ -21,7 +21,7 @@ from ingressfed.app import start
 from ingressfed.config import load_config
 from ingressfed.tls.catalog import TlsMetrics
 from tests.chart.test_chart import CHART, _render
-from tests.fakes.ports import free_port
+from tests.fakes.ports import free_port, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = CHART / "dashboards" / "ingressfed.json"
@@ -86,7 +86,7 @@ async def scraped(tmp_path: Path) -> AsyncIterator[dict[str, set[str] | None]]:
             }
         )
     )
-    ctl, proxy, admin = free_port(), free_port(), free_port()
+    ctl, proxy, admin = free_ports(3)
     (tmp_path / "config.yaml").write_text(
         yaml.safe_dump(
             {

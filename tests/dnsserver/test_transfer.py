@@ -31,7 +31,7 @@ from ingressfed.model import RecordSet, RecordType
 from tests.dnsserver.client import udp
 from tests.dnsserver.conftest import RECORDS, ZONE, rs
 from tests.fakes.bind import knotd_secondary, named_secondary
-from tests.fakes.ports import free_port
+from tests.fakes.ports import free_ports
 
 T = RecordType
 KEY = "xfr-key"
@@ -86,7 +86,7 @@ async def test_bind_and_knot_secondaries_converge_by_axfr_then_ixfr(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="ingressfed.dnsserver.transfer")
-    bind_port, knot_port = free_port(), free_port()
+    bind_port, knot_port = free_ports(2)
     policy = TransferPolicy(
         keys=(TsigKey.from_base64(KEY, SECRET),),
         notify=(("127.0.0.1", bind_port), ("127.0.0.1", knot_port)),

@@ -33,7 +33,7 @@ from tests.edge.test_multi_edge import (
     start_edge,
 )
 from tests.fakes.geoip_db import build_city_db
-from tests.fakes.ports import free_port
+from tests.fakes.ports import free_port, free_ports
 
 __all__ = ["backends"]  # the fixture
 
@@ -90,7 +90,7 @@ async def test_an_edge_its_peers_cannot_reach_leaves_dns_and_comes_back(
 ) -> None:
     db = build_city_db(tmp_path)
     ports = {"dns": free_port(), "controller": free_port()}
-    edge_port, eu_private = free_port(), free_port()
+    edge_port, eu_private = free_ports(2)
     path = controller_config(tmp_path, db=db, ports=ports, backends=backends)
     doc = yaml.safe_load(path.read_text())
     doc["status"] = {"enabled": True}  # `ingressfed get edges --controller` reads it (feed token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 
-__all__ = ["free_port"]
+__all__ = ["free_port", "free_ports"]
 
 
 def free_port(*, udp: bool = True) -> int:
@@ -24,3 +24,27 @@ def free_port(*, udp: bool = True) -> int:
                     continue
             return port
     raise RuntimeError("no loopback port free for both TCP and UDP")
+
+
+def free_ports(count: int, *, udp: bool = True) -> list[int]:
+    """``count`` distinct ports, each as ``free_port`` gives. Calling ``free_port`` again and
+    again can hand out the same port twice (each is released before the next is picked), and a
+    process told to bind two things on one port fails with EADDRINUSE."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            port = free_port(udp=udp)
+            if port in ports:
+                continue
+            hold = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(hold)
+            try:
+                hold.bind(("127.0.0.1", port))  # keeps it out of the next picks
+            except OSError:
+                continue
+            ports.append(port)
+        return ports
+    finally:
+        for hold in held:
+            hold.close()

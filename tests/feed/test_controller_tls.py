@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from ingressfed.tls.authority import LocalAuthority
-from tests.test_demo import answers, free_port
+from tests.fakes.ports import free_port, free_ports
+from tests.test_demo import answers
 from tests.test_run_cli import G, start, stop, write
 
 TOKEN = "edge-feed-token"
@@ -56,7 +57,7 @@ def _wait_https(ctl: int, ctx: ssl.SSLContext, proc: subprocess.Popen[bytes], lo
 
 
 def test_feed_over_https_is_followed_by_a_remote_dns_server(tmp_path: Path) -> None:
-    ctl, dns_port, edge_dns = free_port(), free_port(), free_port()
+    ctl, dns_port, edge_dns = free_ports(3)
     cfg, ca_file = _tls_config(tmp_path, ctl=ctl, dns=dns_port)
     trusted = ssl.create_default_context(cafile=str(ca_file))
     log = tmp_path / "run.log"

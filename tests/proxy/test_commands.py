@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -17,14 +16,9 @@ import yaml
 from ingressfed.errors import ConfigError
 from ingressfed.proxy.commands import load_routes_file, register, settings_from_args
 from ingressfed.proxy.settings import cores_available
+from tests.fakes.ports import free_port, free_ports
 
 from .conftest import EU, BackendServer
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_routes_file_problems_are_named(tmp_path: Path) -> None:
@@ -56,7 +50,7 @@ async def test_standalone_proxy_serves_a_routes_file_and_drains(
             }
         )
     )
-    port, admin = _free_port(), _free_port()
+    port, admin = free_ports(2, udp=False)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -112,11 +106,11 @@ async def test_standalone_proxy_follows_a_controller_feed(
     add_feed_routes(app, publisher, "s3cret")
     runner = web.AppRunner(app)
     await runner.setup()
-    feed_port = _free_port()
+    feed_port = free_port(udp=False)
     await web.TCPSite(runner, "127.0.0.1", feed_port).start()
     token = tmp_path / "token"
     token.write_text("s3cret\n")
-    port, admin = _free_port(), _free_port()
+    port, admin = free_ports(2, udp=False)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -24,7 +24,7 @@ from ingressfed.feed.publisher import FeedPublisher, add_feed_routes
 from ingressfed.feed.view import FeedView, decode_view, encode_view
 from ingressfed.gateway.state import GatewayState
 from ingressfed.proxy.server import ProxyServer
-from tests.fakes.ports import free_port
+from tests.fakes.ports import free_ports
 from tests.gateway.world import CLASS, service, state
 
 from .conftest import ASIA, EU, US, BackendServer, settings
@@ -493,7 +493,7 @@ async def test_a_remote_proxy_serves_httproutes_from_the_feed(
     add_feed_routes(app, publisher, "s3cret")
     runner = web.AppRunner(app)
     await runner.setup()
-    feed_port, port, admin = free_port(), free_port(), free_port()
+    feed_port, port, admin = free_ports(3)
     await web.TCPSite(runner, "127.0.0.1", feed_port).start()
     token = tmp_path / "token"
     token.write_text("s3cret\n")

@@ -19,7 +19,7 @@ from ingressfed.config import load_config
 from ingressfed.tls.authority import LocalAuthority
 from tests.fakes.gateway import install_gateway_api
 from tests.fakes.kube.server import FakeKubeAPI
-from tests.fakes.ports import free_port
+from tests.fakes.ports import free_port, free_ports
 from tests.kube.conftest import endpoint_slice, eventually, node, service
 from tests.kube.test_tls_secrets import secret
 from tests.test_run_kubernetes import base_config, write_config
@@ -119,7 +119,7 @@ async def test_https_listener_certificates_served_bad_ones_reported(tmp_path: Pa
     ca = LocalAuthority()
     ca_file = tmp_path / "ca.pem"
     ca_file.write_bytes(ca.ca_pem)
-    proxy_port, https_port = free_port(), free_port()
+    proxy_port, https_port = free_ports(2)
     runner, backend_port = await _backend()
     try:
         async with FakeKubeAPI() as us:
