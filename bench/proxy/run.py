@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -249,15 +250,16 @@ def main() -> int:
                 per_cpu = sorted(
                     b["cpu_us"] / a["cpu_us"] for a, b in zip(results[name], results["nginx"], strict=True)
                 )
+                # statistics.median: with an even number of rounds, the mean of the middle two
                 print(
-                    f"{name}/nginx ratio: best {ratios[-1]:.2f}, median {ratios[len(ratios) // 2]:.2f}; "
-                    f"requests per CPU-second ratio: median {per_cpu[len(per_cpu) // 2]:.2f}"
+                    f"{name}/nginx ratio: best {ratios[-1]:.2f}, median {statistics.median(ratios):.2f}; "
+                    f"requests per CPU-second ratio: median {statistics.median(per_cpu):.2f}"
                 )
             for name, rs in results.items():
                 print(
                     f"{name:18s} best {max(r['rps'] for r in rs):9.0f} req/s; median p99 "
-                    f"{sorted(r['p99'] for r in rs)[len(rs) // 2]:.2f} ms; median CPU "
-                    f"{sorted(r['cpu_us'] for r in rs)[len(rs) // 2]:.1f} us/req"
+                    f"{statistics.median(r['p99'] for r in rs):.2f} ms; median CPU "
+                    f"{statistics.median(r['cpu_us'] for r in rs):.1f} us/req"
                 )
             if spy is not None:
                 spy.wait()
