@@ -89,8 +89,8 @@ async def _routes(request: web.Request) -> web.Response:
 
 
 def admin_app(engine: Engine, metrics: Collector | None = None) -> web.Application:
-    """``metrics``: what /metrics exposes (default: the engine's registry; with worker processes,
-    the registry merged with theirs)."""
+    """``metrics``: what /metrics exposes (default: the engine's registry; a ``ProxyServer``
+    passes its ``collector``, which adds its worker processes' counts)."""
     app = web.Application()
     app[ENGINE_KEY] = engine
     app[METRICS_KEY] = metrics if metrics is not None else engine.metrics.registry

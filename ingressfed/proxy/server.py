@@ -34,7 +34,7 @@ from ingressfed.proxy.metrics import ProxyMetrics
 from ingressfed.proxy.routing import HealthListener, Locator
 from ingressfed.proxy.settings import ProxySettings
 from ingressfed.proxy.table import build_table, normalize_host
-from ingressfed.proxy.worker_metrics import MergedCollector, snapshot
+from ingressfed.proxy.worker_metrics import FamilySnapshot, MergedCollector, snapshot
 from ingressfed.proxy.workers import BookMessage, WorkerPool, book_from_message, checks_of
 from ingressfed.tls.book import CertificateBook
 
@@ -72,6 +72,10 @@ class ProxyServer:
         self._owned_lookup: GeoLookup | None = None
         self._listeners: list[HealthListener] = [on_health_change] if on_health_change else []
         self.metrics = ProxyMetrics(registry)
+        # What this proxy reports (/metrics, the status page's request counts): its own registry
+        # plus the newest snapshot of each worker process, which the WorkerPool keeps here.
+        self.worker_metrics: dict[int, tuple[FamilySnapshot, ...]] = {}
+        self.collector = MergedCollector(self.metrics.registry, self.worker_metrics)
         self._engine: Engine | None = None
         self._server: asyncio.Server | None = None
         self._admin: web.AppRunner | None = None
@@ -133,13 +137,13 @@ class ProxyServer:
                     self.port,
                     target=run_worker,
                     tls_port=https.port if https is not None else None,
+                    metrics=self.worker_metrics,
                 )
                 self.workers.start(https.catalog.book if https is not None else None)
                 if https is not None:
                     https.catalog.listeners.append(self.workers.send_book)
             if self.settings.admin_port is not None:
-                own, pool = self.metrics.registry, self.workers
-                admin = admin_app(engine, own if pool is None else MergedCollector(own, pool.metrics))
+                admin = admin_app(engine, self.collector)
                 for add_routes in self.admin_routes:
                     add_routes(admin)
                 self._admin = web.AppRunner(admin, access_log=None)

@@ -70,9 +70,11 @@ class WorkerPool:
         *,
         target: Callable[[ProxySettings, multiprocessing.connection.Connection, BookMessage | None], None],
         tls_port: int | None = None,
+        metrics: dict[int, tuple[FamilySnapshot, ...]] | None = None,
     ) -> None:
         """``target(settings, inbox, book)`` runs one worker (``server.run_worker``: the server
-        module is the composition root, so this module does not import it)."""
+        module is the composition root, so this module does not import it); ``metrics``: where
+        each worker's newest metric snapshot is kept (the proxy's ``MergedCollector`` reads it)."""
         self.target = target
         self.settings = worker_settings(settings, port, tls_port)
         self.count = settings.workers - 1
@@ -80,7 +82,7 @@ class WorkerPool:
         self.pipes: list[multiprocessing.connection.Connection] = []
         self._checks: dict[Backend, bool] = {}
         self._ready: set[int] = set()
-        self.metrics: dict[int, tuple[FamilySnapshot, ...]] = {}  # worker -> its newest snapshot
+        self.metrics = metrics if metrics is not None else {}  # worker -> its newest snapshot
 
     def start(self, book: CertificateBook | None = None) -> None:
         """``book``: the certificates the workers serve from their first handshake (later ones

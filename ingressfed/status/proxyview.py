@@ -72,7 +72,7 @@ def attach_proxy_status(proxy: Any, *, token: str | None) -> StatusState:
     state = StatusState(
         role="proxy",
         view=view,
-        counts=counts_from_registry(proxy.metrics.registry),
+        counts=counts_from_registry(proxy.collector),  # with its worker processes' counts
         locate=locate,
         default_order=settings.geo.default_order,
     )

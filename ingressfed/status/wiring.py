@@ -11,7 +11,7 @@ from typing import Any
 import dns.message
 import dns.rcode
 import dns.rdatatype
-from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
 
 from ingressfed.config import Config
 from ingressfed.feed.publisher import FeedPublisher
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 PROXY_REQUESTS = "ingressfed_proxy_requests"
 
 
-def counts_from_registry(registry: CollectorRegistry) -> Callable[[], Mapping[tuple[str, str], float]]:
+def counts_from_registry(registry: Collector) -> Callable[[], Mapping[tuple[str, str], float]]:
     def counts() -> dict[tuple[str, str], float]:
         out: dict[tuple[str, str], float] = {}
         for family in registry.collect():
@@ -119,6 +119,6 @@ def attach_data_planes(
     if edges is not None:
         state.edge_details = edge_details(edges)
     if proxy is not None:
-        state.counts = counts_from_registry(proxy.metrics.registry)
+        state.counts = counts_from_registry(proxy.collector)  # with its worker processes' counts
     if dns_server is not None:
         state.resolve = dns_resolver(dns_server)

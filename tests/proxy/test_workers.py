@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ingressfed.model import Route
 from ingressfed.proxy.server import ProxyServer
 from ingressfed.proxy.settings import HealthCheckSettings
+from ingressfed.status.wiring import counts_from_registry
 
 from .conftest import ASIA, EU, US, BackendServer, eventually, routes_for, settings
 
@@ -97,6 +98,8 @@ async def test_two_workers_share_the_port_and_follow_swaps_and_checks(
         async with asyncio.timeout(30), aiohttp.ClientSession() as http:  # a worker reports each second
             while await _requests_reported(http, proxy.admin_port) != sent:
                 await asyncio.sleep(0.2)
+        # ... and so do the status page's request counts, which read the same collector
+        assert sum(counts_from_registry(proxy.collector)().values()) == sent
 
         await proxy.drain(grace=2)
         await eventually(lambda: proxy.workers is not None and proxy.workers.alive() == 0, timeout=10)
