@@ -45,6 +45,7 @@ from ingressfed.feed.publisher import FeedPublisher, add_feed_routes  # noqa: E4
 from ingressfed.feed.state import FeedStateFile, journal_line  # noqa: E402
 from ingressfed.feed.view import FeedView  # noqa: E402
 from ingressfed.model import RecordSet, RecordType  # noqa: E402
+from tests.fakes.http_app import serve_app  # noqa: E402
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _POLL = 0.002  # seconds between queries while waiting for a change to show
@@ -210,12 +211,7 @@ async def main() -> None:
     print(f"controller: first publish {time.perf_counter() - t0:.2f} s")
     app = web.Application()
     add_feed_routes(app, publisher, None)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"http://127.0.0.1:{port}"
+    runner, url = await serve_app(app)
     cases = {"both": [False, True], "yes": [True], "no": [False]}[args.state_file]
     try:
         with tempfile.TemporaryDirectory(prefix="ingressfed-bench-feed-") as d:

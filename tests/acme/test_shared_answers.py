@@ -15,6 +15,7 @@ from ingressfed.acme.challenge_feed import (
     challenge_answers,
 )
 from ingressfed.proxy.server import ProxyServer
+from tests.fakes.http_app import serve_app
 from tests.proxy.conftest import settings
 
 
@@ -29,13 +30,9 @@ async def test_the_board_and_the_follower_report_each_change() -> None:
 
     app = web.Application()
     add_challenge_routes(app, board, token="secret")
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    runner, url = await serve_app(app)
     try:
-        follower = ChallengeFollower(f"http://127.0.0.1:{port}", token="secret", poll_timeout=0.5)
+        follower = ChallengeFollower(url, token="secret", poll_timeout=0.5)
         followed: list[dict[str, tuple[str, str]]] = []
         follower.listeners.append(lambda tokens: followed.append(dict(tokens)))
         board.put("shop.example.com", "tok2", "tok2.thumb")

@@ -20,6 +20,7 @@ from ingressfed.model import RecordSet, RecordType
 from tests.dnsserver.client import udp
 from tests.dnsserver.conftest import ZONE
 from tests.dnsserver.test_tools import start_dns_serve_args
+from tests.fakes.http_app import serve_app
 
 
 @dataclass
@@ -60,12 +61,8 @@ async def feed() -> AsyncIterator[Feed]:
 
     app = web.Application(middlewares=[record])
     add_feed_routes(app, publisher, None)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    f = Feed(publisher, f"http://127.0.0.1:{port}")
+    runner, url = await serve_app(app, shutdown_timeout=1)
+    f = Feed(publisher, url)
     holder.append(f)
     for i in range(40):
         f.sets[(f"s{i}.{ZONE}", RecordType.A)] = RecordSet(

@@ -17,6 +17,7 @@ from ingressfed.feed.follower import FeedFollower, backoff_delay, client_ssl_con
 from ingressfed.feed.publisher import FEED_PATH, FeedPublisher
 from ingressfed.feed.state import FeedStateFile
 from ingressfed.feed.view import FeedView, decode_view, encode_view
+from tests.fakes.http_app import serve_app
 from tests.feed.conftest import Certs, FeedServer, sample_view, start_server
 
 
@@ -155,13 +156,9 @@ async def test_never_yields_an_older_version(tmp_path: Path) -> None:
 
     app = web.Application()
     app.router.add_get(FEED_PATH, handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    runner, url = await serve_app(app)
     try:
-        async with FeedFollower(f"http://127.0.0.1:{port}", token=None, state_file=None, **FAST) as follower:
+        async with FeedFollower(url, token=None, state_file=None, **FAST) as follower:
             views = Views(follower)
             assert (await views.next()).version == 5
             sixth = await views.next()

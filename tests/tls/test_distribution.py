@@ -22,6 +22,7 @@ from ingressfed.tls.distribution import (
     decode_bundle,
     encode_bundle,
 )
+from tests.fakes.http_app import serve_app
 from tests.proxy.conftest import BackendServer, eventually
 from tests.proxy.tlsproxy import https_proxy
 from tests.tls.conftest import handshake
@@ -57,12 +58,7 @@ def test_the_wire_form_round_trips_and_bad_documents_name_the_field(ca: LocalAut
 async def serve(bundle: CertificateBundle, token: str | None) -> tuple[web.AppRunner, str]:
     app = web.Application()
     add_certificate_routes(app, bundle, token)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
+    return await serve_app(app)
 
 
 async def test_keys_are_served_only_with_the_feed_token(ca: LocalAuthority) -> None:
