@@ -23,7 +23,6 @@ from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.exchange import BodyTooLarge, Exchange, local_response
 from ingressfed.proxy.ports import Pause, TunnelPeer
 from ingressfed.proxy.request import Forward, Peer, Rejection, RequestHead, RouteMatcher, prepare
-from ingressfed.proxy.table import EMPTY_TABLE
 from ingressfed.proxy.upstream import UpstreamConnection
 
 __all__ = ["ClientConnection"]
@@ -109,8 +108,6 @@ class ClientConnection(asyncio.Protocol):
         self._head_raw = 0
         self._chunk = 0
         self._max_head = engine.settings.limits.max_header_bytes
-        self._table: object = None
-        self._matcher: RouteMatcher = EMPTY_TABLE
 
     @property
     def busy(self) -> bool:
@@ -308,12 +305,8 @@ class ClientConnection(asyncio.Protocol):
             self.set_paused(Pause.PIPELINE, True)
 
     def matcher(self) -> RouteMatcher:
-        """The routing table's matcher for our scheme, kept while the table object is the same."""
-        table = self.engine.router.table
-        if table is not self._table:
-            self._table = table
-            self._matcher = table.for_scheme(self.scheme)
-        return self._matcher
+        """The current routing table's matcher for our scheme (the table keeps one per scheme)."""
+        return self.engine.router.table.for_scheme(self.scheme)
 
     def on_body(self, body: bytes) -> None:
         self.body_window.active = self.engine.clock.now

@@ -20,8 +20,8 @@ Protections (``Http2Settings``), each counted in ``ingressfed_proxy_http2_refusa
   acknowledgements a client never reads cannot pile up;
 - zero-window stalls: a response the client leaves at a zero window for ``stall_timeout`` is
   reset and its backend connection released;
-- malformed requests (RFC 9113 8.1.1, 8.2, 8.3: ``malformed``, one pass of our own instead of h2's
-  chain of generators, which cost a tenth of a request): the stream is reset with PROTOCOL_ERROR,
+- malformed requests (RFC 9113 8.1.1, 8.2, 8.3: ``request_head`` checks a block in the same pass
+  that translates it, instead of h2's chain of generators, which cost a tenth of a request): the stream is reset with PROTOCOL_ERROR,
   nothing reaches a backend, and each counts against ``max_resets`` like a client reset.
 """
 
@@ -88,16 +88,28 @@ _FORBIDDEN = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"tra
 
 
 def malformed(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
-    """Why a request header block is malformed (RFC 9113 8.1.1, 8.2, 8.3), or None (pure).
+    """Why a request header block is malformed (RFC 9113 8.1.1, 8.2, 8.3), or None (pure)."""
+    found = request_head(headers, ended=True)
+    return found if isinstance(found, str) else None
 
-    CONNECT (and extended CONNECT's ``:protocol``) is refused here: this proxy tunnels nothing
-    over HTTP/2."""
+
+def request_head(headers: Sequence[tuple[bytes, bytes]], *, ended: bool) -> RequestHead | str:
+    """An HTTP/2 request's header list as the HTTP/1.1 head ``request.prepare`` reads, or why the
+    block is malformed (RFC 9113 8.1.1, 8.2, 8.3), in one pass (pure).
+
+    ``:authority`` becomes ``Host`` (it wins over a ``host`` field, RFC 9113 8.3.1); several
+    ``cookie`` fields are joined with "; " (8.2.3); a body without ``content-length`` is marked
+    chunked so that the backend's HTTP/1.1 request is framed. CONNECT (and extended CONNECT's
+    ``:protocol``) is refused: this proxy tunnels nothing over HTTP/2."""
     seen: set[bytes] = set()
     regular = False
     authority: bytes | None = None
     host: bytes | None = None
     method: bytes | None = None
     path: bytes | None = None
+    cookies: list[bytes] = []
+    out: list[tuple[bytes, bytes]] = []
+    has_length = False
     bad_value = _BAD_VALUE.search
     name_ok = _NAME.match
     for name, value in headers:
@@ -129,6 +141,11 @@ def malformed(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
             if host is not None:
                 return "host twice"
             host = value
+        elif name == b"cookie":
+            cookies.append(value)
+        else:
+            out.append((name, value))
+            has_length = has_length or name == b"content-length"
     if method is None:
         return "no :method"
     if method == b"CONNECT":
@@ -141,38 +158,6 @@ def malformed(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
         return "neither :authority nor host"
     if authority is not None and host is not None and authority != host:
         return ":authority and host differ"
-    return None
-
-
-def request_head(headers: list[tuple[bytes, bytes]], *, ended: bool) -> RequestHead:
-    """An HTTP/2 request's header list as the HTTP/1.1 head ``request.prepare`` reads (pure).
-
-    ``:authority`` becomes ``Host`` (it wins over a ``host`` field, RFC 9113 8.3.1); several
-    ``cookie`` fields are joined with "; " (8.2.3); a body without ``content-length`` is marked
-    chunked so that the backend's HTTP/1.1 request is framed."""
-    method = b"GET"
-    path = b"/"
-    authority: bytes | None = None
-    host: bytes | None = None
-    cookies: list[bytes] = []
-    out: list[tuple[bytes, bytes]] = []
-    has_length = False
-    for name, value in headers:
-        if name.startswith(b":"):
-            if name == b":method":
-                method = value
-            elif name == b":path":
-                path = value
-            elif name == b":authority":
-                authority = value
-            continue
-        if name == b"cookie":
-            cookies.append(value)
-        elif name == b"host":
-            host = value
-        else:
-            out.append((name, value))
-            has_length = has_length or name == b"content-length"
     authority = authority or host
     if authority is not None:
         out.insert(0, (b"host", authority))
@@ -298,8 +283,8 @@ class H2ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         # Outbound fields come from a backend head httptools parsed and _response_fields lower-cased
         # and stripped of connection fields: h2's per-field re-validation is skipped.
-        # Inbound fields are checked by ``malformed`` (one pass, per stream) and cookies joined by
-        # ``request_head``, so h2's own inbound validation and normalisation are skipped too.
+        # Inbound fields are checked and cookies joined by ``request_head`` (one pass per stream),
+        # so h2's own inbound validation and normalisation are skipped too.
         config = h2.config.H2Configuration(
             client_side=False,
             header_encoding=None,
@@ -472,14 +457,13 @@ class H2ClientConnection(asyncio.Protocol):
         stream = _Stream(self, stream_id)
         self.streams[stream_id] = stream
         self.streams_opened += 1
-        why = malformed(headers)
-        if why is not None:
+        head = request_head(headers, ended=ended is not None)
+        if isinstance(head, str):
             self.metrics.refusals.labels("malformed_request").inc()
-            log.info("HTTP/2 stream %d from %s reset: malformed request: %s", stream_id, self.peer, why)
+            log.info("HTTP/2 stream %d from %s reset: malformed request: %s", stream_id, self.peer, head)
             self.reset(stream, ErrorCodes.PROTOCOL_ERROR)
             self._client_reset(stream_id, self.engine.clock.now)  # counts against max_resets
             return
-        head = request_head(headers, ended=ended is not None)
         engine = self.engine
         outcome = prepare(
             head,

@@ -97,6 +97,11 @@ class RoutingTable:
     # the HTTP Gateway listener for the plain listener, those of the HTTPS one for the TLS listener
     gateway: ExtraMatcher | None = None
     gateway_tls: ExtraMatcher | None = None
+    # The TLS listener's matcher, made once per table rather than per request (``for_scheme``).
+    tls: _SchemeMatcher = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tls", _SchemeMatcher(self))
 
     def host(self, host: str) -> HostRoutes | None:
         found = self.hosts.get(host)
@@ -132,7 +137,7 @@ class RoutingTable:
 
     def for_scheme(self, scheme: bytes) -> _SchemeMatcher | RoutingTable:
         """The ``request.RouteMatcher`` for a listener speaking ``scheme`` (b"http" or b"https")."""
-        return self if scheme == b"http" else _SchemeMatcher(self)
+        return self if scheme == b"http" else self.tls
 
 
 class _SchemeMatcher:
