@@ -21,8 +21,9 @@ Protections (``Http2Settings``), each counted in ``ingressfed_proxy_http2_refusa
 - zero-window stalls: a response the client leaves at a zero window for ``stall_timeout`` is
   reset and its backend connection released;
 - malformed requests (RFC 9113 8.1.1, 8.2, 8.3: ``request_head`` checks a block in the same pass
-  that translates it, instead of h2's chain of generators, which cost a tenth of a request): the stream is reset with PROTOCOL_ERROR,
-  nothing reaches a backend, and each counts against ``max_resets`` like a client reset.
+  that translates it, instead of h2's chain of generators, which cost a tenth of a request): the
+  stream is reset with PROTOCOL_ERROR, nothing reaches a backend, and each counts against
+  ``max_resets`` like a client reset.
 """
 
 from __future__ import annotations
