@@ -3,7 +3,9 @@
 #   builder: wheel of the project, then wheels of its runtime dependencies with the image's extras;
 #   runtime: a fresh venv installed from those wheels only (--no-index), then `ingressfed --version`.
 # Also checks that the runtime venv holds no test/dev tooling and that every command module the
-# chart starts (run, proxy, dns-serve) is present. Needs: python3.11 with venv, PyPI access.
+# chart starts (run, proxy, dns-serve) is present, and that the proxy's request path is the mypyc build
+# (ADR 0016). Needs: python3.11 with venv and headers, gcc, PyPI access.
+# IMAGE_WHEELS=DIR keeps the built wheels there (scripts/test.sh tests the same compiled wheel).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,8 +24,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECOD
 
 # The Docker build context is filtered by .dockerignore: copy only what the Dockerfile copies.
 mkdir -p "$WORK/src"
-cp "$ROOT/pyproject.toml" "$ROOT/README.md" "$WORK/src/"
-for pkg in ingressfed providers geo; do
+cp "$ROOT/pyproject.toml" "$ROOT/README.md" "$ROOT/setup.py" "$WORK/src/"
+for pkg in buildtools ingressfed providers geo; do
   cp -r "$ROOT/$pkg" "$WORK/src/$pkg"
 done
 find "$WORK/src" -name '__pycache__' -type d -prune -exec rm -rf {} +
@@ -32,7 +34,7 @@ echo "image-check: builder stage"
 "$PYTHON" -m venv "$WORK/builder"
 (
   cd "$WORK/src"
-  "$WORK/builder/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/wheels" .
+  INGRESSFED_COMPILE=1 "$WORK/builder/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/wheels" .
   WHEEL="$(ls "$WORK"/wheels/ingressfed-*.whl)"
   "$WORK/builder/bin/python" -m pip wheel --quiet --wheel-dir "$WORK/wheels" "${WHEEL}[${EXTRAS}]"
 )
@@ -67,6 +69,25 @@ for module in ("pytest", "moto", "mypy", "ruff", "mmdb_writer", "geolite2", "pip
         sys.exit(f"image-check: {module} must not be in the runtime image")
 import providers.loader  # noqa: E402,F401  the entry points resolve from the installed wheel
 EOF
+
+# The modules buildtools/ingressfed_build.py compiles must be extension modules in the image.
+COMPILED="$(grep -oE '"ingressfed/[a-z0-9_/]+\.py"' "$ROOT/buildtools/ingressfed_build.py" | tr -d '"')"
+# shellcheck disable=SC2086  # one argument per module
+"$WORK/runtime/bin/python" - $COMPILED <<'EOF'
+import importlib
+import sys
+
+for path in sys.argv[1:]:
+    name = path.removesuffix(".py").replace("/", ".")
+    where = importlib.import_module(name).__file__ or ""
+    if not where.endswith(".so"):
+        sys.exit(f"image-check: {name} is not compiled in the image ({where}); is gcc missing?")
+print(f"image-check: {len(sys.argv) - 1} modules compiled")
+EOF
+if [ -n "${IMAGE_WHEELS:-}" ]; then
+  mkdir -p "$IMAGE_WHEELS"
+  cp "$WORK"/wheels/ingressfed-*.whl "$IMAGE_WHEELS/"
+fi
 
 HELP="$("$WORK/runtime/bin/ingressfed" --help)"
 for command in run proxy dns-serve join check-config; do

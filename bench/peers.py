@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tests.fakes.ports import free_port, free_ports  # the tests' and the benchmarks' one way to pick ports
@@ -39,9 +39,10 @@ def served(
     stop: signal.Signals = signal.SIGTERM,
     stop_timeout: float = 10.0,
     stderr: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``cmd`` until the block ends, once ``port`` accepts; ``stop`` it, then kill it if it lingers."""
-    proc = subprocess.Popen(list(cmd), cwd=cwd, stderr=stderr)
+    proc = subprocess.Popen(list(cmd), cwd=cwd, stderr=stderr, env=env)
     try:
         wait_port(port, timeout=start_timeout)
         yield proc

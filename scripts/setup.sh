@@ -14,7 +14,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
-command -v gcc >/dev/null || need_apt+=(gcc python3-dev)
+# gcc and Python's headers: packages that compile, and the mypyc build of the request path (ADR 0016)
+py_include="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || true)"
+{ command -v gcc >/dev/null && [ -f "$py_include/Python.h" ]; } || need_apt+=(gcc python3-dev)
 if [ "$want_test" = 1 ]; then
   command -v named >/dev/null || need_apt+=(bind9)
   command -v knotd >/dev/null || need_apt+=(knot)

@@ -1,6 +1,6 @@
 """The proxy's own Python cost per request, without sockets: a diagnostic beside bench/proxy/run.py.
 
-    .venv/bin/python -m bench.proxy.micro [--requests 60000] [--profile]
+    .venv/bin/python -m bench.proxy.micro [--requests 60000] [--profile] [--compiled]
 
 Drives the real objects (``ProxyServer``'s engine, ``http1.ClientConnection``, ``Exchange``,
 ``UpstreamConnection`` and its pool) with in-memory transports: one keep-alive client sends the
@@ -16,21 +16,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# --compiled runs this file again on the compiled build (bench/compiled.py), named by this variable.
+_TREE = os.environ.get("INGRESSFED_BENCH_TREE")
+_ROOT = str(Path(__file__).resolve().parents[2])
+sys.path[0:0] = [_TREE, _ROOT] if _TREE else [_ROOT]
 
-from bench.proxy.serve import CLUSTERS
-from ingressfed.model import Backend, Route
-from ingressfed.proxy.http1 import ClientConnection
-from ingressfed.proxy.server import ProxyServer
-from ingressfed.proxy.settings import GeoSettings, HealthCheckSettings, ProxySettings
-from ingressfed.proxy.upstream import UpstreamConnection
+from bench.proxy.serve import CLUSTERS  # noqa: E402
+from ingressfed.model import Backend, Route  # noqa: E402
+from ingressfed.proxy.http1 import ClientConnection  # noqa: E402
+from ingressfed.proxy.server import ProxyServer  # noqa: E402
+from ingressfed.proxy.settings import GeoSettings, HealthCheckSettings, ProxySettings  # noqa: E402
+from ingressfed.proxy.upstream import UpstreamConnection  # noqa: E402
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: app.example.com\r\nUser-Agent: wrk\r\nX-Forwarded-For: 81.2.69.10\r\n\r\n"
 RESPONSE = (
@@ -127,7 +132,20 @@ def main() -> int:
     )
     parser.add_argument("--requests", type=int, default=60000)
     parser.add_argument("--profile", action="store_true", help="cProfile the batches (slower)")
+    parser.add_argument(
+        "--compiled", action="store_true", help="run on the compiled build the image ships (ADR 0016)"
+    )
     args = parser.parse_args()
+    if args.compiled:
+        from bench import compiled
+
+        tree = compiled.tree()
+        argv = [a for a in sys.argv[1:] if a != "--compiled"]
+        child_env = {**compiled.env(tree), "INGRESSFED_BENCH_TREE": str(tree)}
+        return subprocess.run([sys.executable, __file__, *argv], env=child_env, check=False).returncode
+    import ingressfed.proxy.http1 as http1
+
+    print(f"ingressfed.proxy.http1: {http1.__file__}")
     seconds = asyncio.run(measure(args.requests, args.profile))
     print(f"{seconds * 1e6:.1f} us of Python per proxied request (best batch, CPU time)")
     return 0

@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/proxy/run.py [--duration 5] [--rounds 3] [--connections 16]
                                         [--no-uvloop | --with-asyncio] [--with-floor]
-                                        [--profile cprofile|py-spy]
+                                        [--source | --with-source] [--profile cprofile|py-spy|perf]
 
+The ingressfed proxy measured is the build the image ships: the checkout's wheel with the request
+path compiled by mypyc (bench/compiled.py builds it once per source state; ADR 0016).
 Both proxies get one worker process. The backend is an nginx ``return 200`` server (its own
 process), shared by both. Every request carries ``X-Forwarded-For`` from a trusted peer, so the
 ingressfed proxy does its full geo routing (client address, GeoIP lookup, ranking) per request.
@@ -28,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench import compiled  # noqa: E402
 from bench.peers import BACKEND, free_port, free_ports, nginx, served  # noqa: E402
 from bench.procstat import cpu_seconds, process_tree  # noqa: E402
 
@@ -56,7 +59,15 @@ PROXY = """
 
 @contextlib.contextmanager
 def ingressfed_proxy(
-    port: int, backend: int, db: Path, *, uvloop: bool, profile: str | None, tmp: Path, workers: int = 1
+    port: int,
+    backend: int,
+    db: Path,
+    *,
+    uvloop: bool,
+    profile: str | None,
+    tmp: Path,
+    tree: Path,
+    workers: int = 1,
 ) -> Iterator[subprocess.Popen[bytes]]:
     cmd = [sys.executable, str(Path(__file__).with_name("serve.py")), "--port", str(port)]
     cmd += ["--backend", str(backend), "--database", str(db), "--workers", str(workers)]
@@ -64,7 +75,7 @@ def ingressfed_proxy(
         cmd.append("--no-uvloop")
     if profile == "cprofile":
         cmd += ["--cprofile", str(tmp / "proxy.prof")]
-    with served(cmd, port) as proc:
+    with served(cmd, port, env=compiled.env(tree)) as proc:
         yield proc
 
 
@@ -144,7 +155,19 @@ def main() -> int:
         action="store_true",
         help="also run bench/proxy/floor.py: the least a Python proxy on uvloop+httptools does per request",
     )
-    parser.add_argument("--profile", choices=["cprofile", "py-spy"], help="profile the ingressfed proxy")
+    parser.add_argument(
+        "--source",
+        action="store_true",
+        help="measure the checkout's pure Python instead of the compiled build the image ships (ADR 0016)",
+    )
+    parser.add_argument(
+        "--with-source", action="store_true", help="also run the checkout's pure Python (ingressfed-source)"
+    )
+    parser.add_argument(
+        "--profile",
+        choices=["cprofile", "py-spy", "perf"],
+        help="profile the ingressfed proxy (compiled code is seen by perf only; the others need --source)",
+    )
     parser.add_argument(
         "--workers", type=int, default=1, help="processes per proxy: nginx worker_processes, proxy.workers"
     )
@@ -158,7 +181,9 @@ def main() -> int:
         from tests.fakes.geoip_db import build_city_db
 
         db = build_city_db(tmp)
-        backend, nginx_port, ours, ours_asyncio = free_ports(4)
+        tree = compiled.source() if args.source else compiled.tree()
+        print(f"ingressfed: {compiled.describe(tree)}")
+        backend, nginx_port, ours, ours_asyncio, ours_source = free_ports(5)
         with contextlib.ExitStack() as stack:
             stack.enter_context(nginx(tmp, "backend", BACKEND.format(port=backend), backend))
             nginx_proc = stack.enter_context(
@@ -170,7 +195,8 @@ def main() -> int:
                     workers=args.workers,
                 )
             )
-            main_name = "ingressfed" + ("-asyncio" if args.no_uvloop else "")
+            main_name = "ingressfed" + ("-source" if args.source else "")
+            main_name += "-asyncio" if args.no_uvloop else ""
             proc = stack.enter_context(
                 ingressfed_proxy(
                     ours,
@@ -179,6 +205,7 @@ def main() -> int:
                     uvloop=not args.no_uvloop,
                     profile=args.profile,
                     tmp=tmp,
+                    tree=tree,
                     workers=args.workers,
                 )
             )
@@ -186,9 +213,25 @@ def main() -> int:
             pids = {"nginx": nginx_proc.pid, main_name: proc.pid}
             if args.with_asyncio and not args.no_uvloop:
                 pids["ingressfed-asyncio"] = stack.enter_context(
-                    ingressfed_proxy(ours_asyncio, backend, db, uvloop=False, profile=None, tmp=tmp)
+                    ingressfed_proxy(
+                        ours_asyncio, backend, db, uvloop=False, profile=None, tmp=tmp, tree=tree
+                    )
                 ).pid
                 contestants.append(("ingressfed-asyncio", ours_asyncio))
+            if args.with_source and not args.source:
+                pids["ingressfed-source"] = stack.enter_context(
+                    ingressfed_proxy(
+                        ours_source,
+                        backend,
+                        db,
+                        uvloop=not args.no_uvloop,
+                        profile=None,
+                        tmp=tmp,
+                        tree=compiled.source(),
+                        workers=args.workers,
+                    )
+                ).pid
+                contestants.append(("ingressfed-source", ours_source))
             if args.with_floor:
                 floor_port = free_port()
                 pids["python-floor"] = stack.enter_context(floor(floor_port, backend)).pid
@@ -200,6 +243,16 @@ def main() -> int:
                 f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, X-Forwarded-For: {CLIENT_IP}"
             )
             spy: subprocess.Popen[bytes] | None = None
+            recording = args.duration * args.rounds * len(contestants) + 2
+            if args.profile == "perf":
+                spy = subprocess.Popen(
+                    [
+                        *("perf", "record", "-q", "-F", "999", "-g", "-p", str(proc.pid)),
+                        *("-o", str(tmp / "perf.data"), "--", "sleep", str(recording)),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             if args.profile == "py-spy":
                 spy = subprocess.Popen(
                     [
@@ -214,7 +267,7 @@ def main() -> int:
                         "--output",
                         str(tmp / "spy.txt"),
                         "--duration",
-                        str(args.duration * args.rounds * len(contestants) + 2),
+                        str(recording),
                         "--nonblocking",
                     ],
                     stdout=subprocess.DEVNULL,
@@ -269,7 +322,24 @@ def main() -> int:
             pstats.Stats(str(tmp / "proxy.prof")).sort_stats("tottime").print_stats(25)
         if args.profile == "py-spy" and (tmp / "spy.txt").exists():
             print_spy(tmp / "spy.txt")
+        if args.profile == "perf" and (tmp / "perf.data").exists():
+            print_perf(tmp / "perf.data")
     return 0
+
+
+def print_perf(path: Path) -> None:
+    """Self time by shared object and symbol (kernel, CPython, uvloop, httptools, the compiled
+    modules), top 30: where a compiled proxy's time goes, which Python-level profilers cannot see."""
+    out = subprocess.run(
+        ["perf", "report", "-i", str(path), "--no-children", "--sort", "dso,symbol", "-g", "none", "--stdio"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    rows = [line for line in out.splitlines() if line.strip() and not line.startswith("#")]
+    print("perf: self time by object and symbol:")
+    for line in rows[:30]:
+        print("  " + " ".join(line.split()[:3]))
 
 
 def print_spy(path: Path) -> None:

@@ -1,4 +1,7 @@
-"""The ingressfed proxy process for bench/proxy/run.py (one process, one event loop)."""
+"""The ingressfed proxy process for bench/proxy/run.py (one process, one event loop).
+
+run.py sets PYTHONPATH to the build it measures (bench/compiled.py): the compiled wheel or the checkout.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,6 @@ import argparse
 import asyncio
 import cProfile
 import signal
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ingressfed.model import Backend, Cluster, Location, Route
 from ingressfed.proxy.server import ProxyServer

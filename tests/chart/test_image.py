@@ -48,5 +48,16 @@ def test_dockerignore_admits_only_what_the_build_copies() -> None:
     admitted = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     copied = set(re.findall(r"^COPY (?!--)(\S+)", DOCKERFILE, flags=re.MULTILINE))
     copied |= {"pyproject.toml", "README.md"}
-    assert admitted == {"pyproject.toml", "README.md", "ingressfed", "providers", "geo"}
+    build = {"pyproject.toml", "README.md", "setup.py", "buildtools"}
+    assert admitted == build | {"ingressfed", "providers", "geo"}
     assert copied <= admitted
+
+
+def test_image_and_its_check_compile_the_request_path() -> None:
+    """ADR 0016: the image ships the mypyc build; the builder has the compiler, the runtime does not."""
+    builder = DOCKERFILE.split("AS builder", 1)[1].split("AS runtime", 1)[0]
+    assert "INGRESSFED_COMPILE=1" in builder
+    assert "gcc" in builder
+    assert "INGRESSFED_COMPILE=1" in IMAGE_CHECK
+    # image-check fails unless the installed proxy modules are the compiled ones
+    assert "compiled" in IMAGE_CHECK and ".so" in IMAGE_CHECK
