@@ -339,7 +339,8 @@ def print_perf(path: Path) -> None:
     rows = [line for line in out.splitlines() if line.strip() and not line.startswith("#")]
     print("perf: self time by object and symbol:")
     for line in rows[:30]:
-        print("  " + " ".join(line.split()[:3]))
+        share, dso, _kind, *symbol = (word for word in line.split() if word != "-")
+        print(f"  {share:>7s}  {Path(dso).name[:40]:40s}  {' '.join(symbol)[:70]}")
 
 
 def print_spy(path: Path) -> None:
