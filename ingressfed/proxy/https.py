@@ -15,6 +15,7 @@ import datetime
 import logging
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
@@ -142,7 +143,9 @@ class HttpsListener:
             reuse_port=self.reuse_port,
             backlog=1024,
         )
-        self.port = self._server.sockets[0].getsockname()[1]
+        # uvloop's ``sockets`` is a list where typeshed says tuple: compiled (mypyc) code checks
+        # declared types, so it is read untyped.
+        self.port = int(cast(Any, self._server).sockets[0].getsockname()[1])
         self._tasks.append(loop.create_task(self._refresh()))
         log.info(
             "HTTPS listening on %s:%s (%d certificates)",
