@@ -11,6 +11,10 @@ Measured per round, alternating the two to spread the noise of a shared machine:
 Each also as CPU time (user+sys, /proc) of the server's process tree per request, which a shared
 machine's contention moves much less than req/s.
 ``--profile`` prints where the ingressfed proxy's time went (cProfile over the whole run).
+``--with-floor`` also measures HTTPS keep-alive CPU per request of the floors (bench/proxy/floor.py
+over plain HTTP and bench/tls/floor.py, the same proxy behind uvloop's TLS) and of ingressfed's own
+plain listener, and prints what TLS costs the floor (the transport's price, not ours) next to what
+it costs ingressfed.
 """
 
 from __future__ import annotations
@@ -70,7 +74,13 @@ def ingressfed(
 
 
 def wrk(
-    port: int, *, duration: int, connections: int, close: bool, server: int | None = None
+    port: int,
+    *,
+    duration: int,
+    connections: int,
+    close: bool,
+    server: int | None = None,
+    scheme: str = "https",
 ) -> dict[str, float]:
     """One wrk run; with ``server`` (a pid) also the CPU time its process tree spent per request."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
@@ -79,7 +89,7 @@ def wrk(
     pids = process_tree(server) if server is not None else []
     cpu0 = cpu_seconds(pids)
     out = subprocess.run(
-        [*cmd, f"https://localhost:{port}/"], check=True, capture_output=True, text=True
+        [*cmd, f"{scheme}://localhost:{port}/"], check=True, capture_output=True, text=True
     ).stdout
     cpu = cpu_seconds(pids) - cpu0
     total = re.search(r"(\d+) requests in", out)
@@ -97,6 +107,21 @@ def wrk(
         "p99": lat.get("99", float("nan")),
         "cpu_us": cpu / requests * 1e6 if requests and pids else float("nan"),
     }
+
+
+@contextlib.contextmanager
+def floors(
+    plain: int, tls: int, backend: int, certs: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
+    here = Path(__file__).resolve()
+    plain_cmd = [sys.executable, str(here.parents[1] / "proxy" / "floor.py"), "--port", str(plain)]
+    tls_cmd = [sys.executable, str(here.with_name("floor.py")), "--port", str(tls)]
+    tls_cmd += ["--cert", str(certs / "localhost" / "tls.crt"), "--key", str(certs / "localhost" / "tls.key")]
+    with (
+        served([*plain_cmd, "--backend", str(backend)], plain) as plain_proc,
+        served([*tls_cmd, "--backend", str(backend)], tls) as tls_proc,
+    ):
+        yield plain_proc, tls_proc
 
 
 def h2load(port: int, *, requests: int, connections: int, server: int | None = None) -> tuple[float, float]:
@@ -129,6 +154,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--h2-requests", type=int, default=40000)
     parser.add_argument("--profile", action="store_true", help="cProfile the ingressfed proxy")
+    parser.add_argument(
+        "--with-floor", action="store_true", help="also the floors' and ingressfed's plain keep-alive CPU"
+    )
     args = parser.parse_args()
     for tool in ("wrk", "nginx", "h2load"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -140,7 +168,7 @@ def main() -> int:
         (certs / "localhost").mkdir(parents=True)
         (certs / "localhost" / "tls.crt").write_bytes(issued.cert_pem)
         (certs / "localhost" / "tls.key").write_bytes(issued.key_pem)
-        backend, theirs, ours, plain = free_ports(4)
+        backend, theirs, ours, plain, floor_plain, floor_tls = free_ports(6)
         conf = NGINX_TLS.format(
             backend=backend,
             port=theirs,
@@ -154,6 +182,16 @@ def main() -> int:
             ours_proc = stack.enter_context(ingressfed(ours, plain, backend, certs, profile))
             contestants = [("nginx", theirs), ("ingressfed", ours)]
             pid = {"nginx": nginx_proc.pid, "ingressfed": ours_proc.pid}
+            # keep-alive only, as (scheme, port, pid): what TLS costs a floor and ingressfed
+            extra: dict[str, tuple[str, int, int]] = {}
+            if args.with_floor:
+                fp, ft = stack.enter_context(floors(floor_plain, floor_tls, backend, certs))
+                extra = {
+                    "floor plain": ("http", floor_plain, fp.pid),
+                    "floor TLS": ("https", floor_tls, ft.pid),
+                    "ingressfed plain": ("http", plain, ours_proc.pid),
+                }
+            floor_cpu: dict[str, list[float]] = {name: [] for name in extra}
             for _, port in contestants:  # warm up
                 wrk(port, duration=1, connections=args.connections, close=False)
             results: dict[str, dict[str, list[float]]] = {
@@ -181,6 +219,21 @@ def main() -> int:
                         f"h2 {h2:8.0f} req/s ({h2_cpu:.0f} µs CPU/req)",
                         flush=True,
                     )
+                for name, (scheme, port, server) in extra.items():
+                    ka = wrk(
+                        port,
+                        duration=args.duration,
+                        connections=args.connections,
+                        close=False,
+                        server=server,
+                        scheme=scheme,
+                    )
+                    floor_cpu[name].append(ka["cpu_us"])
+                    print(
+                        f"round {i + 1} {name:16s} keep-alive {ka['rps']:8.0f} req/s "
+                        f"({ka['cpu_us']:.0f} µs CPU/req)",
+                        flush=True,
+                    )
             ours_r, theirs_r = results["ingressfed"], results["nginx"]
             for key, label, goal in (
                 ("ka", "HTTPS keep-alive", 0.6),
@@ -198,6 +251,17 @@ def main() -> int:
             for name, r in results.items():
                 p99 = median(r["p99"])
                 print(f"{name:10s} median p99 at {args.connections} connections: {p99:.2f} ms")
+            if extra:
+                cpu = {name: median(values) for name, values in floor_cpu.items()}
+                ours_ka = median(ours_r["ka_cpu"])
+                print(
+                    f"keep-alive CPU per request: TLS costs the floor "
+                    f"{cpu['floor TLS'] - cpu['floor plain']:.0f} µs "
+                    f"({cpu['floor plain']:.0f} -> {cpu['floor TLS']:.0f}), ingressfed "
+                    f"{ours_ka - cpu['ingressfed plain']:.0f} µs "
+                    f"({cpu['ingressfed plain']:.0f} -> {ours_ka:.0f}); nginx over TLS "
+                    f"{median(theirs_r['ka_cpu']):.0f} µs"
+                )
         if profile is not None and profile.exists():
             import pstats
 
