@@ -39,6 +39,11 @@ COMPILED = (
     "ingressfed/proxy/engine.py",
     "ingressfed/proxy/registry.py",
     "ingressfed/proxy/deadlines.py",
+    "ingressfed/proxy/health.py",
+    "ingressfed/proxy/metrics.py",
+    "ingressfed/proxy/budget.py",
+    "ingressfed/proxy/rates.py",
+    "ingressfed/proxy/clock.py",
 )
 # mypyc type-checks what it compiles. Its own configuration (not the project's strict one) lets the
 # isolated build environment lack the runtime dependencies: their types are Any there, which costs

@@ -14,7 +14,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from ingressfed.gateway.resources import HeaderModifier
@@ -52,34 +52,44 @@ IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"
 
 
 # The values below are built once per request and never changed afterwards. They are not
-# ``frozen``: a frozen dataclass sets each field through object.__setattr__, which made building
-# them a tenth of the proxy's Python time per request (bench/proxy/micro.py).
+# Plain classes, not dataclasses: a frozen dataclass sets each field through object.__setattr__
+# (a tenth of the proxy's Python time per request, bench/proxy/micro.py), and mypyc compiles an
+# explicit __init__ to C but leaves a dataclass's generated one to the interpreter (ADR 0016).
 
 
-@dataclass(slots=True)
 class RequestHead:
     """A request head as a codec parsed it (names and values as received, in order)."""
 
-    method: bytes
-    target: bytes
-    headers: Sequence[tuple[bytes, bytes]]
-    http11: bool = True
-    keep_alive: bool = True  # the codec's reading of version and Connection: close / keep-alive
-    upgrade: bool = False  # the codec saw an upgrade request (Connection: upgrade with Upgrade)
+    __slots__ = ("headers", "http11", "keep_alive", "method", "target", "upgrade")
+
+    def __init__(  # noqa: PLR0917  built per request, positionally (keywords cost more there)
+        self,
+        method: bytes,
+        target: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        http11: bool = True,
+        keep_alive: bool = True,  # the codec's reading of version and Connection: close / keep-alive
+        upgrade: bool = False,  # the codec saw an upgrade request (Connection: upgrade with Upgrade)
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.http11 = http11
+        self.keep_alive = keep_alive
+        self.upgrade = upgrade
 
 
-@dataclass(slots=True)
 class Peer:
     """Who sent the request: the socket peer, and whether it is a trusted proxy."""
 
-    address: str
-    trusted: bool = False
-    scheme: bytes = b"http"  # what the client spoke to us: "https" behind a TLS listener
-    # The address as it goes into X-Forwarded-For / Forwarded (encoded once per connection)
-    node: bytes = field(init=False, repr=False, compare=False)
+    __slots__ = ("address", "node", "scheme", "trusted")
 
-    def __post_init__(self) -> None:
-        self.node = self.address.encode()
+    def __init__(self, address: str, trusted: bool = False, scheme: bytes = b"http") -> None:
+        self.address = address
+        self.trusted = trusted
+        self.scheme = scheme  # what the client spoke to us: "https" behind a TLS listener
+        # The address as it goes into X-Forwarded-For / Forwarded (encoded once per connection)
+        self.node = address.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,22 +103,53 @@ class RequestRules:
     forwarded_header: bool = False  # True: RFC 7239 Forwarded; False: X-Forwarded-For
 
 
-@dataclass(slots=True)
 class Forward:
-    head: bytes  # the HTTP/1.1 request head for the backend, ending in an empty line
-    entry: RouteEntry
-    keep_alive: bool
-    http11: bool
-    idempotent: bool
-    is_head: bool
-    chunked: bool  # the body is chunked (the proxy re-chunks what the codec decodes)
-    upgrade: bool  # a valid WebSocket handshake: tunnelled once the backend answers 101
-    # The trusted header's chain as received from a trusted peer: the client is further away.
-    forwarded_for: bytes | None = None
-    websocket_accept: bytes | None = None  # the Sec-WebSocket-Accept a 101 must carry
-    affinity: str | None = None  # the cluster named by the route's affinity cookie, if sent
-    # HTTPRoute ResponseHeaderModifier filters, applied to the backend's response head
-    response_headers: tuple[HeaderModifier, ...] = ()
+    """A request the proxy forwards: its head for the backend and what the exchange needs to know."""
+
+    __slots__ = (
+        "affinity",
+        "chunked",
+        "entry",
+        "forwarded_for",
+        "head",
+        "http11",
+        "idempotent",
+        "is_head",
+        "keep_alive",
+        "response_headers",
+        "upgrade",
+        "websocket_accept",
+    )
+
+    def __init__(  # noqa: PLR0917  built per request, positionally (keywords cost more there)
+        self,
+        head: bytes,  # the HTTP/1.1 request head for the backend, ending in an empty line
+        entry: RouteEntry,
+        keep_alive: bool,
+        http11: bool,
+        idempotent: bool,
+        is_head: bool,
+        chunked: bool,  # the body is chunked (the proxy re-chunks what the codec decodes)
+        upgrade: bool,  # a valid WebSocket handshake: tunnelled once the backend answers 101
+        # The trusted header's chain as received from a trusted peer: the client is further away.
+        forwarded_for: bytes | None = None,
+        websocket_accept: bytes | None = None,  # the Sec-WebSocket-Accept a 101 must carry
+        affinity: str | None = None,  # the cluster named by the route's affinity cookie, if sent
+        # HTTPRoute ResponseHeaderModifier filters, applied to the backend's response head
+        response_headers: tuple[HeaderModifier, ...] = (),
+    ) -> None:
+        self.head = head
+        self.entry = entry
+        self.keep_alive = keep_alive
+        self.http11 = http11
+        self.idempotent = idempotent
+        self.is_head = is_head
+        self.chunked = chunked
+        self.upgrade = upgrade
+        self.forwarded_for = forwarded_for
+        self.websocket_accept = websocket_accept
+        self.affinity = affinity
+        self.response_headers = response_headers
 
 
 @dataclass(frozen=True, slots=True)

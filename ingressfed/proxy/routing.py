@@ -38,6 +38,9 @@ __all__ = ["HealthListener", "Locator", "Router"]
 log = logging.getLogger(__name__)
 
 _CACHE_LIMIT = 65536
+# No latitude or longitude is 1000 degrees: the key of the order for a client nobody could place.
+# (Not NaN: it is equal to nothing, itself included, once compiled code boxes it anew.)
+_NOWHERE = 1000.0
 
 
 class _Located(Protocol):
@@ -93,7 +96,7 @@ class Router:
         self.draw = draw
         self.cluster_healthy: dict[str, bool] = {}
         self.listeners: list[HealthListener] = []
-        self._orders: dict[tuple[RouteEntry, Location | None], tuple[ClusterTarget, ...]] = {}
+        self._orders: dict[tuple[RouteEntry, float, float], tuple[ClusterTarget, ...]] = {}
         self._locations: dict[str, Location | None] = {}
         self._forwarded: dict[tuple[str, bytes], Location | None] = {}
         self._rr = 0
@@ -152,8 +155,9 @@ class Router:
         return found
 
     def targets(self, entry: RouteEntry, client: Location | None) -> tuple[ClusterTarget, ...]:
-        # Keyed by the entry object (identity hash): a request parsed before a swap keeps its own route.
-        key = (entry, client)
+        # Keyed by the entry object (identity hash): a request parsed before a swap keeps its own
+        # route. The coordinates, not the Location: its dataclass __hash__ runs as Python per request.
+        key = (entry, client.lat, client.lon) if client is not None else (entry, _NOWHERE, _NOWHERE)
         try:
             return self._orders[key]
         except KeyError:
