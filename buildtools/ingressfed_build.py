@@ -44,6 +44,10 @@ COMPILED = (
     "ingressfed/proxy/budget.py",
     "ingressfed/proxy/rates.py",
     "ingressfed/proxy/clock.py",
+    "ingressfed/proxy/https.py",
+    "ingressfed/proxy/http2.py",
+    "ingressfed/proxy/hpack_in.py",
+    "ingressfed/proxy/hpack_out.py",
 )
 # mypyc type-checks what it compiles. Its own configuration (not the project's strict one) lets the
 # isolated build environment lack the runtime dependencies: their types are Any there, which costs

@@ -1,7 +1,12 @@
 """Benchmark: HTTPS through the ingressfed proxy and through nginx (ssl + http2), same certificate,
 same nginx backend, one worker each.
 
-    .venv/bin/python -m bench.tls.run [--duration 5] [--rounds 3] [--connections 16] [--profile]
+    .venv/bin/python -m bench.tls.run [--duration 5] [--rounds 3] [--connections 16]
+                                      [--source] [--with-floor] [--profile perf|cprofile]
+
+The ingressfed proxy measured is the build the image ships: the checkout's wheel with the request
+path compiled by mypyc (bench/compiled.py builds it once per source state; ADR 0016); ``--source``
+measures the checkout's pure Python instead.
 
 Measured per round, alternating the two to spread the noise of a shared machine:
 - HTTPS keep-alive req/s and p50/p99 (wrk, HTTP/1.1);
@@ -10,7 +15,11 @@ Measured per round, alternating the two to spread the noise of a shared machine:
 - HTTP/2 req/s (h2load, ``-m 16`` streams per connection).
 Each also as CPU time (user+sys, /proc) of the server's process tree per request, which a shared
 machine's contention moves much less than req/s.
-``--profile`` prints where the ingressfed proxy's time went (cProfile over the whole run).
+``--profile perf`` ends with one more run of each workload against ingressfed under ``perf record``
+and prints where its CPU went, per request: by shared object (the kernel, CPython's interpreter,
+i.e. every module still run as Python, h2 and hpack among them; the compiled ingressfed modules;
+OpenSSL; uvloop; httptools) and the top symbols. ``--profile cprofile`` (with ``--source``) prints
+cProfile's view of the whole run.
 ``--with-floor`` also measures HTTPS keep-alive CPU per request of the floors (bench/proxy/floor.py
 over plain HTTP and bench/tls/floor.py, the same proxy behind uvloop's TLS) and of ingressfed's own
 plain listener, and prints what TLS costs the floor (the transport's price, not ours) next to what
@@ -23,6 +32,7 @@ import argparse
 import contextlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench import compiled  # noqa: E402
 from bench.peers import BACKEND, free_ports, nginx, served  # noqa: E402
 from bench.procstat import cpu_seconds, process_tree  # noqa: E402
 from bench.proxy.run import LATENCY, UNITS  # noqa: E402
@@ -63,13 +74,14 @@ NGINX_TLS = """
 
 @contextlib.contextmanager
 def ingressfed(
-    port: int, plain: int, backend: int, certs: Path, profile: Path | None
+    port: int, plain: int, backend: int, certs: Path, profile: Path | None, tree: Path = compiled.ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """The proxy, from ``tree`` (a compiled build, or the checkout: ``compiled.source()``)."""
     cmd = [sys.executable, str(Path(__file__).with_name("serve.py")), "--port", str(port)]
     cmd += ["--plain-port", str(plain), "--backend", str(backend), "--certs", str(certs)]
     if profile is not None:
         cmd += ["--cprofile", str(profile)]
-    with served(cmd, port) as proc:
+    with served(cmd, port, env=compiled.env(tree)) as proc:
         yield proc
 
 
@@ -138,6 +150,68 @@ def h2load(port: int, *, requests: int, connections: int, server: int | None = N
     return float(done.group(1)), (cpu / requests * 1e6 if pids else float("nan"))
 
 
+def perf_profile(workload: str, port: int, pid: int, args: argparse.Namespace, data: Path) -> None:
+    """One more run of ``workload`` under ``perf record``; prints CPU µs per request by shared object
+    and the top symbols (the samples' count over the sampling rate and the requests served)."""
+    rate = 999
+    recorder = subprocess.Popen(
+        ["perf", "record", "-q", "-F", str(rate), "-p", str(pid), "-o", str(data)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        if workload == "h2":
+            requests = args.h2_requests
+            h2load(port, requests=requests, connections=args.connections)
+        else:
+            cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s"]
+            cmd += ["-H", "Connection: close"] if workload == "handshakes" else []
+            out = subprocess.run(
+                [*cmd, f"https://localhost:{port}/"], check=True, capture_output=True, text=True
+            ).stdout
+            found = re.search(r"(\d+) requests in", out)
+            requests = int(found.group(1)) if found else 0
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(30)
+    report_cmd = ["perf", "report", "-i", str(data), "--no-children", "-g", "none", "--stdio"]
+    report = subprocess.run(
+        [*report_cmd, "--sort", "dso,symbol", "-F", "sample,dso,symbol"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    by_dso: dict[str, int] = {}
+    by_symbol: dict[tuple[str, str], int] = {}
+    for line in report.splitlines():
+        fields = line.split(None, 2)
+        if len(fields) < 3 or not fields[0].isdigit():
+            continue
+        samples, dso, symbol = int(fields[0]), Path(fields[1]).name, fields[2].split("] ", 1)[-1].strip()
+        by_dso[dso] = by_dso.get(dso, 0) + samples
+        by_symbol[dso, symbol] = by_symbol.get((dso, symbol), 0) + samples
+    if not requests or not by_dso:
+        print(f"perf {workload}: no samples (is perf allowed here?)")
+        return
+    per = 1e6 / rate / requests  # µs of CPU per request for one sample
+    total = sum(by_dso.values()) * per
+    print(f"perf {workload}: ingressfed CPU {total:.0f} µs per request ({requests} requests), by object:")
+    for dso, n in sorted(by_dso.items(), key=lambda kv: -kv[1])[:10]:
+        print(f"  {n * per:7.1f} µs  {_object_name(dso)}")
+    print("  top symbols:")
+    for (dso, symbol), n in sorted(by_symbol.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"  {n * per:7.1f} µs  {_object_name(dso)[:34]:34s} {symbol[:70]}")
+
+
+def _object_name(dso: str) -> str:
+    """A shared object as what it holds."""
+    if dso.startswith("libpython"):
+        return dso + " (interpreted Python: h2, hpack, ...)"
+    if "__mypyc" in dso:
+        return "ingressfed compiled (mypyc)"
+    return dso
+
+
 def median(values: list[float]) -> float:
     """The middle value; with an even count the mean of the two middle ones (not the upper one)."""
     ordered = sorted(values)
@@ -153,7 +227,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--h2-requests", type=int, default=40000)
-    parser.add_argument("--profile", action="store_true", help="cProfile the ingressfed proxy")
+    parser.add_argument(
+        "--profile",
+        choices=["perf", "cprofile"],
+        help="where ingressfed's CPU goes per request (perf sees compiled code; cprofile needs --source)",
+    )
+    parser.add_argument(
+        "--source",
+        action="store_true",
+        help="measure the checkout's pure Python instead of the compiled build the image ships (ADR 0016)",
+    )
     parser.add_argument(
         "--with-floor", action="store_true", help="also the floors' and ingressfed's plain keep-alive CPU"
     )
@@ -175,11 +258,15 @@ def main() -> int:
             cert=certs / "localhost" / "tls.crt",
             key=certs / "localhost" / "tls.key",
         )
-        profile = tmp / "proxy.prof" if args.profile else None
+        if args.profile == "cprofile" and not args.source:
+            raise SystemExit("--profile cprofile sees no compiled code: add --source, or use --profile perf")
+        tree = compiled.source() if args.source else compiled.tree()
+        print(f"ingressfed: {compiled.describe(tree)}", flush=True)
+        profile = tmp / "proxy.prof" if args.profile == "cprofile" else None
         with contextlib.ExitStack() as stack:
             stack.enter_context(nginx(tmp, "backend", BACKEND.format(port=backend), backend))
             nginx_proc = stack.enter_context(nginx(tmp, "tls", conf, theirs))
-            ours_proc = stack.enter_context(ingressfed(ours, plain, backend, certs, profile))
+            ours_proc = stack.enter_context(ingressfed(ours, plain, backend, certs, profile, tree))
             contestants = [("nginx", theirs), ("ingressfed", ours)]
             pid = {"nginx": nginx_proc.pid, "ingressfed": ours_proc.pid}
             # keep-alive only, as (scheme, port, pid): what TLS costs a floor and ingressfed
@@ -262,6 +349,9 @@ def main() -> int:
                     f"({cpu['ingressfed plain']:.0f} -> {ours_ka:.0f}); nginx over TLS "
                     f"{median(theirs_r['ka_cpu']):.0f} µs"
                 )
+            if args.profile == "perf":
+                for workload in ("keep-alive", "handshakes", "h2"):
+                    perf_profile(workload, ours, ours_proc.pid, args, tmp / f"perf-{workload}.data")
         if profile is not None and profile.exists():
             import pstats
 

@@ -7,9 +7,6 @@ import asyncio
 import cProfile
 import signal
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ingressfed.model import Backend, Cluster, Location, Route
 from ingressfed.proxy.server import ProxyServer
@@ -50,6 +47,11 @@ def main() -> None:
     parser.add_argument("--cprofile")
     args = parser.parse_args()
     import uvloop
+
+    import ingressfed.proxy.http2 as http2
+
+    # run.py names the build it meant (PYTHONPATH); this says which one was imported
+    print(f"bench/tls/serve.py: ingressfed.proxy.http2 from {http2.__file__}", file=sys.stderr, flush=True)
 
     profiler = cProfile.Profile() if args.cprofile else None
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
