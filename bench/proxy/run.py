@@ -328,8 +328,19 @@ def main() -> int:
 
 
 def print_perf(path: Path) -> None:
-    """Self time by shared object and symbol (kernel, CPython, uvloop, httptools, the compiled
-    modules), top 30: where a compiled proxy's time goes, which Python-level profilers cannot see."""
+    """Self time by shared object, then by object and symbol (kernel, CPython, uvloop, httptools, the
+    compiled modules), top 30: where a compiled proxy's time goes, which Python profilers cannot see."""
+    by_object = subprocess.run(
+        ["perf", "report", "-i", str(path), "--no-children", "--sort", "dso", "-g", "none", "--stdio"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    print("perf: self time by object:")
+    for line in by_object.splitlines():
+        if line.strip() and not line.startswith("#"):
+            share, dso = line.split()[:2]
+            print(f"  {share:>7s}  {Path(dso).name}")
     out = subprocess.run(
         ["perf", "report", "-i", str(path), "--no-children", "--sort", "dso,symbol", "-g", "none", "--stdio"],
         capture_output=True,
