@@ -327,30 +327,26 @@ def main() -> int:
     return 0
 
 
+def _perf_report(path: Path, sort: str) -> list[list[str]]:
+    """``perf report`` rows (self time, ``sort`` columns), each split into words ("-" dropped)."""
+    out = subprocess.run(
+        ["perf", "report", "-i", str(path), "--no-children", "--sort", sort, "-g", "none", "--stdio"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    rows = (line for line in out.splitlines() if line.strip() and not line.startswith("#"))
+    return [[word for word in row.split() if word != "-"] for row in rows]
+
+
 def print_perf(path: Path) -> None:
     """Self time by shared object, then by object and symbol (kernel, CPython, uvloop, httptools, the
     compiled modules), top 30: where a compiled proxy's time goes, which Python profilers cannot see."""
-    by_object = subprocess.run(
-        ["perf", "report", "-i", str(path), "--no-children", "--sort", "dso", "-g", "none", "--stdio"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
     print("perf: self time by object:")
-    for line in by_object.splitlines():
-        if line.strip() and not line.startswith("#"):
-            share, dso = line.split()[:2]
-            print(f"  {share:>7s}  {Path(dso).name}")
-    out = subprocess.run(
-        ["perf", "report", "-i", str(path), "--no-children", "--sort", "dso,symbol", "-g", "none", "--stdio"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    rows = [line for line in out.splitlines() if line.strip() and not line.startswith("#")]
+    for share, dso, *_ in _perf_report(path, "dso"):
+        print(f"  {share:>7s}  {Path(dso).name}")
     print("perf: self time by object and symbol:")
-    for line in rows[:30]:
-        share, dso, _kind, *symbol = (word for word in line.split() if word != "-")
+    for share, dso, _kind, *symbol in _perf_report(path, "dso,symbol")[:30]:
         print(f"  {share:>7s}  {Path(dso).name[:40]:40s}  {' '.join(symbol)[:70]}")
 
 
