@@ -156,21 +156,23 @@ def steer(
 
 def dns_steering(steering: Steering) -> tuple[Steering | None, tuple[str, ...]]:
     """The part of ``steering`` DNS answers can follow for every resolver, and the parts they
-    cannot (a proxy applies those per request): a failover order is kept; a weighted split,
-    capacity, max-rate and affinity cookies are not. None: no DNS policy (every serving cluster)."""
+    cannot (a proxy applies those per request): a failover order and a weighted split are kept
+    (whether the DNS provider can write weighted answers is core.desired's to say); capacity,
+    max-rate and affinity cookies are not. None: no DNS policy (every serving cluster)."""
     dropped = tuple(
         what
         for what, on in (
-            ("a weighted split", steering.kind is SteeringKind.WEIGHTED),
             ("capacity", bool(steering.capacity)),
             ("max-rate", bool(steering.rates)),
             ("affinity-cookie", bool(steering.affinity_cookie)),
         )
         if on
     )
-    if steering.kind is not SteeringKind.FAILOVER:
-        return None, dropped
-    return Steering(kind=SteeringKind.FAILOVER, order=steering.order), dropped
+    if steering.kind is SteeringKind.FAILOVER:
+        return Steering(kind=SteeringKind.FAILOVER, order=steering.order), dropped
+    if steering.kind is SteeringKind.WEIGHTED:
+        return Steering(kind=SteeringKind.WEIGHTED, weights=steering.weights), dropped
+    return None, dropped
 
 
 def _weighted_choice(weights: Sequence[tuple[str, int]], healthy: Collection[str], draw: float) -> str | None:

@@ -164,7 +164,11 @@ class Controller:
 
     def _desired(self, snap: Snapshot) -> tuple[DesiredState, list[Desired]]:
         state = desired_state(
-            self.federation, snap, routed=self.settings.routed, routed_services=self.settings.routed_services
+            self.federation,
+            snap,
+            routed=self.settings.routed,
+            routed_services=self.settings.routed_services,
+            weighted=self.provider.capabilities.weighted,
         )
         wanted = list(state.records)
         for extra in self.extra_desired:

@@ -83,6 +83,9 @@ class Routing:
     latency/geolocation records, the embedded server's geo answers).
 
     A record set with routing carries ``set_identifier`` = the cluster name.
+    ``weighted``: the set is one share of a weighted split (a Service's ``steering: weighted``):
+    ``weight`` is its share (relative to the name's other sets), not a tie-break between equally
+    near clusters, and providers answer by weight, not by the querier's location.
     """
 
     cluster: str
@@ -91,6 +94,7 @@ class Routing:
     weight: int = 100
     continent: str | None = None  # Route53 geolocation continent code, e.g. "EU"
     country: str | None = None  # ISO 3166-1 alpha-2
+    weighted: bool = False
 
 
 RecordKey = tuple[str, RecordType, str | None]

@@ -25,6 +25,8 @@ class Capabilities:
         {RecordType.A, RecordType.AAAA, RecordType.CNAME, RecordType.TXT}
     )
     routing: bool = False  # per-cluster routed sets (set_identifier + routing)
+    # weighted shares (``Routing.weighted``: a Service's ``steering: weighted``), answered by weight
+    weighted: bool = False
     max_batch: int = 1000  # changes per apply call before the caller should split
     min_ttl: int = 0
 
@@ -72,12 +74,14 @@ class BaseProvider:
 
     def adjust(self, desired: Sequence[RecordSet]) -> list[RecordSet]:
         """Drop record types the provider cannot hold, clamp TTLs and, without
-        routing support, merge per-cluster routed sets into one plain set."""
+        routing support (or weighted sets without weighted support), merge per-cluster routed
+        sets into one plain set."""
         caps = self.capabilities
         out: list[RecordSet] = []
         merged: dict[tuple[str, RecordType], RecordSet] = {}
         for rs in desired:
-            if rs.set_identifier is not None and not caps.routing:
+            unstorable = rs.routing is not None and rs.routing.weighted and not caps.weighted
+            if rs.set_identifier is not None and (not caps.routing or unstorable):
                 k = (rs.name, rs.type)
                 prev = merged.get(k)
                 values = rs.values + (prev.values if prev else ())

@@ -11,6 +11,10 @@ addresses: one routed set per edge when a provider answers per client, so each
 client resolves to its nearest live edge. When no edge is live every edge is
 published (failing open, as Route53 does when all health checks fail): an
 empty answer would take the whole federation off the air.
+
+A Service's steering annotations shape its names where DNS can say them: ``failover`` (each
+name answers the first listed cluster that serves) and, when the provider writes weighted
+answers, ``weighted`` (one weighted set per listed cluster that serves; see ``_dns_policy``).
 """
 
 from __future__ import annotations
@@ -35,15 +39,18 @@ from ingressfed.model import (
     Routing,
     ServiceObservation,
     Snapshot,
+    Steering,
     SteeringKind,
 )
 
 __all__ = [
+    "MAX_DNS_WEIGHT",
     "Desired",
     "DesiredState",
     "Problem",
     "desired_records",
     "desired_state",
+    "dns_weights",
     "ingress_resource",
     "service_resource",
     "with_companions",
@@ -51,6 +58,10 @@ __all__ = [
 
 
 _COMPANION_EXTRA = len(companion_name(""))
+_WEIGHTS_ANNOTATION = "federation.ingressfed.io/weights"
+# The largest weight every weighted provider stores as given (Route53 takes 0..255; Cloud DNS and
+# the embedded zone more): larger splits are scaled down to it, keeping their proportions.
+MAX_DNS_WEIGHT = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +152,32 @@ def _routed_sets(
     return out
 
 
+def _weighted_sets(
+    name: str, ttl: int, per_cluster: dict[str, _Targets], weights: dict[str, int]
+) -> list[RecordSet]:
+    """One weighted share per serving listed cluster: the provider answers each query with one
+    cluster, drawn in proportion to the weights (whoever asks)."""
+    out: list[RecordSet] = []
+    for cname in sorted(per_cluster):
+        t = per_cluster[cname]
+        routing = Routing(cluster=cname, region="", weight=weights[cname], weighted=True)
+        if t.v4:
+            out.append(RecordSet(name, RecordType.A, ttl, tuple(sorted(t.v4)), cname, routing))
+        if t.v6:
+            out.append(RecordSet(name, RecordType.AAAA, ttl, tuple(sorted(t.v6)), cname, routing))
+    return out
+
+
+def dns_weights(weights: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """The listed clusters with a share above 0, scaled down (proportions kept, each at least 1)
+    when one is above ``MAX_DNS_WEIGHT``. Pure."""
+    positive = {name: w for name, w in weights if w > 0}
+    top = max(positive.values(), default=0)
+    if top <= MAX_DNS_WEIGHT:
+        return positive
+    return {name: max(1, round(w * MAX_DNS_WEIGHT / top)) for name, w in positive.items()}
+
+
 def _ttl(default: int, overrides: Iterable[int | None]) -> int:
     """The shortest TTL any of the objects behind a name asks for (no override: the default)."""
     chosen = [t if t is not None and t > 0 else default for t in overrides]
@@ -155,6 +192,7 @@ def _service_records(
     clusters: dict[str, Cluster],
     *,
     routed: bool,
+    weighted: bool = False,
 ) -> tuple[list[RecordSet], list[Problem], dict[str, tuple[str, ...]]]:
     resource = service_resource(namespace, name)
     problems: list[Problem] = []
@@ -184,20 +222,42 @@ def _service_records(
     if not levels:
         return out, problems, published
 
-    order = _failover_order(observations)
+    policy = _dns_policy(observations)
+    order = policy.order if policy is not None and policy.kind is SteeringKind.FAILOVER else ()
+    weights: dict[str, int] = {}
+    if policy is not None and policy.kind is SteeringKind.WEIGHTED:
+        if weighted:
+            weights = dns_weights(policy.weights)
+        else:
+            split = ",".join(f"{c}={w}" for c, w in policy.weights)
+            problems.append(
+                Problem(
+                    resource,
+                    f"steering: weighted ({_WEIGHTS_ANNOTATION}: {split}) is not in its DNS names: "
+                    "the DNS provider writes no weighted answers (route53, clouddns and the embedded "
+                    "DNS server do), so every serving cluster is answered as without the annotation; "
+                    "for a weighted split with this provider, route the traffic through the proxy "
+                    "with an Ingress or HTTPRoute",
+                )
+            )
 
-    def targets_where(pred: Callable[[Cluster], bool]) -> tuple[_Targets, dict[str, _Targets]]:
+    def targets_where(pred: Callable[[Cluster], bool]) -> tuple[_Targets, dict[str, _Targets], bool]:
+        """The targets a name covering ``pred``'s clusters answers, per cluster, and whether
+        they are weighted shares."""
         union = _Targets()
         per: dict[str, _Targets] = {}
         chosen = [cname for cname in serving if pred(clusters[cname])]
         first = next((cname for cname in order if cname in chosen), None)
         if first is not None:
             chosen = [first]  # failover: the first listed cluster that serves, alone
+        shares = [cname for cname in chosen if cname in weights]
+        if shares:
+            chosen = shares  # weighted: the listed clusters that serve share the name
         for cname in chosen:
             obs = serving[cname]
             union.add(obs, cname)
             per.setdefault(cname, _Targets()).add(obs, cname)
-        return union, per
+        return union, per, bool(shares)
 
     def emit(level_name: str, pred: Callable[[Cluster], bool], fallback: str | None) -> bool:
         problem = name_problem(level_name, reserve=_COMPANION_EXTRA)
@@ -207,13 +267,15 @@ def _service_records(
         # A level's TTL comes from the objects in that level's clusters only: an override in one
         # cluster must not shorten (or lengthen) another cluster's zone- and region-level records.
         ttl = _ttl(fed.ttl, (o.ttl for c, o in placed if pred(c)))
-        union, per = targets_where(pred)
+        union, per, shares = targets_where(pred)
         if union.empty:
             if fallback is not None:
                 out.append(RecordSet(level_name, RecordType.CNAME, ttl, (fallback,)))
                 published[level_name] = ()
             return True
-        if routed and len(per) > 1 and (union.v4 or union.v6):
+        if shares and len(per) > 1 and (union.v4 or union.v6):
+            out.extend(_weighted_sets(level_name, ttl, per, weights))
+        elif routed and len(per) > 1 and (union.v4 or union.v6):
             out.extend(_routed_sets(level_name, ttl, per, clusters))
         elif not union.v4 and not union.v6 and len(union.hostnames) > 1:
             # Several hostnames and no addresses: the source could not resolve them.
@@ -240,15 +302,23 @@ def _service_records(
     return _dedupe(out), problems, published
 
 
-def _failover_order(observations: Sequence[ServiceObservation]) -> tuple[str, ...]:
-    """A Service's failover priority (``steering: failover`` annotations), from the first cluster
-    (by name) whose copy sets one: each DNS name then answers only the first listed cluster that
-    serves among those it covers; the others (and unlisted clusters) only once none of the listed
-    ones does. DNS can say this to every resolver; a weighted split or capacity it cannot."""
+def _dns_policy(observations: Sequence[ServiceObservation]) -> Steering | None:
+    """A Service's DNS steering, from the first cluster (by name) whose copy sets one.
+
+    ``failover``: each DNS name answers only the first listed cluster that serves among those it
+    covers; the others (and unlisted clusters) only once none of the listed ones does. DNS can say
+    this to every resolver, with every provider.
+
+    ``weighted`` (where the provider writes weighted answers): each name answers one weighted
+    set per listed cluster with a weight above 0 that serves among those it covers; the provider
+    draws one per query in proportion to the weights, so a cluster that stops serving drops out
+    and the others share its weight. Clusters listed with 0 or not listed are answered only when
+    none of the weighted ones serves, and then as without the annotation (no name goes dark).
+    A name with one weighted cluster serving is that cluster's plain set."""
     for obs in sorted(observations, key=lambda o: o.cluster):
-        if obs.steering is not None and obs.steering.kind is SteeringKind.FAILOVER:
-            return obs.steering.order
-    return ()
+        if obs.steering is not None and obs.steering.kind in (SteeringKind.FAILOVER, SteeringKind.WEIGHTED):
+            return obs.steering
+    return None
 
 
 def _in_region(region: str) -> Callable[[Cluster], bool]:
@@ -268,6 +338,7 @@ def _service_desired(
     members: tuple[Cluster | None, ...],
     *,
     routed: bool,
+    weighted: bool = False,
 ) -> tuple[tuple[Desired, ...], tuple[Problem, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
     """One Service's share of the desired state, memoised on exactly its inputs.
 
@@ -275,7 +346,9 @@ def _service_desired(
     the rest are cache hits, because observations and clusters are frozen values.
     """
     clusters = {c.name: c for c in members if c is not None}
-    recs, probs, pub = _service_records(fed, namespace, name, observations, clusters, routed=routed)
+    recs, probs, pub = _service_records(
+        fed, namespace, name, observations, clusters, routed=routed, weighted=weighted
+    )
     resource = service_resource(namespace, name)
     return tuple(Desired(rs, resource) for rs in recs), tuple(probs), tuple(pub.items())
 
@@ -366,12 +439,19 @@ def _ingress_records(
 
 
 def desired_state(
-    fed: Federation, snap: Snapshot, *, routed: bool = False, routed_services: bool | None = None
+    fed: Federation,
+    snap: Snapshot,
+    *,
+    routed: bool = False,
+    routed_services: bool | None = None,
+    weighted: bool = False,
 ) -> DesiredState:
     """Everything to publish for ``snap``, with the problems that kept objects out.
 
     ``routed``: per-cluster / per-edge sets for a provider that answers per client;
-    ``routed_services`` (default: ``routed``) narrows that for Service names only.
+    ``routed_services`` (default: ``routed``) narrows that for Service names only;
+    ``weighted``: the provider writes weighted sets (``Routing.weighted``), so a Service's
+    ``steering: weighted`` reaches its names (else it is reported and ignored).
     """
     services_routed = routed if routed_services is None else routed and routed_services
     clusters = {c.name: c for c in snap.clusters}
@@ -385,7 +465,7 @@ def desired_state(
     for (ns, name), observations in sorted(grouped.items()):
         members = tuple(clusters.get(o.cluster) for o in observations)
         recs, probs, pub = _service_desired(
-            fed, ns, name, tuple(observations), members, routed=services_routed
+            fed, ns, name, tuple(observations), members, routed=services_routed, weighted=weighted
         )
         problems.extend(probs)
         published[service_resource(ns, name)] = dict(pub)

@@ -139,7 +139,11 @@ def test_bad_settings_are_named(kind: str, kwargs: dict[str, str], message: str)
             Steering(kind=SteeringKind.FAILOVER, order=("a",)),
             ("capacity", "affinity-cookie"),
         ),
-        (Steering(kind=SteeringKind.WEIGHTED, weights=(("a", 1),)), None, ("a weighted split",)),
+        (
+            Steering(kind=SteeringKind.WEIGHTED, weights=(("a", 9), ("b", 1)), affinity_cookie="c"),
+            Steering(kind=SteeringKind.WEIGHTED, weights=(("a", 9), ("b", 1))),
+            ("affinity-cookie",),
+        ),
         (Steering(rates=(("a", 5),)), None, ("max-rate",)),
     ],
 )

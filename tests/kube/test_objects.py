@@ -316,10 +316,6 @@ def test_service_failover_annotations_reach_the_observation() -> None:
 @pytest.mark.parametrize(
     ("annotations", "named"),
     [
-        (
-            {"federation.ingressfed.io/steering": "weighted", "federation.ingressfed.io/weights": "a=9,b=1"},
-            "weighted",
-        ),
         ({"federation.ingressfed.io/capacity": "a=10"}, "capacity"),
         ({"federation.ingressfed.io/affinity-cookie": "pin"}, "affinity-cookie"),
     ],
@@ -335,6 +331,20 @@ def test_service_steering_dns_cannot_express_is_reported_and_ignored(
         and named in m.problems[0].reason
         and "Ingress or HTTPRoute" in m.problems[0].reason
     )
+
+
+def test_service_weighted_steering_is_kept_for_dns() -> None:
+    """Whether the DNS provider can write weighted answers is core.desired's to say (and report)."""
+    meta = svc()["metadata"] | {
+        "annotations": {
+            "federation.ingressfed.io/steering": "weighted",
+            "federation.ingressfed.io/weights": "a=9,b=1",
+        }
+    }
+    m = service_from(svc(metadata=meta), cluster="c", selection=NONE)
+    assert m.problems == ()
+    assert m.value is not None and m.value.steering is not None
+    assert (m.value.steering.kind.value, m.value.steering.weights) == ("weighted", (("a", 9), ("b", 1)))
 
 
 def test_service_bad_failover_annotation_is_reported() -> None:
