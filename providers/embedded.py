@@ -209,7 +209,8 @@ class EmbeddedProvider(BaseProvider):
         self.zone = zone.rstrip(".").lower()
         path, soa, max_batch = _options(self.zone, dict(options or {}))
         self.zone_file = path
-        self.capabilities = Capabilities(routing=True, max_batch=max_batch)
+        # Weighted shares: the DNS server draws one per query (dnsserver.index).
+        self.capabilities = Capabilities(routing=True, weighted=True, max_batch=max_batch)
         self._subscribers: list[ZoneSubscriber] = []
         self._change_subscribers: list[ChangeSubscriber] = []
         self._lock = asyncio.Lock()

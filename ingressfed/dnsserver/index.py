@@ -14,13 +14,20 @@ when the zone changes, so a query sees either the old zone or the new one.
 Answers that depend on who asks (``answers: geo`` and a name served by
 several clusters) are rendered lazily per client location and cached on the
 entry, so they cost one extra dictionary lookup once warm.
+
+A name whose routed sets are weighted shares (``Routing.weighted``: a Service's
+``steering: weighted``) answers each query with one share, drawn in proportion
+to the weights whoever asks and in either answer mode; the entry caches one
+rendering per (location, share), so a draw costs one random number.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import ipaddress
 import logging
+import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -52,8 +59,10 @@ __all__ = [
     "GeoEntry",
     "Locator",
     "Prepared",
+    "Shares",
     "ZoneIndex",
     "build_index",
+    "draw_share",
     "record_problem",
 ]
 
@@ -242,30 +251,47 @@ def _headers(
     return tuple(heads), tuple(tcs)
 
 
-class GeoEntry:
-    """An answer that depends on the client's location; rendered per location."""
+# A weighted name's shares: (set identifier, weight), by set identifier.
+Shares = tuple[tuple[str, int], ...]
 
-    __slots__ = ("_cache", "_index", "geo", "qname", "qtype")
+
+def draw_share(shares: Shares, draw: float) -> str:
+    """The share a uniform ``draw`` in [0, 1) lands on, in proportion to the weights. Pure."""
+    total = 0
+    bounds: list[int] = []
+    for _, weight in shares:
+        total += weight
+        bounds.append(total)
+    return shares[min(bisect.bisect_right(bounds, draw * total), len(shares) - 1)][0]
+
+
+class GeoEntry:
+    """An answer that depends on the client's location, or on a per-query draw among weighted
+    shares (``shares`` non-empty); rendered per (location, share) and cached."""
+
+    __slots__ = ("_cache", "_index", "geo", "qname", "qtype", "shares")
 
     geo: bool
 
-    def __init__(self, index: ZoneIndex, qname: bytes, qtype: int) -> None:
+    def __init__(self, index: ZoneIndex, qname: bytes, qtype: int, shares: Shares = ()) -> None:
         self._index = index
         self.qname = qname
         self.qtype = qtype
-        self._cache: dict[Location | None, Prepared] = {}
+        self.shares = shares
+        self._cache: dict[tuple[Location | None, str | None], Prepared] = {}
         self.geo = True
 
     def for_location(self, loc: Location | None) -> Prepared:
+        pick = draw_share(self.shares, self._index.draw()) if self.shares else None
         try:
-            return self._cache[loc]
+            return self._cache[(loc, pick)]
         except KeyError:
             pass
-        prepared = self._index.render(self.qname, self.qtype, loc)
+        prepared = self._index.render(self.qname, self.qtype, loc, pick=pick)
         prepared.geo = True
         if len(self._cache) >= _GEO_CACHE:
             self._cache.clear()
-        self._cache[loc] = prepared
+        self._cache[(loc, pick)] = prepared
         return prepared
 
 
@@ -289,6 +315,14 @@ class _Choice:
     @property
     def varies(self) -> bool:
         return len({rs.set_identifier for rs in self.routed}) > 1
+
+    @property
+    def shares(self) -> Shares:
+        """The weighted shares when every routed set is one (else ``()``: answered by location)."""
+        if not self.routed or not all(rs.routing is not None and rs.routing.weighted for rs in self.routed):
+            return ()
+        weights = {rs.set_identifier or "": rs.routing.weight for rs in self.routed if rs.routing is not None}
+        return tuple(sorted(weights.items()))
 
 
 # Types whose data holds names that may be compressed (RFC 1035 section 4.1.4,
@@ -389,8 +423,11 @@ class ZoneIndex:
         answers: AnswerMode = AnswerMode.GEO,
         locator: Locator | None = None,
         default_order: Sequence[str] = (),
+        draw: Callable[[], float] = random.random,
     ) -> None:
         self.data = data
+        # Uniform numbers in [0, 1) for weighted answers (a seam: tests pass a seeded generator's).
+        self.draw = draw
         self.serial = data.serial
         self.mode = answers
         self.locator = locator
@@ -561,8 +598,8 @@ class ZoneIndex:
 
     def _entry(self, qname: bytes, qtype: int) -> tuple[Entry, bool]:
         """The entry for (name, type), and whether it carries the SOA (so changes with the serial)."""
-        prepared, geo, with_soa = self._render_full(qname, qtype, None)
-        return (GeoEntry(self, qname, qtype) if geo else prepared), with_soa
+        prepared, geo, with_soa, shares = self._render_full(qname, qtype, None)
+        return (GeoEntry(self, qname, qtype, shares) if geo or shares else prepared), with_soa
 
     # --- changes ------------------------------------------------------
 
@@ -645,30 +682,44 @@ class ZoneIndex:
 
     # --- rendering ----------------------------------------------------
 
-    def render(self, qname: bytes, qtype: int, loc: Location | None) -> Prepared:
-        """The answer to (``qname`` as lower-case wire bytes, ``qtype``) for a client at ``loc``."""
-        return self._render_full(qname, qtype, loc)[0]
+    def render(self, qname: bytes, qtype: int, loc: Location | None, *, pick: str | None = None) -> Prepared:
+        """The answer to (``qname`` as lower-case wire bytes, ``qtype``) for a client at ``loc``;
+        ``pick``: the weighted share drawn for this query (None: the heaviest)."""
+        return self._render_full(qname, qtype, loc, pick)[0]
 
-    def _rrset(self, name: bytes, rdtype: int, loc: Location | None) -> tuple[_RR, bool]:
-        """The RRset served at (name, type) for a client at ``loc``; and whether it depends on ``loc``."""
+    def _rrset(
+        self, name: bytes, rdtype: int, loc: Location | None, pick: str | None = None
+    ) -> tuple[_RR, bool, Shares]:
+        """The RRset served at (name, type) for a client at ``loc`` (and weighted share ``pick``);
+        whether it depends on ``loc``; the weighted shares it is drawn from (``()``: none)."""
         if name == self.origin_wire and rdtype == dns.rdatatype.SOA:
-            return self._soa, False
+            return self._soa, False, ()
         if name == self.origin_wire and rdtype == dns.rdatatype.NS:
-            return self._ns, False
+            return self._ns, False, ()
         cached = self._static.get((name, rdtype))
         if cached is not None:
-            return cached, False
-        rrset, geo = self._dns_rrset(name, rdtype, loc)
+            return cached, False, ()
+        rrset, geo, shares = self._dns_rrset(name, rdtype, loc, pick)
         rr = _RR(rrset)
-        if not geo:
+        if not geo and not shares:
             self._static[(name, rdtype)] = rr
-        return rr, geo
+        return rr, geo, shares
 
-    def _dns_rrset(self, name: bytes, rdtype: int, loc: Location | None) -> tuple[dns.rrset.RRset, bool]:
+    def _dns_rrset(
+        self, name: bytes, rdtype: int, loc: Location | None, pick: str | None = None
+    ) -> tuple[dns.rrset.RRset, bool, Shares]:
         choice = self._nodes[name][rdtype]
         sets = list(choice.plain)
         geo = False
-        if choice.routed:
+        shares = choice.shares if choice.varies else ()
+        if shares:
+            # Only the drawn share's values (as Route53 and Cloud DNS answer weighted sets): a
+            # "drawn first" order would not survive resolvers and clients that shuffle RRsets.
+            # No draw (the entry being built, a zone transfer): the heaviest share.
+            ids = [sid for sid, _ in shares]
+            drawn = pick if pick in ids else min(shares, key=lambda s: (-s[1], s[0]))[0]
+            sets += [rs for rs in choice.routed if rs.set_identifier == drawn]
+        elif choice.routed:
             if self.mode is AnswerMode.GEO and choice.varies:
                 chosen = self._nearest(choice.routed, loc)
                 sets += [rs for rs in choice.routed if rs.set_identifier == chosen]
@@ -690,12 +741,13 @@ class ZoneIndex:
             rrset = dns.rrset.from_text_list(
                 self._names[name], ttl, "IN", dns.rdatatype.RdataType.make(rdtype), values
             )
-        return rrset, geo
+        return rrset, geo, shares
 
     def transfer_rrsets(self, names: Iterable[str] | None = None) -> list[dns.rrset.RRset]:
         """Every RRset of the zone but the SOA (or those at ``names`` only), as a zone transfer
         carries it: geo-dependent sets as a client of unknown location gets them (secondaries
-        answer everyone alike)."""
+        answer everyone alike); weighted names as their heaviest share (a transfer must not change
+        with a draw, and for a canary split the heaviest share is the safe one)."""
         if names is None:
             wires: Iterable[bytes] = self._nodes
             out = [self._ns_rrset()]
@@ -731,12 +783,17 @@ class ZoneIndex:
         order = rank(loc, list(candidates.values()), default_order=order_names or self.default_order)
         return order[0] if order else None
 
-    def _render_full(self, qname: bytes, qtype: int, loc: Location | None) -> tuple[Prepared, bool, bool]:
+    def _render_full(
+        self, qname: bytes, qtype: int, loc: Location | None, pick: str | None = None
+    ) -> tuple[Prepared, bool, bool, Shares]:
+        """The answer; whether it depends on ``loc``; whether it carries the SOA; the weighted
+        shares it was drawn from (the first weighted name on its chain; ``()``: none)."""
         answer: list[_RR] = []
         authority: list[_RR] = []
         additional: list[_RR] = []
         rcode = RCODE_NOERROR
         geo = False
+        shares: Shares = ()
         name = qname
         seen: set[bytes] = set()
         for _hop in range(_MAX_CHAIN):
@@ -750,25 +807,28 @@ class ZoneIndex:
                 break
             types = self._types(name, node)
             if qtype == _QT_ANY:
-                pick = next(t for t in _ANY_ORDER if t in types) if types else None
-                if pick is None:
+                any_type = next(t for t in _ANY_ORDER if t in types) if types else None
+                if any_type is None:
                     authority.append(self._neg_soa)
                 else:
-                    rrset, g = self._rrset(name, pick, loc)
+                    rrset, g, w = self._rrset(name, any_type, loc, pick)
                     answer.append(rrset)
                     geo |= g
+                    shares = shares or w
                 break
             if qtype in types:
-                rrset, g = self._rrset(name, qtype, loc)
+                rrset, g, w = self._rrset(name, qtype, loc, pick)
                 answer.append(rrset)
                 geo |= g
+                shares = shares or w
                 if qtype == dns.rdatatype.NS:
                     additional += self._glue(loc)
                 break
             if dns.rdatatype.CNAME in types:
-                rrset, g = self._rrset(name, dns.rdatatype.CNAME, loc)
+                rrset, g, w = self._rrset(name, dns.rdatatype.CNAME, loc, pick)
                 answer.append(rrset)
                 geo |= g
+                shares = shares or w
                 target = rrset.target
                 if target in seen:
                     break  # a loop: answer with what we have, the resolver gives up
@@ -777,7 +837,7 @@ class ZoneIndex:
             authority.append(self._neg_soa)  # NODATA
             break
         with_soa = any(rr is self._neg_soa or rr is self._soa for rr in (*answer, *authority))
-        return self._prepare(qname, (answer, authority, additional), rcode), geo, with_soa
+        return self._prepare(qname, (answer, authority, additional), rcode), geo, with_soa, shares
 
     def _glue(self, loc: Location | None) -> list[_RR]:
         out: list[_RR] = []
@@ -867,6 +927,9 @@ def build_index(
     answers: AnswerMode | str = AnswerMode.GEO,
     locator: Locator | None = None,
     default_order: Sequence[str] = (),
+    draw: Callable[[], float] = random.random,
 ) -> ZoneIndex:
     """Render ``data`` into an immutable index (CPU-bound; milliseconds per thousand names)."""
-    return ZoneIndex(data, answers=AnswerMode(answers), locator=locator, default_order=default_order)
+    return ZoneIndex(
+        data, answers=AnswerMode(answers), locator=locator, default_order=default_order, draw=draw
+    )

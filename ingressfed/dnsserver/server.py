@@ -253,7 +253,9 @@ class DnsServer:
 
     def _rebuild(self, data: ZoneData) -> ZoneIndex:
         cur = self.index
-        return build_index(data, answers=cur.mode, locator=cur.locator, default_order=cur.default_order)
+        return build_index(
+            data, answers=cur.mode, locator=cur.locator, default_order=cur.default_order, draw=cur.draw
+        )
 
     async def __aenter__(self) -> DnsServer:
         await self.start()

@@ -178,6 +178,8 @@ def _routing_to_json(r: Routing) -> dict[str, Any]:
         out["continent"] = r.continent
     if r.country is not None:
         out["country"] = r.country
+    if r.weighted:
+        out["weighted"] = True
     return out
 
 
@@ -311,6 +313,10 @@ class _Reader:
             if val is not None and not isinstance(val, str):
                 self.problems.append(f"{path}.{k}: got {val!r}, expected a string or null")
                 opt[k] = None
+        weighted = obj.get("weighted", False)
+        if not isinstance(weighted, bool):
+            self.problems.append(f"{path}.weighted: got {weighted!r}, expected true or false")
+            weighted = False
         return Routing(
             cluster=self.str_(obj, "cluster", path),
             region=obj.get("region", "") if isinstance(obj.get("region", ""), str) else "",
@@ -318,6 +324,7 @@ class _Reader:
             weight=self.int_(obj, "weight", path, lo=1, hi=1000, default=100),
             continent=opt["continent"],
             country=opt["country"],
+            weighted=weighted,
         )
 
     def record(self, v: Any, path: str) -> RecordSet | None:

@@ -64,6 +64,7 @@ class RoutingWire(TypedDict):
     weight: int
     continent: str | None
     country: str | None
+    weighted: NotRequired[bool]  # present (true) only on a weighted share; absent: false
 
 
 class RecordWire(TypedDict):
@@ -189,7 +190,7 @@ def view_to_wire(view: FeedView) -> ViewWire:
         if r.set_identifier is not None:
             rec["setIdentifier"] = r.set_identifier
         if r.routing is not None:
-            rec["routing"] = {
+            routing: RoutingWire = {
                 "cluster": r.routing.cluster,
                 "region": r.routing.region,
                 "location": _location_to_wire(r.routing.location),
@@ -197,6 +198,9 @@ def view_to_wire(view: FeedView) -> ViewWire:
                 "continent": r.routing.continent,
                 "country": r.routing.country,
             }
+            if r.routing.weighted:
+                routing["weighted"] = True
+            rec["routing"] = routing
         records.append(rec)
     wire: ViewWire = {
         "format": FORMAT,
@@ -306,6 +310,7 @@ def _record(doc: object, path: str) -> RecordSet:
             weight=rr.get("weight", int),
             continent=rr.get("continent", str, optional=True),
             country=rr.get("country", str, optional=True),
+            weighted=bool(rr.get("weighted", bool, optional=True)),
         )
     return RecordSet(
         name=r.get("name", str),
