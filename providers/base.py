@@ -80,8 +80,8 @@ class BaseProvider:
         out: list[RecordSet] = []
         merged: dict[tuple[str, RecordType], RecordSet] = {}
         for rs in desired:
-            unstorable = rs.routing is not None and rs.routing.weighted and not caps.weighted
-            if rs.set_identifier is not None and (not caps.routing or unstorable):
+            weighted = rs.routing is not None and rs.routing.weighted
+            if rs.set_identifier is not None and not (caps.weighted if weighted else caps.routing):
                 k = (rs.name, rs.type)
                 prev = merged.get(k)
                 values = rs.values + (prev.values if prev else ())

@@ -24,6 +24,12 @@ default (``*``) set with every target, so no client goes unanswered. Clusters
 landing on the same region or location share one set. ``healthCheckIds`` (per
 cluster) or ``healthCheck`` (create an HTTP check per routed set's first
 address) attach Route53 health checks.
+
+Weighted shares (``Routing.weighted``: a Service's ``steering: weighted``)
+become weighted records (SetIdentifier = cluster, Weight) in every routing
+mode: Route53 allows one routing policy per name and type, and the split is
+the Service owner's explicit policy, so at that Service's names it replaces
+the federation's latency or geolocation records (other names keep them).
 """
 
 from __future__ import annotations
@@ -103,6 +109,8 @@ MAX_RECORDS = 1000  # ResourceRecord elements per request, an UPSERT counting tw
 MAX_CHARS = 32000  # characters of Value elements per request, an UPSERT counting twice
 MAX_VALUE = 4000  # characters per Value element
 MAX_SET_IDENTIFIER = 128
+MAX_WEIGHT = 255  # Route53's Weight is 0..255
+MAX_WEIGHTED_SETS = 100  # weighted sets per name and type
 DEFAULT_SET = "default"
 HEALTH_CHECK_TAG = "ingressfed/zone"  # on health checks ingressfed created: the zone they serve
 
@@ -239,7 +247,9 @@ def to_rrset(rs: RecordSet, *, health_check_id: str | None = None) -> ResourceRe
     }
     if rs.set_identifier is not None and rs.routing is not None:
         raw["SetIdentifier"] = rs.set_identifier
-        if rs.routing.continent or rs.routing.country:
+        if rs.routing.weighted:
+            raw["Weight"] = rs.routing.weight
+        elif rs.routing.continent or rs.routing.country:
             geo: dict[str, str] = {}
             if rs.routing.continent:
                 geo["ContinentCode"] = rs.routing.continent
@@ -272,6 +282,7 @@ def from_rrset(raw: Mapping[str, Any]) -> RecordSet | None:
             weight=int(raw["Weight"]) if "Weight" in raw else 100,
             continent=geo.get("ContinentCode"),
             country=geo.get("CountryCode"),
+            weighted="Weight" in raw,
         )
     return RecordSet(decode_name(str(raw["Name"])), rtype, int(raw.get("TTL", 0)), values, ident, routing)
 
@@ -347,6 +358,12 @@ def routed_problem(rs: RecordSet, mode: RoutingMode) -> str | None:
         return "a set identifier needs routing data"
     if not 1 <= len(rs.set_identifier) <= MAX_SET_IDENTIFIER:
         return f"set identifier must be 1..{MAX_SET_IDENTIFIER} characters"
+    if routing.weighted:  # in every mode (see the module doc)
+        if routing.region or routing.continent or routing.country:
+            return "a weighted set cannot carry a latency Region or a geolocation"
+        if not 0 <= routing.weight <= MAX_WEIGHT:
+            return f"Weight {routing.weight} is outside Route53's 0..{MAX_WEIGHT}"
+        return None
     if mode is RoutingMode.NONE:
         return "routed sets need dns.options.routing: latency or geolocation"
     if mode is RoutingMode.LATENCY:
@@ -363,6 +380,8 @@ def routed_problem(rs: RecordSet, mode: RoutingMode) -> str | None:
 def _kind(rs: RecordSet) -> str:
     if rs.routing is None:
         return "simple"
+    if rs.routing.weighted:
+        return "weighted"
     return "geolocation" if (rs.routing.continent or rs.routing.country) else "latency"
 
 
@@ -380,6 +399,11 @@ def _state_problem(sets: Iterable[RecordSet]) -> str | None:
         return f"mixes routing policies ({', '.join(sorted(kinds))}) at one name and type"
     if kinds == {"simple"} and len(sets) > 1:
         return "more than one simple set at one name and type"
+    if kinds == {"weighted"} and len(sets) > MAX_WEIGHTED_SETS:
+        return f"more than {MAX_WEIGHTED_SETS} weighted sets at one name and type"
+    if kinds == {"weighted"} and len({rs.ttl for rs in sets}) > 1:
+        # Route53 would silently give every set of the group the TTL written last.
+        return "weighted sets at one name and type with different TTLs"
     geo = [_geo_key(rs) for rs in sets if _geo_key(rs) is not None]
     if len(geo) != len(set(geo)):
         return "two geolocation sets for the same location"
@@ -458,7 +482,9 @@ class Route53Provider(BaseProvider):
         self.zone = zone.rstrip(".").lower()
         self.mode = self.options.routing
         self.capabilities = Capabilities(
-            routing=self.mode is not RoutingMode.NONE, max_batch=self.options.batch_change_size
+            routing=self.mode is not RoutingMode.NONE,
+            weighted=True,
+            max_batch=self.options.batch_change_size,
         )
         self.limits = BatchLimits(
             max_changes=self.options.batch_change_size, max_values=MAX_RECORDS, max_chars=MAX_CHARS
@@ -787,14 +813,17 @@ class Route53Provider(BaseProvider):
 
     def adjust(self, desired: Sequence[RecordSet]) -> list[RecordSet]:
         """Routed sets in the exact form Route53 stores and ``records()`` reads back."""
+        out = _one_ttl_per_weighted_group(
+            super().adjust([rs for rs in desired if rs.set_identifier is None or _weighted(rs)])
+        )
         if self.mode is RoutingMode.NONE:
-            return super().adjust(desired)
-        plain = [rs for rs in desired if rs.set_identifier is None]
+            return out + super().adjust(
+                [rs for rs in desired if rs.set_identifier is not None and not _weighted(rs)]
+            )
         routed: dict[tuple[str, RecordType], list[RecordSet]] = {}
         for rs in desired:
-            if rs.set_identifier is not None:
+            if rs.set_identifier is not None and not _weighted(rs):
                 routed.setdefault((rs.name, rs.type), []).append(rs)
-        out = super().adjust(plain)
         for (name, rtype), sets in routed.items():
             out.extend(self._route(name, rtype, sets))
         return out
@@ -860,6 +889,26 @@ class Route53Provider(BaseProvider):
 
     async def close(self) -> None:
         await asyncio.to_thread(self.client.close)
+
+
+def _weighted(rs: RecordSet) -> bool:
+    return rs.routing is not None and rs.routing.weighted
+
+
+def _one_ttl_per_weighted_group(sets: list[RecordSet]) -> list[RecordSet]:
+    """Every weighted set of a name and type at the group's shortest TTL (Route53 keeps one TTL
+    per weighted group: writing two would leave the last one written, and the plan would flap)."""
+    shortest: dict[tuple[str, RecordType], int] = {}
+    for rs in sets:
+        if _weighted(rs):
+            k = (rs.name, rs.type)
+            shortest[k] = min(rs.ttl, shortest.get(k, rs.ttl))
+    return [
+        RecordSet(rs.name, rs.type, shortest[(rs.name, rs.type)], rs.values, rs.set_identifier, rs.routing)
+        if _weighted(rs) and rs.ttl != shortest[(rs.name, rs.type)]
+        else rs
+        for rs in sets
+    ]
 
 
 def _continent_of(region: str) -> str | None:

@@ -1,11 +1,13 @@
 """moto in server mode on a free loopback port: a stand-in for the Route53 API over real HTTP.
 
-``moto_endpoint`` (session fixture) starts ``python -m moto.server`` once per
+``moto_endpoint`` (session fixture) starts moto's server once per
 test session and yields its URL; ``aws_env`` sets fake credentials so boto3's
 standard chain finds them. Without moto the tests skip locally and fail under
 ``CI=true``. Remember that moto is laxer than Route53 (it accepts CREATE of an
 existing set, invalid geo codes, mixed routing policies): tests of what Route53
-refuses must check the provider's own validation.
+refuses must check the provider's own validation. It runs with one fix
+(tests/fakes/moto_route53.py): a DELETE of a routed set deletes that set only, as
+Route53 does, not every set with its identifier across the zone.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -49,7 +52,14 @@ def start_moto(*, timeout: float = 30.0) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port(udp=False)
     env = {**os.environ, **FAKE_CREDENTIALS}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [
+            sys.executable,
+            str(Path(__file__).with_name("moto_route53.py")),
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
