@@ -313,6 +313,9 @@ class H2ClientConnection(asyncio.Protocol):
         self.controls: deque[float] = deque()
         self._write_soon = False
         self._dirty: dict[int, _Stream] = {}  # streams with output to send at the next write
+        # made by a listener's connection_made, so in the loop (get_running_loop per write-out
+        # also cost a getpid() call)
+        self._loop = asyncio.get_running_loop()
         self.streams_opened = 0
 
     @property
@@ -661,7 +664,7 @@ class H2ClientConnection(asyncio.Protocol):
     def _schedule_write(self) -> None:
         if not self._write_soon and not self.closed:
             self._write_soon = True
-            asyncio.get_running_loop().call_soon(self._write_out)
+            self._loop.call_soon(self._write_out)
 
     def _write_out(self) -> None:
         if self.transport is None or self.closed:
