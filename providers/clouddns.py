@@ -15,7 +15,10 @@ authenticated connection (the library cannot represent routing policies; see
 :mod:`providers.clouddns_wire`). With ``routing: geolocation`` (or ``latency``,
 which Cloud DNS serves the same way: nearest item to the resolver) per-cluster
 sets become one ``geo`` routing policy per name and type, one item per GCP
-region. Long TXT data is written as 255-character strings.
+region. Weighted shares (a Service's ``steering: weighted``) become one ``wrr``
+(weighted round robin) policy per name and type in every mode, replacing the geo
+policy at that Service's names (one policy per resource). Long TXT data is
+written as 255-character strings.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from ingressfed.errors import (
 from ingressfed.model import Changes, RecordSet, RecordType, Routing
 from providers.base import ApplyResult, BaseProvider, Capabilities
 from providers.batching import Backoff, BatchLimits, apply_in_batches, retrying
-from providers.clouddns_wire import ZoneState, change_for, gcp_location, split_txt
+from providers.clouddns_wire import ZoneState, change_for, gcp_location, split_txt, wrr_shares
 from providers.errortable import ErrorTable, Rule, Scope
 
 __all__ = ["CloudDNSOptions", "CloudDNSProvider"]
@@ -128,7 +131,8 @@ class CloudDNSProvider(BaseProvider):
         if not self.zone:
             raise ConfigError(["dns.options.dnsName: the zone's DNS name is required (or federation.zone)"])
         self.geo = self.opts.routing != "none"
-        self.capabilities = Capabilities(routing=self.geo, max_batch=self.opts.max_batch)
+        # Weighted shares (a Service's steering: weighted) become a wrr policy in every mode.
+        self.capabilities = Capabilities(routing=self.geo, weighted=True, max_batch=self.opts.max_batch)
         self._state: ZoneState | None = None  # the zone as last read and written
         self._client: Any = None
         self._zone_handle: Any = None
@@ -311,21 +315,29 @@ class CloudDNSProvider(BaseProvider):
 
     def adjust(self, desired: Sequence[RecordSet]) -> list[RecordSet]:
         """Sets in the form Cloud DNS stores and ``records()`` reads back: TXT data in
-        255-character strings; routed sets as one geo item per GCP region."""
+        255-character strings; routed sets as one geo item per GCP region; weighted shares as
+        one wrr item each (``clouddns_wire.wrr_shares``)."""
         out: list[RecordSet] = []
         routed: dict[tuple[str, RecordType], list[RecordSet]] = {}
+        weighted: dict[tuple[str, RecordType], list[RecordSet]] = {}
         plain: list[RecordSet] = []
         for given in desired:
             rs = given
             if rs.type is RecordType.TXT:
                 rs = replace(rs, values=tuple(split_txt(v) for v in rs.values))
-            if rs.set_identifier is not None and self.geo:
+            if rs.set_identifier is not None and rs.routing is not None and rs.routing.weighted:
+                weighted.setdefault((rs.name, rs.type), []).append(rs)
+            elif rs.set_identifier is not None and self.geo:
                 routed.setdefault((rs.name, rs.type), []).append(rs)
             else:
                 plain.append(rs)
         out = super().adjust(plain)
         for (name, rtype), sets in routed.items():
             out.extend(self._geo_items(name, rtype, sets))
+        for (name, rtype), sets in weighted.items():
+            ttl = max(min(s.ttl for s in sets), self.capabilities.min_ttl)
+            shares = [(tuple(s.values), s.routing.weight if s.routing else 0) for s in sets]
+            out.extend(wrr_shares(name, rtype, ttl, shares))
         return out
 
     def _geo_items(self, name: str, rtype: RecordType, sets: list[RecordSet]) -> list[RecordSet]:

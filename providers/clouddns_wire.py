@@ -9,8 +9,14 @@ and maps them here:
 - a plain set is one :class:`RecordSet`;
 - a ``geo`` policy this provider writes (``routing: geolocation``) is one
   routed RecordSet per item, ``set_identifier`` = the item's GCP region;
-- any other policy (``wrr``, ``primaryBackup``, geo when we do not write geo,
-  geo with fencing or health-checked targets) is foreign: it reads as one
+- a ``wrr`` policy in the form this provider writes (a Service's ``steering:
+  weighted``: items of a whole-number weight and rrdatas only) is one weighted
+  share per item. Cloud DNS items carry no name, so a share's identifier is its
+  position among the items ordered by their data (``w000``, ``w001``...), the
+  same on write (``wrr_shares``) and read: whether the name is ours is the
+  companion TXT's to say, as for every set;
+- any other policy (``primaryBackup``, geo when we do not write geo, a wrr or
+  geo with fencing, health-checked targets or fractional weights) is foreign: it reads as one
   plain RecordSet holding every address, so ownership sees a set that is not
   ours, and a Change that would touch it is refused as a conflict.
 
@@ -42,6 +48,7 @@ __all__ = [
     "gcp_location",
     "split_txt",
     "to_raw",
+    "wrr_shares",
 ]
 
 NameType = tuple[str, RecordType]
@@ -114,6 +121,44 @@ def _our_geo(policy: Mapping[str, Any]) -> bool:
     )
 
 
+def _our_wrr(policy: Mapping[str, Any]) -> bool:
+    """A wrr policy in the form this provider writes (whole-number weights, plain items)."""
+    wrr = policy.get("wrr")
+    if set(policy) != {"wrr"} or not isinstance(wrr, Mapping) or set(wrr) != {"items"}:
+        return False
+    items = wrr.get("items")
+    return (
+        isinstance(items, list)
+        and bool(items)
+        and all(
+            isinstance(i, Mapping)
+            and set(i) == {"weight", "rrdatas"}
+            and i["rrdatas"]
+            and isinstance(i["weight"], int | float)
+            and not isinstance(i["weight"], bool)
+            and float(i["weight"]).is_integer()
+            and i["weight"] >= 0
+            for i in items
+        )
+    )
+
+
+def _share_id(position: int) -> str:
+    return f"w{position:03d}"
+
+
+def wrr_shares(
+    name: str, rtype: RecordType, ttl: int, shares: Iterable[tuple[tuple[str, ...], int]]
+) -> list[RecordSet]:
+    """Weighted shares ((values, weight)) as this provider reads them back: ordered by data,
+    identified by position, one TTL. Pure."""
+    ordered = sorted(shares)
+    return [
+        RecordSet(name, rtype, ttl, values, _share_id(i), Routing(_share_id(i), "", weight=w, weighted=True))
+        for i, (values, w) in enumerate(ordered)
+    ]
+
+
 def from_raw(raw: Mapping[str, Any], *, geo: bool) -> tuple[list[RecordSet], str | None]:
     """Our record sets for one Cloud DNS resource, and why it is foreign (None: it is not).
 
@@ -128,6 +173,9 @@ def from_raw(raw: Mapping[str, Any], *, geo: bool) -> tuple[list[RecordSet], str
     if policy is None:
         return [RecordSet(name, rtype, ttl, tuple(raw.get("rrdatas") or ()))], None
     policy = _strip_kind(policy)
+    if _our_wrr(policy):
+        shares = [(tuple(i["rrdatas"]), int(i["weight"])) for i in policy["wrr"]["items"]]
+        return wrr_shares(name, rtype, ttl, shares), None
     if geo and _our_geo(policy):
         out = []
         for item in policy["geo"]["items"]:
@@ -155,6 +203,13 @@ def to_raw(sets: Iterable[RecordSet]) -> dict[str, Any] | None:
     routed = [s for s in sets if s.set_identifier is not None]
     if not routed:
         raw["rrdatas"] = _values_out(first)
+        return raw
+    if all(s.routing is not None and s.routing.weighted for s in routed):
+        # Cloud DNS's weight is a double: written as one, so what is read back compares equal.
+        wrr = [
+            {"weight": float(s.routing.weight if s.routing else 0), "rrdatas": _values_out(s)} for s in routed
+        ]
+        raw["routingPolicy"] = {"wrr": {"items": wrr}}
         return raw
     items = [{"location": s.set_identifier, "rrdatas": _values_out(s)} for s in routed]
     raw["routingPolicy"] = {"geo": {"items": items}}

@@ -24,6 +24,17 @@ WRR = {
         "wrr": {"items": [{"weight": 1, "rrdatas": ["192.0.2.1"]}, {"weight": 3, "rrdatas": ["192.0.2.2"]}]}
     },
 }
+PRIMARY_BACKUP = {
+    "name": f"w.{ZONE}.",
+    "type": "A",
+    "ttl": 60,
+    "routingPolicy": {
+        "primaryBackup": {
+            "primaryTargets": {"internalLoadBalancers": []},
+            "backupGeoTargets": {"items": [{"location": "us-east1", "rrdatas": ["192.0.2.9"]}]},
+        }
+    },
+}
 GEO = {
     "name": f"g.{ZONE}.",
     "type": "A",
@@ -77,7 +88,9 @@ async def test_a_foreign_policy_where_we_write_is_a_conflict_not_a_loop(fake: Fa
     try:
         desired = [Desired(RecordSet(f"w.{ZONE}", RecordType.A, 30, ("203.0.113.7",)), "service/default/w")]
         await converge(p, desired)
-        fake.put_raw(PROJECT, "example-zone", WRR)  # someone replaced our set with a weighted one
+        # Someone replaced our set with a policy ingressfed does not write. (A plain wrr reads as
+        # weighted shares now, ingressfed's own form: the companion TXT says whose it is.)
+        fake.put_raw(PROJECT, "example-zone", PRIMARY_BACKUP)
         desired = [Desired(RecordSet(f"w.{ZONE}", RecordType.A, 30, ("203.0.113.9",)), "service/default/w")]
         changes = await pending(p, desired)
         if changes:
