@@ -150,9 +150,11 @@ class ProxyServer:
                 await self._admin.setup()
                 site = web.TCPSite(self._admin, self.settings.admin_host, self.settings.admin_port)
                 await site.start()
-                server = site._server  # aiohttp keeps the bound socket here
-                if isinstance(server, asyncio.Server) and server.sockets:
-                    self.admin_port = server.sockets[0].getsockname()[1]
+                # aiohttp keeps the bound server here: asyncio's Server, or uvloop's, which is no
+                # subclass of it (an isinstance test left admin_port at 0 for "port 0" on uvloop)
+                sockets = getattr(site._server, "sockets", None)
+                if sockets:
+                    self.admin_port = sockets[0].getsockname()[1]
             tg = await self._stack.enter_async_context(asyncio.TaskGroup())
             self._tasks.append(tg.create_task(self._tick()))
             if self.settings.health_check.enabled:

@@ -144,3 +144,22 @@ async def test_drain_finishes_in_flight_requests_and_refuses_new_ones(
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+
+def test_admin_port_zero_is_reported_on_uvloop() -> None:
+    """The CLI runs the proxy on uvloop, whose Server is no asyncio.Server: the bound admin port
+    must still be found (it stayed 0, so /healthz was unreachable at the port the proxy reported)."""
+    import uvloop
+
+    async def main() -> tuple[int | None, int]:
+        async with (
+            ProxyServer(settings()) as proxy,
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{proxy.admin_port}/healthz") as r,
+        ):
+            return proxy.admin_port, r.status
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        port, status = runner.run(main())
+    assert port not in (None, 0)
+    assert status == 200

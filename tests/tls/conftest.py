@@ -10,6 +10,7 @@ import ssl
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -48,13 +49,12 @@ class _Hello(asyncio.Protocol):
     """Answers each line with the negotiated protocol details, for handshake-level tests."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         obj = self.transport.get_extra_info("ssl_object")
         line = f"{obj.version()} {obj.selected_alpn_protocol()} reused={obj.session_reused}\n"
-        assert isinstance(self.transport, asyncio.Transport)
         self.transport.write(line.encode())
 
 

@@ -252,9 +252,7 @@ class FakeKubeAPI:
         site = web.TCPSite(runner, self.host, self.port, ssl_context=self._ssl, reuse_address=True)
         await site.start()
         if self.port == 0:
-            server = site._server
-            assert isinstance(server, asyncio.base_events.Server)
-            self.port = server.sockets[0].getsockname()[1]
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # asyncio's or uvloop's
         self._runner = runner
 
     async def stop(self) -> None:
