@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from aiohttp import web
@@ -918,7 +918,9 @@ class FakeKubeAPI:
         try:
             await resp.prepare(request)
             transport = request.transport
-            stream.transport = transport if isinstance(transport, asyncio.Transport) else None
+            # uvloop's transports implement asyncio.Transport without subclassing it: an isinstance
+            # test ended every watch at once on uvloop
+            stream.transport = cast(asyncio.Transport, transport) if transport is not None else None
             if error is not None:
                 await resp.write(self._line("ERROR", error.status()))
                 return resp
