@@ -255,34 +255,47 @@ def _headers(
 Shares = tuple[tuple[str, int], ...]
 
 
-def draw_share(shares: Shares, draw: float) -> str:
-    """The share a uniform ``draw`` in [0, 1) lands on, in proportion to the weights. Pure."""
+def _bounds(shares: Shares) -> tuple[int, ...]:
     total = 0
-    bounds: list[int] = []
+    out: list[int] = []
     for _, weight in shares:
         total += weight
-        bounds.append(total)
-    return shares[min(bisect.bisect_right(bounds, draw * total), len(shares) - 1)][0]
+        out.append(total)
+    return tuple(out)
+
+
+def draw_share(shares: Shares, draw: float, bounds: tuple[int, ...] | None = None) -> str:
+    """The share a uniform ``draw`` in [0, 1) lands on, in proportion to the weights
+    (``bounds``: the running totals of the weights, when the caller keeps them). Pure."""
+    bounds = _bounds(shares) if bounds is None else bounds
+    return shares[min(bisect.bisect_right(bounds, draw * bounds[-1]), len(shares) - 1)][0]
 
 
 class GeoEntry:
     """An answer that depends on the client's location, or on a per-query draw among weighted
     shares (``shares`` non-empty); rendered per (location, share) and cached."""
 
-    __slots__ = ("_cache", "_index", "geo", "qname", "qtype", "shares")
+    __slots__ = ("_bounds", "_by_location", "_cache", "_index", "geo", "qname", "qtype", "shares")
 
     geo: bool
 
-    def __init__(self, index: ZoneIndex, qname: bytes, qtype: int, shares: Shares = ()) -> None:
+    def __init__(
+        self, index: ZoneIndex, qname: bytes, qtype: int, shares: Shares = (), *, by_location: bool = True
+    ) -> None:
         self._index = index
+        # False: only the draw matters (a weighted name not also answered by location).
+        self._by_location = by_location
         self.qname = qname
         self.qtype = qtype
         self.shares = shares
+        self._bounds = _bounds(shares)
         self._cache: dict[tuple[Location | None, str | None], Prepared] = {}
         self.geo = True
 
     def for_location(self, loc: Location | None) -> Prepared:
-        pick = draw_share(self.shares, self._index.draw()) if self.shares else None
+        pick = draw_share(self.shares, self._index.draw(), self._bounds) if self.shares else None
+        if not self._by_location:
+            loc = None
         try:
             return self._cache[(loc, pick)]
         except KeyError:
@@ -599,7 +612,9 @@ class ZoneIndex:
     def _entry(self, qname: bytes, qtype: int) -> tuple[Entry, bool]:
         """The entry for (name, type), and whether it carries the SOA (so changes with the serial)."""
         prepared, geo, with_soa, shares = self._render_full(qname, qtype, None)
-        return (GeoEntry(self, qname, qtype, shares) if geo or shares else prepared), with_soa
+        if geo or shares:
+            return GeoEntry(self, qname, qtype, shares, by_location=geo), with_soa
+        return prepared, with_soa
 
     # --- changes ------------------------------------------------------
 
