@@ -41,10 +41,19 @@ def tree() -> Path:
         return where
     print(f"bench: building the compiled wheel of {ROOT} (INGRESSFED_COMPILE=1) ...", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
+        # From a copy of just what the wheel is built from: setuptools packs whatever an earlier
+        # build left in build/lib, a compiled module since taken off the list included.
+        src = Path(tmp) / "src"
+        src.mkdir()
+        for name in (*_SOURCES, "README.md"):
+            if (ROOT / name).is_dir():
+                shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(ROOT / name, src / name)
         build_env = {**os.environ, "INGRESSFED_COMPILE": "1"}
         pip = [sys.executable, "-m", "pip"]
         subprocess.run(
-            [*pip, "wheel", "--quiet", "--no-deps", "-w", tmp, str(ROOT)], check=True, env=build_env
+            [*pip, "wheel", "--quiet", "--no-deps", "-w", tmp, str(src)], check=True, env=build_env
         )
         (wheel,) = Path(tmp).glob("ingressfed-*.whl")
         partial = where.with_name(where.name + ".partial")
