@@ -95,19 +95,26 @@ def base_config(tmp: Path, dns_port: int) -> dict:
     }
 
 
-async def test_services_in_member_clusters_reach_dns(tmp_path: Path) -> None:
+def two_members(tmp_path: Path, us: FakeKubeAPI, eu: FakeKubeAPI, dns_port: int) -> dict:
+    """A config of two members on fake API servers: ``us`` (a node in us-east1-b) and ``eu`` (one
+    in europe-west1-b), both reached through one kubeconfig in ``tmp_path``."""
     kubeconfig = tmp_path / "kubeconfig"
+    us.write_kubeconfig(kubeconfig, context="us")
+    eu.write_kubeconfig(kubeconfig, context="eu")
+    us.add(node("n1", "us-east1", "us-east1-b"))
+    eu.add(node("n1", "europe-west1", "europe-west1-b"))
+    doc = base_config(tmp_path, dns_port)
+    doc["clusters"] = [
+        {"name": "us", "kubeconfig": {"path": str(kubeconfig), "context": "us"}},
+        {"name": "eu", "kubeconfig": {"path": str(kubeconfig), "context": "eu"}},
+    ]
+    return doc
+
+
+async def test_services_in_member_clusters_reach_dns(tmp_path: Path) -> None:
     dns_port = free_port()
     async with FakeKubeAPI() as us, FakeKubeAPI() as eu:
-        us.write_kubeconfig(kubeconfig, context="us")
-        eu.write_kubeconfig(kubeconfig, context="eu")
-        us.add(node("n1", "us-east1", "us-east1-b"))
-        eu.add(node("n1", "europe-west1", "europe-west1-b"))
-        doc = base_config(tmp_path, dns_port)
-        doc["clusters"] = [
-            {"name": "us", "kubeconfig": {"path": str(kubeconfig), "context": "us"}},
-            {"name": "eu", "kubeconfig": {"path": str(kubeconfig), "context": "eu"}},
-        ]
+        doc = two_members(tmp_path, us, eu, dns_port)
         # The data-plane signal below comes from an edge's health report, the one path that writes
         # it (the registry re-decides on its own clock; a direct Store write would be overwritten).
         (tmp_path / "edge-token").write_text("edge-secret\n")

@@ -12,8 +12,8 @@ from ingressfed.app import start
 from ingressfed.config import load_config
 from tests.fakes.kube.server import FakeKubeAPI
 from tests.fakes.ports import free_port
-from tests.kube.conftest import endpoint_slice, node, service
-from tests.test_run_kubernetes import a_records, base_config, write_config
+from tests.kube.conftest import endpoint_slice, service
+from tests.test_run_kubernetes import a_records, two_members, write_config
 
 G = "web.default.federation.svc.example.com"
 WEIGHTED = {"federation.ingressfed.io/steering": "weighted", "federation.ingressfed.io/weights": "us=3,eu=1"}
@@ -22,18 +22,9 @@ QUERIES = 400
 
 
 async def test_a_weighted_service_is_answered_in_proportion(tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
     dns_port = free_port()
     async with FakeKubeAPI() as us, FakeKubeAPI() as eu:
-        us.write_kubeconfig(kubeconfig, context="us")
-        eu.write_kubeconfig(kubeconfig, context="eu")
-        us.add(node("n1", "us-east1", "us-east1-b"))
-        eu.add(node("n1", "europe-west1", "europe-west1-b"))
-        doc = base_config(tmp_path, dns_port)
-        doc["clusters"] = [
-            {"name": "us", "kubeconfig": {"path": str(kubeconfig), "context": "us"}},
-            {"name": "eu", "kubeconfig": {"path": str(kubeconfig), "context": "eu"}},
-        ]
+        doc = two_members(tmp_path, us, eu, dns_port)
         config = load_config(write_config(tmp_path, doc))
         async with start(config) as running:
             us.add(service("web", ip=US, annotations=WEIGHTED))
