@@ -7,24 +7,15 @@ import pytest
 
 from ingressfed.core.desired import MAX_DNS_WEIGHT, desired_state, dns_weights
 from ingressfed.model import (
-    Cluster,
-    Federation,
-    Location,
     RecordType,
     ServiceObservation,
     Snapshot,
     Steering,
     SteeringKind,
 )
+from tests.core.test_desired_steering import ADDR, EU, FED, US, US2, USR, G  # the same federation
 
-FED = Federation(name="federation", suffix="example.com", ttl=30)
-US = Cluster("us", region="us-east1", zone="us-east1-b", location=Location(33.8, -81.0))
-US2 = Cluster("us2", region="us-east1", zone="us-east1-c", location=Location(33.8, -81.0))
-EU = Cluster("eu", region="europe-west1", zone="europe-west1-b", location=Location(50.4, 3.8))
-G = "web.default.federation.svc.example.com"
-USR = "web.default.federation.svc.us-east1.example.com"
 USZ = "web.default.federation.svc.us-east1-b.us-east1.example.com"
-ADDR = {"us": "10.0.0.1", "us2": "10.0.0.2", "eu": "10.1.0.1"}
 ADDR6 = {"us": "2001:db8::1", "us2": "2001:db8::2", "eu": "2001:db8:1::1"}
 
 
