@@ -4,7 +4,9 @@ flight, or ``min_concurrent``, whichever is larger. A pure counter: no clock, no
 
 Retries that succeed finish in milliseconds, so failing over from one hung or dead cluster spends
 little of the budget at once; when the next cluster is slow too, retries pile up and the budget
-refuses more, and those requests get the error of their attempt instead.
+refuses more, and those requests get the error of their attempt instead. A per-try timeout is no
+error: a request refused there keeps its attempt and asks again at the next tick (the timeouts of a
+tick come due together, before any retry made in that tick can finish).
 """
 
 from __future__ import annotations

@@ -138,6 +138,7 @@ class Exchange:
     resp_status = 0
     retried_fresh = False  # a reused connection found closed was retried on a fresh one
     retries = 0  # moves to a next-ranked cluster (each allowed by the retry budget)
+    budget_refused = False  # counted and logged once
     attempt_since = 0.0  # when this attempt's request went upstream (coarse clock)
     counted: str | None = None  # the cluster whose in-flight count holds this exchange
     sent_at = 0.0
@@ -314,6 +315,9 @@ class Exchange:
     def _budget_allows(self) -> bool:
         budget = self.engine.budget
         if not budget.allows():
+            if self.budget_refused:  # a per-try retry refused is asked for again each tick
+                return False
+            self.budget_refused = True
             self.engine.metrics.retry_budget_exhausted.inc()
             log.info(
                 "retry budget exhausted (%d of %d exchanges on a retry); not retrying",
@@ -585,6 +589,10 @@ class Exchange:
             and now - self.attempt_since > per_try
             and self.attempt + 1 < len(self.targets)
             and self.retryable()
+            # Over budget, this attempt goes on (as for a request that cannot be retried) and the
+            # next tick asks again: a tick's per-try timeouts all come due before any retry made
+            # in it can finish, so refusing meant a 504 for a retry the budget had room for later.
+            and self._budget_allows()
         ):
             self._per_try_timeout(now)
             return
@@ -620,7 +628,7 @@ class Exchange:
             )
             engine.router.record_latency(backend, elapsed)
             engine.router.record_request(backend, failed=True)
-        self.next_attempt(status=504, detail="backend did not answer in time")
+        self._retry()  # check_timeout had the budget's leave
 
     # --- endings ---------------------------------------------------------------------------
     def fail(self, status: int, detail: str, *, extra: bytes = b"") -> None:

@@ -3,9 +3,13 @@ retry budget; and the budget on real sockets (a retry storm is cut short)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import aiohttp
 import pytest
 
+from ingressfed.model import Backend, Route
 from ingressfed.proxy.budget import RetryBudget
 from ingressfed.proxy.health import (
     BackendHealth,
@@ -16,9 +20,9 @@ from ingressfed.proxy.health import (
     observe_request,
     smoothed,
 )
-from ingressfed.proxy.settings import RetrySettings
+from ingressfed.proxy.settings import GeoSettings, RetrySettings, TimeoutSettings
 
-from .conftest import BackendServer, routes_for, running_proxy
+from .conftest import EU, US, BackendServer, routes_for, running_proxy
 
 P = EjectionPolicy(consecutive_failures=3, base_seconds=2.0, max_seconds=10.0)
 
@@ -96,6 +100,59 @@ async def test_retry_budget_stops_a_retry_storm(backends: dict[str, BackendServe
     assert statuses == [503] * 5
     assert tried == 5  # one attempt each, no retries
     assert refused == 5
+
+
+async def test_per_try_timeouts_over_the_budget_wait_for_room_instead_of_failing(
+    backends: dict[str, BackendServer],
+) -> None:
+    """Three GETs hang on one backend together, so their per-try timeouts come due in one tick,
+    and the budget lets one retry be in flight at a time. Each still fails over, one tick after
+    another as the retry before it finishes; none is answered 504 for the budget's sake."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accepts, reads, never answers: a frozen backend
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                pass
+
+    hung = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = hung.sockets[0].getsockname()[1]
+    route = Route(
+        host="app.example.com",
+        backends=(Backend(cluster=US.name, host="127.0.0.1", port=port), backends[EU.name].backend()),
+    )
+    try:
+        async with (
+            running_proxy(
+                backends,
+                routes=[route],
+                timeouts=TimeoutSettings(per_try=0.3),
+                retries=RetrySettings(budget_ratio=0.0, min_concurrent=1),
+                geo=GeoSettings(default_order=(US.name, EU.name)),
+            ) as proxy,
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
+        ):
+
+            async def get() -> tuple[int, str]:
+                url = f"http://127.0.0.1:{proxy.port}/"
+                async with http.get(url, headers={"Host": "app.example.com"}) as resp:
+                    return resp.status, resp.headers.get("X-Served-By-Cluster", "")
+
+            answers = await asyncio.wait_for(asyncio.gather(get(), get(), get()), 10)
+            metric = proxy.metrics.registry.get_sample_value
+            refused = metric("ingressfed_proxy_retry_budget_exhausted_total")
+            timeouts = metric("ingressfed_proxy_per_try_timeouts_total", {"cluster": US.name})
+    finally:
+        for writer in held:
+            writer.close()
+        hung.close()
+        await hung.wait_closed()
+    assert answers == [(200, EU.name)] * 3
+    assert len(backends[EU.name].seen) == 3
+    assert len(held) == 3  # each was really tried on the hung backend first
+    assert timeouts == 3
+    assert refused is not None and refused >= 1  # the budget did hold retries back
 
 
 def test_one_slow_answer_does_not_eject_but_a_run_of_them_does() -> None:
