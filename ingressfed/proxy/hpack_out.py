@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from hpack.table import HeaderTable
 
-__all__ = ["StatelessEncoder", "encode_block", "encode_field"]
+__all__ = ["SIZE_ZERO", "StatelessEncoder", "encode_block", "encode_cached", "encode_field"]
 
 _STATIC_NAMES: dict[bytes, int] = {}
 _STATIC_PAIRS: dict[tuple[bytes, bytes], int] = {}
@@ -25,7 +25,7 @@ for _index, (_name, _value) in enumerate(HeaderTable.STATIC_TABLE, start=1):
     _STATIC_NAMES.setdefault(_name, _index)
     _STATIC_PAIRS.setdefault((_name, _value), _index)
 
-_SIZE_ZERO = b"\x20"  # dynamic table size update: 0
+SIZE_ZERO = b"\x20"  # dynamic table size update: 0 (what every block starts with)
 
 
 def _integer(value: int, prefix_bits: int, flags: int) -> bytes:
@@ -68,27 +68,43 @@ _CACHE_MAX = 4096
 _CACHE_VALUE_MAX = 256  # long values (cookies, URLs) are rarely repeated: encoded, not kept
 
 
+def encode_cached(name: bytes, value: bytes) -> bytes:
+    """``encode_field``, looked up in the cache first (and kept there when the value is short)."""
+    field = (name, value)
+    encoded = _CACHE.get(field)
+    if encoded is None:
+        encoded = encode_field(name, value)
+        if len(value) <= _CACHE_VALUE_MAX:
+            if len(_CACHE) >= _CACHE_MAX:
+                _CACHE.clear()
+            _CACHE[field] = encoded
+    return encoded
+
+
 def encode_block(headers: Iterable[tuple[bytes | str, bytes | str]]) -> bytes:
-    parts = [_SIZE_ZERO]
-    cache = _CACHE
+    parts = [SIZE_ZERO]
     for raw_name, raw_value in headers:
-        field = (_as_bytes(raw_name), _as_bytes(raw_value))
-        encoded = cache.get(field)
-        if encoded is None:
-            encoded = encode_field(*field)
-            if len(field[1]) <= _CACHE_VALUE_MAX:
-                if len(cache) >= _CACHE_MAX:
-                    cache.clear()
-                cache[field] = encoded
-        parts.append(encoded)
+        parts.append(encode_cached(_as_bytes(raw_name), _as_bytes(raw_value)))
     return b"".join(parts)
 
 
 class StatelessEncoder:
-    """Drop-in for the ``hpack.Encoder`` an ``h2.connection.H2Connection`` holds."""
+    """Drop-in for the ``hpack.Encoder`` an ``h2.connection.H2Connection`` holds.
+
+    ``block``: a header block the caller encoded already (``encode_block``, or ``SIZE_ZERO``
+    followed by ``encode_cached`` fields), returned by the next ``encode`` whatever fields h2 hands
+    it. The HTTP/2 codec sets it just before ``send_headers`` and passes h2 only ``:status``
+    (all h2 reads of a response's fields when its own validation is off), so h2 does not copy and
+    re-encode every field of every response (``utf8_encode_headers``, ``extract_method_header``).
+    """
 
     def __init__(self) -> None:
         self.header_table_size = 4096  # h2 sets the peer's SETTINGS value here; we never index
+        self.block: bytes | None = None
 
     def encode(self, headers: Iterable[tuple[bytes | str, bytes | str]], huffman: bool = True) -> bytes:
+        block = self.block
+        if block is not None:
+            self.block = None
+            return block
         return encode_block(headers)

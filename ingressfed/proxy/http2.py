@@ -50,7 +50,7 @@ from ingressfed.proxy.deadlines import BodyWindow
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.exchange import BodyTooLarge, Exchange
 from ingressfed.proxy.hpack_in import MemoDecoder
-from ingressfed.proxy.hpack_out import StatelessEncoder
+from ingressfed.proxy.hpack_out import SIZE_ZERO, StatelessEncoder, encode_block, encode_cached, encode_field
 from ingressfed.proxy.ports import TunnelPeer
 from ingressfed.proxy.request import Forward, Peer, RequestHead, prepare
 from ingressfed.tls.settings import Http2Settings
@@ -183,37 +183,72 @@ def request_head(headers: Sequence[tuple[bytes, bytes]], *, ended: bool) -> Requ
     return RequestHead(method=method, target=path, headers=out, http11=True, keep_alive=True, upgrade=False)
 
 
-def _response_fields(head: bytes, extra: bytes) -> list[tuple[bytes, bytes]]:
-    """The HTTP/1.1 response head an exchange rendered, as HTTP/2 fields."""
+def _line_field(line: bytes) -> bytes:
+    """One line of an HTTP/1.1 response head as its HTTP/2 field, HPACK-encoded (``hpack_out``):
+    the name lower-cased, both ends of name and value stripped; b"" for a line HTTP/2 does not
+    carry (a connection-specific field, no name)."""
+    name, _, value = line.partition(b":")
+    lname = name.strip().lower()
+    if not lname or lname in _CONNECTION_FIELDS:
+        return b""
+    return encode_field(lname, value.strip())
+
+
+def encode_lines(lines: bytes) -> bytes:
+    """CRLF-separated head lines (a listener's added response headers) as encoded fields."""
+    return b"".join(_line_field(line) for line in lines.split(b"\r\n") if line)
+
+
+# Head lines as their encoded field (``_line_field``). An exchange renders the same lines response
+# after response (Server, Content-Type, the cluster header, Content-Length of same-sized bodies, the
+# Date of this second): a lookup replaces splitting, stripping, lower-casing and encoding each one.
+# Emptied when full, so hostile variety costs nothing but the misses.
+_LINES: dict[bytes, bytes] = {}
+_LINES_MAX = 4096
+_LINE_MAX = 320  # longer lines (cookies, long URLs) are rarely repeated: encoded, not kept
+
+
+def response_block(head: bytes, extra: bytes) -> tuple[bytes, bytes]:
+    """The HTTP/1.1 response head an exchange rendered (without its final CRLF CRLF) as its status
+    and the HPACK block of its HTTP/2 fields: ``:status``, the head's fields (``_line_field``), then
+    ``extra``, fields encoded already (``encode_lines``) (pure, but for the cache)."""
     lines = head.split(b"\r\n")
     status = lines[0].split(b" ", 2)[1]
-    fields = [(b":status", status)]
-    for line in (*lines[1:], *extra.split(b"\r\n")):
+    parts = [SIZE_ZERO, encode_cached(b":status", status)]
+    cache = _LINES
+    for i in range(1, len(lines)):
+        line = lines[i]
         if not line:
             continue
-        name, _, value = line.partition(b":")
-        lname = name.strip().lower()
-        if lname and lname not in _CONNECTION_FIELDS:
-            fields.append((lname, value.strip()))
-    return fields
+        encoded = cache.get(line)
+        if encoded is None:
+            encoded = _line_field(line)
+            if len(line) <= _LINE_MAX:
+                if len(cache) >= _LINES_MAX:
+                    cache.clear()
+                cache[line] = encoded
+        parts.append(encoded)
+    parts.append(extra)
+    return status, b"".join(parts)
 
 
 class _Stream:
     """One HTTP/2 stream as ``ports.Downstream`` of its exchange."""
 
     __slots__ = (
+        "block",
         "blocked_since",
         "body_window",
         "conn",
         "ended",
         "exchange",
-        "fields",
         "finished",
         "head",
         "head_sent",
         "out",
         "paused",
         "response_headers",
+        "status",
         "stream_id",
         "unacked",
         "upstream_paused",
@@ -223,10 +258,11 @@ class _Stream:
         self.conn = conn
         self.stream_id = stream_id
         self.exchange: Exchange | None = None
-        self.response_headers = b""  # added by _response_fields instead (HTTP/2 fields)
+        self.response_headers = b""  # added by response_block instead (HTTP/2 fields)
         self.head = b""
-        self.head_sent = False  # the response head was taken (and its fields queued in ``fields``)
-        self.fields: list[tuple[bytes, bytes]] | None = None  # HEADERS not sent yet
+        self.head_sent = False  # the response head was taken (and its block queued in ``block``)
+        self.status = b""
+        self.block: bytes | None = None  # the HPACK block of HEADERS not sent yet
         self.out = bytearray()
         self.ended = False  # the exchange finished: end the stream once ``out`` is sent
         self.finished = False  # END_STREAM or RST_STREAM sent
@@ -253,7 +289,7 @@ class _Stream:
             head, body = self.head[:end], self.head[end + 4 :]
             self.head = b""
             self.head_sent = True
-            self.fields = _response_fields(head, self.conn.response_headers)
+            self.status, self.block = response_block(head, self.conn.response_block)
             data = body
         self.out += data
         # Sent at the end of this loop iteration: a body that ends in the same iteration (most
@@ -295,8 +331,9 @@ class H2ClientConnection(asyncio.Protocol):
         self.settings = settings
         self.metrics = metrics
         self.response_headers = response_headers
+        self.response_block = encode_lines(response_headers)
         self.transport: asyncio.Transport | None = None
-        # Outbound fields come from a backend head httptools parsed and _response_fields lower-cased
+        # Outbound fields come from a backend head httptools parsed and response_block lower-cased
         # and stripped of connection fields: h2's per-field re-validation is skipped.
         # Inbound fields are checked and cookies joined by ``request_head`` (one pass per stream),
         # so h2's own inbound validation and normalisation are skipped too.
@@ -309,7 +346,8 @@ class H2ClientConnection(asyncio.Protocol):
             normalize_inbound_headers=False,
         )
         self.h2 = h2.connection.H2Connection(config)
-        self.h2.encoder = StatelessEncoder()  # type: ignore[assignment]
+        self._encoder = StatelessEncoder()
+        self.h2.encoder = self._encoder  # type: ignore[assignment]
         self.streams: dict[int, _Stream] = {}
         self.peer = ""
         self.admitted = False  # counted by the registry's connection caps
@@ -568,13 +606,19 @@ class H2ClientConnection(asyncio.Protocol):
         self._dirty[stream.stream_id] = stream
         self._schedule_write()
 
-    def _send_headers(self, stream: _Stream, fields: list[tuple[bytes, bytes]], *, end: bool) -> bool:
+    def _send_headers(self, stream: _Stream, status: bytes, block: bytes, *, end: bool) -> bool:
+        """HEADERS with ``block`` (encoded here: h2 gets it from the encoder, and ``:status`` alone
+        as the fields, which is all it reads of a response's once its validation is off)."""
+        encoder = self._encoder
+        encoder.block = block
         try:
-            self.h2.send_headers(stream.stream_id, fields, end_stream=end)
+            self.h2.send_headers(stream.stream_id, [(b":status", status)], end_stream=end)
         except h2.exceptions.ProtocolError as exc:
             log.info("HTTP/2 response head for stream %d refused: %s", stream.stream_id, exc)
             self.reset(stream, ErrorCodes.INTERNAL_ERROR)
             return False
+        finally:
+            encoder.block = None
         return True
 
     def _finished(self, stream: _Stream) -> None:
@@ -598,7 +642,8 @@ class H2ClientConnection(asyncio.Protocol):
             *((name.lower(), value) for name, value in headers),
         ]
         stream.head_sent = True
-        stream.fields = fields
+        stream.status = fields[0][1]
+        stream.block = encode_block(fields)
         stream.out += body
         stream.ended = True
         self.flush(stream)
@@ -611,11 +656,11 @@ class H2ClientConnection(asyncio.Protocol):
         h2conn = self.h2
         sid = stream.stream_id
         out = stream.out
-        fields = stream.fields
-        if fields is not None:
-            stream.fields = None
+        block = stream.block
+        if block is not None:
+            stream.block = None
             empty = stream.ended and not out
-            if not self._send_headers(stream, fields, end=empty):
+            if not self._send_headers(stream, stream.status, block, end=empty):
                 return
             if empty:
                 self._finished(stream)

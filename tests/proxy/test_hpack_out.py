@@ -43,3 +43,14 @@ def test_the_field_cache_gives_the_same_bytes_and_stays_bounded() -> None:
     encode_block([(b"set-cookie", b"v" * 1000)])
     assert (b"set-cookie", b"v" * 1000) not in hpack_out._CACHE  # long values are not kept
     assert Decoder().decode(encode_block(fields), raw=True) == fields
+
+
+def test_a_block_set_on_the_encoder_is_what_its_next_encode_returns_once() -> None:
+    from ingressfed.proxy.hpack_out import StatelessEncoder
+
+    encoder = StatelessEncoder()
+    fields = [(b":status", b"200"), (b"x-a", b"b")]
+    encoder.block = encode_block(fields)
+    assert Decoder().decode(encoder.encode([(b":status", b"200")]), raw=True) == fields
+    assert encoder.block is None
+    assert encoder.encode([(b":status", b"204")]) == encode_block([(b":status", b"204")])

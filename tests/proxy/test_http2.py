@@ -239,6 +239,34 @@ async def test_an_http2_request_is_retried_on_the_next_cluster_and_limits_apply(
         assert c.responses[sid].status == 413
 
 
+@pytest.mark.parametrize("repeat", [1, 3])  # the first time encodes each line, later ones find it
+def test_a_backend_head_becomes_the_block_of_its_http2_fields(repeat: int) -> None:
+    """Status first, names lower-cased, both ends stripped, connection-specific fields dropped, the
+    listener's own headers last; the block decodes with hpack's decoder to exactly those fields."""
+    from hpack import Decoder
+
+    from ingressfed.proxy.http2 import encode_lines, response_block
+
+    head = (
+        b"HTTP/1.1 404 Not Found\r\nServer: nginx\r\nContent-Type:  text/plain \r\n"
+        b"Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n"
+        b"X-Long: " + b"v" * 400 + b"\r\nX-Empty:\r\nContent-Length: 12"
+    )
+    extra = encode_lines(b"Strict-Transport-Security: max-age=300\r\nUpgrade: h2c\r\n")
+    for _ in range(repeat):
+        status, block = response_block(head, extra)
+        assert status == b"404"
+        assert Decoder().decode(block, raw=True) == [
+            (b":status", b"404"),
+            (b"server", b"nginx"),
+            (b"content-type", b"text/plain"),
+            (b"x-long", b"v" * 400),
+            (b"x-empty", b""),
+            (b"content-length", b"12"),
+            (b"strict-transport-security", b"max-age=300"),
+        ]
+
+
 GOOD = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a.example.com"), (b":path", b"/")]
 
 
