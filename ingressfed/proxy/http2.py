@@ -208,10 +208,29 @@ _LINES_MAX = 4096
 _LINE_MAX = 320  # longer lines (cookies, long URLs) are rarely repeated: encoded, not kept
 
 
+# Whole heads as (status, block without the listener's fields). A backend answers the same head
+# again and again until its Date moves on: one lookup instead of a split and a lookup per line.
+_HEADS: dict[bytes, tuple[bytes, bytes]] = {}
+_HEADS_MAX = 256
+_HEAD_MAX = 1024
+
+
 def response_block(head: bytes, extra: bytes) -> tuple[bytes, bytes]:
     """The HTTP/1.1 response head an exchange rendered (without its final CRLF CRLF) as its status
     and the HPACK block of its HTTP/2 fields: ``:status``, the head's fields (``_line_field``), then
-    ``extra``, fields encoded already (``encode_lines``) (pure, but for the cache)."""
+    ``extra``, fields encoded already (``encode_lines``) (pure, but for the caches)."""
+    known = _HEADS.get(head)
+    if known is None:
+        known = _head_block(head)
+        if len(head) <= _HEAD_MAX:
+            if len(_HEADS) >= _HEADS_MAX:
+                _HEADS.clear()
+            _HEADS[head] = known
+    status, block = known
+    return status, block + extra if extra else block
+
+
+def _head_block(head: bytes) -> tuple[bytes, bytes]:
     lines = head.split(b"\r\n")
     status = lines[0].split(b" ", 2)[1]
     parts = [SIZE_ZERO, encode_cached(b":status", status)]
@@ -228,7 +247,6 @@ def response_block(head: bytes, extra: bytes) -> tuple[bytes, bytes]:
                     cache.clear()
                 cache[line] = encoded
         parts.append(encoded)
-    parts.append(extra)
     return status, b"".join(parts)
 
 
