@@ -687,7 +687,7 @@ class H2ClientConnection(asyncio.Protocol):
                 return
         if not self.writing_paused:
             while out:
-                window = min(h2conn.local_flow_control_window(sid), h2conn.max_outbound_frame_size)
+                window = min(self._window(sid), h2conn.max_outbound_frame_size)
                 if window <= 0:
                     break
                 last = stream.ended and len(out) <= window
@@ -709,6 +709,15 @@ class H2ClientConnection(asyncio.Protocol):
                 self._finished(stream)
         self._pace_upstream(stream)
         self._schedule_write()
+
+    def _window(self, sid: int) -> int:
+        """``h2conn.local_flow_control_window(sid)`` read from the same two public attributes
+        without its interpreted call; a stream h2 no longer has goes to h2, which raises as before."""
+        h2conn = self.h2
+        h2stream = h2conn.streams.get(sid)
+        if h2stream is None:
+            return int(h2conn.local_flow_control_window(sid))
+        return min(h2conn.outbound_flow_control_window, h2stream.outbound_flow_control_window)
 
     def _pace_upstream(self, stream: _Stream) -> None:
         exchange = stream.exchange
