@@ -49,6 +49,7 @@ COMPILED = (
     "ingressfed/proxy/budget.py",
     "ingressfed/proxy/rates.py",
     "ingressfed/proxy/clock.py",
+    "ingressfed/proxy/tallies.py",
     "ingressfed/proxy/https.py",
     "ingressfed/proxy/http2.py",
     "ingressfed/proxy/hpack_out.py",

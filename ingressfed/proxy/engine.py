@@ -16,6 +16,7 @@ from ingressfed.proxy.registry import ConnectionRegistry
 from ingressfed.proxy.request import RequestRules
 from ingressfed.proxy.routing import Locator, Router
 from ingressfed.proxy.settings import ProxySettings
+from ingressfed.proxy.tallies import Tallies
 from ingressfed.proxy.upstream import UpstreamPool
 
 __all__ = ["Engine"]
@@ -32,6 +33,7 @@ class Engine:
         "router",
         "rules",
         "settings",
+        "tallies",
         "via",
         "via_line",
     )
@@ -47,6 +49,7 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.tallies: Tallies = metrics.tallies  # per request: compiled, unlike metrics
         self.via = settings.via.encode()
         self.via_line = b"Via: %b\r\n" % self.via
         self._cluster_lines: dict[str, bytes] = {}

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from enum import Enum
 from http import HTTPStatus
+from typing import Final
 
 from ingressfed.model import Backend, Location
 from ingressfed.proxy.deadlines import BodyWindow
@@ -32,12 +33,16 @@ __all__ = ["BodyTooLarge", "Exchange", "Phase", "RequestPhase", "ResponseFraming
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({502, 503, 504})
-_RESPONSE_SPECIAL = HOP_BY_HOP | {b"content-length", b"via"}
-_GONE = _RESPONSE_SPECIAL | {b"close"}  # Connection tokens naming nothing left to remove
+RETRY_STATUSES: Final = frozenset({502, 503, 504})
+_RESPONSE_SPECIAL: Final = HOP_BY_HOP | {b"content-length", b"via"}
+_GONE: Final = _RESPONSE_SPECIAL | {b"close"}  # Connection tokens naming nothing left to remove
 # What render_head does with each response header name, as backends spell it
-_LENGTH, _TE, _CONNECTION, _VIA, _UPGRADE = range(2, 7)
-_ACTIONS = {
+_LENGTH: Final = 2  # Final: folded into the compiled comparisons (no module-dict lookup)
+_TE: Final = 3
+_CONNECTION: Final = 4
+_VIA: Final = 5
+_UPGRADE: Final = 6
+_ACTIONS: Final = {
     b"content-length": _LENGTH,
     b"transfer-encoding": _TE,
     b"connection": _CONNECTION,
@@ -46,10 +51,10 @@ _ACTIONS = {
     **{name: DROP for name in HOP_BY_HOP - {b"connection", b"transfer-encoding", b"upgrade"}},
 }
 assert set(_ACTIONS) == _RESPONSE_SPECIAL
-_RESPONSE_NAMES = HeaderActions(_ACTIONS)
+_RESPONSE_NAMES: Final = HeaderActions(_ACTIONS)
 
 
-_PENDING_LIMIT = 256 * 1024  # unsent request body held before the upstream is ready
+_PENDING_LIMIT: Final = 256 * 1024  # unsent request body held before the upstream is ready
 
 
 class Phase(Enum):
@@ -75,8 +80,8 @@ class ResponseFraming(Enum):
     UNTIL_EOF = (False, True)
 
 
-_CHUNKED_OUT = frozenset({ResponseFraming.CHUNKED, ResponseFraming.CHUNKED_UNTIL_EOF})
-_UNTIL_EOF = frozenset({ResponseFraming.CHUNKED_UNTIL_EOF, ResponseFraming.UNTIL_EOF})
+_CHUNKED_OUT: Final = frozenset({ResponseFraming.CHUNKED, ResponseFraming.CHUNKED_UNTIL_EOF})
+_UNTIL_EOF: Final = frozenset({ResponseFraming.CHUNKED_UNTIL_EOF, ResponseFraming.UNTIL_EOF})
 
 
 class BodyTooLarge(Exception):
@@ -413,7 +418,7 @@ class Exchange:
             self._retry()
             return
         elapsed = engine.clock.precise() - self.sent_at
-        engine.metrics.observe_latency(backend.cluster, elapsed)
+        engine.tallies.observe_latency(backend.cluster, elapsed)
         engine.router.record_latency(backend, elapsed)
         self.resp_status = status
         self.phase = Phase.RESPONDING
@@ -537,7 +542,7 @@ class Exchange:
                 conn.close()
             self.fail(502, "backend switched protocols unasked")
             return
-        self.engine.metrics.count_request(self.backend.cluster if self.backend else "", 101)
+        self.engine.tallies.count_request(self.backend.cluster if self.backend else "", 101)
         self._end()
         self.client.start_tunnel(conn, tail, self)
 
@@ -658,7 +663,7 @@ class Exchange:
         self._end()
         engine = self.engine
         backend = self.backend
-        engine.metrics.count_request(backend.cluster if backend and responded else "", self.resp_status)
+        engine.tallies.count_request(backend.cluster if backend and responded else "", self.resp_status)
         if reusable is not None:
             engine.pool.put(reusable)
         self.client.exchange_finished(self)

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import cast
+from typing import Final, cast
 
 import httptools
 
@@ -29,8 +29,8 @@ __all__ = ["ClientConnection"]
 
 log = logging.getLogger(__name__)
 
-_CHALLENGE = b"/.well-known/acme-challenge/"
-_HELD_LIMIT = 64 * 1024  # bytes after a WebSocket handshake held (reading paused) until the 101
+_CHALLENGE: Final = b"/.well-known/acme-challenge/"
+_HELD_LIMIT: Final = 64 * 1024  # bytes after a WebSocket handshake held (reading paused) until the 101
 
 
 class _Reject(Exception):
@@ -101,6 +101,7 @@ class ClientConnection(asyncio.Protocol):
         self.held_size = 0
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        self._connection_named = False  # a header of the head being parsed may be Connection
         self._in_head = False
         # Bytes received in chunks after the one that began the head being parsed, and the size of
         # the chunk being parsed: together an upper bound of the head's size, so that its exact
@@ -236,6 +237,7 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = []
+        self._connection_named = False
         self._in_head = True
         self._head_raw = 0
         self.parsing = None
@@ -248,6 +250,9 @@ class ClientConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        n = len(name)
+        if (n == 10 and (name[0] | 0x20) == 0x63) or (n == 16 and (name[0] | 0x20) == 0x70):
+            self._connection_named = True  # may be Connection or Proxy-Connection ("c", "p")
 
     def _head_size(self) -> int:
         """The request head parsed so far, as limits.max_header_bytes counts it."""
@@ -263,12 +268,17 @@ class ClientConnection(asyncio.Protocol):
         self.head_bytes = False
         self.body_window.restart(now, 0)
         parser = self.parser
+        keep_alive = parser.should_keep_alive()
         head = RequestHead(
             parser.get_method(),
             self._url,
             self._headers,
-            parser.get_http_version() == "1.1",
-            parser.should_keep_alive(),
+            # llhttp keeps an HTTP/1.0 connection alive only when a Connection (or
+            # Proxy-Connection) header says so; without one, keep-alive means HTTP/1.1 (or a later
+            # 1.x, served as 1.1, RFC 9110 2.5), and the version string, which httptools formats
+            # anew per call (a twentieth of the request's instructions), is not needed.
+            (keep_alive and not self._connection_named) or parser.get_http_version() == "1.1",
+            keep_alive,
             parser.should_upgrade(),
         )
         if self.answer is not None and head.target.startswith(_CHALLENGE):
@@ -400,7 +410,7 @@ class ClientConnection(asyncio.Protocol):
     # --- endings -----------------------------------------------------------------------------
     def answer_locally(self, body: bytes) -> None:
         """200 with ``body``, then close (challenge answers are rare: no keep-alive bookkeeping)."""
-        self.engine.metrics.count_request("", 200)
+        self.engine.tallies.count_request("", 200)
         response = (
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
             b"Connection: close\r\n\r\n%b" % (len(body), body)
@@ -415,7 +425,7 @@ class ClientConnection(asyncio.Protocol):
     def reject(self, status: int, detail: str = "", *, extra: bytes = b"") -> None:
         """Answer the request being parsed ourselves, then close: after a framing error
         nothing later on this connection can be trusted."""
-        self.engine.metrics.count_request("", status)
+        self.engine.tallies.count_request("", status)
         if status == 400:
             log.info("rejected request from %s: %s", self.peer, detail)
         response = local_response(

@@ -652,7 +652,7 @@ class H2ClientConnection(asyncio.Protocol):
         """Answer a stream ourselves (a rejection; an HTTPRoute redirect carries its Location)."""
         phrase = HTTPStatus(status).phrase
         body = f"{status} {phrase}{': ' + detail if detail else ''}\n".encode()
-        self.engine.metrics.count_request("", status)
+        self.engine.tallies.count_request("", status)
         fields = [
             (b":status", b"%d" % status),
             (b"content-type", b"text/plain; charset=utf-8"),

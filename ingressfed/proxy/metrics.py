@@ -1,30 +1,21 @@
 """Prometheus metrics of one proxy, in its own registry so several proxies can share a process.
 
-The per-request counters are plain integers gathered by a custom collector at scrape time:
-prometheus_client's own counters take a lock per increment, which the data path does not need
-(it runs on one event loop thread).
+The per-request counters are plain integers (``proxy/tallies``, compiled with the request path)
+gathered by a custom collector at scrape time: prometheus_client's own counters take a lock per
+increment, which the data path does not need (it runs on one event loop thread).
 """
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from ingressfed.proxy.tallies import LATENCY_BUCKETS, Tallies
+
 __all__ = ["LATENCY_BUCKETS", "ProxyMetrics"]
-
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-class _Latency:
-    __slots__ = ("buckets", "total")
-
-    def __init__(self) -> None:
-        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
-        self.total = 0.0
 
 
 class _HotPath(Collector):
@@ -37,7 +28,7 @@ class _HotPath(Collector):
             "Requests answered, by serving cluster ('' when the proxy answered itself) and status code",
             labels=["cluster", "code"],
         )
-        for (cluster, code), count in sorted(self.metrics.request_counts.items()):
+        for (cluster, code), count in sorted(self.metrics.tallies.requests.items()):
             requests.add_metric([cluster, str(code)], count)
         yield requests
         latency = HistogramMetricFamily(
@@ -45,7 +36,7 @@ class _HotPath(Collector):
             "Time from request sent upstream to response headers received",
             labels=["cluster"],
         )
-        for cluster, hist in sorted(self.metrics.latencies.items()):
+        for cluster, hist in sorted(self.metrics.tallies.latencies.items()):
             cumulative, running = [], 0
             for bound, count in zip((*map(str, LATENCY_BUCKETS), "+Inf"), hist.buckets, strict=True):
                 running += count
@@ -57,8 +48,7 @@ class _HotPath(Collector):
 class ProxyMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.request_counts: dict[tuple[str, int], int] = {}
-        self.latencies: dict[str, _Latency] = {}
+        self.tallies = Tallies()
         self.registry.register(_HotPath(self))
         self.retries = Counter(
             "ingressfed_proxy_retries",
@@ -107,14 +97,7 @@ class ProxyMetrics:
             registry=self.registry,
         )
 
-    def count_request(self, cluster: str, code: int) -> None:
-        key = (cluster, code)
-        counts = self.request_counts
-        counts[key] = counts.get(key, 0) + 1
-
-    def observe_latency(self, cluster: str, seconds: float) -> None:
-        hist = self.latencies.get(cluster)
-        if hist is None:
-            hist = self.latencies[cluster] = _Latency()
-        hist.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        hist.total += seconds
+    @property
+    def request_counts(self) -> dict[tuple[str, int], int]:
+        """Requests answered, by (serving cluster or "", status code)."""
+        return self.tallies.requests

@@ -12,7 +12,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Protocol
+from typing import Final, Protocol
 
 from geo.clientip import ClientHeader, TrustedProxies, client_address
 from geo.select import steer
@@ -37,10 +37,10 @@ __all__ = ["HealthListener", "Locator", "Router"]
 
 log = logging.getLogger(__name__)
 
-_CACHE_LIMIT = 65536
+_CACHE_LIMIT: Final = 65536
 # No latitude or longitude is 1000 degrees: the key of the order for a client nobody could place.
 # (Not NaN: it is equal to nothing, itself included, once compiled code boxes it anew.)
-_NOWHERE = 1000.0
+_NOWHERE: Final = 1000.0
 
 
 class _Located(Protocol):

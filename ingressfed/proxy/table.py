@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from geo.select import Candidate, rank
 from ingressfed.model import Backend, Cluster, Location, Route, Steering, SteeringKind
@@ -27,7 +27,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PATH_TYPES = frozenset({"Prefix", "Exact", "ImplementationSpecific"})
+PATH_TYPES: Final = frozenset({"Prefix", "Exact", "ImplementationSpecific"})
 
 
 @dataclass(frozen=True, slots=True)
