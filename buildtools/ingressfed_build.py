@@ -50,6 +50,7 @@ COMPILED = (
     "ingressfed/proxy/rates.py",
     "ingressfed/proxy/clock.py",
     "ingressfed/proxy/tallies.py",
+    "ingressfed/proxy/ports.py",
     "ingressfed/proxy/https.py",
     "ingressfed/proxy/http2.py",
     "ingressfed/proxy/hpack_out.py",

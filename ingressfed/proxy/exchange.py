@@ -24,7 +24,7 @@ from ingressfed.model import Backend, Location
 from ingressfed.proxy.deadlines import BodyWindow
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.gateway import modified_headers
-from ingressfed.proxy.ports import Corkable, Downstream, Pause
+from ingressfed.proxy.ports import Corkable, Downstream, Pause, UpstreamListener
 from ingressfed.proxy.request import DROP, HOP_BY_HOP, PASS, Forward, HeaderActions, connection_names
 from ingressfed.proxy.table import ClusterTarget
 from ingressfed.proxy.upstream import UpstreamConnection
@@ -122,7 +122,7 @@ def local_response(status: int, *, close: bool, detail: str = "", extra: bytes =
     )
 
 
-class Exchange:
+class Exchange(UpstreamListener):
     # No __slots__: the state below starts as these class-level values and an exchange stores only
     # what it changes, which made building one per request a third as costly (bench/proxy/micro).
     phase: Phase = Phase.QUEUED
@@ -382,6 +382,9 @@ class Exchange:
         return conn
 
     # --- ports.UpstreamListener ------------------------------------------------------------
+    def upstream_read(self, now: float) -> None:
+        self.upstream_active = now
+
 
     def pause_client(self, on: bool) -> None:
         self.client.set_paused(Pause.UPSTREAM, on)
@@ -453,7 +456,10 @@ class Exchange:
                 if kept is not None:
                     kept.append((name, value))
                 else:
-                    parts += (name, b": ", value, b"\r\n")
+                    parts.append(name)  # one by one: append is a C call compiled, += a generic one
+                    parts.append(b": ")
+                    parts.append(value)
+                    parts.append(b"\r\n")
             elif action == _LENGTH:
                 length = value
             elif action == _CONNECTION:
@@ -496,7 +502,9 @@ class Exchange:
             parts.append(b"Connection: upgrade\r\nUpgrade: %b\r\n\r\n" % (upgrade or b"websocket"))
             return b"".join(parts)
         if length is not None:
-            parts += (b"Content-Length: ", length, b"\r\n")
+            parts.append(b"Content-Length: ")
+            parts.append(length)
+            parts.append(b"\r\n")
         elif body and status not in (204, 304) and not (100 <= status < 200):
             if request.http11:
                 self.framing = (
@@ -582,7 +590,7 @@ class Exchange:
         self.fail(502, detail)
 
     def check_timeout(self, now: float, read_timeout: float) -> None:
-        if self.client.writing_paused:
+        if self.client.send_blocked():
             self.upstream_active = now  # waiting on a slow client is not the backend's silence
             return
         upstream = self.upstream

@@ -21,7 +21,7 @@ from ingressfed.model import Location
 from ingressfed.proxy.deadlines import BodyWindow
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.exchange import BodyTooLarge, Exchange, local_response
-from ingressfed.proxy.ports import Pause, TunnelPeer
+from ingressfed.proxy.ports import Downstream, Pause, TunnelPeer
 from ingressfed.proxy.request import Forward, Peer, Rejection, RequestHead, RouteMatcher, prepare
 from ingressfed.proxy.upstream import UpstreamConnection
 
@@ -55,7 +55,7 @@ class _Answer(Exception):
 Redirect = Callable[[RequestHead, Forward], bytes | None]
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(asyncio.Protocol, Downstream):
     def __init__(
         self,
         engine: Engine,
@@ -225,6 +225,9 @@ class ClientConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.writing_paused = False
         self._upstream_reading(True)
+
+    def send_blocked(self) -> bool:
+        return self.writing_paused
 
     def _upstream_reading(self, on: bool) -> None:
         conn = self.tunnel

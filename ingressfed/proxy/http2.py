@@ -51,7 +51,7 @@ from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.exchange import BodyTooLarge, Exchange
 from ingressfed.proxy.hpack_in import MemoDecoder
 from ingressfed.proxy.hpack_out import SIZE_ZERO, StatelessEncoder, encode_block, encode_cached, encode_field
-from ingressfed.proxy.ports import TunnelPeer
+from ingressfed.proxy.ports import Downstream, TunnelPeer
 from ingressfed.proxy.request import Forward, Peer, RequestHead, prepare
 from ingressfed.tls.settings import Http2Settings
 
@@ -250,7 +250,7 @@ def _head_block(head: bytes) -> tuple[bytes, bytes]:
     return status, b"".join(parts)
 
 
-class _Stream:
+class _Stream(Downstream):
     """One HTTP/2 stream as ``ports.Downstream`` of its exchange."""
 
     __slots__ = (
@@ -292,8 +292,7 @@ class _Stream:
         self.body_window = BodyWindow(conn.engine.clock.now)
 
     # --- ports.Downstream ----------------------------------------------------------------------
-    @property
-    def writing_paused(self) -> bool:
+    def send_blocked(self) -> bool:
         return len(self.out) >= _STREAM_BUFFER or self.conn.writing_paused
 
     def write(self, data: bytes) -> None:

@@ -14,7 +14,9 @@ side stays HTTP/1.1 and talks to the exchange only through ``UpstreamListener``.
 
 from __future__ import annotations
 
-from typing import Final, Protocol
+from typing import Final
+
+from mypy_extensions import trait
 
 __all__ = ["Corkable", "Downstream", "Pause", "TunnelPeer", "UpstreamListener"]
 
@@ -30,23 +32,36 @@ class Pause:
     PENDING: Final = 4  # the body held before the upstream connection is ready hit its limit
 
 
-class TunnelPeer(Protocol):
+# The interfaces are mypyc traits, not typing.Protocols: compiled, a call through a Protocol is a
+# Python method call (attribute lookup, argument tuple, argument parsing: 600-1,000 instructions),
+# through a trait a C call by table. Implementations name the trait they implement as a base.
+
+
+@trait
+class TunnelPeer:
     """The other end of an upgraded (WebSocket) connection: raw bytes both ways."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        raise NotImplementedError
 
-    def set_paused(self, reason: int, on: bool) -> None: ...
-
-
-class Corkable(Protocol):
-    def cork(self) -> None: ...
-
-    def uncork(self) -> None: ...
+    def set_paused(self, reason: int, on: bool) -> None:
+        raise NotImplementedError
 
 
-class Downstream(TunnelPeer, Protocol):
+@trait
+class Corkable:
+    def cork(self) -> None:
+        raise NotImplementedError
+
+    def uncork(self) -> None:
+        raise NotImplementedError
+
+
+@trait
+class Downstream(TunnelPeer, Corkable):
     """What an exchange needs from the client side of its request (one HTTP/1.1 connection, or one
     HTTP/2 stream). ``write`` takes HTTP/1.1 response bytes as the exchange renders them; an HTTP/2
     codec re-frames them (or, better, a second ``Exchange.render_head`` is added beside it)."""
@@ -54,37 +69,48 @@ class Downstream(TunnelPeer, Protocol):
     # Extra response header lines (e.g. Strict-Transport-Security on HTTPS), b"" for none.
     response_headers: bytes
 
-    @property
-    def writing_paused(self) -> bool: ...
+    def send_blocked(self) -> bool:
+        """The client reads slower than the response arrives (its buffer is full)."""
+        raise NotImplementedError
 
-    def cork(self) -> None: ...
+    def abort(self) -> None:
+        raise NotImplementedError
 
-    def uncork(self) -> None: ...
+    def exchange_finished(self, exchange: object) -> None:
+        raise NotImplementedError
 
-    def abort(self) -> None: ...
-
-    def exchange_finished(self, exchange: object) -> None: ...
-
-    def start_tunnel(self, conn: TunnelPeer, tail: bytes, exchange: object) -> None: ...
+    def start_tunnel(self, conn: TunnelPeer, tail: bytes, exchange: object) -> None:
+        raise NotImplementedError
 
 
-class UpstreamListener(Protocol):
+@trait
+class UpstreamListener:
     """What an upstream connection reports to the exchange using it (``exchange.Exchange``)."""
 
-    upstream_active: float
     # The client side the response goes to: its writes are held while one backend read is parsed.
     downstream: Corkable
 
-    def pause_client(self, on: bool) -> None: ...
+    def upstream_read(self, now: float) -> None:
+        """The backend sent something (its silence is what the read timeout measures)."""
+        raise NotImplementedError
 
-    def response_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None: ...
+    def pause_client(self, on: bool) -> None:
+        raise NotImplementedError
 
-    def response_body(self, data: bytes) -> None: ...
+    def response_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        raise NotImplementedError
 
-    def response_complete(self, keep_alive: bool) -> None: ...
+    def response_body(self, data: bytes) -> None:
+        raise NotImplementedError
 
-    def upstream_upgraded(self, tail: bytes) -> None: ...
+    def response_complete(self, keep_alive: bool) -> None:
+        raise NotImplementedError
 
-    def upstream_lost(self) -> None: ...
+    def upstream_upgraded(self, tail: bytes) -> None:
+        raise NotImplementedError
 
-    def upstream_failed(self, detail: str) -> None: ...
+    def upstream_lost(self) -> None:
+        raise NotImplementedError
+
+    def upstream_failed(self, detail: str) -> None:
+        raise NotImplementedError

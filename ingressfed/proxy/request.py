@@ -226,6 +226,7 @@ def _websocket_key(head: RequestHead, method: bytes, key: bytes | None, version:
     return key.strip()
 
 
+_FIRST: Final = 6  # where the forwarded headers start in _prepare's parts
 PASS: Final = 0  # the actions every HeaderActions table has: forward the header, or remove it
 DROP: Final = 1
 
@@ -323,7 +324,10 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
     ws_key: bytes | None = None
     ws_version: bytes | None = None
     named: frozenset[bytes] | None = None
-    out: list[bytes] = []
+    # The head for the backend, as parts joined once: the request line and Host first (filled in
+    # at the end), then four parts per forwarded header from _FIRST on. Appended one by one: a
+    # list's append is a C call compiled, ``+=`` of a tuple a generic one (ADR 0016).
+    out: list[bytes] = [b"", b" ", b"", b" HTTP/1.1\r\nHost: ", b"", b"\r\n"]
     header_actions = _REQUEST_NAMES
     known = header_actions.known
     for name, value in head.headers:
@@ -331,7 +335,10 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
         if action is None:
             action = header_actions.learn(name)
         if action == PASS:
-            out += (name, b": ", value, b"\r\n")
+            out.append(name)
+            out.append(b": ")
+            out.append(value)
+            out.append(b"\r\n")
         elif action == _HOST:
             if host is not None:
                 raise _Refuse(400, "more than one Host header")
@@ -359,7 +366,7 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
             upgrade = value if upgrade is None else upgrade + b", " + value
         elif action == _WS_KEY:
             ws_key = value
-            out += (name, b": ", value, b"\r\n")
+            out += (name, b": ", value, b"\r\n")  # rare: one header of a WebSocket handshake
         elif action == _WS_VERSION:
             ws_version = value
             out += (name, b": ", value, b"\r\n")
@@ -368,8 +375,8 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
     else:
         drop = named - _GONE
         if drop:
-            kept: list[bytes] = []
-            for i in range(0, len(out), 4):
+            kept: list[bytes] = out[:_FIRST]
+            for i in range(_FIRST, len(out), 4):
                 if out[i].lower() not in drop:
                     kept += out[i : i + 4]
             out = kept
@@ -426,8 +433,8 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
         else:
             # HTTP2-Settings belongs to h2c; it is named by Connection and gone already when the
             # client followed RFC 7540, and dropped here when it did not.
-            kept = []
-            for i in range(0, len(out), 4):
+            kept = out[:_FIRST]
+            for i in range(_FIRST, len(out), 4):
                 if out[i].lower() != b"http2-settings":
                     kept += out[i : i + 4]
             out = kept
@@ -466,8 +473,10 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
             raise _Refuse(500, "the backendRef picked for this request is invalid")
         mods = hop.request_headers
         if mods:
-            pairs = [(out[i], out[i + 2]) for i in range(0, len(out), 4)]
-            out = [part for n, v in modified_headers(pairs, mods) for part in (n, b": ", v, b"\r\n")]
+            pairs = [(out[i], out[i + 2]) for i in range(_FIRST, len(out), 4)]
+            out = out[:_FIRST] + [
+                part for n, v in modified_headers(pairs, mods) for part in (n, b": ", v, b"\r\n")
+            ]
         rewrite = hop.action.rewrite
         if rewrite is not None:
             target = rewrite_target(hop, target)
@@ -484,20 +493,34 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
         chain = forwarded
         node = b'"[%b]"' % address if b":" in address else address
         hop = b"for=%b;proto=%b" % (node, proto)
-        out += (b"Forwarded: ", forwarded + b", " + hop if forwarded else hop, b"\r\n")
+        out.append(b"Forwarded: ")
+        out.append(forwarded + b", " + hop if forwarded else hop)
+        out.append(b"\r\n")
     else:
         chain = xff
-        out += (b"X-Forwarded-For: ", xff + b", " + address if xff else address, b"\r\n")
-    out += (b"X-Forwarded-Proto: ", proto, b"\r\n")
-    out += (b"X-Forwarded-Host: ", xfh if trusted and xfh else host, b"\r\n")
-    out += (b"Via: ", via + b", " + rules.via if via else rules.via, b"\r\n")
+        out.append(b"X-Forwarded-For: ")
+        out.append(xff + b", " + address if xff else address)
+        out.append(b"\r\n")
+    out.append(b"X-Forwarded-Proto: ")
+    out.append(proto)
+    out.append(b"\r\nX-Forwarded-Host: ")
+    out.append(xfh if trusted and xfh else host)
+    out.append(b"\r\nVia: ")
+    out.append(via + b", " + rules.via if via else rules.via)
+    out.append(b"\r\n")
     if te is not None:
         out.append(b"Transfer-Encoding: chunked\r\n")
     elif length is not None:
-        out += (b"Content-Length: ", length, b"\r\n")
+        out.append(b"Content-Length: ")
+        out.append(length)
+        out.append(b"\r\n")
     if is_upgrade:
         out.append(b"Connection: upgrade\r\nUpgrade: websocket\r\n")
-    rendered = b"".join((method, b" ", target, b" HTTP/1.1\r\nHost: ", upstream_host, b"\r\n", *out, b"\r\n"))
+    out[0] = method
+    out[2] = target
+    out[4] = upstream_host
+    out.append(b"\r\n")
+    rendered = b"".join(out)
     # Positional: this runs for every request, and keywords cost a third more here.
     return Forward(
         rendered,

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(asyncio.Protocol, TunnelPeer):
     """One HTTP/1.1 connection to a backend; carries one exchange at a time (no upstream pipelining)."""
 
     __slots__ = (
@@ -69,7 +69,7 @@ class UpstreamConnection(asyncio.Protocol):
             # An idle connection that speaks unasked is broken (or the server is closing it).
             self.close()
             return
-        listener.upstream_active = self.pool.clock.now
+        listener.upstream_read(self.pool.clock.now)
         # Writes to the client are held while this read is parsed: head and body leave in one send.
         downstream = listener.downstream
         downstream.cork()
