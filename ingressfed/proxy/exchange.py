@@ -25,7 +25,15 @@ from ingressfed.proxy.deadlines import BodyWindow
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.gateway import modified_headers
 from ingressfed.proxy.ports import Corkable, Downstream, Pause, UpstreamListener
-from ingressfed.proxy.request import DROP, HOP_BY_HOP, PASS, Forward, HeaderActions, connection_names
+from ingressfed.proxy.request import (
+    DROP,
+    HOP_BY_HOP,
+    PASS,
+    SHAPE_LENGTHS,
+    Forward,
+    HeaderActions,
+    connection_names,
+)
 from ingressfed.proxy.table import ClusterTarget
 from ingressfed.proxy.upstream import UpstreamConnection
 
@@ -385,7 +393,6 @@ class Exchange(UpstreamListener):
     def upstream_read(self, now: float) -> None:
         self.upstream_active = now
 
-
     def pause_client(self, on: bool) -> None:
         self.client.set_paused(Pause.UPSTREAM, on)
 
@@ -448,10 +455,14 @@ class Exchange(UpstreamListener):
         kept: list[tuple[bytes, bytes]] | None = [] if modifiers else None
         header_actions = _RESPONSE_NAMES
         known = header_actions.known
+        special = header_actions.special
         for name, value in headers:
-            action = known.get(name)
-            if action is None:
-                action = header_actions.learn(name)
+            n = len(name)
+            if n < SHAPE_LENGTHS and not special[n * 32 + (name[0] & 0x1F)]:
+                action = PASS  # HeaderActions.may_act, inlined
+            else:
+                found = known.get(name)
+                action = found if found is not None else header_actions.learn(name)
             if action == PASS:
                 if kept is not None:
                     kept.append((name, value))

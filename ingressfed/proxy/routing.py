@@ -57,6 +57,15 @@ class Locator(Protocol):
 HealthListener = Callable[[str, bool], None]
 
 
+class Smoothed:
+    """A backend's smoothed time to first byte, updated in place (one dict lookup, or none)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+
 class Router:
     def __init__(
         self,
@@ -89,7 +98,7 @@ class Router:
         self.health: dict[Backend, BackendHealth] = {}
         self.available: set[Backend] = set()
         self.failing: set[Backend] = set()  # backends with consecutive passive failures or ejections
-        self.latency: dict[Backend, float] = {}  # smoothed time to first byte per backend
+        self.latency: dict[Backend, Smoothed] = {}  # smoothed time to first byte per backend
         self.slow_streak: dict[Backend, int] = {}  # consecutive answers slower than latency_floor
         self.in_flight: dict[str, int] = {}  # requests at a backend per cluster (capacity spill-over)
         self.meter = RateMeter(clock.now)  # requests/s sent per cluster (spill-over by rate)
@@ -100,6 +109,17 @@ class Router:
         self._locations: dict[str, Location | None] = {}
         self._forwarded: dict[tuple[str, bytes], Location | None] = {}
         self._rr = 0
+        # One-entry memos of the per-request lookups above, for the run of requests a keep-alive
+        # connection (or a single busy client) sends: a Backend's dataclass __hash__ runs as
+        # Python, and the cache keys are tuples hashed anew per request. _refresh and swap, which
+        # change what the answers depend on, forget them.
+        self._usable: Backend | None = None  # the last backend found usable
+        self._order_of: tuple[RouteEntry | None, Location | None] = (None, None)
+        self._order: tuple[ClusterTarget, ...] = ()
+        self._chain_of: tuple[str, bytes] = ("", b"")
+        self._chain_location: Location | None = None
+        self._latency_of: Backend | None = None
+        self._latency_cell: Smoothed | None = None
 
     # --- table -----------------------------------------------------------------------------
     def swap(self, table: RoutingTable) -> None:
@@ -107,6 +127,7 @@ class Router:
         self.health = {b: previous.get(b, BackendHealth()) for b in table.backends}
         self.failing &= set(self.health)
         self.latency = {b: v for b, v in self.latency.items() if b in self.health}
+        self._latency_of = self._latency_cell = None
         self.slow_streak = {b: n for b, n in self.slow_streak.items() if b in self.health}
         self.table = table
         self.loaded = True
@@ -126,15 +147,19 @@ class Router:
     def locate_forwarded(self, peer: str, chain: bytes) -> Location | None:
         """Location of the client behind a trusted peer; memoised on the raw header value, because
         parsing addresses costs more than the rest of the request's routing."""
+        last_peer, last_chain = self._chain_of
+        if chain == last_chain and peer == last_peer and last_chain:
+            return self._chain_location
         key = (peer, chain)
         try:
-            return self._forwarded[key]
+            found = self._forwarded[key]
         except KeyError:
-            pass
-        found = self.locate(self.client_ip(peer, chain))
-        if len(self._forwarded) >= _CACHE_LIMIT:
-            self._forwarded.clear()
-        self._forwarded[key] = found
+            found = self.locate(self.client_ip(peer, chain))
+            if len(self._forwarded) >= _CACHE_LIMIT:
+                self._forwarded.clear()
+            self._forwarded[key] = found
+        self._chain_of = key
+        self._chain_location = found
         return found
 
     def locate(self, ip: str) -> Location | None:
@@ -157,11 +182,18 @@ class Router:
     def targets(self, entry: RouteEntry, client: Location | None) -> tuple[ClusterTarget, ...]:
         # Keyed by the entry object (identity hash): a request parsed before a swap keeps its own
         # route. The coordinates, not the Location: its dataclass __hash__ runs as Python per request.
+        last_entry, last_client = self._order_of
+        if entry is last_entry and client is last_client:
+            return self._order
         key = (entry, client.lat, client.lon) if client is not None else (entry, _NOWHERE, _NOWHERE)
         try:
-            return self._orders[key]
+            order = self._orders[key]
         except KeyError:
             pass
+        else:
+            self._order_of = (entry, client)
+            self._order = order
+            return order
         usable = self.usable
         order = order_targets(
             entry,
@@ -173,6 +205,8 @@ class Router:
         if len(self._orders) >= _CACHE_LIMIT:
             self._orders.clear()
         self._orders[key] = order
+        self._order_of = (entry, client)
+        self._order = order
         return order
 
     def steered(
@@ -200,7 +234,12 @@ class Router:
     def usable(self, backend: Backend) -> bool:
         """Available, or gone from the table (a request routed before a swap): presumed up, as a
         new backend is."""
-        return backend in self.available or backend not in self.health
+        if backend is self._usable:
+            return True
+        if backend in self.available or backend not in self.health:
+            self._usable = backend
+            return True
+        return False
 
     def pick(self, target: ClusterTarget) -> Backend | None:
         backends = target.backends
@@ -244,8 +283,17 @@ class Router:
 
     def record_latency(self, backend: Backend, seconds: float) -> None:
         """A time to first byte (or a per-try timeout's elapsed time) seen for ``backend``."""
-        latency = self.latency
-        latency[backend] = smoothed(latency.get(backend), seconds, alpha=self.ejection.latency_alpha)
+        cell = self._latency_cell if backend is self._latency_of else None
+        if cell is None:
+            cell = self.latency.get(backend)
+            if cell is None:
+                cell = self.latency[backend] = Smoothed(seconds)
+            else:
+                cell.value = smoothed(cell.value, seconds, alpha=self.ejection.latency_alpha)
+            self._latency_of = backend
+            self._latency_cell = cell
+        else:
+            cell.value = smoothed(cell.value, seconds, alpha=self.ejection.latency_alpha)
         if seconds > self.ejection.latency_floor:
             self.slow_streak[backend] = self.slow_streak.get(backend, 0) + 1
         elif self.slow_streak and backend in self.slow_streak:
@@ -255,7 +303,7 @@ class Router:
         """Eject backends whose time to first byte is far above the others' (pure rule in health)."""
         if len(self.latency) < 2:
             return
-        samples = {b: v for b, v in self.latency.items() if b in self.available}
+        samples = {b: cell.value for b, cell in self.latency.items() if b in self.available}
         outliers = latency_outliers(
             samples, factor=self.ejection.latency_factor, floor=self.ejection.latency_floor
         )
@@ -266,6 +314,7 @@ class Router:
             state = self.health[backend]
             self.health[backend] = eject(state, now=now, policy=self.ejection)
             del self.latency[backend]  # judged on fresh samples when it is back
+            self._latency_of = self._latency_cell = None
             self.slow_streak.pop(backend, None)
             self.failing.add(backend)
             self.metrics.ejections.labels(backend.cluster).inc()
@@ -319,6 +368,8 @@ class Router:
     def _refresh(self, *, now: float) -> None:
         available = {b for b, s in self.health.items() if is_available(s, now=now)}
         self._orders = {}
+        self._order_of = (None, None)
+        self._usable = None
         self.available = available
         clusters: dict[str, bool] = {}
         for backend in self.health:

@@ -5,7 +5,18 @@ from __future__ import annotations
 import pytest
 
 from ingressfed.model import Backend, Cluster, Location, Route
-from ingressfed.proxy.request import Forward, Peer, Rejection, RequestHead, RequestRules, prepare
+from ingressfed.proxy.exchange import _RESPONSE_NAMES
+from ingressfed.proxy.request import (
+    _REQUEST_NAMES,
+    PASS,
+    Forward,
+    HeaderActions,
+    Peer,
+    Rejection,
+    RequestHead,
+    RequestRules,
+    prepare,
+)
 from ingressfed.proxy.table import RouteEntry, RoutingTable, build_table
 
 CLUSTER = Cluster(name="c1", region="r", zone="z", location=Location(0.0, 0.0))
@@ -251,3 +262,33 @@ def test_one_forwarding_header_is_believed_and_extended(
     assert sent in lines
     assert removed not in [line.split(b":")[0].lower() for line in lines]
     assert outcome.forwarded_for == chain
+
+
+@pytest.mark.parametrize("actions", [_REQUEST_NAMES, _RESPONSE_NAMES], ids=["request", "response"])
+def test_header_shape_filter_only_passes_names_the_table_would_pass(actions: HeaderActions) -> None:
+    # The data path skips the dict lookup for names whose length and first letter no special name
+    # has; every such name must be one the table would pass anyway, in any spelling.
+    names = [
+        *actions.table,
+        *(n.upper() for n in actions.table),
+        *(n.title() for n in actions.table),
+        b"Proxy-Authorization",
+        b"PROXY-x",
+        b"proxy-" + b"y" * 80,
+        b"User-Agent",
+        b"Accept",
+        b"Content-Type",
+        b"Server",
+        b"Date",
+        b"X-Request-Id",
+        b"Hostname",
+        b"Vias",
+        b"x" * 70,
+    ]
+    skipped = [name for name in names if not actions.may_act(name)]
+    assert b"User-Agent" in skipped and b"Date" in skipped  # the filter does skip common names
+    for name in names:
+        if not actions.may_act(name):
+            assert HeaderActions(actions.table).learn(name) == PASS, name
+    for name in actions.table:
+        assert actions.may_act(name) and actions.may_act(name.upper())
