@@ -62,6 +62,19 @@ assert set(_ACTIONS) == _RESPONSE_SPECIAL
 _RESPONSE_NAMES: Final = HeaderActions(_ACTIONS)
 
 
+_STATUS_LINES: Final[dict[int, tuple[bytes, bytes]]] = {}  # status -> (reason, its line), the last seen
+
+
+def _status_line(status: int, reason: bytes) -> bytes:
+    """``HTTP/1.1 <status> <reason>`` and CRLF: formatting it cost more than the rest of the head."""
+    known = _STATUS_LINES.get(status)
+    if known is not None and known[0] == reason:
+        return known[1]
+    line = b"HTTP/1.1 %d %b\r\n" % (status, reason)
+    _STATUS_LINES[status] = (reason, line)  # bounded: one entry per status code the backends use
+    return line
+
+
 _PENDING_LIMIT: Final = 256 * 1024  # unsent request body held before the upstream is ready
 
 
@@ -279,7 +292,7 @@ class Exchange(UpstreamListener):
             self.fail(503, "no healthy backend left", extra=b"Retry-After: 5\r\n")
             return
         self.backend = backend
-        conn = None if fresh else engine.pool.take((backend.host, backend.port))
+        conn = None if fresh else engine.pool.take(backend)
         if conn is not None:
             self.attach(conn)
         else:
@@ -444,7 +457,7 @@ class Exchange(UpstreamListener):
     def render_head(
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], *, body: bool
     ) -> bytes:
-        parts = [b"HTTP/1.1 %d %b\r\n" % (status, reason)]
+        parts = [_status_line(status, reason)]
         named: frozenset[bytes] | None = None
         length: bytes | None = None
         framed_chunked = False
@@ -502,7 +515,7 @@ class Exchange(UpstreamListener):
         client = self.client
         if client.response_headers:
             parts.append(client.response_headers)
-        cookie = request.entry.steering.affinity_cookie
+        cookie = request.entry.affinity_cookie
         if cookie and backend is not None and backend.cluster != request.affinity:
             # Session affinity: later requests carry the serving cluster back to us.
             parts.append(

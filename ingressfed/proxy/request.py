@@ -67,7 +67,7 @@ class RequestHead:
         self,
         method: bytes,
         target: bytes,
-        headers: Sequence[tuple[bytes, bytes]],
+        headers: list[tuple[bytes, bytes]],  # a list: compiled, iterated by index
         http11: bool = True,
         keep_alive: bool = True,  # the codec's reading of version and Connection: close / keep-alive
         upgrade: bool = False,  # the codec saw an upgrade request (Connection: upgrade with Upgrade)
@@ -180,11 +180,18 @@ def _tokens(value: bytes) -> set[bytes]:
 
 
 _NAMED: Final[dict[bytes, frozenset[bytes]]] = {}  # Connection header value -> the names it adds
+_KEEP_ALIVE: Final = frozenset({b"keep-alive"})
+_CLOSE: Final = frozenset({b"close"})
+_NO_NAMES: Final[frozenset[bytes]] = frozenset()
 
 
 def connection_names(value: bytes) -> frozenset[bytes]:
     """The header names a Connection header makes hop-by-hop, beyond those always removed
     ("keep-alive" and "close" name nothing more to remove). Memoised: a few values recur."""
+    if value == b"keep-alive":  # what most clients and backends send: no hash of a new value
+        return _KEEP_ALIVE
+    if value == b"close":
+        return _CLOSE
     try:
         return _NAMED[value]
     except KeyError:
@@ -398,7 +405,7 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
             ws_version = value
             out += (name, b": ", value, b"\r\n")
     if named is None:
-        named = frozenset()
+        named = _NO_NAMES
     else:
         drop = named - _GONE
         if drop:
@@ -511,7 +518,7 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
                 upstream_host = rewrite.hostname.encode("latin-1")
         response_headers = hop.response_headers
 
-    cookie = entry.steering.affinity_cookie
+    cookie = entry.affinity_cookie
     affinity = _cookie(head.headers, cookie) if cookie else None
     address = peer.node
     trusted = peer.trusted
@@ -554,7 +561,7 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
         entry,
         head.keep_alive and not is_upgrade,
         http11,
-        method in IDEMPOTENT,
+        method == b"GET" or method in IDEMPOTENT,  # GET first: a compare, not a hash
         method == b"HEAD",
         te is not None,
         is_upgrade,

@@ -56,6 +56,12 @@ class RouteEntry:
     steered: bool = False
 
     hop: object | None = None  # an HTTPRoute rule's filters (proxy.gateway.GatewayHop)
+    # steering.affinity_cookie, read twice per request: a compiled attribute, where Steering's
+    # (a model dataclass) is a Python attribute lookup
+    affinity_cookie: str | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "affinity_cookie", self.steering.affinity_cookie)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -12,6 +12,7 @@ from typing import cast
 
 import httptools
 
+from ingressfed.model import Backend
 from ingressfed.proxy.clock import Clock
 from ingressfed.proxy.ports import Pause, TunnelPeer, UpstreamListener
 
@@ -35,6 +36,7 @@ class UpstreamConnection(asyncio.Protocol, TunnelPeer):
         "pool",
         "reason",
         "reused",
+        "stack",
         "status",
         "transport",
         "tunnel",
@@ -43,6 +45,7 @@ class UpstreamConnection(asyncio.Protocol, TunnelPeer):
     def __init__(self, pool: UpstreamPool, address: Address) -> None:
         self.pool = pool
         self.address = address
+        self.stack = pool.stack(address)  # where it waits while idle
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.listener: UpstreamListener | None = None
@@ -173,10 +176,24 @@ class UpstreamPool:
         self.connect_timeout = connect_timeout
         self.clock = clock
         self.max_idle = max_idle
+        # One list per address, never removed (close_all empties them in place): a connection
+        # keeps its own (``stack``) and goes back to it without a lookup.
         self.idle: dict[Address, list[UpstreamConnection]] = {}
+        # The last backend taken for, and its address's list: requests run in streaks to one
+        # backend, whose __hash__ (a dataclass's) and (host, port) key cost more than the take.
+        self._taken_for: Backend | None = None
+        self._taken_from: list[UpstreamConnection] = []
 
-    def take(self, address: Address) -> UpstreamConnection | None:
-        stack = self.idle.get(address)
+    def stack(self, address: Address) -> list[UpstreamConnection]:
+        return self.idle.setdefault(address, [])
+
+    def take(self, backend: Backend) -> UpstreamConnection | None:
+        if backend is self._taken_for:
+            stack = self._taken_from
+        else:
+            stack = self.stack((backend.host, backend.port))
+            self._taken_for = backend
+            self._taken_from = stack
         while stack:
             conn = stack.pop()
             if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
@@ -188,7 +205,7 @@ class UpstreamPool:
         conn.listener = None
         if conn.closed:
             return
-        stack = self.idle.setdefault(conn.address, [])
+        stack = conn.stack
         if len(stack) >= self.max_idle:
             conn.close()
             return
@@ -196,7 +213,7 @@ class UpstreamPool:
         stack.append(conn)
 
     def discard(self, conn: UpstreamConnection) -> None:
-        stack = self.idle.get(conn.address)
+        stack = conn.stack
         if stack and conn in stack:
             stack.remove(conn)
 
@@ -215,4 +232,4 @@ class UpstreamPool:
         for stack in self.idle.values():
             for conn in stack:
                 conn.close()
-        self.idle.clear()
+            stack.clear()
