@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Final, cast
 
@@ -79,7 +78,10 @@ class ClientConnection(asyncio.Protocol, Downstream):
         self.identity = Peer(address="")
         self.peer_located = False
         self.peer_location: Location | None = None
-        self.exchanges: deque[Exchange] = deque()
+        # Oldest first; a list, not a deque: compiled, its operations are C calls (a deque's are
+        # Python method calls), and reading is paused while a request waits behind another, so
+        # it stays as short as the pipelined requests of one read.
+        self.exchanges: list[Exchange] = []
         self.parsing: Exchange | None = None
         now = engine.clock.now
         # Deadlines (see check_timeouts): a head is due request_head after head_since; a kept-alive
@@ -102,6 +104,7 @@ class ClientConnection(asyncio.Protocol, Downstream):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._connection_named = False  # a header of the head being parsed may be Connection
+        self._upgrade_named = False  # ... or Upgrade
         self._in_head = False
         # Bytes received in chunks after the one that began the head being parsed, and the size of
         # the chunk being parsed: together an upper bound of the head's size, so that its exact
@@ -241,6 +244,7 @@ class ClientConnection(asyncio.Protocol, Downstream):
         self._url = b""
         self._headers = []
         self._connection_named = False
+        self._upgrade_named = False
         self._in_head = True
         self._head_raw = 0
         self.parsing = None
@@ -256,6 +260,8 @@ class ClientConnection(asyncio.Protocol, Downstream):
         n = len(name)
         if (n == 10 and (name[0] | 0x20) == 0x63) or (n == 16 and (name[0] | 0x20) == 0x70):
             self._connection_named = True  # may be Connection or Proxy-Connection ("c", "p")
+        elif n == 7 and (name[0] | 0x20) == 0x75:
+            self._upgrade_named = True  # may be Upgrade ("u")
 
     def _head_size(self) -> int:
         """The request head parsed so far, as limits.max_header_bytes counts it."""
@@ -272,8 +278,9 @@ class ClientConnection(asyncio.Protocol, Downstream):
         self.body_window.restart(now, 0)
         parser = self.parser
         keep_alive = parser.should_keep_alive()
+        method = parser.get_method()
         head = RequestHead(
-            parser.get_method(),
+            method,
             self._url,
             self._headers,
             # llhttp keeps an HTTP/1.0 connection alive only when a Connection (or
@@ -282,7 +289,8 @@ class ClientConnection(asyncio.Protocol, Downstream):
             # anew per call (a twentieth of the request's instructions), is not needed.
             (keep_alive and not self._connection_named) or parser.get_http_version() == "1.1",
             keep_alive,
-            parser.should_upgrade(),
+            # llhttp's upgrade flag needs an Upgrade header (or CONNECT): ask only then
+            (self._upgrade_named or method == b"CONNECT") and parser.should_upgrade(),
         )
         if self.answer is not None and head.target.startswith(_CHALLENGE):
             host = next((v for k, v in head.headers if k.lower() == b"host"), b"")
@@ -362,7 +370,7 @@ class ClientConnection(asyncio.Protocol, Downstream):
 
     def exchange_finished(self, exchange: object) -> None:
         if self.exchanges and self.exchanges[0] is exchange:
-            self.exchanges.popleft()
+            del self.exchanges[0]
         assert isinstance(exchange, Exchange)
         if exchange.close_after or self.closed or self.engine.registry.draining:
             self.close()
@@ -388,7 +396,7 @@ class ClientConnection(asyncio.Protocol, Downstream):
         conn.tunnel = self
         self.upgrading = None
         if self.exchanges and self.exchanges[0] is exchange:
-            self.exchanges.popleft()
+            del self.exchanges[0]
         if tail:
             self.write(tail)
         held = self.held

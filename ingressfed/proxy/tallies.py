@@ -32,6 +32,7 @@ _BOUNDS: Final[list[float]] = [
     10.0,
 ]
 LATENCY_BUCKETS = tuple(_BOUNDS)  # the histogram's upper bounds, for the scrape
+_CODES: Final = 1000  # status codes have three digits (llhttp refuses any other)
 
 
 class LatencyBuckets:
@@ -54,25 +55,47 @@ class LatencyBuckets:
 
 class Tallies:
     def __init__(self) -> None:
-        # cluster ("" when the proxy answered itself) -> status -> count: keyed by the cluster's
-        # long-lived name (its hash is cached) and a small int, not by a (cluster, status) tuple
-        # built, hashed and compared per request.
-        self.by_cluster: dict[str, dict[int, int]] = {}
+        # cluster ("" when the proxy answered itself) -> counts indexed by status code: keyed by the
+        # cluster's long-lived name (its hash is cached), not by a (cluster, status) tuple built,
+        # hashed and compared per request; the last cluster's counts are at hand without a lookup.
+        self.by_cluster: dict[str, list[int]] = {}
         self.latencies: dict[str, LatencyBuckets] = {}
+        self._counted = "\0"  # no cluster is named so
+        self._counts: list[int] = []
+        self._observed = "\0"
+        self._buckets = LatencyBuckets()
 
     @property
     def requests(self) -> dict[tuple[str, int], int]:
         """Requests answered, by (serving cluster or "", status code)."""
-        return {(cluster, code): n for cluster, codes in self.by_cluster.items() for code, n in codes.items()}
+        return {
+            (cluster, code): n
+            for cluster, counts in self.by_cluster.items()
+            for code, n in enumerate(counts)
+            if n
+        }
 
     def count_request(self, cluster: str, code: int) -> None:
-        counts = self.by_cluster.get(cluster)
-        if counts is None:
-            counts = self.by_cluster[cluster] = {}
-        counts[code] = counts.get(code, 0) + 1
+        if cluster is self._counted or cluster == self._counted:
+            counts = self._counts
+        else:
+            found = self.by_cluster.get(cluster)
+            if found is None:
+                found = self.by_cluster[cluster] = [0] * _CODES
+            counts = found
+            self._counted = cluster
+            self._counts = counts
+        if 0 <= code < _CODES:
+            counts[code] += 1
 
     def observe_latency(self, cluster: str, seconds: float) -> None:
-        hist = self.latencies.get(cluster)
-        if hist is None:
-            hist = self.latencies[cluster] = LatencyBuckets()
+        if cluster is self._observed or cluster == self._observed:
+            hist = self._buckets
+        else:
+            found = self.latencies.get(cluster)
+            if found is None:
+                found = self.latencies[cluster] = LatencyBuckets()
+            hist = found
+            self._observed = cluster
+            self._buckets = hist
         hist.observe(seconds)
