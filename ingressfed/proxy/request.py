@@ -529,31 +529,26 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
         hop = b"for=%b;proto=%b" % (node, proto)
         out.append(b"Forwarded: ")
         out.append(forwarded + b", " + hop if forwarded else hop)
-        out.append(b"\r\n")
     else:
         chain = xff
         out.append(b"X-Forwarded-For: ")
         out.append(xff + b", " + address if xff else address)
-        out.append(b"\r\n")
-    out.append(b"X-Forwarded-Proto: ")
+    # Each line's CRLF is joined to the constant that follows it: fewer parts to join.
+    out.append(b"\r\nX-Forwarded-Proto: ")
     out.append(proto)
     out.append(b"\r\nX-Forwarded-Host: ")
     out.append(xfh if trusted and xfh else host)
     out.append(b"\r\nVia: ")
     out.append(via + b", " + rules.via if via else rules.via)
-    out.append(b"\r\n")
     if te is not None:
-        out.append(b"Transfer-Encoding: chunked\r\n")
+        out.append(b"\r\nTransfer-Encoding: chunked")
     elif length is not None:
-        out.append(b"Content-Length: ")
+        out.append(b"\r\nContent-Length: ")
         out.append(length)
-        out.append(b"\r\n")
-    if is_upgrade:
-        out.append(b"Connection: upgrade\r\nUpgrade: websocket\r\n")
+    out.append(b"\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n" if is_upgrade else b"\r\n\r\n")
     out[0] = method
     out[2] = target
     out[4] = upstream_host
-    out.append(b"\r\n")
     rendered = b"".join(out)
     # Positional: this runs for every request, and keywords cost a third more here.
     return Forward(
