@@ -20,19 +20,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
-import shutil
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench import compiled  # noqa: E402
+from bench.callgrind import dump_total, instrumented, require, under_callgrind  # noqa: E402
 from bench.peers import BACKEND, free_ports, nginx, served  # noqa: E402
 from ingressfed.tls.authority import LocalAuthority  # noqa: E402
 
@@ -110,15 +109,6 @@ def _h2(port: int, requests: int, counted: contextlib.AbstractContextManager[Non
 WORKLOADS = {"keep-alive": _keep_alive, "h2": _h2, "handshakes": _handshakes}
 
 
-@contextlib.contextmanager
-def _instrumented(pid: int) -> Iterator[None]:
-    subprocess.run(["callgrind_control", "-i", "on", str(pid)], check=True, capture_output=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["callgrind_control", "-i", "off", str(pid)], check=True, capture_output=True)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -130,11 +120,7 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, help="keep the callgrind profile here")
     args = parser.parse_args()
-    for tool in ("valgrind", "callgrind_control", "h2load", "nginx"):
-        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
-            raise SystemExit(
-                f"{tool} is not installed (Debian packages: valgrind, nghttp2-client, nginx-light)"
-            )
+    require("valgrind", "callgrind_control", "h2load", "nginx")
     requests = args.requests or (300 if args.workload == "handshakes" else 4000)
     with tempfile.TemporaryDirectory(prefix="ingressfed-bench-callgrind-") as tmpdir:
         tmp = Path(tmpdir)
@@ -147,23 +133,22 @@ def main() -> int:
         tree = compiled.source() if args.source else compiled.tree()
         print(f"ingressfed: {compiled.describe(tree)}", flush=True)
         out = args.out or tmp / "callgrind.out"
-        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no"]
-        cmd += [f"--callgrind-out-file={out}", sys.executable, str(Path(__file__).with_name("serve.py"))]
+        cmd = [sys.executable, str(Path(__file__).with_name("serve.py"))]
         cmd += ["--port", str(port), "--plain-port", str(plain), "--backend", str(backend)]
         cmd += ["--certs", str(tmp / "certs")]
         with (
             nginx(tmp, "backend", BACKEND.format(port=backend), backend),
-            served(cmd, port, env=compiled.env(tree), start_timeout=120, stderr=subprocess.DEVNULL) as proc,
+            served(
+                under_callgrind(out, cmd),
+                port,
+                env={**compiled.env(tree), "PYTHONHASHSEED": "0"},
+                start_timeout=120,
+                stderr=subprocess.DEVNULL,
+            ) as proc,
         ):
-            WORKLOADS[args.workload](port, requests, _instrumented(proc.pid))
-            subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
-        dump = Path(f"{out}.1")
-        found = re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)
-        if found is None:
-            raise SystemExit(f"no totals in {dump}")
-        if args.out is not None:
-            dump.replace(args.out)
-        per = int(found.group(1)) / requests
+            WORKLOADS[args.workload](port, requests, instrumented(proc.pid))
+            total = dump_total(proc.pid, out, keep=args.out)
+        per = total / requests
         print(f"{args.workload}: {per:,.0f} instructions per request ({requests} requests)")
     return 0
 

@@ -1,0 +1,59 @@
+"""Counting a server process's instructions with callgrind, for bench/proxy/callgrind.py and
+bench/tls/callgrind.py: deterministic where the CPU times of a shared machine move twofold.
+
+The server runs under ``valgrind --tool=callgrind --instr-atstart=no``; the caller warms it up,
+counts its requests inside ``instrumented(pid)`` and reads the total with ``dump_total``.
+``PYTHONHASHSEED=0`` keeps dict probing (and so the count) the same from run to run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+__all__ = ["dump_total", "instrumented", "require", "under_callgrind"]
+
+
+def require(*tools: str) -> None:
+    for tool in tools:
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            raise SystemExit(
+                f"{tool} is not installed (Debian packages: valgrind, nghttp2-client, nginx-light)"
+            )
+
+
+def under_callgrind(out: Path, cmd: Sequence[str]) -> list[str]:
+    """``cmd`` run by callgrind, counting nothing until ``instrumented``."""
+    return [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        "--dump-instr=no",
+        f"--callgrind-out-file={out}",
+        *cmd,
+    ]
+
+
+@contextlib.contextmanager
+def instrumented(pid: int) -> Iterator[None]:
+    subprocess.run(["callgrind_control", "-i", "on", str(pid)], check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["callgrind_control", "-i", "off", str(pid)], check=True, capture_output=True)
+
+
+def dump_total(pid: int, out: Path, keep: Path | None = None) -> int:
+    """Instructions counted so far by the callgrind running ``pid`` (its profile kept at ``keep``)."""
+    subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
+    dump = Path(f"{out}.1")
+    found = re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"no totals in {dump}")
+    if keep is not None:
+        dump.replace(keep)
+    return int(found.group(1))
