@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["dump_total", "instrumented", "require", "under_callgrind"]
+__all__ = ["dump_total", "instrumented", "read_answer", "require", "under_callgrind"]
 
 
 def require(*tools: str) -> None:
@@ -57,3 +58,13 @@ def dump_total(pid: int, out: Path, keep: Path | None = None) -> int:
     if keep is not None:
         dump.replace(keep)
     return int(found.group(1))
+
+
+def read_answer(sock: socket.socket, body: bytes) -> None:
+    """Read from ``sock`` until ``body`` (the end of the backend's answer) has arrived."""
+    buf = b""
+    while body not in buf:
+        data = sock.recv(65536)
+        if not data:
+            raise SystemExit("the proxy closed a connection mid-answer")
+        buf += data

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench import compiled  # noqa: E402
-from bench.callgrind import dump_total, instrumented, require, under_callgrind  # noqa: E402
+from bench.callgrind import dump_total, instrumented, read_answer, require, under_callgrind  # noqa: E402
 from bench.peers import BACKEND, free_ports, nginx, served  # noqa: E402
 
 _BODY = b"hello from the backend\n"
@@ -40,12 +40,7 @@ def drive(port: int, requests: int) -> None:
         for sock in socks:
             sock.sendall(_REQUEST)
         for sock in socks:
-            buf = b""
-            while _BODY not in buf:
-                data = sock.recv(65536)
-                if not data:
-                    raise SystemExit("the proxy closed a connection mid-answer")
-                buf += data
+            read_answer(sock, _BODY)
     for sock in socks:
         sock.close()
 

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench import compiled  # noqa: E402
-from bench.callgrind import dump_total, instrumented, require, under_callgrind  # noqa: E402
+from bench.callgrind import dump_total, instrumented, read_answer, require, under_callgrind  # noqa: E402
 from bench.peers import BACKEND, free_ports, nginx, served  # noqa: E402
 from ingressfed.tls.authority import LocalAuthority  # noqa: E402
 
@@ -47,12 +47,7 @@ def _client_context() -> ssl.SSLContext:
 
 
 def _answer(sock: ssl.SSLSocket) -> None:
-    buf = b""
-    while _BODY not in buf:
-        data = sock.recv(65536)
-        if not data:
-            raise SystemExit("the proxy closed a connection mid-answer")
-        buf += data
+    read_answer(sock, _BODY)
 
 
 def _keep_alive(port: int, requests: int, counted: contextlib.AbstractContextManager[None]) -> None:
