@@ -325,15 +325,31 @@ _HOSTS: Final[dict[bytes, str]] = {}  # Host header value -> normalize_host(valu
 _HOSTS_LIMIT: Final = 4096
 
 
+class _LastHost:
+    """The last Host value seen and its name: a keep-alive connection names the same host again
+    and again, and comparing two values costs less than hashing a new one for ``_HOSTS``."""
+
+    def __init__(self) -> None:
+        self.raw = b""
+        self.name = ""  # normalize_host("")
+
+
+_LAST_HOST: Final = _LastHost()
+
+
 def _hostname(host: bytes) -> str:
+    last = _LAST_HOST
+    if host == last.raw:
+        return last.name
     try:
-        return _HOSTS[host]
+        name = _HOSTS[host]
     except KeyError:
-        pass
-    name = normalize_host(host.decode("latin-1"))
-    if len(_HOSTS) >= _HOSTS_LIMIT:
-        _HOSTS.clear()
-    _HOSTS[host] = name
+        name = normalize_host(host.decode("latin-1"))
+        if len(_HOSTS) >= _HOSTS_LIMIT:
+            _HOSTS.clear()
+        _HOSTS[host] = name
+    last.raw = host
+    last.name = name
     return name
 
 
