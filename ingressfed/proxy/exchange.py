@@ -29,7 +29,6 @@ from ingressfed.proxy.request import (
     DROP,
     HOP_BY_HOP,
     PASS,
-    SHAPE_LENGTHS,
     Forward,
     HeaderActions,
     connection_names,
@@ -467,15 +466,8 @@ class Exchange(UpstreamListener):
         modifiers = request.response_headers
         kept: list[tuple[bytes, bytes]] | None = [] if modifiers else None
         header_actions = _RESPONSE_NAMES
-        known = header_actions.known
-        special = header_actions.special
         for name, value in headers:
-            n = len(name)
-            if n < SHAPE_LENGTHS and not special[n * 32 + (name[0] & 0x1F)]:
-                action = PASS  # HeaderActions.may_act, inlined
-            else:
-                found = known.get(name)
-                action = found if found is not None else header_actions.learn(name)
+            action = header_actions.action(name)
             if action == PASS:
                 if kept is not None:
                     kept.append((name, value))

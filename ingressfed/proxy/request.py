@@ -23,7 +23,6 @@ from ingressfed.proxy.table import RouteEntry, normalize_host
 
 __all__ = [
     "IDEMPOTENT",
-    "SHAPE_LENGTHS",
     "Forward",
     "Peer",
     "Rejection",
@@ -239,8 +238,8 @@ PASS: Final = 0  # the actions every HeaderActions table has: forward the header
 DROP: Final = 1
 
 
-SHAPE_LENGTHS: Final = 64  # names this long or longer always take the dict lookup
-_SHAPES: Final = SHAPE_LENGTHS * 32
+_SHAPE_LENGTHS: Final = 64  # names this long or longer always take the dict lookup
+_SHAPES: Final = _SHAPE_LENGTHS * 32
 
 
 def _shape(name: bytes) -> int:
@@ -265,15 +264,22 @@ class HeaderActions:
         # headers have neither and pass without the hash and compare of a dict lookup on a name
         # the parser made anew (a tenth of the request path's instructions, callgrind).
         special = bytearray(_SHAPES)
-        for name in [*table, *(b"proxy-" + b"x" * n for n in range(SHAPE_LENGTHS - 6))]:
-            if len(name) < SHAPE_LENGTHS:
+        for name in [*table, *(b"proxy-" + b"x" * n for n in range(_SHAPE_LENGTHS - 6))]:
+            if len(name) < _SHAPE_LENGTHS:
                 special[_shape(name)] = 1
         self.special = bytes(special)
 
     def may_act(self, name: bytes) -> bool:
         """False when ``name`` certainly passes (it cannot be one the table or Proxy-* names)."""
+        return len(name) >= _SHAPE_LENGTHS or self.special[_shape(name)] != 0
+
+    def action(self, name: bytes) -> int:
+        """What to do with a header called ``name`` (as sent): PASS, DROP or the table's action."""
         n = len(name)
-        return n >= SHAPE_LENGTHS or self.special[n * 32 + (name[0] & 0x1F)] != 0
+        if n < _SHAPE_LENGTHS and not self.special[n * 32 + (name[0] & 0x1F)]:
+            return PASS  # may_act's test, without a second call: this runs for every header
+        found = self.known.get(name)
+        return found if found is not None else self.learn(name)
 
     def learn(self, name: bytes) -> int:
         lname = name.lower()
@@ -375,15 +381,8 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
     # list's append is a C call compiled, ``+=`` of a tuple a generic one (ADR 0016).
     out: list[bytes] = [b"", b" ", b"", b" HTTP/1.1\r\nHost: ", b"", b"\r\n"]
     header_actions = _REQUEST_NAMES
-    known = header_actions.known
-    special = header_actions.special
     for name, value in head.headers:
-        n = len(name)
-        if n < SHAPE_LENGTHS and not special[n * 32 + (name[0] & 0x1F)]:
-            action = PASS  # HeaderActions.may_act, inlined: it runs for every header
-        else:
-            found = known.get(name)
-            action = found if found is not None else header_actions.learn(name)
+        action = header_actions.action(name)
         if action == PASS:
             out.append(name)
             out.append(b": ")

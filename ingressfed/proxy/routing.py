@@ -186,25 +186,19 @@ class Router:
         if entry is last_entry and client is last_client:
             return self._order
         key = (entry, client.lat, client.lon) if client is not None else (entry, _NOWHERE, _NOWHERE)
-        try:
-            order = self._orders[key]
-        except KeyError:
-            pass
-        else:
-            self._order_of = (entry, client)
-            self._order = order
-            return order
-        usable = self.usable
-        order = order_targets(
-            entry,
-            client,
-            healthy=lambda t: any(usable(b) for b in t.backends),
-            default_order=self.default_order,
-            prefer=self.home_cluster,
-        )
-        if len(self._orders) >= _CACHE_LIMIT:
-            self._orders.clear()
-        self._orders[key] = order
+        order = self._orders.get(key)
+        if order is None:
+            usable = self.usable
+            order = order_targets(
+                entry,
+                client,
+                healthy=lambda t: any(usable(b) for b in t.backends),
+                default_order=self.default_order,
+                prefer=self.home_cluster,
+            )
+            if len(self._orders) >= _CACHE_LIMIT:
+                self._orders.clear()
+            self._orders[key] = order
         self._order_of = (entry, client)
         self._order = order
         return order
@@ -283,17 +277,13 @@ class Router:
 
     def record_latency(self, backend: Backend, seconds: float) -> None:
         """A time to first byte (or a per-try timeout's elapsed time) seen for ``backend``."""
-        cell = self._latency_cell if backend is self._latency_of else None
+        cell = self._latency_cell if backend is self._latency_of else self.latency.get(backend)
         if cell is None:
-            cell = self.latency.get(backend)
-            if cell is None:
-                cell = self.latency[backend] = Smoothed(seconds)
-            else:
-                cell.value = smoothed(cell.value, seconds, alpha=self.ejection.latency_alpha)
-            self._latency_of = backend
-            self._latency_cell = cell
+            cell = self.latency[backend] = Smoothed(seconds)
         else:
             cell.value = smoothed(cell.value, seconds, alpha=self.ejection.latency_alpha)
+        self._latency_of = backend
+        self._latency_cell = cell
         if seconds > self.ejection.latency_floor:
             self.slow_streak[backend] = self.slow_streak.get(backend, 0) + 1
         elif self.slow_streak and backend in self.slow_streak:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["LATENCY_BUCKETS", "LatencyBuckets", "Tallies"]
+__all__ = ["LATENCY_BUCKETS", "ClusterTally", "LatencyBuckets", "Tallies"]
 
 # A list, not a Final tuple: mypyc keeps a Final tuple of floats unboxed and builds a new tuple of
 # new floats on every use.
@@ -42,6 +42,7 @@ class LatencyBuckets:
     def __init__(self) -> None:
         self.buckets = [0] * (len(_BOUNDS) + 1)
         self.total = 0.0
+        self.count = 0
 
     def observe(self, seconds: float) -> None:
         i = 0
@@ -51,51 +52,55 @@ class LatencyBuckets:
             i += 1
         self.buckets[i] += 1
         self.total += seconds
+        self.count += 1
+
+
+class ClusterTally:
+    """One cluster's numbers: requests by status code (an index, not a dict key), and upstream
+    latency."""
+
+    def __init__(self) -> None:
+        self.codes = [0] * _CODES
+        self.latency = LatencyBuckets()
 
 
 class Tallies:
     def __init__(self) -> None:
-        # cluster ("" when the proxy answered itself) -> counts indexed by status code: keyed by the
-        # cluster's long-lived name (its hash is cached), not by a (cluster, status) tuple built,
-        # hashed and compared per request; the last cluster's counts are at hand without a lookup.
-        self.by_cluster: dict[str, list[int]] = {}
-        self.latencies: dict[str, LatencyBuckets] = {}
-        self._counted = "\0"  # no cluster is named so
-        self._counts: list[int] = []
-        self._observed = "\0"
-        self._buckets = LatencyBuckets()
+        # cluster ("" when the proxy answered itself) -> its tally, keyed by the cluster's
+        # long-lived name (its hash is cached), not by a (cluster, status) tuple built, hashed and
+        # compared per request; the last cluster's tally is at hand without a lookup.
+        self.by_cluster: dict[str, ClusterTally] = {}
+        self._last = "\0"  # no cluster is named so
+        self._last_tally = ClusterTally()
+
+    def tally(self, cluster: str) -> ClusterTally:
+        if cluster == self._last:
+            return self._last_tally
+        found = self.by_cluster.get(cluster)
+        if found is None:
+            found = self.by_cluster[cluster] = ClusterTally()
+        self._last = cluster
+        self._last_tally = found
+        return found
 
     @property
     def requests(self) -> dict[tuple[str, int], int]:
         """Requests answered, by (serving cluster or "", status code)."""
         return {
             (cluster, code): n
-            for cluster, counts in self.by_cluster.items()
-            for code, n in enumerate(counts)
+            for cluster, tally in self.by_cluster.items()
+            for code, n in enumerate(tally.codes)
             if n
         }
 
+    @property
+    def latencies(self) -> dict[str, LatencyBuckets]:
+        """Upstream latency, for the clusters that have answered."""
+        return {c: t.latency for c, t in self.by_cluster.items() if t.latency.count}
+
     def count_request(self, cluster: str, code: int) -> None:
-        if cluster is self._counted or cluster == self._counted:
-            counts = self._counts
-        else:
-            found = self.by_cluster.get(cluster)
-            if found is None:
-                found = self.by_cluster[cluster] = [0] * _CODES
-            counts = found
-            self._counted = cluster
-            self._counts = counts
         if 0 <= code < _CODES:
-            counts[code] += 1
+            self.tally(cluster).codes[code] += 1
 
     def observe_latency(self, cluster: str, seconds: float) -> None:
-        if cluster is self._observed or cluster == self._observed:
-            hist = self._buckets
-        else:
-            found = self.latencies.get(cluster)
-            if found is None:
-                found = self.latencies[cluster] = LatencyBuckets()
-            hist = found
-            self._observed = cluster
-            self._buckets = hist
-        hist.observe(seconds)
+        self.tally(cluster).latency.observe(seconds)
