@@ -23,7 +23,7 @@ from ingressfed.app import start
 from ingressfed.config import load_config, parse_config
 from ingressfed.errors import ConfigError
 from tests.fakes.acme_server import FakeAcme
-from tests.fakes.ports import free_port, free_ports
+from tests.fakes.ports import free_ports
 from tests.kube.conftest import eventually
 
 HOST = "shop.example.com"
@@ -31,6 +31,9 @@ HOST = "shop.example.com"
 
 def _config(tmp: Path, acme: FakeAcme, *, challenge: str, dns_port: int, proxy_port: int) -> Path:
     (tmp / "objects.yaml").write_text(yaml.safe_dump({"services": []}))
+    # Distinct from each other and from the two given: a port picked alone may be one of those
+    # again (each is released once picked), and the DNS server then finds its port taken.
+    admin, tls, controller = [p for p in free_ports(5) if p not in (dns_port, proxy_port)][:3]
     doc: dict[str, Any] = {
         "federation": {"name": "federation", "zone": "example.com"},
         "dns": {"provider": "embedded"},
@@ -38,11 +41,11 @@ def _config(tmp: Path, acme: FakeAcme, *, challenge: str, dns_port: int, proxy_p
         "source": {"kind": "static", "file": "objects.yaml"},
         "proxy": {
             "listen": f"127.0.0.1:{proxy_port}",
-            "adminListen": f"127.0.0.1:{free_port()}",
-            "tls": {"listen": f"127.0.0.1:{free_port()}"},
+            "adminListen": f"127.0.0.1:{admin}",
+            "tls": {"listen": f"127.0.0.1:{tls}"},
         },
         "dnsServer": {"listen": f"127.0.0.1:{dns_port}", "answers": "all"},
-        "controller": {"listen": f"127.0.0.1:{free_port()}", "debounce": 0.05},
+        "controller": {"listen": f"127.0.0.1:{controller}", "debounce": 0.05},
         "tls": {
             "acme": {
                 "directoryUrl": acme.directory_url,
@@ -305,9 +308,9 @@ async def test_without_an_in_process_proxy_the_certificate_feed_carries_the_acme
 
     from ingressfed.tls.distribution import decode_bundle
 
-    dns_port = free_port()
+    dns_port, proxy_port = free_ports(2)
     async with FakeAcme(dns_address=("127.0.0.1", dns_port)) as acme:
-        path = _config(tmp_path, acme, challenge="dns-01", dns_port=dns_port, proxy_port=free_port())
+        path = _config(tmp_path, acme, challenge="dns-01", dns_port=dns_port, proxy_port=proxy_port)
         doc = yaml.safe_load(path.read_text())
         doc["proxy"] = {"enabled": False}
         (tmp_path / "feed-token").write_text("t0ken-for-the-feed\n")
@@ -400,9 +403,9 @@ async def test_get_certificates_lists_acme_hosts_without_an_in_process_proxy(tmp
     a host still being ordered shows why it has no certificate, an issued one shows Ready."""
     import aiohttp
 
-    dns_port = free_port()
+    dns_port, proxy_port = free_ports(2)
     async with FakeAcme(dns_address=("127.0.0.1", dns_port), rate_limit=3600.0) as acme:
-        path = _config(tmp_path, acme, challenge="dns-01", dns_port=dns_port, proxy_port=free_port())
+        path = _config(tmp_path, acme, challenge="dns-01", dns_port=dns_port, proxy_port=proxy_port)
         doc = yaml.safe_load(path.read_text())
         doc["proxy"] = {"enabled": False}
         doc["status"] = {"enabled": True}
