@@ -34,7 +34,7 @@ MYPYC_REQUIREMENT = "mypy>=1.10"  # mypyc ships in mypy's wheel
 # declared types that hold at run time (mypyc checks them), and no class whose base comes from a
 # third-party package (``third_party_bases`` refuses the build): in the isolated build environment
 # that base is Any to mypyc, and such a class (prometheus_client's Collector in proxy/metrics,
-# hpack's Decoder in proxy/hpack_in) crashed the interpreter at run time.
+# hpack's Decoder, in a module since removed) crashed the interpreter at run time.
 COMPILED = (
     "ingressfed/proxy/http1.py",
     "ingressfed/proxy/request.py",
@@ -53,7 +53,7 @@ COMPILED = (
     "ingressfed/proxy/ports.py",
     "ingressfed/proxy/https.py",
     "ingressfed/proxy/http2.py",
-    "ingressfed/proxy/hpack_out.py",
+    "ingressfed/proxy/h2frames.py",
 )
 # mypyc type-checks what it compiles. Its own configuration (not the project's strict one) lets the
 # isolated build environment lack the runtime dependencies: their types are Any there, which costs

@@ -1,29 +1,36 @@
-"""The HTTP/2 codec of the client side (h2, sans-I/O), beside ``http1``.
+"""The HTTP/2 codec of the client side, beside ``http1``: libnghttp2 (through ngh2, sans-I/O)
+parses and writes the frames, HPACK and flow control; this module maps streams to exchanges and
+holds the protections (ADR 0019).
 
 Each client stream becomes a ``request.RequestHead`` and, through the same pure ``request.prepare``,
 an ``exchange.Exchange`` to an HTTP/1.1 backend from the shared pool: routing, header rules, limits,
 retries and streaming are the HTTP/1.1 path's own. ``_Stream`` is the exchange's
 ``ports.Downstream``: it takes the HTTP/1.1 response bytes the exchange renders, turns the head into
-HTTP/2 headers and sends the body within the client's flow-control window, pausing the backend
-while the window is shut.
+HTTP/2 fields and hands the body to the engine, which sends it as the client's windows allow; the
+backend is paused while the engine holds more than ``_STREAM_BUFFER`` of it.
 
 Protections (``Http2Settings``), each counted in ``ingressfed_proxy_http2_refusals{reason}``:
-- concurrent streams: SETTINGS_MAX_CONCURRENT_STREAMS; a client that opens more is cut off;
-- rapid reset (CVE-2023-44487): more than ``max_resets`` client resets per ``reset_window``
-  ends the connection with GOAWAY ENHANCE_YOUR_CALM;
+- concurrent streams: SETTINGS_MAX_CONCURRENT_STREAMS; a client that opens more once it has
+  acknowledged our SETTINGS is cut off (GOAWAY PROTOCOL_ERROR); before that, the stream is refused
+  (RST_STREAM REFUSED_STREAM, RFC 9113 5.1.2, so it may be retried) and counts against
+  ``max_resets``;
+- rapid reset (CVE-2023-44487): more than ``max_resets`` client resets and refused streams per
+  ``reset_window`` ends the connection with GOAWAY ENHANCE_YOUR_CALM;
 - CONTINUATION flood (CVE-2024-27316): a header block of more than ``max_header_frames`` frames,
-  or more encoded bytes than ``max_header_list_bytes``, ends the connection;
+  or more bytes than ``max_header_list_bytes``, ends the connection, judged on the frame headers
+  (``h2frames``) before the engine decodes the block;
 - HPACK bomb: the decoded header list is capped at ``max_header_list_bytes`` (SETTINGS and the
-  decoder), so a small block expanding from the dynamic table is refused;
-- SETTINGS/PING/WINDOW_UPDATE/empty-frame floods: more than ``max_control_frames`` per
-  ``control_window`` ends the connection; while our own writes are backed up we stop reading, so
-  acknowledgements a client never reads cannot pile up;
+  engine's limit), so a small block expanding from the dynamic table is refused;
+- SETTINGS/PING/WINDOW_UPDATE/PRIORITY/unknown/empty-DATA floods: more than
+  ``max_control_frames`` per ``control_window`` ends the connection; while our own writes are
+  backed up we stop reading, so acknowledgements a client never reads cannot pile up;
 - zero-window stalls: a response the client leaves at a zero window for ``stall_timeout`` is
   reset and its backend connection released;
-- malformed requests (RFC 9113 8.1.1, 8.2, 8.3: ``request_head`` checks a block in the same pass
-  that translates it, instead of h2's chain of generators, which cost a tenth of a request): the
-  stream is reset with PROTOCOL_ERROR, nothing reaches a backend, and each counts against
-  ``max_resets`` like a client reset.
+- malformed requests (RFC 9113 8.1.1, 8.2, 8.3): the engine resets most of them itself (counted
+  from its RST_STREAM frames), ``request_head`` the rest (CONNECT, ``:authority`` against
+  ``host``); nothing reaches a backend, and each counts against ``max_resets``.
+The engine keeps its own limits too (``engine_configuration``), never tighter than ours, so that a
+refusal is ours and named.
 """
 
 from __future__ import annotations
@@ -35,27 +42,21 @@ import re
 from collections import deque
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import cast
+from typing import Final, cast
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
-import h2.settings
-from h2.errors import ErrorCodes
+import ngh2
 from prometheus_client import CollectorRegistry, Counter
 
 from ingressfed.model import Location
 from ingressfed.proxy.deadlines import BodyWindow
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.exchange import BodyTooLarge, Exchange
-from ingressfed.proxy.hpack_in import MemoDecoder
-from ingressfed.proxy.hpack_out import SIZE_ZERO, StatelessEncoder, encode_block, encode_cached, encode_field
+from ingressfed.proxy.h2frames import InboundFrames, goaway, sent
 from ingressfed.proxy.ports import Downstream, TunnelPeer
 from ingressfed.proxy.request import Forward, Peer, RequestHead, prepare
 from ingressfed.tls.settings import Http2Settings
 
-__all__ = ["H2ClientConnection", "H2Metrics", "request_head"]
+__all__ = ["H2ClientConnection", "H2Metrics", "engine_configuration", "request_head", "response_fields"]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class H2Metrics:
 # itself allows a few more (quotes, slashes...); they are not valid HTTP/1.1 names for the backend.
 _NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+\Z")
 # Names already found to be tokens: a client repeats the same few in every request, and a set
-# lookup costs a fraction of the regular expression's match (emptied when full, like hpack_out's).
+# lookup costs a fraction of the regular expression's match (emptied when full).
 _TOKENS: set[bytes] = set()
 _TOKENS_MAX = 1024
 _PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path"})
@@ -183,90 +184,114 @@ def request_head(headers: Sequence[tuple[bytes, bytes]], *, ended: bool) -> Requ
     return RequestHead(method=method, target=path, headers=out, http11=True, keep_alive=True, upgrade=False)
 
 
-def _line_field(line: bytes) -> bytes:
-    """One line of an HTTP/1.1 response head as its HTTP/2 field, HPACK-encoded (``hpack_out``):
-    the name lower-cased, both ends of name and value stripped; b"" for a line HTTP/2 does not
-    carry (a connection-specific field, no name)."""
+def _line_field(line: bytes) -> tuple[bytes, bytes] | None:
+    """One line of an HTTP/1.1 response head as its HTTP/2 field: the name lower-cased, both ends of
+    name and value stripped; None for a line HTTP/2 does not carry (a connection-specific field,
+    no name)."""
     name, _, value = line.partition(b":")
     lname = name.strip().lower()
     if not lname or lname in _CONNECTION_FIELDS:
-        return b""
-    return encode_field(lname, value.strip())
+        return None
+    return (lname, value.strip())
 
 
-def encode_lines(lines: bytes) -> bytes:
-    """CRLF-separated head lines (a listener's added response headers) as encoded fields."""
-    return b"".join(_line_field(line) for line in lines.split(b"\r\n") if line)
+def head_fields(lines: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    """CRLF-separated head lines (a listener's added response headers) as HTTP/2 fields."""
+    fields = (_line_field(line) for line in lines.split(b"\r\n") if line)
+    return tuple(f for f in fields if f is not None)
 
 
-# Head lines as their encoded field (``_line_field``). An exchange renders the same lines response
-# after response (Server, Content-Type, the cluster header, Content-Length of same-sized bodies, the
-# Date of this second): a lookup replaces splitting, stripping, lower-casing and encoding each one.
-# Emptied when full, so hostile variety costs nothing but the misses.
-_LINES: dict[bytes, bytes] = {}
+Fields = tuple[tuple[bytes, bytes], ...]
+
+# Head lines as their field (``_line_field``). An exchange renders the same lines response after
+# response (Server, Content-Type, the cluster header, Content-Length of same-sized bodies, the Date
+# of this second): a lookup replaces splitting, stripping and lower-casing each one. Emptied when
+# full, so hostile variety costs nothing but the misses.
+_LINES: dict[bytes, tuple[bytes, bytes] | None] = {}
 _LINES_MAX = 4096
-_LINE_MAX = 320  # longer lines (cookies, long URLs) are rarely repeated: encoded, not kept
+_LINE_MAX = 320  # longer lines (cookies, long URLs) are rarely repeated: translated, not kept
 
-
-# Whole heads as (status, block without the listener's fields). A backend answers the same head
-# again and again until its Date moves on: one lookup instead of a split and a lookup per line.
-_HEADS: dict[bytes, tuple[bytes, bytes]] = {}
+# Whole heads as their fields, ``:status`` first, without the listener's own. A backend answers the
+# same head again and again until its Date moves on: one lookup instead of a split and a lookup
+# per line.
+_HEADS: dict[bytes, Fields] = {}
 _HEADS_MAX = 256
 _HEAD_MAX = 1024
 
 
-def response_block(head: bytes, extra: bytes) -> tuple[bytes, bytes]:
-    """The HTTP/1.1 response head an exchange rendered (without its final CRLF CRLF) as its status
-    and the HPACK block of its HTTP/2 fields: ``:status``, the head's fields (``_line_field``), then
-    ``extra``, fields encoded already (``encode_lines``) (pure, but for the caches)."""
+def response_fields(head: bytes, extra: Fields) -> Fields:
+    """The HTTP/1.1 response head an exchange rendered (without its final CRLF CRLF) as the fields
+    of its HTTP/2 HEADERS: ``:status``, the head's fields (``_line_field``), then ``extra`` (pure,
+    but for the caches)."""
     known = _HEADS.get(head)
     if known is None:
-        known = _head_block(head)
+        known = _head_fields(head)
         if len(head) <= _HEAD_MAX:
             if len(_HEADS) >= _HEADS_MAX:
                 _HEADS.clear()
             _HEADS[head] = known
-    status, block = known
-    return status, block + extra if extra else block
+    return known + extra if extra else known
 
 
-def _head_block(head: bytes) -> tuple[bytes, bytes]:
+def _head_fields(head: bytes) -> Fields:
     lines = head.split(b"\r\n")
     status = lines[0].split(b" ", 2)[1]
-    parts = [SIZE_ZERO, encode_cached(b":status", status)]
+    fields: list[tuple[bytes, bytes]] = [(b":status", status)]
     cache = _LINES
     for i in range(1, len(lines)):
         line = lines[i]
         if not line:
             continue
-        encoded = cache.get(line)
-        if encoded is None:
-            encoded = _line_field(line)
+        if line in cache:
+            field = cache[line]
+        else:
+            field = _line_field(line)
             if len(line) <= _LINE_MAX:
                 if len(cache) >= _LINES_MAX:
                     cache.clear()
-                cache[line] = encoded
-        parts.append(encoded)
-    return status, b"".join(parts)
+                cache[line] = field
+        if field is not None:
+            fields.append(field)
+    return tuple(fields)
+
+
+def dos_reason(message: str) -> str:
+    """The refusal reason (metric label) for the engine's own denial-of-service verdict (pure)."""
+    text = message.lower()
+    if "continuation" in text:
+        return "continuation_flood"
+    if "header" in text:
+        return "header_list_size"
+    if "reset" in text or "rst_stream" in text:
+        return "rapid_reset"
+    return "control_flood"
+
+
+# RFC 9113 7 error codes (ngh2.ErrorCode's values, as plain ints for the compiled code)
+NO_ERROR: Final = 0x0
+PROTOCOL_ERROR: Final = 0x1
+INTERNAL_ERROR: Final = 0x2
+REFUSED_STREAM: Final = 0x7
+CANCEL: Final = 0x8
+ENHANCE_YOUR_CALM: Final = 0xB
 
 
 class _Stream(Downstream):
     """One HTTP/2 stream as ``ports.Downstream`` of its exchange."""
 
     __slots__ = (
-        "block",
         "blocked_since",
         "body_window",
         "conn",
         "ended",
         "exchange",
+        "fields",
         "finished",
         "head",
         "head_sent",
         "out",
         "paused",
         "response_headers",
-        "status",
         "stream_id",
         "unacked",
         "upstream_paused",
@@ -276,24 +301,23 @@ class _Stream(Downstream):
         self.conn = conn
         self.stream_id = stream_id
         self.exchange: Exchange | None = None
-        self.response_headers = b""  # added by response_block instead (HTTP/2 fields)
+        self.response_headers = b""  # added by response_fields instead (HTTP/2 fields)
         self.head = b""
-        self.head_sent = False  # the response head was taken (and its block queued in ``block``)
-        self.status = b""
-        self.block: bytes | None = None  # the HPACK block of HEADERS not sent yet
-        self.out = bytearray()
-        self.ended = False  # the exchange finished: end the stream once ``out`` is sent
-        self.finished = False  # END_STREAM or RST_STREAM sent
+        self.head_sent = False  # the response head was taken (and its fields queued in ``fields``)
+        self.fields: Fields | None = None  # the response's HEADERS, not handed to the engine yet
+        self.out = bytearray()  # body bytes of this loop iteration, handed over at its end
+        self.ended = False  # the exchange finished: end the stream once ``out`` is handed over
+        self.finished = False  # END_STREAM handed to the engine, or RST_STREAM sent
         self.paused = 0
         self.unacked = 0  # request body bytes received while paused, acknowledged on resume
         self.blocked_since: float | None = None
-        self.upstream_paused = False
+        self.upstream_paused = False  # the engine holds _STREAM_BUFFER of ours or more
         # Request body deadlines, as on HTTP/1.1 (Exchange.check_body)
         self.body_window = BodyWindow(conn.engine.clock.now)
 
     # --- ports.Downstream ----------------------------------------------------------------------
     def send_blocked(self) -> bool:
-        return len(self.out) >= _STREAM_BUFFER or self.conn.writing_paused
+        return self.upstream_paused or len(self.out) >= _STREAM_BUFFER or self.conn.writing_paused
 
     def write(self, data: bytes) -> None:
         if self.finished:
@@ -306,11 +330,11 @@ class _Stream(Downstream):
             head, body = self.head[:end], self.head[end + 4 :]
             self.head = b""
             self.head_sent = True
-            self.status, self.block = response_block(head, self.conn.response_block)
+            self.fields = response_fields(head, self.conn.response_fields)
             data = body
         self.out += data
-        # Sent at the end of this loop iteration: a body that ends in the same iteration (most
-        # do) goes out with END_STREAM on its last DATA frame, or on HEADERS when it is empty.
+        # Handed over at the end of this loop iteration: a body that ends in the same iteration
+        # (most do) goes out with END_STREAM on its last DATA frame, or on HEADERS when it is empty.
         self.conn.mark(self)
 
     def cork(self) -> None:
@@ -323,10 +347,10 @@ class _Stream(Downstream):
         self.paused = self.paused | reason if on else self.paused & ~reason
         if not self.paused and self.unacked:
             unacked, self.unacked = self.unacked, 0
-            self.conn.acknowledge(self, unacked)
+            self.conn.acknowledge(self.stream_id, unacked)
 
     def abort(self) -> None:
-        self.conn.reset(self, ErrorCodes.INTERNAL_ERROR)
+        self.conn.reset(self, INTERNAL_ERROR)
 
     def close(self) -> None:
         self.exchange_finished(None)
@@ -348,24 +372,15 @@ class H2ClientConnection(asyncio.Protocol):
         self.settings = settings
         self.metrics = metrics
         self.response_headers = response_headers
-        self.response_block = encode_lines(response_headers)
+        self.response_fields = head_fields(response_headers)
         self.transport: asyncio.Transport | None = None
-        # Outbound fields come from a backend head httptools parsed and response_block lower-cased
-        # and stripped of connection fields: h2's per-field re-validation is skipped.
-        # Inbound fields are checked and cookies joined by ``request_head`` (one pass per stream),
-        # so h2's own inbound validation and normalisation are skipped too.
-        config = h2.config.H2Configuration(
-            client_side=False,
-            header_encoding=None,
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
-            validate_inbound_headers=False,
-            normalize_inbound_headers=False,
-        )
-        self.h2 = h2.connection.H2Connection(config)
-        self._encoder = StatelessEncoder()
-        self.h2.encoder = self._encoder  # type: ignore[assignment]
+        self.ng = ngh2.Connection(ngh2.Role.SERVER, engine_configuration(settings))
+        self.frames = InboundFrames(settings.max_header_frames, settings.max_header_list_bytes)
+        self.usable = True  # False once the engine found a connection error (it sends nothing more)
         self.streams: dict[int, _Stream] = {}
+        self.last_stream_id = 0  # the highest stream the client opened (for our own GOAWAY)
+        self.own_resets: set[int] = set()  # streams we reset: the engine's other resets are its own
+        self.goaway_ours = False  # a GOAWAY the engine sends is its own verdict unless we asked
         self.peer = ""
         self.admitted = False  # counted by the registry's connection caps
         self.identity = Peer(address="", scheme=b"https")
@@ -381,7 +396,7 @@ class H2ClientConnection(asyncio.Protocol):
         self.resets: deque[float] = deque()
         self.controls: deque[float] = deque()
         self._write_soon = False
-        self._dirty: dict[int, _Stream] = {}  # streams with output to send at the next write
+        self._dirty: dict[int, _Stream] = {}  # streams with output to hand over at the next write
         # made by a listener's connection_made, so in the loop (get_running_loop per write-out
         # also cost a getpid() call)
         self._loop = asyncio.get_running_loop()
@@ -410,20 +425,15 @@ class H2ClientConnection(asyncio.Protocol):
             return
         self.admitted = True
         s = self.settings
-        codes = h2.settings.SettingCodes
-        self.h2.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                codes.MAX_CONCURRENT_STREAMS: s.max_concurrent_streams,
-                codes.MAX_HEADER_LIST_SIZE: s.max_header_list_bytes,
-                codes.INITIAL_WINDOW_SIZE: s.initial_window_bytes,
-            },
+        self.ng.initiate_connection(
+            {
+                ngh2.Setting.MAX_CONCURRENT_STREAMS: s.max_concurrent_streams,
+                ngh2.Setting.MAX_HEADER_LIST_SIZE: s.max_header_list_bytes,
+                ngh2.Setting.INITIAL_WINDOW_SIZE: s.initial_window_bytes,
+            }
         )
-        # The HPACK bomb bound: refuse a block whose *decoded* list is larger, whatever its size on
-        # the wire. The decoder remembers repeated heads (hpack_in); the bound applies to each decode.
-        self.h2.decoder = MemoDecoder(max_header_list_size=s.max_header_list_bytes)
-        self.h2.initiate_connection()
-        self.h2.increment_flow_control_window(s.initial_window_bytes - 65535)
+        if s.initial_window_bytes > 65535:
+            self.ng.set_local_window_size(s.initial_window_bytes)  # the connection's, as a stream's
         engine.metrics.active_connections.inc()
         self.metrics.connections.inc()
         self._write_out()
@@ -433,28 +443,30 @@ class H2ClientConnection(asyncio.Protocol):
             return
         now = self.engine.clock.now
         self.last_active = now
+        frames = self.frames
+        before = frames.controls
+        frames.feed(data)
+        if frames.oversized:
+            # Judged on frame headers, before the engine decodes a byte of the block.
+            self._refuse("continuation_flood", ENHANCE_YOUR_CALM)
+            return
+        if frames.controls != before and self._control(now, frames.controls - before):
+            return
         try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.TooManyStreamsError:
-            self._refuse("max_concurrent_streams", None)
+            self.ng.receive_data(data)
+        except ngh2.DenialOfServiceError as exc:
+            self.usable = False
+            self._refuse(dos_reason(str(exc)), ENHANCE_YOUR_CALM)
             return
-        except h2.exceptions.DenialOfServiceError:
-            self._refuse("header_list_size", None)
+        except ngh2.NGH2Error as exc:
+            self.usable = False
+            log.info("HTTP/2 protocol error from %s: %s", self.peer, exc)
+            self._refuse("protocol_error", PROTOCOL_ERROR)
             return
-        except h2.exceptions.ProtocolError as exc:
-            message = str(exc)
-            reason = "continuation_flood" if "continuation" in message.lower() else "protocol_error"
-            log.info("HTTP/2 protocol error from %s: %s", self.peer, message)
-            self._refuse(reason, None)
+        self._events(now)
+        if self.closed:
             return
-        if self._header_block_too_big():
-            self._refuse("continuation_flood", ErrorCodes.ENHANCE_YOUR_CALM)
-            return
-        for event in events:
-            if self.closed:
-                return
-            self._dispatch(event, now)
-        if self.h2.incoming_buffer._headers_buffer:
+        if frames.in_block:
             if self.head_since is None:
                 self.head_since = now  # a header block begun: the whole of it is due in time
         elif self.head_since is not None and self.streams_opened:
@@ -482,6 +494,7 @@ class H2ClientConnection(asyncio.Protocol):
         self._set_reading(True)
         for stream in list(self.streams.values()):
             self.flush(stream)
+        self._write_out()
 
     def _set_reading(self, on: bool) -> None:
         if self.transport is None or self.closed or self.reading_paused == (not on):
@@ -493,49 +506,40 @@ class H2ClientConnection(asyncio.Protocol):
             self.transport.pause_reading()
 
     # --- events ----------------------------------------------------------------------------------
-    def _dispatch(self, event: h2.events.Event, now: float) -> None:
-        if isinstance(event, h2.events.RequestReceived):
-            self._request(event.stream_id, event.headers, event.stream_ended)
-        elif isinstance(event, h2.events.DataReceived):
-            self._data(event, now)
-        elif isinstance(event, h2.events.StreamEnded):
-            stream = self.streams.get(event.stream_id)
-            if stream is not None and stream.exchange is not None and not stream.exchange.done:
-                stream.exchange.complete()
-        elif isinstance(event, h2.events.StreamReset):
-            self._client_reset(event.stream_id, now)
-        elif isinstance(event, h2.events.WindowUpdated):
-            self._control(now)
-            if event.stream_id:
-                stream = self.streams.get(event.stream_id)
-                if stream is not None:
-                    self.flush(stream)
-            else:
+    def _events(self, now: float) -> None:
+        """What the engine found in the bytes it was given, or did while sending."""
+        for event in self.ng.events():
+            if self.closed:
+                return
+            kind = type(event)
+            if kind is ngh2.RequestReceived:
+                request = cast(ngh2.RequestReceived, event)
+                self._request(request.stream_id, request.headers, request.end_stream)
+            elif kind is ngh2.DataReceived:
+                self._data(cast(ngh2.DataReceived, event), now)
+            elif kind is ngh2.StreamClosed:
+                self._stream_closed(cast(ngh2.StreamClosed, event).stream_id)
+            elif kind is ngh2.StreamReset:
+                self._client_reset(cast(ngh2.StreamReset, event).stream_id, now)
+            elif kind is ngh2.WindowUpdated:
                 for stream in list(self.streams.values()):
-                    self.flush(stream)
-        elif isinstance(
-            event,
-            h2.events.PingReceived
-            | h2.events.RemoteSettingsChanged
-            | h2.events.PriorityUpdated
-            | h2.events.UnknownFrameReceived
-            | h2.events.SettingsAcknowledged
-            | h2.events.PingAckReceived,
-        ):
-            self._control(now)
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            self.close()
+                    if stream.upstream_paused:
+                        self._pace_upstream(stream)
+            elif kind is ngh2.ConnectionClosed or kind is ngh2.GoAwayReceived:
+                self.close()
+                return
 
-    def _request(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: object) -> None:
+    def _request(self, stream_id: int, headers: Sequence[tuple[bytes, bytes]], ended: bool) -> None:
         stream = _Stream(self, stream_id)
         self.streams[stream_id] = stream
         self.streams_opened += 1
-        head = request_head(headers, ended=ended is not None)
+        self.last_stream_id = max(self.last_stream_id, stream_id)
+        head = request_head(headers, ended=ended)
         if isinstance(head, str):
             self.metrics.refusals.labels("malformed_request").inc()
             log.info("HTTP/2 stream %d from %s reset: malformed request: %s", stream_id, self.peer, head)
-            self.reset(stream, ErrorCodes.PROTOCOL_ERROR)
-            self._client_reset(stream_id, self.engine.clock.now)  # counts against max_resets
+            self.reset(stream, PROTOCOL_ERROR)
+            self._count_reset(self.engine.clock.now)  # counts against max_resets
             return
         engine = self.engine
         outcome = prepare(
@@ -553,59 +557,79 @@ class H2ClientConnection(asyncio.Protocol):
         exchange = Exchange(stream, engine, outcome, location=self._location(outcome))
         stream.exchange = exchange
         exchange.start()
+        if ended and not exchange.done:
+            exchange.complete()
 
-    def _data(self, event: h2.events.DataReceived, now: float) -> None:
+    def _data(self, event: ngh2.DataReceived, now: float) -> None:
         data = event.data
-        size = event.flow_controlled_length
-        if not data:
-            self._control(now)  # empty DATA frames cost work and carry nothing
-        stream = self.streams.get(event.stream_id)
+        size = len(data)  # padding the engine acknowledges itself
+        sid = event.stream_id
+        stream = self.streams.get(sid)
         if stream is None or stream.exchange is None or stream.exchange.done:
             if size:
-                self.h2.acknowledge_received_data(size, event.stream_id)
+                self.acknowledge(sid, size)
             return
+        exchange = stream.exchange
         stream.body_window.active = now
         try:
             if data:
-                stream.exchange.body(data)
+                exchange.body(data)
         except BodyTooLarge:
-            stream.exchange.fail(413, "request body too large")
+            self.acknowledge(sid, size)
+            exchange.fail(413, "request body too large")
             return
         if stream.paused:
             stream.unacked += size
         elif size:
-            self.h2.acknowledge_received_data(size, event.stream_id)
+            self.acknowledge(sid, size)
+        if event.end_stream and not exchange.done:
+            exchange.complete()
+
+    def _stream_closed(self, stream_id: int) -> None:
+        self.own_resets.discard(stream_id)
+        stream = self.streams.pop(stream_id, None)
+        if stream is None:
+            return
+        self._dirty.pop(stream_id, None)
+        stream.finished = True
+        if stream.unacked:
+            unacked, stream.unacked = stream.unacked, 0
+            self.acknowledge(stream_id, unacked)  # the connection's window, which outlives it
+        exchange = stream.exchange
+        if exchange is not None and not exchange.done:
+            exchange.abandon()
+        if self.engine.registry.draining and not self.streams:
+            self.close()
 
     def _client_reset(self, stream_id: int, now: float) -> None:
-        stream = self.streams.pop(stream_id, None)
+        stream = self.streams.get(stream_id)
         if stream is not None:
             stream.finished = True
-            if stream.exchange is not None and not stream.exchange.done:
-                stream.exchange.abandon()
+            self._stream_closed(stream_id)
+        self._count_reset(now)
+
+    def _count_reset(self, now: float) -> None:
+        """Rapid reset (CVE-2023-44487): a client reset, or a stream we had to refuse."""
         window = self.settings.reset_window
         resets = self.resets
         resets.append(now)
         while resets and now - resets[0] > window:
             resets.popleft()
         if len(resets) > self.settings.max_resets:
-            self._refuse("rapid_reset", ErrorCodes.ENHANCE_YOUR_CALM)
+            self._refuse("rapid_reset", ENHANCE_YOUR_CALM)
 
-    def _control(self, now: float) -> None:
+    def _control(self, now: float, count: int) -> bool:
+        """``count`` more control frames (``InboundFrames.controls``); True if that ended the
+        connection."""
         controls = self.controls
-        controls.append(now)
+        for _ in range(min(count, self.settings.max_control_frames + 1)):
+            controls.append(now)
         while controls and now - controls[0] > self.settings.control_window:
             controls.popleft()
         if len(controls) > self.settings.max_control_frames:
-            self._refuse("control_flood", ErrorCodes.ENHANCE_YOUR_CALM)
-
-    def _header_block_too_big(self) -> bool:
-        # h2 gathers HEADERS + CONTINUATION frames until END_HEADERS (and caps them at 64 itself);
-        # this bound is ours, checked after every read.
-        pending = self.h2.incoming_buffer._headers_buffer
-        if not pending:
-            return False
-        size = sum(len(f.data) for f in pending)
-        return len(pending) > self.settings.max_header_frames or size > self.settings.max_header_list_bytes
+            self._refuse("control_flood", ENHANCE_YOUR_CALM)
+            return True
+        return False
 
     def _location(self, request: Forward) -> Location | None:
         router = self.engine.router
@@ -619,31 +643,9 @@ class H2ClientConnection(asyncio.Protocol):
 
     # --- sending -------------------------------------------------------------------------------
     def mark(self, stream: _Stream) -> None:
-        """``stream`` has output: flushed by the next ``_write_out`` (this loop iteration's end)."""
+        """``stream`` has output: handed over by the next ``_write_out`` (this iteration's end)."""
         self._dirty[stream.stream_id] = stream
         self._schedule_write()
-
-    def _send_headers(self, stream: _Stream, status: bytes, block: bytes, *, end: bool) -> bool:
-        """HEADERS with ``block`` (encoded here: h2 gets it from the encoder, and ``:status`` alone
-        as the fields, which is all it reads of a response's once its validation is off)."""
-        encoder = self._encoder
-        encoder.block = block
-        try:
-            self.h2.send_headers(stream.stream_id, [(b":status", status)], end_stream=end)
-        except h2.exceptions.ProtocolError as exc:
-            log.info("HTTP/2 response head for stream %d refused: %s", stream.stream_id, exc)
-            self.reset(stream, ErrorCodes.INTERNAL_ERROR)
-            return False
-        finally:
-            encoder.block = None
-        return True
-
-    def _finished(self, stream: _Stream) -> None:
-        stream.finished = True
-        self.streams.pop(stream.stream_id, None)
-        self._dirty.pop(stream.stream_id, None)
-        if self.engine.registry.draining and not self.streams:
-            self.close()
 
     def respond_local(
         self, stream: _Stream, status: int, detail: str = "", *, headers: Sequence[tuple[bytes, bytes]] = ()
@@ -652,98 +654,100 @@ class H2ClientConnection(asyncio.Protocol):
         phrase = HTTPStatus(status).phrase
         body = f"{status} {phrase}{': ' + detail if detail else ''}\n".encode()
         self.engine.tallies.count_request("", status)
-        fields = [
+        stream.head_sent = True
+        stream.fields = (
             (b":status", b"%d" % status),
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", b"%d" % len(body)),
             *((name.lower(), value) for name, value in headers),
-        ]
-        stream.head_sent = True
-        stream.status = fields[0][1]
-        stream.block = encode_block(fields)
+        )
         stream.out += body
         stream.ended = True
         self.flush(stream)
 
     def flush(self, stream: _Stream) -> None:
-        """Send ``stream``'s head and what the window allows of its body; end it when done
-        (END_STREAM rides on the last frame that carries something)."""
-        if stream.finished or self.closed:
+        """Hand ``stream``'s head and body so far to the engine, which sends them as the client's
+        windows allow; END_STREAM rides on the last frame that carries something."""
+        if stream.finished or self.closed or not self.usable:
             return
-        h2conn = self.h2
+        ng = self.ng
         sid = stream.stream_id
-        out = stream.out
-        block = stream.block
-        if block is not None:
-            stream.block = None
-            empty = stream.ended and not out
-            if not self._send_headers(stream, stream.status, block, end=empty):
-                return
-            if empty:
-                self._finished(stream)
-                self._pace_upstream(stream)
-                self._schedule_write()
-                return
-        if not self.writing_paused:
-            while out:
-                window = min(self._window(sid), h2conn.max_outbound_frame_size)
-                if window <= 0:
-                    break
-                last = stream.ended and len(out) <= window
-                chunk = bytes(out[:window])
-                del out[:window]
-                h2conn.send_data(sid, chunk, end_stream=last)
-                if last:
-                    self._finished(stream)
-                    self._pace_upstream(stream)
+        try:
+            fields = stream.fields
+            if fields is not None:
+                stream.fields = None
+                empty = stream.ended and not stream.out
+                ng.send_response(sid, fields, end_stream=empty)
+                if empty:
+                    stream.finished = True
                     self._schedule_write()
                     return
-        if out:
-            if stream.blocked_since is None:
-                stream.blocked_since = self.engine.clock.now
-        else:
-            stream.blocked_since = None
-            if stream.ended and stream.head_sent:
-                h2conn.end_stream(sid)
-                self._finished(stream)
+            out = stream.out
+            if out:
+                data = bytes(out)
+                out.clear()
+                ng.send_data(sid, data, end_stream=stream.ended)
+                stream.finished = stream.ended
+            elif stream.ended and stream.head_sent:
+                ng.end_stream(sid)
+                stream.finished = True
+        except ngh2.NGH2Error as exc:
+            # The client reset the stream, or the connection is ending: nothing more to send on it.
+            log.debug("HTTP/2 stream %d from %s: output dropped: %s", sid, self.peer, exc)
+            stream.finished = True
+            return
         self._pace_upstream(stream)
         self._schedule_write()
 
-    def _window(self, sid: int) -> int:
-        """``h2conn.local_flow_control_window(sid)`` read from the same two public attributes
-        without its interpreted call; a stream h2 no longer has goes to h2, which raises as before."""
-        h2conn = self.h2
-        h2stream = h2conn.streams.get(sid)
-        if h2stream is None:
-            return int(h2conn.local_flow_control_window(sid))
-        return min(h2conn.outbound_flow_control_window, h2stream.outbound_flow_control_window)
-
     def _pace_upstream(self, stream: _Stream) -> None:
+        """Pause the backend while the engine holds ``_STREAM_BUFFER`` of this stream's body (the
+        client's window is shut, or it reads slowly), resume it once the engine sent most."""
         exchange = stream.exchange
         upstream = exchange.upstream if exchange is not None else None
         if upstream is None:
             return
-        full = len(stream.out) >= _STREAM_BUFFER
+        try:
+            queued = self.ng.queued_body_size(stream.stream_id)
+        except ngh2.NGH2Error:
+            queued = 0
+        full = queued >= _STREAM_BUFFER
         if full != stream.upstream_paused:
             stream.upstream_paused = full
             upstream.set_reading(not full)
 
-    def acknowledge(self, stream: _Stream, size: int) -> None:
-        if stream.finished or self.closed:
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        """Request body bytes consumed: the client may send as many more (WINDOW_UPDATE, which the
+        engine batches). Also for a stream gone: the connection's window outlives it."""
+        if self.closed or not self.usable:
             return
-        self.h2.acknowledge_received_data(size, stream.stream_id)
+        try:
+            self.ng.acknowledge_received_data(size, stream_id)
+        except (ngh2.NGH2Error, ValueError) as exc:
+            log.debug("HTTP/2 acknowledgement of %d bytes on stream %d not taken: %s", size, stream_id, exc)
+            return
         self._schedule_write()
 
-    def reset(self, stream: _Stream, code: ErrorCodes) -> None:
+    def reset(self, stream: _Stream, code: int) -> None:
         if stream.finished or self.closed:
             return
         stream.finished = True
-        self.streams.pop(stream.stream_id, None)
-        self._dirty.pop(stream.stream_id, None)
+        sid = stream.stream_id
+        self.streams.pop(sid, None)
+        self._dirty.pop(sid, None)
+        if stream.unacked:
+            unacked, stream.unacked = stream.unacked, 0
+            self.acknowledge(sid, unacked)  # before the reset: the stream's bytes stay counted
         exchange = stream.exchange
         if exchange is not None and not exchange.done:
             exchange.abandon()
-        self.h2.reset_stream(stream.stream_id, code)
+        if not self.usable:
+            return
+        self.own_resets.add(sid)
+        try:
+            self.ng.reset_stream(sid, code)
+        except ngh2.NGH2Error as exc:
+            self.own_resets.discard(sid)
+            log.debug("HTTP/2 stream %d from %s: reset not sent: %s", sid, self.peer, exc)
         self._schedule_write()
 
     def _schedule_write(self) -> None:
@@ -752,7 +756,7 @@ class H2ClientConnection(asyncio.Protocol):
             self._loop.call_soon(self._write_out)
 
     def _write_out(self) -> None:
-        if self.transport is None or self.closed:
+        if self.transport is None or self.closed or not self.usable:
             self._write_soon = False
             return
         if self._dirty:
@@ -761,29 +765,88 @@ class H2ClientConnection(asyncio.Protocol):
             for stream in dirty.values():
                 self.flush(stream)
         self._write_soon = False
-        data = self.h2.data_to_send()
+        if self.writing_paused:
+            return  # the engine keeps it until resume_writing: the client is not reading
+        try:
+            data = self.ng.data_to_send()
+        except ngh2.NGH2Error as exc:
+            log.info("HTTP/2 connection from %s: engine stopped: %s", self.peer, exc)
+            self.usable = False
+            self.close()
+            return
         if data:
+            self._engine_refusals(data)
             self.transport.write(data)
+        # Sending ends streams (StreamClosed), and the engine reports it at its next events().
+        self._events(self.engine.clock.now)
+        if not self.closed and not self.ng.want_read and not self.ng.want_write:
+            self.closed = True  # the engine is done with the connection (a GOAWAY sent and answered)
+            self.transport.close()
+
+    def _engine_refusals(self, data: bytes) -> None:
+        """Count what the engine refused by itself (it raises no event for it), from its RST_STREAM
+        and GOAWAY frames: a stream over SETTINGS_MAX_CONCURRENT_STREAMS (REFUSED_STREAM while our
+        SETTINGS are unacknowledged, then the connection, RFC 9113 5.1.2), a request it found
+        malformed (PROTOCOL_ERROR: RFC 9113 8.1.1, 8.2, 8.3, before ``request_head`` sees it), any
+        other connection error."""
+        found = sent(data)
+        if found is None:
+            return
+        now = self.engine.clock.now
+        own = self.own_resets
+        for sid, code in found.resets:
+            if sid in own:
+                own.discard(sid)
+                continue
+            reason = "max_concurrent_streams" if code == REFUSED_STREAM else "malformed_request"
+            self.metrics.refusals.labels(reason).inc()
+            log.info("HTTP/2 stream %d from %s reset by the protocol engine: %s", sid, self.peer, reason)
+            self._count_reset(now)
+            if self.closed:
+                return
+        if found.goaway_code > 0 and not self.goaway_ours:
+            detail = found.debug.decode("ascii", "replace")
+            reason = "max_concurrent_streams" if "concurrent streams" in detail else "protocol_error"
+            self.metrics.refusals.labels(reason).inc()
+            log.warning(
+                "HTTP/2 connection from %s closed by the protocol engine: %s (%s)",
+                self.peer,
+                reason,
+                detail,
+                extra={"reason": reason},
+            )
 
     # --- endings ---------------------------------------------------------------------------------
-    def _refuse(self, reason: str, code: ErrorCodes | None) -> None:
-        """A protection tripped: GOAWAY (h2 has queued one for protocol errors), then close."""
+    def _refuse(self, reason: str, code: int) -> None:
+        """A protection tripped: GOAWAY with ``code``, then close."""
         self.metrics.refusals.labels(reason).inc()
         log.warning("HTTP/2 connection from %s closed: %s", self.peer, reason, extra={"reason": reason})
-        if code is not None:
-            with contextlib.suppress(h2.exceptions.ProtocolError):
-                self.h2.close_connection(error_code=code)
-        self._write_out()
-        self.close()
+        if self.transport is None or self.closed:
+            return
+        sent = False
+        self.goaway_ours = True
+        if self.usable:
+            try:
+                self.ng.terminate_connection(code, last_stream_id=self.last_stream_id)
+                self.transport.write(self.ng.data_to_send())
+                sent = True
+            except ngh2.NGH2Error:
+                pass
+        if not sent:
+            self.transport.write(goaway(self.last_stream_id, code))
+        self.usable = False
+        self.closed = True
+        self.transport.close()
 
     def close(self) -> None:
         """Ask the client to stop (GOAWAY NO_ERROR), send what is queued and close."""
         if self.transport is None or self.closed:
             return
-        if not self.h2.state_machine.state.name.startswith("CLOSED"):
-            with contextlib.suppress(h2.exceptions.ProtocolError):
-                self.h2.close_connection()
-        self._write_out()
+        self.goaway_ours = True
+        if self.usable:
+            with contextlib.suppress(ngh2.NGH2Error):
+                self.ng.send_goaway(NO_ERROR)
+            self._write_out()
         self.closed = True
         self.transport.close()
 
@@ -792,17 +855,37 @@ class H2ClientConnection(asyncio.Protocol):
             self.closed = True
             self.transport.abort()
 
+    def _stalled(self, stream: _Stream, now: float) -> bool:
+        """The engine holds body bytes of ``stream`` the client's windows leave no room for."""
+        if not stream.head_sent or not self.usable:
+            return False
+        ng = self.ng
+        try:
+            if not ng.queued_body_size(stream.stream_id):
+                return False
+            room = min(ng.remote_window_size, ng.stream_remote_window_size(stream.stream_id))
+        except ngh2.NGH2Error:
+            return False
+        return room <= 0
+
     def check_timeouts(self, now: float) -> None:
         if self.closed:
             return
         timeouts = self.engine.settings.timeouts
         for stream in list(self.streams.values()):
             exchange = stream.exchange
-            if stream.blocked_since is not None and now - stream.blocked_since > self.settings.stall_timeout:
-                self.metrics.refusals.labels("stalled_window").inc()
-                log.info("HTTP/2 stream %d from %s reset: window shut too long", stream.stream_id, self.peer)
-                self.reset(stream, ErrorCodes.CANCEL)
-                continue
+            if self._stalled(stream, now):
+                if stream.blocked_since is None:
+                    stream.blocked_since = now
+                elif now - stream.blocked_since > self.settings.stall_timeout:
+                    self.metrics.refusals.labels("stalled_window").inc()
+                    log.info(
+                        "HTTP/2 stream %d from %s reset: window shut too long", stream.stream_id, self.peer
+                    )
+                    self.reset(stream, CANCEL)
+                    continue
+            else:
+                stream.blocked_since = None
             if exchange is not None and not exchange.done:
                 if not exchange.request_done and exchange.check_body(
                     now,
@@ -817,10 +900,23 @@ class H2ClientConnection(asyncio.Protocol):
             # A first request, or a header block begun, not complete in time (slowloris over HTTP/2).
             self.engine.metrics.client_timeouts.labels("head").inc()
             log.info("HTTP/2 request head from %s not complete in time; closing", self.peer)
-            self._refuse("request_head_timeout", ErrorCodes.NO_ERROR)
+            self._refuse("request_head_timeout", NO_ERROR)
             return
         if head_since is not None and self.reading_paused:
             self.head_since = now  # our flow control, not the client
         draining = self.engine.registry.draining
         if not self.streams and (draining or now - self.last_active > timeouts.idle):
             self.close()
+
+
+def engine_configuration(settings: Http2Settings) -> ngh2.Configuration:
+    """libnghttp2's own limits, set from ours and never tighter where ours count and name what they
+    refuse (resets, control frames, header blocks): the engine's stay as a second line."""
+    resets_per_second = max(33, int(settings.max_resets / max(settings.reset_window, 0.001)) * 2)
+    return ngh2.Configuration(
+        auto_window_update=False,  # request bodies are acknowledged as the backend takes them
+        max_continuations=max(8, settings.max_header_frames),
+        max_inbound_header_list_size=settings.max_header_list_bytes,
+        stream_reset_rate_limit=(max(1000, settings.max_resets * 2), resets_per_second),
+        max_outbound_ack=max(1000, settings.max_control_frames),
+    )
