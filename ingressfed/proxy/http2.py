@@ -381,6 +381,7 @@ class H2ClientConnection(asyncio.Protocol):
         self.last_stream_id = 0  # the highest stream the client opened (for our own GOAWAY)
         self.own_resets: set[int] = set()  # streams we reset: the engine's other resets are its own
         self.goaway_ours = False  # a GOAWAY the engine sends is its own verdict unless we asked
+        self.closing = False
         self.peer = ""
         self.admitted = False  # counted by the registry's connection caps
         self.identity = Peer(address="", scheme=b"https")
@@ -525,7 +526,15 @@ class H2ClientConnection(asyncio.Protocol):
                 for stream in list(self.streams.values()):
                     if stream.upstream_paused:
                         self._pace_upstream(stream)
-            elif kind is ngh2.ConnectionClosed or kind is ngh2.GoAwayReceived:
+            elif kind is ngh2.TrailersReceived:
+                # Trailers end the request (END_STREAM rides on them); the backend's HTTP/1.1
+                # request does not carry them, as before.
+                trailed = self.streams.get(cast(ngh2.TrailersReceived, event).stream_id)
+                if trailed is not None and trailed.exchange is not None and not trailed.exchange.done:
+                    trailed.exchange.complete()
+            elif kind is ngh2.ConnectionClosed:
+                # The engine is done (a GOAWAY either way and no stream left). A client's GOAWAY
+                # alone lets the streams it already opened finish: the engine says when.
                 self.close()
                 return
 
@@ -840,8 +849,9 @@ class H2ClientConnection(asyncio.Protocol):
 
     def close(self) -> None:
         """Ask the client to stop (GOAWAY NO_ERROR), send what is queued and close."""
-        if self.transport is None or self.closed:
+        if self.transport is None or self.closed or self.closing:
             return
+        self.closing = True  # the write-out below reads events, which may ask to close again
         self.goaway_ours = True
         if self.usable:
             with contextlib.suppress(ngh2.NGH2Error):

@@ -72,6 +72,13 @@ async def test_streams_carry_routing_headers_uploads_and_rejections(
         c.flush()
         await c.until(lambda: c.responses[sid].ended)
         assert c.responses[sid].status == 200 and c.responses[sid].body == b"80000"
+        # Trailers end a request as END_STREAM on its last DATA frame does (gRPC clients send them).
+        sid = c.request(HOST, "/upload", method="POST", end=False, extra=[("te", "trailers")])
+        c.conn.send_data(sid, b"t" * 5000)
+        c.conn.send_headers(sid, [(b"x-checksum", b"abc")], end_stream=True)
+        c.flush()
+        await c.until(lambda: c.responses[sid].ended or c.responses[sid].reset is not None)
+        assert c.responses[sid].status == 200 and c.responses[sid].body == b"5000"
         # An unknown host is answered 404 on its stream; the connection stays usable.
         missing = await c.get("nowhere.example.org", "/")
         assert missing.status == 404
