@@ -17,7 +17,7 @@ Each also as CPU time (user+sys, /proc) of the server's process tree per request
 machine's contention moves much less than req/s.
 ``--profile perf`` ends with one more run of each workload against ingressfed under ``perf record``
 and prints where its CPU went, per request: by shared object (the kernel, CPython's interpreter,
-i.e. every module still run as Python, h2 and hpack among them; the compiled ingressfed modules;
+i.e. every module still run as Python; the compiled ingressfed modules; ngh2's libnghttp2;
 OpenSSL; uvloop; httptools) and the top symbols. ``--profile cprofile`` (with ``--source``) prints
 cProfile's view of the whole run.
 ``--with-floor`` also measures HTTPS keep-alive CPU per request of the floors (bench/proxy/floor.py
@@ -206,7 +206,9 @@ def perf_profile(workload: str, port: int, pid: int, args: argparse.Namespace, d
 def _object_name(dso: str) -> str:
     """A shared object as what it holds."""
     if dso.startswith("libpython"):
-        return dso + " (interpreted Python: h2, hpack, ...)"
+        return dso + " (interpreted Python: every module not compiled)"
+    if dso.startswith(("_core.cpython", "events.cpython")):  # ngh2's two extension modules
+        return "ngh2 (libnghttp2, the HTTP/2 engine)"
     if "__mypyc" in dso:
         return "ingressfed compiled (mypyc)"
     return dso
