@@ -276,6 +276,11 @@ CANCEL: Final = 0x8
 ENHANCE_YOUR_CALM: Final = 0xB
 
 
+# What a reset the engine sent by itself refused (any other code: a stream-level protocol error,
+# e.g. a flow-control violation on that stream).
+_RESET_REASONS: Final = {REFUSED_STREAM: "max_concurrent_streams", PROTOCOL_ERROR: "malformed_request"}
+
+
 class _Stream(Downstream):
     """One HTTP/2 stream as ``ports.Downstream`` of its exchange."""
 
@@ -797,7 +802,7 @@ class H2ClientConnection(asyncio.Protocol):
         and GOAWAY frames: a stream over SETTINGS_MAX_CONCURRENT_STREAMS (REFUSED_STREAM while our
         SETTINGS are unacknowledged, then the connection, RFC 9113 5.1.2), a request it found
         malformed (PROTOCOL_ERROR: RFC 9113 8.1.1, 8.2, 8.3, before ``request_head`` sees it), any
-        other connection error."""
+        other stream or connection error (``protocol_error``)."""
         found = sent(data)
         if found is None:
             return
@@ -807,7 +812,7 @@ class H2ClientConnection(asyncio.Protocol):
             if sid in own:
                 own.discard(sid)
                 continue
-            reason = "max_concurrent_streams" if code == REFUSED_STREAM else "malformed_request"
+            reason = _RESET_REASONS.get(code, "protocol_error")
             self.metrics.refusals.labels(reason).inc()
             log.info("HTTP/2 stream %d from %s reset by the protocol engine: %s", sid, self.peer, reason)
             self._count_reset(now)

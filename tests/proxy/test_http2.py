@@ -253,6 +253,43 @@ async def test_more_concurrent_streams_than_advertised_are_refused(
         await second_client_is_served(h)
 
 
+async def test_a_stream_over_the_limit_before_our_settings_are_acknowledged_is_refused_alone(
+    backends: dict[str, BackendServer], tmp_path: Path
+) -> None:
+    """A client may open streams before it has read our SETTINGS (RFC 9113 5.1.2): the one over the
+    limit is refused (REFUSED_STREAM, so it can be retried), the others are served."""
+    async with https_proxy(backends, tmp_path, http2=Http2Settings(max_concurrent_streams=4)) as h:
+        async with h2_client(h.port, HOST, h.client_context()) as c:
+            sids = [c.request(HOST, f"/early/{i}") for i in range(5)]  # nothing read yet: no ACK sent
+            await c.until(lambda: all(c.responses[s].ended or c.responses[s].reset is not None for s in sids))
+            assert [c.responses[s].status for s in sids[:4]] == [200] * 4
+            assert c.responses[sids[4]].reset == ErrorCodes.REFUSED_STREAM
+            again = await c.get(HOST, "/after")
+            assert again.status == 200 and not c.closed
+        assert refusals(h, "max_concurrent_streams") == 1
+
+
+@pytest.mark.parametrize("case", ["bad_settings_frame", "stream_window_exceeded"])
+async def test_protocol_errors_the_engine_finds_are_named(
+    backends: dict[str, BackendServer], tmp_path: Path, case: str
+) -> None:
+    async with https_proxy(backends, tmp_path) as h:
+        async with h2_client(h.port, HOST, h.client_context(), settings={}) as c:
+            if case == "bad_settings_frame":
+                c.raw(b"\x00\x00\x05\x04\x00\x00\x00\x00\x00" + b"\x00" * 5)  # 5 bytes: FRAME_SIZE_ERROR
+                await c.until(lambda: c.closed or c.terminated is not None, timeout=10)
+                assert c.terminated is None or c.terminated.error_code != ErrorCodes.NO_ERROR
+            else:
+                sid = c.request(HOST, "/upload", method="POST", end=False)
+                # More than the stream's 1 MiB window in DATA frames the client library won't send.
+                for _ in range(70):
+                    c.raw(DataFrame(sid, data=b"x" * 16384).serialize())
+                await c.until(lambda: c.responses[sid].reset is not None or c.closed, timeout=10)
+                assert c.responses[sid].reset == ErrorCodes.FLOW_CONTROL_ERROR or c.terminated is not None
+        assert refusals(h, "protocol_error") == 1
+        await second_client_is_served(h)
+
+
 async def test_a_response_stalled_on_a_zero_window_is_reset_and_releases_its_backend(
     backends: dict[str, BackendServer], tmp_path: Path
 ) -> None:
