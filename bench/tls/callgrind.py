@@ -127,7 +127,7 @@ def main() -> int:
         backend, port, plain = free_ports(3)
         tree = compiled.source() if args.source else compiled.tree()
         print(f"ingressfed: {compiled.describe(tree)}", flush=True)
-        out = args.out or tmp / "callgrind.out"
+        out = tmp / "callgrind.out"  # the counted dump moves to --out; the exit writes its own here
         cmd = [sys.executable, str(Path(__file__).with_name("serve.py"))]
         cmd += ["--port", str(port), "--plain-port", str(plain), "--backend", str(backend)]
         cmd += ["--certs", str(tmp / "certs")]
