@@ -27,16 +27,42 @@ def require(*tools: str) -> None:
             )
 
 
-def under_callgrind(out: Path, cmd: Sequence[str]) -> list[str]:
-    """``cmd`` run by callgrind, counting nothing until ``instrumented``."""
+def under_callgrind(out: Path, cmd: Sequence[str], *, cache_sim: bool = False) -> list[str]:
+    """``cmd`` run by callgrind, counting nothing until ``instrumented``. ``cache_sim`` also
+    simulates the caches and branch predictors (``events``): slower, and the same count."""
+    simulate = ["--cache-sim=yes", "--branch-sim=yes"] if cache_sim else []
     return [
         "valgrind",
         "--tool=callgrind",
+        *simulate,
         "--instr-atstart=no",
         "--dump-instr=no",
         f"--callgrind-out-file={out}",
         *cmd,
     ]
+
+
+# What a --cache-sim count's events mean (valgrind's names), in the order they are printed.
+EVENTS = {
+    "Ir": "instructions",
+    "I1mr": "L1 instruction-cache misses",
+    "D1mr": "L1 data-cache read misses",
+    "D1mw": "L1 data-cache write misses",
+    "ILmr": "last-level instruction misses",
+    "DLmr": "last-level data read misses",
+    "Bcm": "conditional branches mispredicted",
+    "Bim": "indirect branches mispredicted",
+}
+
+
+def events(profile: Path) -> dict[str, int]:
+    """The totals of a kept callgrind profile, by event name."""
+    text = profile.read_text()
+    names = re.search(r"^events: (.*)$", text, re.MULTILINE)
+    totals = re.search(r"^totals: (.*)$", text, re.MULTILINE)
+    if names is None or totals is None:
+        raise SystemExit(f"no events or totals in {profile}")
+    return dict(zip(names.group(1).split(), (int(v) for v in totals.group(1).split()), strict=True))
 
 
 @contextlib.contextmanager
