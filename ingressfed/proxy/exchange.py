@@ -151,6 +151,9 @@ class Exchange(UpstreamListener):
     targets: tuple[ClusterTarget, ...] = ()
     attempt = 0
     backend: Backend | None = None
+    # backend.cluster, read several times per request: a compiled attribute, where Backend's (a
+    # model dataclass) is a Python attribute lookup
+    cluster = ""
     upstream: UpstreamConnection | None = None
     connecting: asyncio.Task[None] | None = None
     # Body bytes held until an upstream connection is ready (a list once there are any).
@@ -291,6 +294,7 @@ class Exchange(UpstreamListener):
             self.fail(503, "no healthy backend left", extra=b"Retry-After: 5\r\n")
             return
         self.backend = backend
+        self.cluster = backend.cluster
         conn = None if fresh else engine.pool.take(backend)
         if conn is not None:
             self.attach(conn)
@@ -367,13 +371,13 @@ class Exchange(UpstreamListener):
         engine = self.engine
         self.upstream = conn
         conn.listener = self
-        steering = self.request.entry.steering
-        if steering.capacity and self.backend is not None:
-            cluster = self.counted = self.backend.cluster
+        entry = self.request.entry
+        if entry.counts_in_flight and self.backend is not None:
+            cluster = self.counted = self.cluster
             in_flight = engine.router.in_flight
             in_flight[cluster] = in_flight.get(cluster, 0) + 1
-        if steering.rates and self.backend is not None:
-            engine.router.meter.record(self.backend.cluster, engine.clock.precise())
+        if entry.meters_rates and self.backend is not None:
+            engine.router.meter.record(self.cluster, engine.clock.precise())
         self.upstream_active = self.attempt_since = engine.clock.now
         self.sent_at = engine.clock.precise()
         self.phase = Phase.SENT
@@ -440,7 +444,7 @@ class Exchange(UpstreamListener):
             self._retry()
             return
         elapsed = engine.clock.precise() - self.sent_at
-        engine.tallies.observe_latency(backend.cluster, elapsed)
+        engine.tallies.observe_latency(self.cluster, elapsed)
         engine.router.record_latency(backend, elapsed)
         self.resp_status = status
         self.phase = Phase.RESPONDING
@@ -502,13 +506,13 @@ class Exchange(UpstreamListener):
         engine = self.engine
         backend = self.backend
         if backend is not None:
-            parts.append(engine.cluster_line(backend.cluster))
+            parts.append(engine.cluster_line(self.cluster))
         parts.append(b"Via: %b, %b\r\n" % (via, engine.via) if via else engine.via_line)
         client = self.client
         if client.response_headers:
             parts.append(client.response_headers)
         cookie = request.entry.affinity_cookie
-        if cookie and backend is not None and backend.cluster != request.affinity:
+        if cookie and backend is not None and self.cluster != request.affinity:
             # Session affinity: later requests carry the serving cluster back to us.
             parts.append(
                 b"Set-Cookie: %b=%b; Path=/; HttpOnly; SameSite=Lax\r\n"
@@ -566,7 +570,7 @@ class Exchange(UpstreamListener):
                 conn.close()
             self.fail(502, "backend switched protocols unasked")
             return
-        self.engine.tallies.count_request(self.backend.cluster if self.backend else "", 101)
+        self.engine.tallies.count_request(self.cluster if self.backend is not None else "", 101)
         self._end()
         self.client.start_tunnel(conn, tail, self)
 
@@ -686,8 +690,9 @@ class Exchange(UpstreamListener):
         responded = self.response_started
         self._end()
         engine = self.engine
-        backend = self.backend
-        engine.tallies.count_request(backend.cluster if backend and responded else "", self.resp_status)
+        engine.tallies.count_request(
+            self.cluster if self.backend is not None and responded else "", self.resp_status
+        )
         if reusable is not None:
             engine.pool.put(reusable)
         self.client.exchange_finished(self)

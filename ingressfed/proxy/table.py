@@ -59,9 +59,14 @@ class RouteEntry:
     # steering.affinity_cookie, read twice per request: a compiled attribute, where Steering's
     # (a model dataclass) is a Python attribute lookup
     affinity_cookie: str | None = field(init=False, repr=False, compare=False)
+    # ... and so are the two questions every attach asks of it
+    counts_in_flight: bool = field(init=False, repr=False, compare=False)  # steering.capacity
+    meters_rates: bool = field(init=False, repr=False, compare=False)  # steering.rates
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "affinity_cookie", self.steering.affinity_cookie)
+        object.__setattr__(self, "counts_in_flight", bool(self.steering.capacity))
+        object.__setattr__(self, "meters_rates", bool(self.steering.rates))
 
 
 @dataclass(frozen=True, slots=True, eq=False)

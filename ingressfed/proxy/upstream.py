@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import cast
 
 import httptools
@@ -16,17 +17,30 @@ from ingressfed.model import Backend
 from ingressfed.proxy.clock import Clock
 from ingressfed.proxy.ports import Pause, TunnelPeer, UpstreamListener
 
-__all__ = ["UpstreamConnection", "UpstreamPool"]
+__all__ = ["UpstreamConnection", "UpstreamPool", "unconnected"]
 
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 
 
+def unconnected(data: bytes) -> None:
+    """The transport's write before there is a transport (every caller checks for one first)."""
+
+
+def _never_closing() -> bool:
+    return False
+
+
 class UpstreamConnection(asyncio.Protocol, TunnelPeer):
     """One HTTP/1.1 connection to a backend; carries one exchange at a time (no upstream pipelining)."""
 
     __slots__ = (
+        "_feed",
+        "_is_closing",
+        "_keep_alive",
+        "_send",
+        "_status_code",
         "address",
         "closed",
         "headers",
@@ -47,7 +61,14 @@ class UpstreamConnection(asyncio.Protocol, TunnelPeer):
         self.address = address
         self.stack = pool.stack(address)  # where it waits while idle
         self.transport: asyncio.Transport | None = None
+        # Bound once (as in proxy/http1.py): compiled, a method call on a third-party object looks
+        # the method up in its type per call.
+        self._send: Callable[[bytes], object] = unconnected
+        self._is_closing: Callable[[], bool] = _never_closing
         self.parser = httptools.HttpResponseParser(self)
+        self._feed: Callable[[bytes], None] = self.parser.feed_data
+        self._status_code: Callable[[], int] = self.parser.get_status_code
+        self._keep_alive: Callable[[], bool] = self.parser.should_keep_alive
         self.listener: UpstreamListener | None = None
         self.tunnel: TunnelPeer | None = None
         self.closed = False
@@ -61,6 +82,8 @@ class UpstreamConnection(asyncio.Protocol, TunnelPeer):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it
         self.transport = cast(asyncio.Transport, transport)
+        self._send = self.transport.write
+        self._is_closing = self.transport.is_closing
 
     def data_received(self, data: bytes) -> None:
         tunnel = self.tunnel
@@ -77,7 +100,7 @@ class UpstreamConnection(asyncio.Protocol, TunnelPeer):
         downstream = listener.downstream
         downstream.cork()
         try:
-            self.parser.feed_data(data)
+            self._feed(data)
         except httptools.HttpParserUpgrade as upgrade:
             if self.listener is not None:
                 self.listener.upstream_upgraded(data[upgrade.args[0] :])
@@ -124,7 +147,7 @@ class UpstreamConnection(asyncio.Protocol, TunnelPeer):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        self.status = self._status_code()
         headers, reason = self.headers, self.reason
         self.headers = []
         self.reason = b""
@@ -137,12 +160,12 @@ class UpstreamConnection(asyncio.Protocol, TunnelPeer):
 
     def on_message_complete(self) -> None:
         if self.listener is not None and self.status >= 200:
-            self.listener.response_complete(self.parser.should_keep_alive())
+            self.listener.response_complete(self._keep_alive())
 
     # helpers
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.write(data)
+            self._send(data)
 
     def set_reading(self, on: bool) -> None:
         if self.transport is not None and not self.closed:
@@ -196,7 +219,7 @@ class UpstreamPool:
             self._taken_from = stack
         while stack:
             conn = stack.pop()
-            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
+            if not conn.closed and conn.transport is not None and not conn._is_closing():
                 conn.reused = True
                 return conn
         return None
