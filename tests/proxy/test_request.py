@@ -8,6 +8,7 @@ from ingressfed.model import Backend, Cluster, Location, Route
 from ingressfed.proxy.exchange import _RESPONSE_NAMES
 from ingressfed.proxy.request import (
     _REQUEST_NAMES,
+    DROP,
     PASS,
     Forward,
     HeaderActions,
@@ -292,3 +293,26 @@ def test_header_shape_filter_only_passes_names_the_table_would_pass(actions: Hea
             assert HeaderActions(actions.table).learn(name) == PASS, name
     for name in actions.table:
         assert actions.may_act(name) and actions.may_act(name.upper())
+
+
+@pytest.mark.parametrize("actions", [_REQUEST_NAMES, _RESPONSE_NAMES], ids=["request", "response"])
+def test_header_actions_by_remembered_spelling_agree_with_the_table(actions: HeaderActions) -> None:
+    # The last spelling of each (length, first letter) is remembered with its action: names that
+    # share a shape, in turns and in any case, must each still get the table's own answer.
+    fresh = HeaderActions(actions.table)
+    names = [
+        *actions.table,
+        *(n.upper() for n in actions.table),
+        *(n.title() for n in actions.table),
+        b"Hose",  # the shape of Host, passes
+        b"Proxy-Foo",  # dropped
+        b"Cache-Control",
+        b"Connectiom",  # the shape of Connection, passes
+        b"proxy-" + b"z" * 70,  # longer than any shape
+    ]
+    expected = {name: HeaderActions(actions.table).learn(name) for name in names}
+    for _ in range(3):
+        for name in [*names, *reversed(names)]:
+            # a new object each time, as the parser hands over
+            assert fresh.action(bytes(bytearray(name))) == expected[name], name
+    assert fresh.action(b"Hose") == PASS and fresh.action(b"Proxy-Foo") == DROP
