@@ -24,6 +24,7 @@ from ingressfed.model import Backend, Location
 from ingressfed.proxy.deadlines import BodyWindow
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.gateway import modified_headers
+from ingressfed.proxy.joined import joined
 from ingressfed.proxy.ports import Corkable, Downstream, Pause, UpstreamListener
 from ingressfed.proxy.request import (
     DROP,
@@ -520,7 +521,7 @@ class Exchange(UpstreamListener):
             )
         if self.phase is Phase.SWITCHING:
             parts.append(b"Connection: upgrade\r\nUpgrade: %b\r\n\r\n" % (upgrade or b"websocket"))
-            return b"".join(parts)
+            return joined(parts)
         if length is not None:
             parts.append(b"Content-Length: ")
             parts.append(length)
@@ -542,7 +543,7 @@ class Exchange(UpstreamListener):
             parts.append(b"Connection: keep-alive\r\n\r\n")
         else:
             parts.append(b"\r\n")
-        return b"".join(parts)
+        return joined(parts)
 
     def response_body(self, data: bytes) -> None:
         framing = self.framing
