@@ -141,7 +141,8 @@ class UpstreamConnection(asyncio.Protocol, TunnelPeer):
     # httptools callbacks. No on_message_begin: a head's fields are reset once it is handed on, which
     # spares every response one callback from llhttp into Python.
     def on_status(self, reason: bytes) -> None:
-        self.reason += reason
+        so_far = self.reason
+        self.reason = so_far + reason if so_far else reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
