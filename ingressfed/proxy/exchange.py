@@ -113,11 +113,12 @@ def _tokens(value: bytes) -> set[bytes]:
     return {t.strip().lower() for t in value.split(b",") if t.strip()}
 
 
-def _valid_switch(headers: list[tuple[bytes, bytes]], accept: bytes | None) -> bool:
+def _valid_switch(headers: list[bytes], accept: bytes | None) -> bool:
     """A 101 answers our WebSocket handshake: Upgrade: websocket and the right Sec-WebSocket-Accept."""
     upgrade = found = None
-    for name, value in headers:
-        lname = name.lower()
+    for i in range(0, len(headers), 2):
+        lname = headers[i].lower()
+        value = headers[i + 1]
         if lname == b"upgrade":
             upgrade = value
         elif lname == b"sec-websocket-accept":
@@ -413,7 +414,7 @@ class Exchange(UpstreamListener):
     def pause_client(self, on: bool) -> None:
         self.client.set_paused(Pause.UPSTREAM, on)
 
-    def response_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    def response_head(self, status: int, reason: bytes, headers: list[bytes]) -> None:
         engine = self.engine
         backend = self.backend
         assert backend is not None
@@ -458,9 +459,8 @@ class Exchange(UpstreamListener):
                 conn.close()
             self.finish(reusable=None)
 
-    def render_head(
-        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], *, body: bool
-    ) -> bytes:
+    def render_head(self, status: int, reason: bytes, headers: list[bytes], *, body: bool) -> bytes:
+        """The response head for the client; ``headers`` flat, as ``response_head`` has them."""
         parts = [_status_line(status, reason)]
         named: frozenset[bytes] | None = None
         length: bytes | None = None
@@ -471,7 +471,9 @@ class Exchange(UpstreamListener):
         modifiers = request.response_headers
         kept: list[tuple[bytes, bytes]] | None = [] if modifiers else None
         header_actions = _RESPONSE_NAMES
-        for name, value in headers:
+        for i in range(0, len(headers), 2):
+            name = headers[i]
+            value = headers[i + 1]
             action = header_actions.action(name)
             if action == PASS:
                 if kept is not None:

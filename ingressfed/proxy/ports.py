@@ -97,7 +97,8 @@ class UpstreamListener:
     def pause_client(self, on: bool) -> None:
         raise NotImplementedError
 
-    def response_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    def response_head(self, status: int, reason: bytes, headers: list[bytes]) -> None:
+        """``headers``: name, value, name, value, ... as received (flat: no tuple per header)."""
         raise NotImplementedError
 
     def response_body(self, data: bytes) -> None:

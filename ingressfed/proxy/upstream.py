@@ -76,7 +76,7 @@ class UpstreamConnection(asyncio.Protocol, TunnelPeer):
         self.idle_since = 0.0
         self.status = 0
         self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[bytes] = []  # name, value, name, value, ...: no tuple per header
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -145,7 +145,9 @@ class UpstreamConnection(asyncio.Protocol, TunnelPeer):
         self.reason = so_far + reason if so_far else reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        headers = self.headers
+        headers.append(name)
+        headers.append(value)
 
     def on_headers_complete(self) -> None:
         self.status = self._status_code()
