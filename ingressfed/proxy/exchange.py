@@ -20,11 +20,12 @@ from enum import Enum
 from http import HTTPStatus
 from typing import Final
 
+from librt.strings import BytesWriter
+
 from ingressfed.model import Backend, Location
 from ingressfed.proxy.deadlines import BodyWindow
 from ingressfed.proxy.engine import Engine
 from ingressfed.proxy.gateway import modified_headers
-from ingressfed.proxy.joined import joined
 from ingressfed.proxy.ports import Corkable, Downstream, Pause, UpstreamListener
 from ingressfed.proxy.request import (
     DROP,
@@ -75,6 +76,7 @@ def _status_line(status: int, reason: bytes) -> bytes:
     return line
 
 
+_HEAD: Final = BytesWriter()  # render_head's buffer
 _PENDING_LIMIT: Final = 256 * 1024  # unsent request body held before the upstream is ready
 
 
@@ -461,8 +463,20 @@ class Exchange(UpstreamListener):
 
     def render_head(self, status: int, reason: bytes, headers: list[bytes], *, body: bool) -> bytes:
         """The response head for the client; ``headers`` flat, as ``response_head`` has them."""
-        parts = [_status_line(status, reason)]
-        named: frozenset[bytes] | None = None
+        header_actions = _RESPONSE_NAMES
+        # Headers the backend's Connection header names are hop-by-hop too (RFC 9110 7.6.1): known
+        # before anything is written (only a name ten letters long can be Connection).
+        drop: frozenset[bytes] | None = None
+        for i in range(0, len(headers), 2):
+            name = headers[i]
+            if len(name) == 10 and header_actions.action(name) == _CONNECTION:
+                extra = connection_names(headers[i + 1]) - _GONE
+                if extra:
+                    drop = extra if drop is None else drop | extra
+        # Written straight into one reused buffer (proxy/joined.py says why): nothing here yields.
+        out = _HEAD
+        out.truncate(0)
+        out.write(_status_line(status, reason))
         length: bytes | None = None
         framed_chunked = False
         via: bytes | None = None
@@ -470,24 +484,22 @@ class Exchange(UpstreamListener):
         request = self.request
         modifiers = request.response_headers
         kept: list[tuple[bytes, bytes]] | None = [] if modifiers else None
-        header_actions = _RESPONSE_NAMES
         for i in range(0, len(headers), 2):
             name = headers[i]
             value = headers[i + 1]
             action = header_actions.action(name)
             if action == PASS:
+                if drop is not None and name.lower() in drop:
+                    continue
                 if kept is not None:
                     kept.append((name, value))
                 else:
-                    parts.append(name)  # one by one: append is a C call compiled, += a generic one
-                    parts.append(b": ")
-                    parts.append(value)
-                    parts.append(b"\r\n")
+                    out.write(name)
+                    out.write(b": ")
+                    out.write(value)
+                    out.write(b"\r\n")
             elif action == _LENGTH:
                 length = value
-            elif action == _CONNECTION:
-                names = connection_names(value)
-                named = names if named is None else named | names
             elif action == _TE:
                 framed_chunked = True
             elif action == _VIA:
@@ -497,55 +509,51 @@ class Exchange(UpstreamListener):
         if kept is not None:
             # HTTPRoute ResponseHeaderModifier: after hop-by-hop removal, before our own headers.
             for name, value in modified_headers(kept, modifiers):
-                parts += (name, b": ", value, b"\r\n")
-        if named and not named <= _GONE:
-            # Headers the backend's Connection header names are hop-by-hop too (RFC 9110 7.6.1).
-            parts = parts[:1] + [
-                part
-                for i in range(1, len(parts), 4)
-                if parts[i].lower() not in named
-                for part in parts[i : i + 4]
-            ]
+                if drop is None or name.lower() not in drop:
+                    out.write(name)
+                    out.write(b": ")
+                    out.write(value)
+                    out.write(b"\r\n")
         engine = self.engine
         backend = self.backend
         if backend is not None:
-            parts.append(engine.cluster_line(self.cluster))
-        parts.append(b"Via: %b, %b\r\n" % (via, engine.via) if via else engine.via_line)
+            out.write(engine.cluster_line(self.cluster))
+        out.write(b"Via: %b, %b\r\n" % (via, engine.via) if via else engine.via_line)
         client = self.client
         if client.response_headers:
-            parts.append(client.response_headers)
+            out.write(client.response_headers)
         cookie = request.entry.affinity_cookie
         if cookie and backend is not None and self.cluster != request.affinity:
             # Session affinity: later requests carry the serving cluster back to us.
-            parts.append(
+            out.write(
                 b"Set-Cookie: %b=%b; Path=/; HttpOnly; SameSite=Lax\r\n"
                 % (cookie.encode(), backend.cluster.encode())
             )
         if self.phase is Phase.SWITCHING:
-            parts.append(b"Connection: upgrade\r\nUpgrade: %b\r\n\r\n" % (upgrade or b"websocket"))
-            return joined(parts)
+            out.write(b"Connection: upgrade\r\nUpgrade: %b\r\n\r\n" % (upgrade or b"websocket"))
+            return out.getvalue()
         if length is not None:
-            parts.append(b"Content-Length: ")
-            parts.append(length)
-            parts.append(b"\r\n")
+            out.write(b"Content-Length: ")
+            out.write(length)
+            out.write(b"\r\n")
         elif body and status not in (204, 304) and not (100 <= status < 200):
             if request.http11:
                 self.framing = (
                     ResponseFraming.CHUNKED if framed_chunked else ResponseFraming.CHUNKED_UNTIL_EOF
                 )
-                parts.append(b"Transfer-Encoding: chunked\r\n")
+                out.write(b"Transfer-Encoding: chunked\r\n")
             else:
                 self.framing = ResponseFraming.AS_IS if framed_chunked else ResponseFraming.UNTIL_EOF
                 self.close_after = True  # HTTP/1.0 client: the body ends when we close
         if request.upgrade or engine.registry.draining:
             self.close_after = True
         if self.close_after:
-            parts.append(b"Connection: close\r\n\r\n")
+            out.write(b"Connection: close\r\n\r\n")
         elif not request.http11:
-            parts.append(b"Connection: keep-alive\r\n\r\n")
+            out.write(b"Connection: keep-alive\r\n\r\n")
         else:
-            parts.append(b"\r\n")
-        return joined(parts)
+            out.write(b"\r\n")
+        return out.getvalue()
 
     def response_body(self, data: bytes) -> None:
         framing = self.framing

@@ -147,3 +147,30 @@ async def test_half_closed_client_still_gets_its_response(backends: dict[str, Ba
         answer = await asyncio.wait_for(reader.read(), 5)
         writer.close()
     assert answer.startswith(b"HTTP/1.1 200 ")  # and read() returned: the proxy closed after it
+
+
+async def test_response_headers_the_backend_connection_header_names_are_removed(
+    backends: dict[str, BackendServer],
+) -> None:
+    # RFC 9110 7.6.1: what a Connection header names is hop-by-hop, whatever its case, on as
+    # many Connection headers as the backend sends; the rest of the head is forwarded as it was.
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nX-Secret: 1\r\nConnection: x-secret, keep-alive\r\n"
+            b"X-Kept: 2\r\nCONNECTION: X-Other\r\nx-other: 3\r\nKeep-Alive: timeout=5\r\n"
+            b"Content-Length: 2\r\n\r\nok"
+        )
+        await writer.drain()
+        writer.close()
+
+    async with raw_backend(handler) as port, running_proxy(backends, routes=_routes(port)) as proxy:
+        answer = await raw_exchange(
+            proxy.port, b"GET / HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n"
+        )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    names = [line.split(b":")[0].lower() for line in head.split(b"\r\n")[1:]]
+    assert body == b"ok"
+    assert b"x-kept" in names and b"content-length" in names
+    assert not {b"x-secret", b"x-other", b"keep-alive"} & set(names)
+    assert names.count(b"connection") == 1  # ours: Connection: close
