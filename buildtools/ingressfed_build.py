@@ -54,7 +54,6 @@ COMPILED = (
     "ingressfed/proxy/https.py",
     "ingressfed/proxy/http2.py",
     "ingressfed/proxy/h2frames.py",
-    "ingressfed/proxy/joined.py",
 )
 # mypyc type-checks what it compiles. Its own configuration (not the project's strict one) lets the
 # isolated build environment lack the runtime dependencies: their types are Any there, which costs

@@ -473,7 +473,7 @@ class Exchange(UpstreamListener):
                 extra = connection_names(headers[i + 1]) - _GONE
                 if extra:
                     drop = extra if drop is None else drop | extra
-        # Written straight into one reused buffer (proxy/joined.py says why): nothing here yields.
+        # Written straight into one reused buffer (ADR 0020): nothing here yields.
         out = _HEAD
         out.truncate(0)
         out.write(_status_line(status, reason))

@@ -17,9 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from librt.strings import BytesWriter
+
 from ingressfed.gateway.resources import HeaderModifier
 from ingressfed.proxy.gateway import GatewayHop, modified_headers, redirect_for, rewrite_target
-from ingressfed.proxy.joined import joined
 from ingressfed.proxy.table import RouteEntry, normalize_host
 
 __all__ = [
@@ -234,7 +235,9 @@ def _websocket_key(head: RequestHead, method: bytes, key: bytes | None, version:
     return key.strip()
 
 
-_FIRST: Final = 6  # where the forwarded headers start in _prepare's parts
+# _prepare writes the backend's head into this one buffer (ADR 0020): it runs to its end without
+# yielding, the data path is single-threaded, and the buffer stays allocated between requests.
+_HEAD: Final = BytesWriter()
 PASS: Final = 0  # the actions every HeaderActions table has: forward the header, or remove it
 DROP: Final = 1
 
@@ -321,6 +324,8 @@ _VIA: Final = 10
 _UPGRADE: Final = 11
 _WS_KEY: Final = 12
 _WS_VERSION: Final = 13
+_FORWARDED_ACTIONS: Final = frozenset({PASS, _WS_KEY, _WS_VERSION})  # what _prepare writes on
+_H2C_SETTINGS: Final = frozenset({b"http2-settings"})
 _ACTIONS: Final[dict[bytes, int]] = {
     b"host": _HOST,
     b"content-length": _LENGTH,
@@ -391,19 +396,16 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
     ws_key: bytes | None = None
     ws_version: bytes | None = None
     named: frozenset[bytes] | None = None
-    # The head for the backend, as parts joined once: the request line and Host first (filled in
-    # at the end), then four parts per forwarded header from _FIRST on. Appended one by one: a
-    # list's append is a C call compiled, ``+=`` of a tuple a generic one (ADR 0016).
-    out: list[bytes] = [b"", b" ", b"", b" HTTP/1.1\r\nHost: ", b"", b"\r\n"]
+    # The headers are read twice: here for what decides the request, and when the head for the
+    # backend is written (at the end, once the request line is known), for the ones it forwards.
+    # Asking a name's action again costs a compare; a list of the forwarded ones would cost an
+    # append per part and the list's growth (callgrind).
     header_actions = _REQUEST_NAMES
     for name, value in head.headers:
         action = header_actions.action(name)
         if action == PASS:
-            out.append(name)
-            out.append(b": ")
-            out.append(value)
-            out.append(b"\r\n")
-        elif action == _HOST:
+            continue
+        if action == _HOST:
             if host is not None:
                 raise _Refuse(400, "more than one Host header")
             host = value
@@ -430,20 +432,16 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
             upgrade = value if upgrade is None else upgrade + b", " + value
         elif action == _WS_KEY:
             ws_key = value
-            out += (name, b": ", value, b"\r\n")  # rare: one header of a WebSocket handshake
         elif action == _WS_VERSION:
             ws_version = value
-            out += (name, b": ", value, b"\r\n")
+    # Forwarded headers the backend must not see: those Connection names (hop-by-hop, RFC 9110
+    # 7.6.1) and, for a refused upgrade, HTTP2-Settings. Both are rare; so is an HTTPRoute
+    # filter's edit (``edits``): each takes the slower way of a list of pairs.
+    drop = _NO_NAMES
     if named is None:
         named = _NO_NAMES
     else:
         drop = named - _GONE
-        if drop:
-            kept: list[bytes] = out[:_FIRST]
-            for i in range(_FIRST, len(out), 4):
-                if out[i].lower() not in drop:
-                    kept += out[i : i + 4]
-            out = kept
 
     url = head.target
     if url.startswith(b"/") or (url == b"*" and method == b"OPTIONS"):
@@ -497,11 +495,7 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
         else:
             # HTTP2-Settings belongs to h2c; it is named by Connection and gone already when the
             # client followed RFC 7540, and dropped here when it did not.
-            kept = out[:_FIRST]
-            for i in range(_FIRST, len(out), 4):
-                if out[i].lower() != b"http2-settings":
-                    kept += out[i : i + 4]
-            out = kept
+            drop = drop | _H2C_SETTINGS
     # The path is tested as text (latin-1, byte for byte): bytes.__contains__ first tries its
     # argument as an int and builds (then drops) a TypeError, and bytes.find() parses a tuple of
     # arguments (about 800 instructions a call, callgrind); str's "in" and find() are compiled
@@ -518,6 +512,7 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
         raise _Refuse(404, "no route for this host and path")
     upstream_host = host
     response_headers: tuple[HeaderModifier, ...] = ()
+    edits: tuple[HeaderModifier, ...] = ()
     if entry.hop is not None:
         # An HTTPRoute rule: a redirect or a 500 answered here, else its filters edit the request.
         hop = entry.hop
@@ -535,12 +530,7 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
             raise _Refuse(500, "every backendRef of this rule has weight 0")
         if hop.backend.error is not None:
             raise _Refuse(500, "the backendRef picked for this request is invalid")
-        mods = hop.request_headers
-        if mods:
-            pairs = [(out[i], out[i + 2]) for i in range(_FIRST, len(out), 4)]
-            out = out[:_FIRST] + [
-                part for n, v in modified_headers(pairs, mods) for part in (n, b": ", v, b"\r\n")
-            ]
+        edits = hop.request_headers
         rewrite = hop.action.rewrite
         if rewrite is not None:
             target = rewrite_target(hop, target)
@@ -553,33 +543,53 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
     address = peer.node
     trusted = peer.trusted
     proto = xfp if trusted and xfp else peer.scheme
+
+    out = _HEAD
+    out.truncate(0)
+    out.write(method)
+    out.write(b" ")
+    out.write(target)
+    out.write(b" HTTP/1.1\r\nHost: ")
+    out.write(upstream_host)
+    out.write(b"\r\n")
+    if drop or edits:
+        for name, value in _forwarded_pairs(head, drop, edits):
+            out.write(name)
+            out.write(b": ")
+            out.write(value)
+            out.write(b"\r\n")
+    else:
+        for name, value in head.headers:
+            action = header_actions.action(name)
+            if action in (PASS, _WS_KEY, _WS_VERSION):
+                out.write(name)
+                out.write(b": ")
+                out.write(value)
+                out.write(b"\r\n")
     if rules.forwarded_header:
         chain = forwarded
         node = b'"[%b]"' % address if b":" in address else address
         hop = b"for=%b;proto=%b" % (node, proto)
-        out.append(b"Forwarded: ")
-        out.append(forwarded + b", " + hop if forwarded else hop)
+        out.write(b"Forwarded: ")
+        out.write(forwarded + b", " + hop if forwarded else hop)
     else:
         chain = xff
-        out.append(b"X-Forwarded-For: ")
-        out.append(xff + b", " + address if xff else address)
-    # Each line's CRLF is joined to the constant that follows it: fewer parts to join.
-    out.append(b"\r\nX-Forwarded-Proto: ")
-    out.append(proto)
-    out.append(b"\r\nX-Forwarded-Host: ")
-    out.append(xfh if trusted and xfh else host)
-    out.append(b"\r\nVia: ")
-    out.append(via + b", " + rules.via if via else rules.via)
+        out.write(b"X-Forwarded-For: ")
+        out.write(xff + b", " + address if xff else address)
+    # Each line's CRLF is written with the constant that follows it: fewer calls.
+    out.write(b"\r\nX-Forwarded-Proto: ")
+    out.write(proto)
+    out.write(b"\r\nX-Forwarded-Host: ")
+    out.write(xfh if trusted and xfh else host)
+    out.write(b"\r\nVia: ")
+    out.write(via + b", " + rules.via if via else rules.via)
     if te is not None:
-        out.append(b"\r\nTransfer-Encoding: chunked")
+        out.write(b"\r\nTransfer-Encoding: chunked")
     elif length is not None:
-        out.append(b"\r\nContent-Length: ")
-        out.append(length)
-    out.append(b"\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n" if is_upgrade else b"\r\n\r\n")
-    out[0] = method
-    out[2] = target
-    out[4] = upstream_host
-    rendered = joined(out)
+        out.write(b"\r\nContent-Length: ")
+        out.write(length)
+    out.write(b"\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n" if is_upgrade else b"\r\n\r\n")
+    rendered = out.getvalue()
     # Positional: this runs for every request, and keywords cost a third more here.
     return Forward(
         rendered,
@@ -595,6 +605,20 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
         affinity,
         response_headers,
     )
+
+
+def _forwarded_pairs(
+    head: RequestHead, drop: frozenset[bytes], edits: tuple[HeaderModifier, ...]
+) -> list[tuple[bytes, bytes]]:
+    """The headers ``_prepare`` forwards, in order, less those named in ``drop`` (lower-case), then
+    edited by an HTTPRoute rule's RequestHeaderModifier filters."""
+    actions = _REQUEST_NAMES
+    forwarded = [
+        (name, value)
+        for name, value in head.headers
+        if actions.action(name) in _FORWARDED_ACTIONS and (not drop or name.lower() not in drop)
+    ]
+    return modified_headers(forwarded, edits) if edits else forwarded
 
 
 def _cookie(headers: Sequence[tuple[bytes, bytes]], name: str) -> str | None:
