@@ -162,6 +162,10 @@ class UpstreamConnection(asyncio.Protocol, TunnelPeer):
             self.listener.response_body(body)
 
     def on_message_complete(self) -> None:
+        if self.headers:
+            # A chunked body's trailer fields came through on_header: they end this response and
+            # are not forwarded (the body is re-chunked); kept, they would open the next one.
+            self.headers = []
         if self.listener is not None and self.status >= 200:
             self.listener.response_complete(self._keep_alive())
 

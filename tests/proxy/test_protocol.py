@@ -174,3 +174,39 @@ async def test_response_headers_the_backend_connection_header_names_are_removed(
     assert b"x-kept" in names and b"content-length" in names
     assert not {b"x-secret", b"x-other", b"keep-alive"} & set(names)
     assert names.count(b"connection") == 1  # ours: Connection: close
+
+
+async def test_trailers_of_a_chunked_response_do_not_reach_the_next_response(
+    backends: dict[str, BackendServer],
+) -> None:
+    # llhttp reports a chunked body's trailer fields through the same callback as header fields:
+    # they belong to the response they end, never to the next one on the pooled connection.
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Leak\r\n\r\n"
+            b"2\r\nok\r\n0\r\nX-Leak: from-the-first\r\n\r\n"
+        )
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo")
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    async with raw_backend(handler) as port, running_proxy(backends, routes=_routes(port)) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        try:
+            writer.write(b"GET /1 HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
+            first = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 5)
+            writer.write(b"GET /2 HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n")
+            second = await asyncio.wait_for(reader.read(), 5)
+        finally:
+            writer.close()
+    assert first.endswith(b"2\r\nok\r\n0\r\n\r\n")
+    head, _, body = second.partition(b"\r\n\r\n")
+    assert body == b"two" and connections == 1
+    assert b"x-leak" not in head.lower()
