@@ -324,7 +324,6 @@ _VIA: Final = 10
 _UPGRADE: Final = 11
 _WS_KEY: Final = 12
 _WS_VERSION: Final = 13
-_FORWARDED_ACTIONS: Final = frozenset({PASS, _WS_KEY, _WS_VERSION})  # what _prepare writes on
 _H2C_SETTINGS: Final = frozenset({b"http2-settings"})
 _ACTIONS: Final[dict[bytes, int]] = {
     b"host": _HOST,
@@ -560,8 +559,7 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
             out.write(b"\r\n")
     else:
         for name, value in head.headers:
-            action = header_actions.action(name)
-            if action in (PASS, _WS_KEY, _WS_VERSION):
+            if _forwards(header_actions.action(name)):
                 out.write(name)
                 out.write(b": ")
                 out.write(value)
@@ -607,6 +605,11 @@ def _prepare(head: RequestHead, peer: Peer, matcher: RouteMatcher, rules: Reques
     )
 
 
+def _forwards(action: int) -> bool:
+    """Whether ``_prepare`` writes a client header with this action on to the backend as it came."""
+    return action in (PASS, _WS_KEY, _WS_VERSION)
+
+
 def _forwarded_pairs(
     head: RequestHead, drop: frozenset[bytes], edits: tuple[HeaderModifier, ...]
 ) -> list[tuple[bytes, bytes]]:
@@ -616,7 +619,7 @@ def _forwarded_pairs(
     forwarded = [
         (name, value)
         for name, value in head.headers
-        if actions.action(name) in _FORWARDED_ACTIONS and (not drop or name.lower() not in drop)
+        if _forwards(actions.action(name)) and (not drop or name.lower() not in drop)
     ]
     return modified_headers(forwarded, edits) if edits else forwarded
 
